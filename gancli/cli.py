@@ -1,0 +1,303 @@
+"""The `gan` command: parse, call the library, print. Errors from bad input are one line and a non-zero exit."""
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+import gancli
+from gancli import hub, latents
+from gancli.devices import DeviceError, describe
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="markdown",
+                  context_settings={"help_option_names": ["-h", "--help"]},
+                  help="Sample, interpolate and train generative adversarial networks, with a pretrained zoo.\n\n"
+                       "Example: `gan sample dcgan-mnist -n 64`")
+console = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
+
+# Bad input the user can fix: reported as one line, exit code 2. Anything else is a bug and keeps its traceback.
+USER_ERRORS = (ValueError, LookupError, FileNotFoundError, FileExistsError, NotADirectoryError, PermissionError,
+               hub.HubError, DeviceError)
+
+
+def fail(message: str, code: int = 2):
+    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def command(*args, **kwargs):
+    """``app.command`` that turns bad input (USER_ERRORS) into one red line and exit code 2."""
+
+    def wrap(fn):
+        @functools.wraps(fn)
+        def guarded(*a, **k):
+            try:
+                return fn(*a, **k)
+            except USER_ERRORS as e:
+                fail(str(e))
+
+        return app.command(*args, **kwargs)(guarded)
+
+    return wrap
+
+
+def _version(value: bool):
+    if value:
+        out.print(f"gan {gancli.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")):
+    pass
+
+
+def _load(name: str, device: str, verbose: bool):
+    model = gancli.load(name, device=device)
+    if verbose:
+        console.print(f"[dim]{name} -> {model.source}; device {describe(model.device)}[/]")
+    return model
+
+
+def _progress():
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                    console=console, transient=True)
+
+
+# ----------------------------------------------------------------------------------------------- sample
+@command()
+def sample(
+    name: str = typer.Argument(..., help="Zoo name, local model folder or training run, or owner/repo[@revision]."),
+    n: int = typer.Option(64, "-n", "--num", help="Number of images (ignored with --seeds)."),
+    seed: int = typer.Option(0, "--seed", help="Image i of the request is a pure function of (seed, i)."),
+    seeds: Optional[str] = typer.Option(None, "--seeds", help="One image per seed, e.g. 0-7,42."),
+    output: Path = typer.Option(Path("samples.png"), "-o", "--output", help="Grid file (.png, .jpg, .webp)."),
+    outdir: Optional[Path] = typer.Option(None, "--outdir", help="Write one file per image here instead of a grid."),
+    nrow: Optional[int] = typer.Option(None, "--nrow", help="Images per grid row (default: square)."),
+    batch_size: int = typer.Option(256, "--batch-size", help="Images per forward pass."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="png, jpg or webp (default: from -o, or png)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
+    verbose: bool = typer.Option(False, "-v", "--verbose", help="Say where the model came from and which device ran."),
+):
+    """Draw images from a model: one grid, or one file per image with --outdir.
+
+    Example: `gan sample dcgan-mnist -n 64 --seed 1 -o digits.png`
+    """
+    from gancli.imageio import format_of, grid_image, save_image, to_pil
+
+    seed_list = latents.parse_seeds(seeds) if seeds else None
+    count = len(seed_list) if seed_list else n
+    if count < 1 or count > 1_000_000:
+        fail("-n must be between 1 and 1000000")
+    if batch_size < 1:
+        fail("--batch-size must be at least 1")
+    if nrow is not None and nrow < 1:
+        fail("--nrow must be at least 1")
+    if fmt is not None and fmt.lower() not in ("png", "jpg", "jpeg", "webp"):
+        fail(f"unsupported --format {fmt!r}: use png, jpg or webp")
+    fmt = fmt.lower() if fmt else (format_of(output) if outdir is None else "png")
+    if outdir is None and count > 10_000:
+        fail(f"{count} images is too many for one grid: use --outdir to write one file per image")
+    model = _load(name, device, verbose)
+    ids = seed_list if seed_list else list(range(count))
+    z = model.latents_for(seeds=seed_list) if seed_list else model.latents_for(count, seed)
+
+    images, done = [], 0
+    with _progress() as progress:
+        task = progress.add_task("sampling", total=count)
+        for batch in model.generate(z, batch_size):
+            if outdir is not None:
+                for k, img in enumerate(to_pil(batch)):
+                    i = ids[done + k]
+                    stem = f"seed{i:04d}" if seed_list else f"seed{seed}-{i:06d}"
+                    save_image(img, outdir / f"{stem}.{fmt}", fmt)
+            else:
+                images.append(batch)
+            done += len(batch)
+            progress.advance(task, len(batch))
+    if outdir is not None:
+        out.print(f"wrote {count} images to {outdir}/  ({model.architecture}, {describe(model.device)})")
+    else:
+        import torch
+
+        save_image(grid_image(torch.cat(images), nrow), output, fmt)
+        out.print(f"wrote a grid of {count} images to {output}  ({model.architecture}, {describe(model.device)})")
+
+
+# ----------------------------------------------------------------------------------------------- interpolate
+@command()
+def interpolate(
+    name: str = typer.Argument(..., help="Zoo name, local model folder or owner/repo[@revision]."),
+    seeds: str = typer.Option("0-3", "--seeds", help="Key frames: one latent per seed, visited in order."),
+    steps: int = typer.Option(30, "--steps", help="Frames between two key frames."),
+    method: str = typer.Option("slerp", "--method", help="slerp (spherical) or lerp (straight line)."),
+    output: Path = typer.Option(Path("walk.gif"), "-o", "--output", help=".gif or .webp animation, or .png grid."),
+    fps: float = typer.Option(15.0, "--fps", help="Frames per second of the animation."),
+    scale: int = typer.Option(0, "--scale", help="Enlarge each frame this many times (default: to at least 256 px)."),
+    nrow: Optional[int] = typer.Option(None, "--nrow", help="Frames per row of a .png grid."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
+    verbose: bool = typer.Option(False, "-v", "--verbose", help="Say where the model came from and which device ran."),
+):
+    """Walk through latent space between seeds and back to the first: an animated GIF/WebP or a PNG grid.
+
+    Example: `gan interpolate dcgan-mnist --seeds 1,2,3 --steps 30 -o walk.gif`
+    """
+    import torch
+    from PIL import Image
+
+    from gancli.imageio import grid_image, save_animation, save_image, to_pil
+
+    key_seeds = latents.parse_seeds(seeds)
+    if steps < 1 or steps > 10_000:
+        fail("--steps must be between 1 and 10000")
+    if method not in ("slerp", "lerp"):
+        fail(f"unknown --method {method!r}: use slerp or lerp")
+    if fps <= 0:
+        fail("--fps must be positive")
+    ext = output.suffix.lower()
+    if ext not in (".gif", ".webp", ".png"):
+        fail(f"-o must end in .gif, .webp or .png, not {output.name!r}")
+    if len(key_seeds) < 2:
+        fail("--seeds needs at least two seeds to walk between")
+    model = _load(name, device, verbose)
+    keys = model.latents_for(seeds=key_seeds)
+    z = latents.walk(keys, steps, method, loop=True)
+    frames = torch.cat(list(model.generate(z)))
+    if ext == ".png":
+        save_image(grid_image(frames, nrow or steps), output)
+    else:
+        factor = scale or max(1, -(-256 // model.image_size))
+        pictures = [im.resize((im.width * factor, im.height * factor), Image.Resampling.NEAREST)
+                    for im in to_pil(frames)]
+        save_animation(pictures, output, fps)
+    out.print(f"wrote {len(frames)} frames ({method}, seeds {','.join(map(str, key_seeds))}) to {output}")
+
+
+# ----------------------------------------------------------------------------------------------- list / info
+@command("list")
+def list_models():
+    """List the zoo: architecture, task, resolution, parameters, dataset and where the weights are.
+
+    Example: `gan list`
+    """
+    from gancli.registry import build
+
+    table = Table(title="gan zoo")
+    for col in ("name", "architecture", "task", "resolution", "parameters", "dataset", "weights"):
+        table.add_column(col)
+    for name in hub.zoo_names():
+        cfg = hub.read_config(hub.zoo_dir() / name)
+        g, _ = build(cfg["architecture"], **cfg.get("arch_args", {}))
+        params = sum(p.numel() for p in g.parameters())
+        table.add_row(name, cfg["architecture"], cfg.get("task", "unconditional"),
+                      f"{cfg['image_size']}x{cfg['image_size']}x{cfg['channels']}", f"{params / 1e6:.2f}M",
+                      str(cfg.get("dataset", "")), hub.weights_location(name))
+    out.print(table)
+
+
+@command()
+def info(name: str = typer.Argument(..., help="Zoo name, local model folder or owner/repo[@revision].")):
+    """Show a model's card and config.
+
+    Example: `gan info dcgan-mnist`
+    """
+    import json
+
+    from rich.markdown import Markdown
+
+    resolved = hub.resolve(name)
+    card = resolved.path / hub.CARD_NAME
+    if card.is_file():
+        text = card.read_text()
+        if text.startswith("---"):  # YAML front matter: show it as it is, then the body as markdown
+            _, front, body = text.split("---", 2)
+            out.print(f"[dim]{front.strip()}[/]")
+            text = body
+        out.print(Markdown(text))
+    out.rule("config.json")
+    out.print_json(json.dumps(hub.read_config(resolved.path)))
+    out.print(f"[dim]source: {resolved.source} ({resolved.path})[/]")
+
+
+# ----------------------------------------------------------------------------------------------- train
+@command()
+def train(
+    data: Path = typer.Argument(..., help="Image folder (sub-folders = classes) or a folder of MNIST IDX files."),
+    arch: str = typer.Option("dcgan", "--arch", help="Architecture family: dcgan or mlp."),
+    out_dir: Path = typer.Option(Path("runs/gan"), "--out", help="Run directory (options, log, grids, export/)."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Training steps (batches)."),
+    epochs: Optional[float] = typer.Option(None, "--epochs", help="Passes over the data (default 5)."),
+    batch_size: int = typer.Option(64, "--batch-size", help="Images per step."),
+    seed: int = typer.Option(0, "--seed", help="Seeds weights, data order and noise."),
+    loss: str = typer.Option("ns", "--loss", help="ns (non-saturating) or minimax (the original log(1-D(G(z))))."),
+    lr_g: float = typer.Option(2e-4, "--lr-g", help="Generator learning rate (Adam)."),
+    lr_d: float = typer.Option(2e-4, "--lr-d", help="Discriminator learning rate (Adam)."),
+    latent_dim: int = typer.Option(100, "--latent-dim", help="Size of z."),
+    g_width: Optional[int] = typer.Option(None, "--g-width", help="DCGAN generator width (default 64)."),
+    d_width: Optional[int] = typer.Option(None, "--d-width", help="DCGAN discriminator width (default 64)."),
+    size: Optional[int] = typer.Option(None, "--size", help="Resize the shorter side and centre-crop to this."),
+    channels: Optional[int] = typer.Option(None, "--channels", help="1 or 3 (default: from the data)."),
+    sample_every: int = typer.Option(500, "--sample-every", help="Write a sample grid every N steps."),
+    checkpoint_every: int = typer.Option(1000, "--checkpoint-every", help="Write a checkpoint every N steps."),
+    keep: int = typer.Option(3, "--keep", help="Checkpoints to keep."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
+    name: Optional[str] = typer.Option(None, "--name", help="Model name written into the exported config and card."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
+):
+    """Train a GAN on a folder of images; the run directory ends with export/, which `gan sample` loads.
+
+    Example: `gan train ../shared/data/mnist --arch dcgan --out runs/mnist --epochs 5`
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
+        TimeRemainingColumn
+
+    from gancli.train import Trainer, TrainOptions
+
+    opts = TrainOptions(data=str(data), out=str(out_dir), arch=arch, steps=steps, epochs=epochs,
+                        batch_size=batch_size, seed=seed, loss=loss, lr_g=lr_g, lr_d=lr_d, latent_dim=latent_dim,
+                        g_width=g_width, d_width=d_width, size=size, channels=channels, sample_every=sample_every,
+                        checkpoint_every=checkpoint_every, keep_checkpoints=keep, resume=resume, name=name,
+                        device=device)
+    trainer = Trainer(opts)
+    console.print(f"training {arch} on {len(trainer.data)} images "
+                  f"({trainer.data.channels}x{trainer.data.image_size}x{trainer.data.image_size}) "
+                  f"on {describe(trainer.device)}"
+                  + (f"; skipped {len(trainer.data.skipped)} unreadable file(s), listed in log.txt"
+                     if trainer.data.skipped else "")
+                  + (f"; resuming at step {trainer.step}" if trainer.step else ""), highlight=False)
+    progress = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        TimeRemainingColumn(), TextColumn("{task.fields[stats]}"), console=console)
+    with progress:
+        task = progress.add_task("train", total=trainer.total_steps, completed=trainer.step, stats="")
+
+        def update(step, total, row):
+            progress.update(task, completed=step, stats=(
+                f"D {row['loss_d']:.3f}  G {row['loss_g']:.3f}  D(x) {row['d_real']:.2f}  "
+                f"D(G(z)) {row['d_fake']:.2f}  {row['images_per_s']:.0f} img/s"))
+
+        try:
+            export = trainer.run(progress=update)
+        except KeyboardInterrupt:
+            progress.stop()
+            console.print(f"interrupted at step {trainer.step}: checkpoint saved; continue with "
+                          f"`gan train {data} --out {out_dir} --resume`")
+            raise typer.Exit(130)
+    out.print(f"trained {trainer.step} steps in {trainer.train_seconds:.0f} s on {describe(trainer.device)}; "
+              f"model exported to {export}  (try: gan sample {export} -n 64)")
+
+
+def main():
+    try:
+        app(standalone_mode=True)
+    except USER_ERRORS as e:
+        console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        sys.exit(2)

@@ -1,0 +1,183 @@
+"""Training data, decoded once into one uint8 tensor (N, C, H, W) so loading never slows a training step.
+
+Sources: a folder of images (recursive; sub-folders are class labels), or a folder holding the MNIST-family IDX
+files (``train-images-idx3-ubyte.gz`` and, optionally, ``train-labels-idx1-ubyte.gz``) such as ``../shared/data/mnist``.
+"""
+from __future__ import annotations
+
+import gzip
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+IDX_IMAGES = "train-images-idx3-ubyte"
+IDX_LABELS = "train-labels-idx1-ubyte"
+MAX_PIXELS = 8192 * 8192  # larger files are skipped rather than decoded: guards against decompression bombs
+
+
+class DataError(ValueError):
+    pass
+
+
+@dataclass
+class ImageData:
+    images: torch.Tensor                 # uint8 (N, C, H, W)
+    labels: torch.Tensor | None = None   # int64 (N,)
+    class_names: list[str] | None = None
+    source: str = ""
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
+
+    def __len__(self):
+        return len(self.images)
+
+    @property
+    def channels(self) -> int:
+        return self.images.shape[1]
+
+    @property
+    def image_size(self) -> int:
+        return self.images.shape[2]
+
+
+def load_data(path: str | Path, size: int | None = None, channels: int | None = None) -> ImageData:
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise DataError(f"training data {path} does not exist")
+    if path.is_dir() and _find_idx(path, IDX_IMAGES):
+        data = load_idx_folder(path)
+    elif path.is_dir():
+        data = load_image_folder(path, size, channels)
+    else:
+        raise DataError(f"training data {path} must be a folder of images or of MNIST-style IDX files")
+    if size and data.image_size != size:
+        data.images = _resize_batch(data.images, size)
+    if channels and data.channels != channels:
+        data.images = _convert_channels(data.images, channels)
+    return data
+
+
+# ------------------------------------------------------------------------------------------- IDX (MNIST family)
+def _find_idx(folder: Path, stem: str) -> Path | None:
+    for name in (stem + ".gz", stem, stem.replace("-idx", ".idx")):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def read_idx(path: Path) -> np.ndarray:
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as e:
+        raise DataError(f"cannot read IDX file {path}: {e}") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise DataError(f"{path} is not an unsigned-byte IDX file")
+    ndim = raw[3]
+    dims = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
+    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    if data.size != int(np.prod(dims)):
+        raise DataError(f"{path} is truncated: header says {dims}, file holds {data.size} values")
+    return data.reshape(dims)
+
+
+def load_idx_folder(folder: Path) -> ImageData:
+    images = read_idx(_find_idx(folder, IDX_IMAGES))
+    labels_path = _find_idx(folder, IDX_LABELS)
+    labels = torch.from_numpy(read_idx(labels_path).astype(np.int64)) if labels_path else None
+    if labels is not None and len(labels) != len(images):
+        raise DataError(f"{folder}: {len(images)} images but {len(labels)} labels")
+    class_names = [str(i) for i in range(int(labels.max()) + 1)] if labels is not None else None
+    return ImageData(torch.from_numpy(images.copy())[:, None], labels, class_names, source=str(folder))
+
+
+# ------------------------------------------------------------------------------------------- image folders
+def list_images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+
+
+def open_image(path: Path) -> Image.Image:
+    """Decode one file to RGB or L, honouring EXIF orientation. Raises ValueError for anything unusable."""
+    try:
+        with Image.open(path) as im:
+            if im.width * im.height > MAX_PIXELS:
+                raise ValueError(f"too large ({im.width}x{im.height})")
+            im.seek(0)  # first frame of an animation
+            im = ImageOps.exif_transpose(im)
+            im.load()
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as e:
+        raise ValueError(f"not a readable image ({type(e).__name__})") from None
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        im = Image.fromarray((np.asarray(im, dtype=np.float64) / 257.0).clip(0, 255).astype(np.uint8))
+    if im.mode in ("RGBA", "LA", "P", "PA") and ("transparency" in im.info or im.mode.endswith("A")):
+        rgba = im.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))  # transparent -> white, not black
+        im = Image.alpha_composite(background, rgba)
+    return im.convert("L") if im.mode in ("L", "1", "LA") else im.convert("RGB")
+
+
+def fit(im: Image.Image, size: int) -> Image.Image:
+    """Resize the shorter side to ``size`` and centre-crop a square."""
+    scale = size / min(im.size)
+    w, h = max(size, round(im.width * scale)), max(size, round(im.height * scale))
+    im = im.resize((w, h), Image.Resampling.LANCZOS if scale < 1 else Image.Resampling.BICUBIC)
+    left, top = (w - size) // 2, (h - size) // 2
+    return im.crop((left, top, left + size, top + size))
+
+
+def load_image_folder(folder: Path, size: int | None = None, channels: int | None = None) -> ImageData:
+    files = list_images(folder)
+    if not files:
+        raise DataError(f"no images found in {folder} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+    decoded, skipped = [], []
+    for f in files:
+        try:
+            decoded.append((f, open_image(f)))
+        except ValueError as e:
+            skipped.append((str(f), str(e)))
+    if not decoded:
+        raise DataError(f"none of the {len(files)} image files in {folder} could be read")
+    if size is None:
+        sizes = {min(im.size) for _, im in decoded}
+        size = min(sizes)
+    if channels is None:
+        channels = 1 if all(im.mode == "L" for _, im in decoded) else 3
+    mode = "L" if channels == 1 else "RGB"
+    arrays = [np.asarray(fit(im.convert(mode), size)) for _, im in decoded]
+    images = torch.from_numpy(np.stack(arrays))
+    images = images[:, None] if channels == 1 else images.permute(0, 3, 1, 2)
+
+    # Sub-folders are classes only when every image sits in one (an all-flat folder is unlabelled).
+    parents = [f.relative_to(folder).parts for f, _ in decoded]
+    labels = class_names = None
+    if all(len(p) > 1 for p in parents):
+        class_names = sorted({p[0] for p in parents})
+        index = {c: i for i, c in enumerate(class_names)}
+        labels = torch.tensor([index[p[0]] for p in parents])
+    return ImageData(images.contiguous(), labels, class_names, source=str(folder), skipped=skipped)
+
+
+def _resize_batch(images: torch.Tensor, size: int) -> torch.Tensor:
+    x = torch.nn.functional.interpolate(images.float(), size=(size, size), mode="bilinear", antialias=True,
+                                        align_corners=False)
+    return x.round().clamp(0, 255).to(torch.uint8)
+
+
+def _convert_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
+    if channels == 3 and images.shape[1] == 1:
+        return images.expand(-1, 3, -1, -1).contiguous()
+    if channels == 1 and images.shape[1] == 3:
+        weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+        return (images.float() * weights).sum(1, keepdim=True).round().clamp(0, 255).to(torch.uint8)
+    raise DataError(f"cannot convert {images.shape[1]} channels to {channels}")
+
+
+def to_model_range(batch: torch.Tensor) -> torch.Tensor:
+    """uint8 [0, 255] -> float [-1, 1]."""
+    return batch.float().div_(127.5).sub_(1.0)

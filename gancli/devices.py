@@ -1,0 +1,45 @@
+"""Device choice: ``auto`` prefers CUDA, then Apple MPS, then the CPU."""
+from __future__ import annotations
+
+import re
+
+import torch
+
+
+class DeviceError(ValueError):
+    pass
+
+
+def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
+    spec = "auto" if spec is None else str(spec).strip().lower()
+    if spec == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if _mps_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if spec == "cpu":
+        return torch.device("cpu")
+    if spec == "mps":
+        if not _mps_available():
+            raise DeviceError("device 'mps' was asked for, but Apple MPS is not available on this machine")
+        return torch.device("mps")
+    m = re.fullmatch(r"cuda(?::(\d+))?", spec)
+    if m:
+        if not torch.cuda.is_available():
+            raise DeviceError(f"device {spec!r} was asked for, but CUDA is not available (try --device cpu)")
+        index = int(m.group(1) or 0)
+        if index >= torch.cuda.device_count():
+            raise DeviceError(f"device {spec!r} does not exist: this machine has {torch.cuda.device_count()} CUDA device(s)")
+        return torch.device("cuda", index)
+    raise DeviceError(f"unknown device {spec!r}: use auto, cpu, cuda, cuda:N or mps")
+
+
+def _mps_available() -> bool:
+    return bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+
+
+def describe(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return str(device)

@@ -1,0 +1,167 @@
+"""Where a model name points: a local folder, a bundled zoo entry, or a Hugging Face Hub repository.
+
+Every model, wherever it comes from, is one folder in the Hub layout: ``config.json``, ``README.md`` (the model
+card) and ``model.safetensors``. Resolution order for ``NAME``:
+
+1. a local directory in that layout (a training run's ``export/``, or the run directory itself);
+2. a zoo entry bundled with the package (``gancli/zoo/NAME``); an entry whose config names a ``hub`` repository but
+   ships no weights fetches them from there;
+3. ``owner/repo`` or ``owner/repo@revision`` on the Hub, through huggingface_hub's cache (``HF_HOME``,
+   ``HF_HUB_CACHE``, ``HF_HUB_OFFLINE``, ``HF_TOKEN`` are honoured).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from gancli.registry import UnknownNameError
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+CARD_NAME = "README.md"
+HUB_FILES = [CONFIG_NAME, CARD_NAME, "*.safetensors", "*.safetensors.index.json"]
+_REPO_RE = re.compile(r"^[\w.-]+/[\w.-]+(@[\w./-]+)?$")
+
+
+class ModelNotFoundError(LookupError):
+    pass
+
+
+class HubError(RuntimeError):
+    pass
+
+
+@dataclass
+class Resolved:
+    name: str
+    path: Path
+    source: str  # "local", "bundled", "hub"
+    repo_id: str | None = None
+    revision: str | None = None
+
+
+def zoo_dir() -> Path:
+    """The bundled zoo: inside the installed package, or at the top of a source checkout (editable installs)."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "zoo", here.parent / "zoo"):
+        if candidate.is_dir():
+            return candidate
+    return here / "zoo"
+
+
+def zoo_names() -> list[str]:
+    d = zoo_dir()
+    return sorted(p.name for p in d.iterdir() if (p / CONFIG_NAME).is_file()) if d.is_dir() else []
+
+
+def read_config(folder: Path) -> dict:
+    path = Path(folder) / CONFIG_NAME
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ModelNotFoundError(f"{folder} has no {CONFIG_NAME}: not a model folder") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ModelNotFoundError(f"{path} is not valid JSON: {e}") from None
+
+
+def resolve(name: str) -> Resolved:
+    name = str(name)
+    local = Path(name).expanduser()
+    if local.is_dir():
+        for folder in (local, local / "export"):
+            if (folder / CONFIG_NAME).is_file():
+                return Resolved(name, folder, "local")
+        raise ModelNotFoundError(f"{local} is a folder but holds no {CONFIG_NAME} (nor export/{CONFIG_NAME}): "
+                                 "not a model folder or training run")
+    if local.exists():
+        raise ModelNotFoundError(f"{local} is a file; a model is a folder with {CONFIG_NAME} and {WEIGHTS_NAME}")
+
+    bundled = zoo_dir() / name
+    if "/" not in name and (bundled / CONFIG_NAME).is_file():
+        cfg = read_config(bundled)
+        hub = cfg.get("hub") or {}
+        if not has_weights(bundled) and hub.get("repo"):
+            path = download(hub["repo"], hub.get("revision"))
+            return Resolved(name, path, "hub", hub["repo"], hub.get("revision"))
+        return Resolved(name, bundled, "bundled")
+
+    if _REPO_RE.match(name):
+        repo_id, _, revision = name.partition("@")
+        return Resolved(name, download(repo_id, revision or None), "hub", repo_id, revision or None)
+
+    raise UnknownNameError("model", name, zoo_names())
+
+
+def has_weights(folder: Path) -> bool:
+    return any(Path(folder).glob("*.safetensors"))
+
+
+def _cache_dir() -> str | None:
+    # Read at call time (huggingface_hub reads these once, at import).
+    if os.environ.get("HF_HUB_CACHE"):
+        return os.environ["HF_HUB_CACHE"]
+    if os.environ.get("HF_HOME"):
+        return os.path.join(os.environ["HF_HOME"], "hub")
+    return None
+
+
+def offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def download(repo_id: str, revision: str | None = None) -> Path:
+    """Fetch (or find in the cache) the model files of a Hub repository; return the snapshot folder."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub import errors as hf_errors
+
+    where = f"{repo_id}@{revision}" if revision else repo_id
+    try:
+        path = snapshot_download(repo_id, revision=revision, allow_patterns=HUB_FILES, cache_dir=_cache_dir(),
+                                 local_files_only=offline(), token=os.environ.get("HF_TOKEN") or None,
+                                 library_name="gancli")
+    except hf_errors.RepositoryNotFoundError:
+        raise HubError(f"Hub repository {repo_id!r} was not found (or is private: set HF_TOKEN)") from None
+    except hf_errors.RevisionNotFoundError:
+        raise HubError(f"revision {revision!r} of {repo_id!r} was not found on the Hub") from None
+    except hf_errors.LocalEntryNotFoundError:
+        if offline():
+            raise HubError(f"{where} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set: "
+                           "download it once while online, or unset HF_HUB_OFFLINE") from None
+        raise HubError(f"could not download {where}: the Hugging Face Hub is unreachable and the model is not "
+                       "cached (check the network, or set HF_HUB_OFFLINE=1 to use the cache only)") from None
+    except (hf_errors.HfHubHTTPError, OSError) as e:
+        raise HubError(f"could not download {where} from the Hugging Face Hub: {str(e).splitlines()[0]}") from None
+    return Path(path)
+
+
+def cached_snapshot(repo_id: str, revision: str | None = None) -> Path | None:
+    """The cached snapshot folder of a Hub repository, if the cache holds its weights; never touches the network."""
+    from huggingface_hub import try_to_load_from_cache
+
+    hit = try_to_load_from_cache(repo_id, CONFIG_NAME, cache_dir=_cache_dir(), revision=revision)
+    if isinstance(hit, str) and has_weights(Path(hit).parent):
+        return Path(hit).parent
+    return None
+
+
+def weights_location(name: str) -> str:
+    """For ``gan list``: bundled (ships with the package), cached (in the HF cache) or hub (downloaded on first use)."""
+    folder = zoo_dir() / name
+    if has_weights(folder):
+        return "bundled"
+    hub = read_config(folder).get("hub") or {}
+    if hub.get("repo") and cached_snapshot(hub["repo"], hub.get("revision")):
+        return "cached"
+    return "hub" if hub.get("repo") else "missing"
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()

@@ -1,0 +1,74 @@
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import gancli
+from gancli.pretrained import GANModel
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def tiny_config(arch="dcgan", size=28, channels=1, latent_dim=8):
+    args = {"latent_dim": latent_dim, "image_size": size, "channels": channels}
+    if arch == "dcgan":
+        args |= {"g_width": 4, "d_width": 4}
+    else:
+        args |= {"g_hidden": [16], "d_hidden": [16]}
+    return {"architecture": arch, "arch_args": args, "latent_dim": latent_dim, "image_size": size,
+            "channels": channels, "name": "tiny", "dataset": "synthetic"}
+
+
+@pytest.fixture
+def tiny_model_dir(tmp_path) -> Path:
+    """A random-weight 28x28 DCGAN saved in zoo layout."""
+    import torch
+
+    torch.manual_seed(0)
+    model = GANModel.from_config(tiny_config())
+    for p in model.generator.parameters():  # DCGAN's N(0, 0.02) init would make every tiny sample ~0
+        torch.nn.init.normal_(p, 0.0, 0.5)
+    # Randomise batch-norm statistics so that eval-mode sampling is not trivially the identity on them
+    for m in model.generator.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 1.5)
+    return model.save_pretrained(tmp_path / "tiny", card="---\nlicense: mit\n---\n# tiny\n")
+
+
+@pytest.fixture
+def hf_cache(tmp_path, tiny_model_dir, monkeypatch):
+    """An offline Hugging Face cache holding alice/tiny-gan at one commit, as huggingface_hub lays it out."""
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hf" / "models--alice--tiny-gan"
+    snapshot = repo / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    for f in tiny_model_dir.iterdir():
+        shutil.copy(f, snapshot / f.name)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return {"repo": "alice/tiny-gan", "commit": commit, "snapshot": snapshot}
+
+
+def make_image_folder(root: Path, n_per_class=12, size=28, classes=("a", "b"), mode="L") -> Path:
+    rng = np.random.default_rng(0)
+    for c, name in enumerate(classes):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(n_per_class):
+            arr = np.zeros((size, size), np.uint8)
+            r = rng.integers(4, size // 2 - 2)
+            y, x = np.ogrid[:size, :size]
+            ring = np.abs(np.hypot(y - size / 2, x - size / 2) - r) < 2.0
+            arr[ring] = 255 if c == 0 else 128
+            img = Image.fromarray(arr)
+            img.convert(mode).save(root / name / f"{i:03d}.png")
+    return root
+
+
+@pytest.fixture
+def image_folder(tmp_path) -> Path:
+    return make_image_folder(tmp_path / "images")

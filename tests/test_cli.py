@@ -1,0 +1,132 @@
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+import gancli
+from gancli.cli import app
+
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_version():
+    r = run("--version")
+    assert r.exit_code == 0 and gancli.__version__ in r.output
+
+
+@pytest.mark.parametrize("command", ["sample", "interpolate", "list", "info", "train"])
+def test_every_command_has_help_with_an_example(command):
+    r = run(command, "--help")
+    assert r.exit_code == 0 and "Example" in r.output and "gan " in r.output
+
+
+def test_sample_grid(tiny_model_dir, tmp_path):
+    out = tmp_path / "grid.png"
+    r = run("sample", tiny_model_dir, "-n", 16, "--nrow", 4, "-o", out, "--device", "cpu")
+    assert r.exit_code == 0, r.output
+    with Image.open(out) as im:
+        assert im.size == (4 * 30 + 2, 4 * 30 + 2) and im.mode == "L"
+
+
+def test_sample_grid_is_deterministic_per_seed(tiny_model_dir, tmp_path):
+    for name, seed in (("a", 1), ("b", 1), ("c", 2)):
+        assert run("sample", tiny_model_dir, "-n", 4, "--seed", seed, "-o", tmp_path / f"{name}.png").exit_code == 0
+    read = lambda n: (tmp_path / f"{n}.png").read_bytes()
+    assert read("a") == read("b") and read("a") != read("c")
+
+
+def test_sample_outdir_one_file_per_image(tiny_model_dir, tmp_path):
+    r = run("sample", tiny_model_dir, "-n", 7, "--batch-size", 3, "--outdir", tmp_path / "imgs", "--format", "jpg")
+    assert r.exit_code == 0, r.output
+    files = sorted((tmp_path / "imgs").glob("*.jpg"))
+    assert len(files) == 7 and Image.open(files[0]).size == (28, 28)
+
+
+def test_sample_seeds_list(tiny_model_dir, tmp_path):
+    r = run("sample", tiny_model_dir, "--seeds", "0-2,9", "--outdir", tmp_path / "s")
+    assert r.exit_code == 0
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == [
+        "seed0000.png", "seed0001.png", "seed0002.png", "seed0009.png"]
+    # --seeds 9 is the same image as --seed 9 -n 1
+    run("sample", tiny_model_dir, "--seed", 9, "-n", 1, "--outdir", tmp_path / "t")
+    assert (tmp_path / "s" / "seed0009.png").read_bytes() == next((tmp_path / "t").iterdir()).read_bytes()
+
+
+def test_interpolate_gif_loops(tiny_model_dir, tmp_path):
+    out = tmp_path / "walk.gif"
+    r = run("interpolate", tiny_model_dir, "--seeds", "1,2,3", "--steps", 4, "-o", out, "--fps", 10)
+    assert r.exit_code == 0, r.output
+    with Image.open(out) as im:
+        assert im.n_frames == 12 and im.info.get("loop") == 0 and im.size == (280, 280)
+        assert im.info["duration"] == 100
+
+
+def test_interpolate_webp_and_png_grid(tiny_model_dir, tmp_path):
+    assert run("interpolate", tiny_model_dir, "--seeds", "1,2", "--steps", 3, "-o", tmp_path / "w.webp",
+               "--method", "lerp").exit_code == 0
+    with Image.open(tmp_path / "w.webp") as im:
+        assert im.n_frames == 6
+    assert run("interpolate", tiny_model_dir, "--seeds", "1,2", "--steps", 3, "-o", tmp_path / "w.png").exit_code == 0
+    with Image.open(tmp_path / "w.png") as im:
+        assert im.size == (3 * 30 + 2, 2 * 30 + 2)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["sample", "dcgan-mnst"], "dcgan-mnist"),
+    (["sample", "{tiny}", "--seeds", "x-1"], "bad seed list"),
+    (["sample", "{tiny}", "-n", "0"], "-n must be"),
+    (["sample", "{tiny}", "-o", "grid.tiff"], "unsupported image format"),
+    (["sample", "{tiny}", "--device", "tpu"], "unknown device"),
+    (["sample", "/no/such/dir/model"], "unknown model"),
+    (["interpolate", "{tiny}", "--seeds", "1"], "at least two"),
+    (["interpolate", "{tiny}", "--method", "cubic"], "slerp or lerp"),
+    (["interpolate", "{tiny}", "-o", "walk.mp4"], ".gif, .webp or .png"),
+    (["info", "nope"], "unknown model"),
+    (["train", "/no/such/data", "--out", "{tmp}/r"], "does not exist"),
+    (["train", "{tmp}", "--arch", "dcgam", "--out", "{tmp}/r"], "dcgan"),
+])
+def test_bad_input_is_one_line_and_exit_2(args, message, tiny_model_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = [a.format(tiny=tiny_model_dir, tmp=tmp_path) for a in args]
+    r = run(*args)
+    assert r.exit_code == 2, r.output
+    assert message in r.output and "Traceback" not in r.output
+    assert not isinstance(r.exception, Exception) or isinstance(r.exception, SystemExit)
+
+
+def test_cuda_on_a_cpu_machine_is_a_clear_error(tiny_model_dir):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    r = run("sample", tiny_model_dir, "--device", "cuda")
+    assert r.exit_code == 2 and "CUDA is not available" in r.output
+
+
+def test_verbose_names_the_device(tiny_model_dir, tmp_path):
+    r = run("sample", tiny_model_dir, "-n", 1, "-o", tmp_path / "x.png", "-v", "--device", "cpu")
+    assert r.exit_code == 0 and "device cpu" in r.output
+
+
+def test_info_shows_card_and_config(tiny_model_dir):
+    r = run("info", tiny_model_dir)
+    assert r.exit_code == 0 and "tiny" in r.output and '"architecture": "dcgan"' in r.output
+
+
+def test_list_shows_zoo():
+    r = run("list")
+    assert r.exit_code == 0 and "dcgan-mnist" in r.output and "bundled" in r.output
+
+
+def test_real_process_exit_code_and_no_traceback(tmp_path):
+    """Through the real entry point (python -m gancli), not the test runner."""
+    p = subprocess.run([sys.executable, "-m", "gancli", "sample", "no-such-model"], capture_output=True, text=True,
+                       cwd=tmp_path)
+    assert p.returncode == 2
+    assert "Traceback" not in p.stderr and p.stderr.strip().count("\n") == 0 and "unknown model" in p.stderr
