@@ -66,6 +66,24 @@ def _load(name: str, device: str, verbose: bool):
     return model
 
 
+def _command_line(ctx: typer.Context, exclude=()) -> str:
+    """The running command, spelled out with every non-default option (so a model card can reproduce it)."""
+    import shlex
+
+    words = ["gan", ctx.info_name]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if param.name in exclude or value is None or value == param.default:
+            continue
+        if param.param_type_name == "argument":
+            words.insert(2, str(value))
+        elif getattr(param, "is_flag", False):
+            words.append(param.opts[0])
+        else:
+            words += [param.opts[0], str(value)]
+    return shlex.join(words)
+
+
 def _progress():
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -231,6 +249,7 @@ def info(name: str = typer.Argument(..., help="Zoo name, local model folder or o
 # ----------------------------------------------------------------------------------------------- train
 @command()
 def train(
+    ctx: typer.Context,
     data: Path = typer.Argument(..., help="Image folder (sub-folders = classes) or a folder of MNIST IDX files."),
     arch: str = typer.Option("dcgan", "--arch", help="Architecture family: dcgan or mlp."),
     out_dir: Path = typer.Option(Path("runs/gan"), "--out", help="Run directory (options, log, grids, export/)."),
@@ -249,6 +268,7 @@ def train(
     sample_every: int = typer.Option(500, "--sample-every", help="Write a sample grid every N steps."),
     checkpoint_every: int = typer.Option(1000, "--checkpoint-every", help="Write a checkpoint every N steps."),
     keep: int = typer.Option(3, "--keep", help="Checkpoints to keep."),
+    log_every: int = typer.Option(50, "--log-every", help="Average and log metrics every N steps."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
     name: Optional[str] = typer.Option(None, "--name", help="Model name written into the exported config and card."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
@@ -265,8 +285,8 @@ def train(
     opts = TrainOptions(data=str(data), out=str(out_dir), arch=arch, steps=steps, epochs=epochs,
                         batch_size=batch_size, seed=seed, loss=loss, lr_g=lr_g, lr_d=lr_d, latent_dim=latent_dim,
                         g_width=g_width, d_width=d_width, size=size, channels=channels, sample_every=sample_every,
-                        checkpoint_every=checkpoint_every, keep_checkpoints=keep, resume=resume, name=name,
-                        device=device)
+                        checkpoint_every=checkpoint_every, keep_checkpoints=keep, log_every=log_every, resume=resume, name=name,
+                        device=device, command=_command_line(ctx, exclude={"resume"}))
     trainer = Trainer(opts)
     console.print(f"training {arch} on {len(trainer.data)} images "
                   f"({trainer.data.channels}x{trainer.data.image_size}x{trainer.data.image_size}) "

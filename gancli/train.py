@@ -108,6 +108,7 @@ class Trainer:
             raise TrainError(f"{len(self.data)} training images is fewer than one batch of {opts.batch_size}: "
                              "lower --batch-size")
         self.arch_args = arch_arguments(opts, self.data)
+        torch.manual_seed(opts.seed)  # weight init, then dropout: all from the run's seed
         try:
             self.G, self.D = build(opts.arch, **self.arch_args)
         except ValueError as e:
@@ -124,7 +125,6 @@ class Trainer:
         self.noise = torch.Generator(self.device).manual_seed(latents._mix(opts.seed, 1))
         self.fixed_z = latents.latents([(opts.seed, i) for i in range(GRID_SAMPLES)], opts.latent_dim).to(self.device)
         self.step = 0
-        torch.manual_seed(opts.seed)
         if resume_from:
             self._load_checkpoint(resume_from)
 
