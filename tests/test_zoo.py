@@ -1,0 +1,46 @@
+"""End to end with the real, bundled dcgan-mnist, as a user runs it from the installed package."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import gancli
+from gancli.data import read_idx
+from gancli.metrics import nearest_labels, nearest_neighbours
+
+from conftest import SHARED
+
+MNIST = SHARED / "mnist"
+
+
+def test_gan_sample_dcgan_mnist_writes_a_grid_of_digits(tmp_path):
+    p = subprocess.run([sys.executable, "-m", "gancli", "sample", "dcgan-mnist", "-n", "64", "--device", "cpu"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    with Image.open(tmp_path / "samples.png") as im:
+        assert im.size == (8 * 30 + 2, 8 * 30 + 2) and im.mode == "L"
+        grid = np.asarray(im, dtype=np.float32) / 255
+    tiles = np.stack([grid[2 + 30 * r:30 * r + 30, 2 + 30 * c:30 * c + 30] for r in range(8) for c in range(8)])
+    # MNIST-like: dark background, a white stroke in the middle, ~10-25% ink; and 64 different pictures
+    ink = (tiles > 0.5).mean(axis=(1, 2))
+    assert np.all(ink > 0.03) and np.all(ink < 0.45)
+    assert tiles[:, :3, :].mean() < 0.05 and tiles[:, 10:18, 10:18].mean() > 0.2
+    flat = tiles.reshape(64, -1)
+    distances = np.linalg.norm(flat[:, None] - flat[None], axis=-1)[np.triu_indices(64, 1)]
+    assert distances.min() > 1.0
+
+
+@pytest.mark.skipif(not MNIST.is_dir(), reason="needs ../shared/data/mnist")
+def test_dcgan_mnist_draws_all_ten_digits_that_look_real():
+    test_x = torch.from_numpy(read_idx(MNIST / "t10k-images-idx3-ubyte.gz").copy())[:, None]
+    test_y = torch.from_numpy(read_idx(MNIST / "t10k-labels-idx1-ubyte.gz").astype(np.int64))
+    samples = gancli.load("dcgan-mnist", device="cpu").sample(1000, seed=123)
+    counts = torch.bincount(nearest_labels(samples, test_x, test_y), minlength=10)
+    assert (counts >= 40).all(), f"digit counts per class out of 1000 samples: {counts.tolist()}"
+    # as close to real digits as real digits are to each other
+    _, d_fake = nearest_neighbours(samples[:500], test_x[5000:])
+    _, d_real = nearest_neighbours(test_x[:500], test_x[5000:])
+    assert d_fake.mean() < 1.25 * d_real.mean(), (float(d_fake.mean()), float(d_real.mean()))
