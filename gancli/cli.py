@@ -98,9 +98,13 @@ def sample(
     n: int = typer.Option(64, "-n", "--num", help="Number of images (ignored with --seeds)."),
     seed: int = typer.Option(0, "--seed", help="Image i of the request is a pure function of (seed, i)."),
     seeds: Optional[str] = typer.Option(None, "--seeds", help="One image per seed, e.g. 0-7,42."),
+    label: Optional[str] = typer.Option(None, "--label", help="Conditional models: the class, by name or index."),
+    per_class: Optional[int] = typer.Option(None, "--per-class",
+                                            help="Conditional models: K images of every class, in OUTDIR/<class>/."),
     output: Path = typer.Option(Path("samples.png"), "-o", "--output", help="Grid file (.png, .jpg, .webp)."),
     outdir: Optional[Path] = typer.Option(None, "--outdir", help="Write one file per image here instead of a grid."),
-    nrow: Optional[int] = typer.Option(None, "--nrow", help="Images per grid row (default: square)."),
+    nrow: Optional[int] = typer.Option(None, "--nrow", help="Images per grid row (default: square, or one column "
+                                                             "per class)."),
     batch_size: int = typer.Option(256, "--batch-size", help="Images per forward pass."),
     fmt: Optional[str] = typer.Option(None, "--format", help="png, jpg or webp (default: from -o, or png)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
@@ -108,11 +112,21 @@ def sample(
 ):
     """Draw images from a model: one grid, or one file per image with --outdir.
 
-    Example: `gan sample dcgan-mnist -n 64 --seed 1 -o digits.png`
+    Example: `gan sample dcgan-mnist -n 64 --seed 1 -o digits.png`; `gan sample cgan-mnist --label 7 -n 64`;
+    `gan sample cgan-mnist --per-class 100 --outdir aug/`
     """
+    import torch
+
     from gancli.imageio import format_of, grid_image, save_image, to_pil
 
     seed_list = latents.parse_seeds(seeds) if seeds else None
+    if per_class is not None:
+        if outdir is None:
+            fail("--per-class writes a folder per class: give --outdir")
+        if label is not None or seed_list:
+            fail("--per-class draws every class: drop --label / --seeds")
+        if per_class < 1:
+            fail("--per-class must be at least 1")
     count = len(seed_list) if seed_list else n
     if count < 1 or count > 1_000_000:
         fail("-n must be between 1 and 1000000")
@@ -122,33 +136,59 @@ def sample(
         fail("--nrow must be at least 1")
     if fmt is not None and fmt.lower() not in ("png", "jpg", "jpeg", "webp"):
         fail(f"unsupported --format {fmt!r}: use png, jpg or webp")
+    if fmt and outdir is None and output.suffix and format_of(output).replace("jpeg", "jpg") != fmt.lower().replace("jpeg", "jpg"):
+        fail(f"--format {fmt} does not match the extension of {output.name}")
     fmt = fmt.lower() if fmt else (format_of(output) if outdir is None else "png")
     if outdir is None and count > 10_000:
         fail(f"{count} images is too many for one grid: use --outdir to write one file per image")
     model = _load(name, device, verbose)
-    ids = seed_list if seed_list else list(range(count))
-    z = model.latents_for(seeds=seed_list) if seed_list else model.latents_for(count, seed)
+    if per_class is not None and not model.is_conditional:
+        fail(f"{name} is not a conditional model: --per-class needs one (e.g. cgan-mnist)")
+
+    if per_class is not None:
+        classes = model.config["arch_args"]["num_classes"]
+        names = model.class_names or [str(c) for c in range(classes)]
+        count = per_class * classes
+        # distinct latents for every file: (seed, c * K + i)
+        z = model.latents_for(count, seed)
+        labels = torch.arange(classes).repeat_interleave(per_class)
+        paths = [outdir / _safe_name(names[c]) / f"seed{seed}-{i:06d}.{fmt}"
+                 for c in range(classes) for i in range(per_class)]
+    else:
+        z = model.latents_for(seeds=seed_list) if seed_list else model.latents_for(count, seed)
+        labels = model.labels_for(count, label)
+        ids = seed_list if seed_list else list(range(count))
+        paths = [outdir / (f"seed{i:04d}.{fmt}" if seed_list else f"seed{seed}-{i:06d}.{fmt}") for i in ids] \
+            if outdir is not None else None
 
     images, done = [], 0
     with _progress() as progress:
         task = progress.add_task("sampling", total=count)
-        for batch in model.generate(z, batch_size):
-            if outdir is not None:
+        for batch in model.generate(z, labels, batch_size):
+            if paths is not None:
                 for k, img in enumerate(to_pil(batch)):
-                    i = ids[done + k]
-                    stem = f"seed{i:04d}" if seed_list else f"seed{seed}-{i:06d}"
-                    save_image(img, outdir / f"{stem}.{fmt}", fmt)
+                    save_image(img, paths[done + k], fmt)
             else:
                 images.append(batch)
             done += len(batch)
             progress.advance(task, len(batch))
-    if outdir is not None:
-        out.print(f"wrote {count} images to {outdir}/  ({model.architecture}, {describe(model.device)})")
+    what = f"{model.architecture}, {describe(model.device)}"
+    if label is not None:
+        what = f"class {model.class_names[model.class_index(label)] if model.class_names else label}, " + what
+    if paths is not None:
+        tree = f" in {count // per_class} class folders" if per_class else ""
+        out.print(f"wrote {count} images to {outdir}/{tree}  ({what})")
     else:
-        import torch
-
+        if nrow is None and model.is_conditional and label is None:
+            nrow = model.config["arch_args"]["num_classes"]  # one column per class
         save_image(grid_image(torch.cat(images), nrow), output, fmt)
-        out.print(f"wrote a grid of {count} images to {output}  ({model.architecture}, {describe(model.device)})")
+        out.print(f"wrote a grid of {count} images to {output}  ({what})")
+
+
+def _safe_name(name: str) -> str:
+    """A class name as a folder name: "T-shirt/top" -> "T-shirt-top"."""
+    cleaned = "".join(ch if ch.isalnum() or ch in "-_. " else "-" for ch in name).strip(" .")
+    return cleaned or "class"
 
 
 # ----------------------------------------------------------------------------------------------- interpolate
@@ -162,6 +202,7 @@ def interpolate(
     fps: float = typer.Option(15.0, "--fps", help="Frames per second of the animation."),
     scale: int = typer.Option(0, "--scale", help="Enlarge each frame this many times (default: to at least 256 px)."),
     nrow: Optional[int] = typer.Option(None, "--nrow", help="Frames per row of a .png grid."),
+    label: Optional[str] = typer.Option(None, "--label", help="Conditional models: the class (default: the first)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
     verbose: bool = typer.Option(False, "-v", "--verbose", help="Say where the model came from and which device ran."),
 ):
@@ -189,7 +230,8 @@ def interpolate(
     model = _load(name, device, verbose)
     keys = model.latents_for(seeds=key_seeds)
     z = latents.walk(keys, steps, method, loop=True)
-    frames = torch.cat(list(model.generate(z)))
+    labels = model.labels_for(len(z), label if label is not None else (0 if model.is_conditional else None))
+    frames = torch.cat(list(model.generate(z, labels)))
     if ext == ".png":
         save_image(grid_image(frames, nrow or steps), output)
     else:
@@ -250,21 +292,33 @@ def info(name: str = typer.Argument(..., help="Zoo name, local model folder or o
 @command()
 def train(
     ctx: typer.Context,
-    data: Path = typer.Argument(..., help="Image folder (sub-folders = classes) or a folder of MNIST IDX files."),
-    arch: str = typer.Option("dcgan", "--arch", help="Architecture family: dcgan or mlp."),
+    data: Path = typer.Argument(..., help="Image folder (sub-folders = classes), a .zip of images, or a folder of "
+                                          "MNIST-style IDX files."),
+    arch: str = typer.Option("dcgan", "--arch", help="Architecture family: dcgan, mlp or acgan."),
     out_dir: Path = typer.Option(Path("runs/gan"), "--out", help="Run directory (options, log, grids, export/)."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Training steps (batches)."),
+    conditional: bool = typer.Option(False, "--conditional", help="Condition G and D on the class labels (cGAN)."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Training steps (generator updates)."),
     epochs: Optional[float] = typer.Option(None, "--epochs", help="Passes over the data (default 5)."),
-    batch_size: int = typer.Option(64, "--batch-size", help="Images per step."),
+    batch_size: int = typer.Option(64, "--batch-size", help="Images per step (per process under torchrun)."),
     seed: int = typer.Option(0, "--seed", help="Seeds weights, data order and noise."),
-    loss: str = typer.Option("ns", "--loss", help="ns (non-saturating) or minimax (the original log(1-D(G(z))))."),
+    loss: str = typer.Option("ns", "--loss", help="ns (non-saturating), minimax (the original log(1-D(G(z)))), "
+                                                  "lsgan, wgan-gp or hinge."),
+    d_steps: int = typer.Option(1, "--d-steps", help="Discriminator updates per generator update."),
+    gp_weight: float = typer.Option(10.0, "--gp-weight", help="Gradient-penalty weight for wgan-gp."),
     lr_g: float = typer.Option(2e-4, "--lr-g", help="Generator learning rate (Adam)."),
     lr_d: float = typer.Option(2e-4, "--lr-d", help="Discriminator learning rate (Adam)."),
+    beta1: float = typer.Option(0.5, "--beta1", help="Adam beta1 (DCGAN's 0.5)."),
+    beta2: float = typer.Option(0.999, "--beta2", help="Adam beta2."),
+    ema: bool = typer.Option(False, "--ema", help="Keep an exponential moving average of G; sample and export it."),
+    ema_decay: float = typer.Option(0.999, "--ema-decay", help="Decay of the --ema average."),
     latent_dim: int = typer.Option(100, "--latent-dim", help="Size of z."),
     g_width: Optional[int] = typer.Option(None, "--g-width", help="DCGAN generator width (default 64)."),
     d_width: Optional[int] = typer.Option(None, "--d-width", help="DCGAN discriminator width (default 64)."),
     size: Optional[int] = typer.Option(None, "--size", help="Resize the shorter side and centre-crop to this."),
+    random_crop: bool = typer.Option(False, "--random-crop", help="Load 12.5% larger and crop at random (with --size)."),
+    mirror: bool = typer.Option(False, "--mirror", help="Random horizontal flips."),
     channels: Optional[int] = typer.Option(None, "--channels", help="1 or 3 (default: from the data)."),
+    bf16: Optional[bool] = typer.Option(None, "--bf16/--no-bf16", help="bf16 autocast (default: on for CUDA)."),
     sample_every: int = typer.Option(500, "--sample-every", help="Write a sample grid every N steps."),
     checkpoint_every: int = typer.Option(1000, "--checkpoint-every", help="Write a checkpoint every N steps."),
     keep: int = typer.Option(3, "--keep", help="Checkpoints to keep."),
@@ -273,29 +327,36 @@ def train(
     name: Optional[str] = typer.Option(None, "--name", help="Model name written into the exported config and card."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
 ):
-    """Train a GAN on a folder of images; the run directory ends with export/, which `gan sample` loads.
+    """Train a GAN; the run directory ends with export/, which `gan sample` loads. Ctrl-C saves a checkpoint.
 
-    Example: `gan train ../shared/data/mnist --arch dcgan --out runs/mnist --epochs 5`
+    Example: `gan train ../shared/data/mnist --arch dcgan --out runs/mnist --epochs 5` (add `--resume` to
+    continue; `torchrun --nproc-per-node 2 -m gancli train ...` for several GPUs)
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
         TimeRemainingColumn
 
     from gancli.train import Trainer, TrainOptions
 
-    opts = TrainOptions(data=str(data), out=str(out_dir), arch=arch, steps=steps, epochs=epochs,
-                        batch_size=batch_size, seed=seed, loss=loss, lr_g=lr_g, lr_d=lr_d, latent_dim=latent_dim,
-                        g_width=g_width, d_width=d_width, size=size, channels=channels, sample_every=sample_every,
-                        checkpoint_every=checkpoint_every, keep_checkpoints=keep, log_every=log_every, resume=resume, name=name,
-                        device=device, command=_command_line(ctx, exclude={"resume"}))
+    opts = TrainOptions(data=str(data), out=str(out_dir), arch=arch, conditional=conditional, steps=steps,
+                        epochs=epochs, batch_size=batch_size, seed=seed, loss=loss, d_steps=d_steps,
+                        gp_weight=gp_weight, lr_g=lr_g, lr_d=lr_d, beta1=beta1, beta2=beta2,
+                        ema=ema_decay if ema else None, latent_dim=latent_dim, g_width=g_width, d_width=d_width,
+                        size=size, random_crop=random_crop, mirror=mirror, channels=channels, bf16=bf16,
+                        sample_every=sample_every, checkpoint_every=checkpoint_every, keep_checkpoints=keep,
+                        log_every=log_every, resume=resume, name=name, device=device,
+                        command=_command_line(ctx, exclude={"resume"}))
     trainer = Trainer(opts)
-    console.print(f"training {arch} on {len(trainer.data)} images "
-                  f"({trainer.data.channels}x{trainer.data.image_size}x{trainer.data.image_size}) "
-                  f"on {describe(trainer.device)}"
-                  + (f"; skipped {len(trainer.data.skipped)} unreadable file(s), listed in log.txt"
-                     if trainer.data.skipped else "")
-                  + (f"; resuming at step {trainer.step}" if trainer.step else ""), highlight=False)
+    main_process = trainer.dist.main
+    if main_process:
+        console.print(f"training {arch}{' (conditional)' if trainer.conditional else ''} on {len(trainer.data)} images "
+                      f"({trainer.data.channels}x{trainer.crop}x{trainer.crop}) on {describe(trainer.device)}"
+                      + (f" x {trainer.dist.world} processes" if trainer.dist.active else "")
+                      + (f"; skipped {len(trainer.data.skipped)} unreadable file(s), listed in log.txt"
+                         if trainer.data.skipped else "")
+                      + (f"; resuming at step {trainer.step}" if trainer.step else ""), highlight=False)
     progress = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        TimeRemainingColumn(), TextColumn("{task.fields[stats]}"), console=console)
+                        TimeRemainingColumn(), TextColumn("{task.fields[stats]}"), console=console,
+                        disable=not main_process)
     with progress:
         task = progress.add_task("train", total=trainer.total_steps, completed=trainer.step, stats="")
 
@@ -308,11 +369,49 @@ def train(
             export = trainer.run(progress=update)
         except KeyboardInterrupt:
             progress.stop()
-            console.print(f"interrupted at step {trainer.step}: checkpoint saved; continue with "
-                          f"`gan train {data} --out {out_dir} --resume`")
+            if main_process:
+                console.print(f"interrupted at step {trainer.step}: checkpoint saved; continue with "
+                              f"`gan train {data} --out {out_dir} --resume`")
             raise typer.Exit(130)
-    out.print(f"trained {trainer.step} steps in {trainer.train_seconds:.0f} s on {describe(trainer.device)}; "
-              f"model exported to {export}  (try: gan sample {export} -n 64)")
+    if main_process:
+        if trainer.rollbacks:
+            console.print(f"note: the loss became non-finite {len(trainer.rollbacks)} time(s); rolled back and "
+                          f"continued with learning rates x{trainer.lr_scale:g} (see log.txt)")
+        out.print(f"trained {trainer.step} steps in {trainer.train_seconds:.0f} s on {describe(trainer.device)}; "
+                  f"model exported to {export}  (try: gan sample {export} -n 64)")
+
+
+# ----------------------------------------------------------------------------------------------- push
+@command()
+def push(
+    path: str = typer.Argument(..., help="A training run, a model folder, or a zoo name."),
+    repo: str = typer.Option(..., "--repo", help="owner/name of the Hub model repository (created if needed)."),
+    private: bool = typer.Option(False, "--private", help="Create the repository as private."),
+    revision: Optional[str] = typer.Option(None, "--revision", help="Upload to this branch (created if needed)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List what would be uploaded; upload nothing."),
+    token: Optional[str] = typer.Option(None, "--token", help="Hub token (default: HF_TOKEN or the saved login)."),
+):
+    """Publish a model folder (config.json, model card, safetensors) to the Hugging Face Hub.
+
+    Example: `gan push runs/mnist --repo alice/dcgan-mnist --dry-run`
+    """
+    from gancli import push as pushing
+
+    p = pushing.plan(path, repo, revision, private)
+    if not dry_run and hub.offline():
+        fail("HF_HUB_OFFLINE is set: cannot push (unset it, or use --dry-run to see what would go)")
+    target = f"{p.repo_id}" + (f"@{p.revision}" if p.revision else "") + (" (private)" if p.private else "")
+    table = Table(title=f"{'would upload' if dry_run else 'uploading'} {p.folder} -> {target}")
+    table.add_column("file")
+    table.add_column("bytes", justify="right")
+    for name_, size in p.files:
+        table.add_row(name_, f"{size:,}")
+    out.print(table)
+    if dry_run:
+        out.print(f"dry run: {len(p.files)} files, {sum(s for _, s in p.files):,} bytes; nothing was uploaded")
+        return
+    url = pushing.upload(p, token)
+    out.print(f"pushed {len(p.files)} files to {target}: {url}")
 
 
 def main():

@@ -1,12 +1,16 @@
 """Training data, decoded once into one uint8 tensor (N, C, H, W) so loading never slows a training step.
 
-Sources: a folder of images (recursive; sub-folders are class labels), or a folder holding the MNIST-family IDX
-files (``train-images-idx3-ubyte.gz`` and, optionally, ``train-labels-idx1-ubyte.gz``) such as ``../shared/data/mnist``.
+Sources: a folder of images (recursive; sub-folders are class labels), a ``.zip`` of images laid out the same way,
+or a folder holding the MNIST-family IDX files (``train-images-idx3-ubyte.gz`` and, optionally,
+``train-labels-idx1-ubyte.gz``) such as ``../shared/data/mnist`` or ``../shared/data/fashion-mnist``.
 """
 from __future__ import annotations
 
 import gzip
+import hashlib
+import io
 import struct
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +22,13 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".ti
 IDX_IMAGES = "train-images-idx3-ubyte"
 IDX_LABELS = "train-labels-idx1-ubyte"
 MAX_PIXELS = 8192 * 8192  # larger files are skipped rather than decoded: guards against decompression bombs
+
+# Class names of the IDX label files we know, by the sha256 of the published train-labels-idx1-ubyte.gz
+KNOWN_LABELS = {
+    "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c": [str(i) for i in range(10)],  # MNIST
+    "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845": [  # Fashion-MNIST
+        "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
+}
 
 
 class DataError(ValueError):
@@ -52,8 +63,11 @@ def load_data(path: str | Path, size: int | None = None, channels: int | None = 
         data = load_idx_folder(path)
     elif path.is_dir():
         data = load_image_folder(path, size, channels)
+    elif path.suffix.lower() == ".zip":
+        data = load_zip(path, size, channels)
     else:
-        raise DataError(f"training data {path} must be a folder of images or of MNIST-style IDX files")
+        raise DataError(f"training data {path} must be a folder of images, a .zip of images, "
+                        "or a folder of MNIST-style IDX files")
     if size and data.image_size != size:
         data.images = _resize_batch(data.images, size)
     if channels and data.channels != channels:
@@ -86,13 +100,19 @@ def read_idx(path: Path) -> np.ndarray:
     return data.reshape(dims)
 
 
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def load_idx_folder(folder: Path) -> ImageData:
     images = read_idx(_find_idx(folder, IDX_IMAGES))
     labels_path = _find_idx(folder, IDX_LABELS)
     labels = torch.from_numpy(read_idx(labels_path).astype(np.int64)) if labels_path else None
     if labels is not None and len(labels) != len(images):
         raise DataError(f"{folder}: {len(images)} images but {len(labels)} labels")
-    class_names = [str(i) for i in range(int(labels.max()) + 1)] if labels is not None else None
+    class_names = None
+    if labels is not None:
+        class_names = KNOWN_LABELS.get(_sha256(labels_path)) or [str(i) for i in range(int(labels.max()) + 1)]
     return ImageData(torch.from_numpy(images.copy())[:, None], labels, class_names, source=str(folder))
 
 
@@ -102,20 +122,22 @@ def list_images(folder: Path) -> list[Path]:
                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))
 
 
-def open_image(path: Path) -> Image.Image:
-    """Decode one file to RGB or L, honouring EXIF orientation. Raises ValueError for anything unusable."""
+def open_image(source) -> Image.Image:
+    """Decode one file (a path or a file object) to RGB or L, honouring EXIF orientation.
+
+    Raises ValueError for anything unusable: zero bytes, truncated, not an image, absurdly large."""
     try:
-        with Image.open(path) as im:
+        with Image.open(source) as im:
             if im.width * im.height > MAX_PIXELS:
                 raise ValueError(f"too large ({im.width}x{im.height})")
             im.seek(0)  # first frame of an animation
             im = ImageOps.exif_transpose(im)
             im.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as e:
+    except (UnidentifiedImageError, OSError, SyntaxError, EOFError, Image.DecompressionBombError) as e:
         raise ValueError(f"not a readable image ({type(e).__name__})") from None
     if im.mode in ("I;16", "I;16B", "I;16L", "I"):
         im = Image.fromarray((np.asarray(im, dtype=np.float64) / 257.0).clip(0, 255).astype(np.uint8))
-    if im.mode in ("RGBA", "LA", "P", "PA") and ("transparency" in im.info or im.mode.endswith("A")):
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
         rgba = im.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))  # transparent -> white, not black
         im = Image.alpha_composite(background, rgba)
@@ -135,32 +157,52 @@ def load_image_folder(folder: Path, size: int | None = None, channels: int | Non
     files = list_images(folder)
     if not files:
         raise DataError(f"no images found in {folder} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+    entries = [(f.relative_to(folder).parts, f) for f in files]
+    return _decode(entries, lambda f: f, str(folder), size, channels)
+
+
+def load_zip(path: Path, size: int | None = None, channels: int | None = None) -> ImageData:
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as e:
+        raise DataError(f"{path} is not a readable zip file ({e})") from None
+    with archive:
+        names = sorted(n for n in archive.namelist() if Path(n).suffix.lower() in IMAGE_SUFFIXES
+                       and not any(p.startswith((".", "__MACOSX")) for p in Path(n).parts))
+        if not names:
+            raise DataError(f"no images found in {path}")
+        parts = [Path(n).parts for n in names]
+        # A zip of one top-level folder (the usual "zip this folder") is that folder
+        if all(len(p) > 1 for p in parts) and len({p[0] for p in parts}) == 1:
+            parts = [p[1:] for p in parts]
+        entries = list(zip(parts, names))
+        return _decode(entries, lambda n: io.BytesIO(archive.read(n)), str(path), size, channels)
+
+
+def _decode(entries, open_entry, source: str, size: int | None, channels: int | None) -> ImageData:
     decoded, skipped = [], []
-    for f in files:
+    for parts, entry in entries:
         try:
-            decoded.append((f, open_image(f)))
+            decoded.append((parts, open_image(open_entry(entry))))
         except ValueError as e:
-            skipped.append((str(f), str(e)))
+            skipped.append(("/".join(parts), str(e)))
     if not decoded:
-        raise DataError(f"none of the {len(files)} image files in {folder} could be read")
+        raise DataError(f"none of the {len(entries)} image files in {source} could be read")
     if size is None:
-        sizes = {min(im.size) for _, im in decoded}
-        size = min(sizes)
+        size = min(min(im.size) for _, im in decoded)
     if channels is None:
         channels = 1 if all(im.mode == "L" for _, im in decoded) else 3
     mode = "L" if channels == 1 else "RGB"
-    arrays = [np.asarray(fit(im.convert(mode), size)) for _, im in decoded]
-    images = torch.from_numpy(np.stack(arrays))
+    images = torch.from_numpy(np.stack([np.asarray(fit(im.convert(mode), size)) for _, im in decoded]))
     images = images[:, None] if channels == 1 else images.permute(0, 3, 1, 2)
 
     # Sub-folders are classes only when every image sits in one (an all-flat folder is unlabelled).
-    parents = [f.relative_to(folder).parts for f, _ in decoded]
     labels = class_names = None
-    if all(len(p) > 1 for p in parents):
-        class_names = sorted({p[0] for p in parents})
+    if all(len(p) > 1 for p, _ in decoded):
+        class_names = sorted({p[0] for p, _ in decoded})
         index = {c: i for i, c in enumerate(class_names)}
-        labels = torch.tensor([index[p[0]] for p in parents])
-    return ImageData(images.contiguous(), labels, class_names, source=str(folder), skipped=skipped)
+        labels = torch.tensor([index[p[0]] for p, _ in decoded])
+    return ImageData(images.contiguous(), labels, class_names, source=source, skipped=skipped)
 
 
 def _resize_batch(images: torch.Tensor, size: int) -> torch.Tensor:

@@ -1,8 +1,9 @@
-"""GAN objectives, each written on discriminator logits.
+"""GAN objectives, written on the discriminator's raw outputs (logits, or critic scores).
 
 With D = sigmoid(logit): log D = -softplus(-logit) and log(1 - D) = -softplus(logit), which stay finite where D
-saturates. The value V(D, G) = E[log D(x)] + E[log(1 - D(G(z)))] is logged on every step; at the equilibrium
-p_g = p_data the optimal discriminator is 1/2 everywhere and V = -log 4 ~ -1.386.
+saturates. For the sigmoid losses the value V(D, G) = E[log D(x)] + E[log(1 - D(G(z)))] is logged on every step;
+at the equilibrium p_g = p_data the optimal discriminator D* = p_data / (p_data + p_g) is 1/2 everywhere and
+V = -log 4 ~ -1.386 (the Jensen-Shannon divergence is then zero).
 """
 from __future__ import annotations
 
@@ -12,24 +13,45 @@ import torch
 import torch.nn.functional as F
 
 OPTIMAL_VALUE = -math.log(4.0)
+LOSSES = ("ns", "minimax", "lsgan", "wgan-gp", "hinge")
+SIGMOID_LOSSES = ("ns", "minimax")
 
 
-def d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-    """The discriminator maximises V: minimise -V."""
-    return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+def d_loss(kind: str, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    if kind in SIGMOID_LOSSES:  # D maximises V: minimise -V
+        return F.softplus(-real).mean() + F.softplus(fake).mean()
+    if kind == "lsgan":  # Mao et al. 2017: least squares towards 1 (real) and 0 (fake)
+        return 0.5 * ((real - 1).pow(2).mean() + fake.pow(2).mean())
+    if kind == "hinge":
+        return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
+    if kind == "wgan-gp":  # the critic's Wasserstein estimate; the gradient penalty is added by the trainer
+        return fake.mean() - real.mean()
+    raise ValueError(f"unknown loss {kind!r}: use one of {', '.join(LOSSES)}")
 
 
-def g_loss(fake_logits: torch.Tensor, kind: str = "ns") -> torch.Tensor:
+def g_loss(kind: str, fake: torch.Tensor) -> torch.Tensor:
     if kind == "ns":  # non-saturating: maximise log D(G(z)); strong gradients while D rejects the fakes
-        return F.softplus(-fake_logits).mean()
+        return F.softplus(-fake).mean()
     if kind == "minimax":  # the original objective: minimise log(1 - D(G(z))); saturates early in training
-        return -F.softplus(fake_logits).mean()
-    raise ValueError(f"unknown loss {kind!r}: use ns or minimax")
+        return -F.softplus(fake).mean()
+    if kind == "lsgan":
+        return 0.5 * (fake - 1).pow(2).mean()
+    if kind in ("hinge", "wgan-gp"):
+        return -fake.mean()
+    raise ValueError(f"unknown loss {kind!r}: use one of {', '.join(LOSSES)}")
 
 
-LOSSES = ("ns", "minimax")
+def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, labels=None) -> torch.Tensor:
+    """WGAN-GP (Gulrajani et al. 2017): (||grad D(x_hat)|| - 1)^2 on random mixes of real and fake."""
+    alpha = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
+    mixed = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
+    out = critic(mixed, labels)
+    out = out[0] if isinstance(out, tuple) else out
+    (grad,) = torch.autograd.grad(out.sum(), mixed, create_graph=True)
+    return (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()
 
 
 @torch.no_grad()
-def value(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> float:
-    return float(-(F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()))
+def value(real: torch.Tensor, fake: torch.Tensor) -> float:
+    """V(D, G) for the sigmoid losses."""
+    return float(-(F.softplus(-real).mean() + F.softplus(fake).mean()))

@@ -119,26 +119,62 @@ class GANModel:
         self.generator.to(self.device)
         return self
 
+    @property
+    def is_conditional(self) -> bool:
+        return bool(self.config.get("arch_args", {}).get("num_classes"))
+
+    def class_index(self, label: int | str) -> int:
+        """A class by index or by name (case and punctuation ignored; a unique prefix is enough)."""
+        if not self.is_conditional:
+            raise ValueError(f"{self.config.get('name', 'this model')} is not a conditional model: it takes no label")
+        names = self.class_names or [str(i) for i in range(self.config["arch_args"]["num_classes"])]
+        key = _normalise(str(label))
+        exact = [i for i, n in enumerate(names) if _normalise(n) == key]
+        if exact:
+            return exact[0]
+        if str(label).isdigit() and int(label) < len(names):
+            return int(label)
+        prefix = [i for i, n in enumerate(names) if _normalise(n).startswith(key)] if key else []
+        if len(prefix) == 1:
+            return prefix[0]
+        from gancli.registry import UnknownNameError
+
+        raise UnknownNameError("class", str(label), names)
+
+    def labels_for(self, n: int, label: int | str | None = None) -> torch.Tensor | None:
+        """Labels for n images: all ``label``, or (conditional models, no label) cycling through the classes."""
+        if label is not None:
+            return torch.full((n,), self.class_index(label), dtype=torch.long)
+        if self.is_conditional:
+            return torch.arange(n) % self.config["arch_args"]["num_classes"]
+        return None
+
     @torch.inference_mode()
-    def generate(self, z: torch.Tensor, batch_size: int = 256) -> Iterator[torch.Tensor]:
-        """Images for the given latents, batch by batch, as CPU float tensors in [-1, 1]."""
+    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None, batch_size: int = 256) -> Iterator[torch.Tensor]:
+        """Images for the given latents (and labels), batch by batch, as CPU float tensors in [-1, 1]."""
+        if self.is_conditional and labels is None:
+            labels = self.labels_for(len(z))
         for start in range(0, len(z), batch_size):
-            yield self.generator(z[start:start + batch_size].to(self.device)).float().cpu()
+            y = labels[start:start + batch_size].to(self.device) if labels is not None else None
+            yield self.generator(z[start:start + batch_size].to(self.device), y).float().cpu()
 
     def latents_for(self, n: int | None = None, seed: int = 0, seeds: list[int] | None = None) -> torch.Tensor:
         pairs = [(s, 0) for s in seeds] if seeds is not None else [(seed, i) for i in range(n or 0)]
         return latents.latents(pairs, self.latent_dim)
 
     def sample(self, n: int | None = None, seed: int = 0, seeds: list[int] | None = None,
-               batch_size: int = 256) -> torch.Tensor:
-        """``n`` images from ``seed`` (or one per entry of ``seeds``): a (N, C, H, W) tensor in [-1, 1]."""
+               label: int | str | None = None, batch_size: int = 256) -> torch.Tensor:
+        """``n`` images from ``seed`` (or one per entry of ``seeds``): a (N, C, H, W) tensor in [-1, 1].
+
+        Conditional models draw class ``label`` (an index or a class name), or cycle through the classes."""
         z = self.latents_for(n, seed, seeds)
         if len(z) == 0:
             return torch.empty(0, self.channels, self.image_size, self.image_size)
-        return torch.cat(list(self.generate(z, batch_size)))
+        return torch.cat(list(self.generate(z, self.labels_for(len(z), label), batch_size)))
 
-    def sample_images(self, n: int | None = None, seed: int = 0, seeds: list[int] | None = None):
-        return to_pil(self.sample(n, seed, seeds))
+    def sample_images(self, n: int | None = None, seed: int = 0, seeds: list[int] | None = None,
+                      label: int | str | None = None):
+        return to_pil(self.sample(n, seed, seeds, label))
 
     def __repr__(self):
         return (f"GANModel({self.architecture}, {self.image_size}x{self.image_size}x{self.channels}, "
@@ -148,6 +184,10 @@ class GANModel:
 def load(name: str | Path, device: str | torch.device = "auto") -> GANModel:
     """Load a model by zoo name, local folder or ``owner/repo[@revision]`` on the Hugging Face Hub."""
     return GANModel.from_pretrained(name, device=device)
+
+
+def _normalise(name: str) -> str:
+    return "".join(ch for ch in name.lower() if ch.isalnum())
 
 
 def load_strict(module: nn.Module, state: dict[str, torch.Tensor], prefix: str, source) -> None:

@@ -35,7 +35,7 @@ def tiny_model_dir(tmp_path) -> Path:
         if isinstance(m, torch.nn.BatchNorm2d):
             m.running_mean.uniform_(-0.1, 0.1)
             m.running_var.uniform_(0.5, 1.5)
-    return model.save_pretrained(tmp_path / "tiny", card="---\nlicense: mit\n---\n# tiny\n")
+    return model.save_pretrained(tmp_path / "tiny", card="---\nlicense: mit\nlibrary_name: gancli\ntags:\n- gan\n---\n# tiny\n")
 
 
 @pytest.fixture

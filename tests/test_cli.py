@@ -83,6 +83,7 @@ def test_interpolate_webp_and_png_grid(tiny_model_dir, tmp_path):
     (["sample", "{tiny}", "-n", "0"], "-n must be"),
     (["sample", "{tiny}", "-o", "grid.tiff"], "unsupported image format"),
     (["sample", "{tiny}", "--device", "tpu"], "unknown device"),
+    (["sample", "{tiny}", "-o", "a.png", "--format", "jpg"], "does not match"),
     (["sample", "/no/such/dir/model"], "unknown model"),
     (["interpolate", "{tiny}", "--seeds", "1"], "at least two"),
     (["interpolate", "{tiny}", "--method", "cubic"], "slerp or lerp"),

@@ -111,7 +111,7 @@ def test_empty_or_all_bad_folder_is_a_clear_error(tmp_path):
 
 
 def test_too_few_images_for_a_batch(image_folder, tmp_path):
-    with pytest.raises(TrainError, match="fewer than one batch"):
+    with pytest.raises(TrainError, match="fewer than one step"):
         Trainer(options(image_folder, tmp_path / "r", batch_size=64))
 
 

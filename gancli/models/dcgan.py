@@ -2,9 +2,15 @@
 
 The spatial ladder starts at 4x4 (32, 64, 128 ... px) or 7x7 (28, 56 ... px) and doubles per block, so MNIST-sized
 28x28 images need no padding or resizing. Widths halve per upsampling block from ``width * 2**(blocks-1)``.
+
+With ``num_classes`` the pair is class-conditional (cGAN, Mirza & Osindero 2014): G sees z concatenated with a
+learned class embedding, and D adds a projection term <embed(y), features(x)> to its logit (Miyato & Koyama 2018),
+the form of label conditioning that trains most reliably. ``acgan`` instead gives D an auxiliary classifier head
+(Odena et al. 2017).
 """
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from gancli.registry import register
@@ -25,9 +31,9 @@ def spatial_ladder(image_size: int) -> tuple[int, int]:
 def _init_dcgan(module: nn.Module):
     # The DCGAN paper's initialisation: N(0, 0.02) for convolutions, N(1, 0.02) for batch-norm scales.
     for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.Embedding)):
             nn.init.normal_(m.weight, 0.0, 0.02)
-            if m.bias is not None:
+            if getattr(m, "bias", None) is not None:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.normal_(m.weight, 1.0, 0.02)
@@ -35,41 +41,85 @@ def _init_dcgan(module: nn.Module):
 
 
 class DCGANGenerator(nn.Module):
-    def __init__(self, latent_dim: int, image_size: int, channels: int, width: int, max_width: int):
+    def __init__(self, latent_dim: int, image_size: int, channels: int, width: int, max_width: int,
+                 num_classes: int = 0, embed_dim: int = 0):
         super().__init__()
         start, n = spatial_ladder(image_size)
         widths = [min(width * 2 ** i, max_width) for i in reversed(range(n))]
-        layers = [nn.ConvTranspose2d(latent_dim, widths[0], start, 1, 0, bias=False),
+        self.latent_dim, self.num_classes = latent_dim, num_classes
+        if num_classes:
+            self.embed = nn.Embedding(num_classes, embed_dim or latent_dim)
+        in_dim = latent_dim + (self.embed.embedding_dim if num_classes else 0)
+        layers = [nn.ConvTranspose2d(in_dim, widths[0], start, 1, 0, bias=False),
                   nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True)]
         for w_in, w_out in zip(widths, widths[1:]):
             layers += [nn.ConvTranspose2d(w_in, w_out, 4, 2, 1, bias=False), nn.BatchNorm2d(w_out), nn.ReLU(inplace=True)]
         layers += [nn.ConvTranspose2d(widths[-1], channels, 4, 2, 1), nn.Tanh()]
         self.net = nn.Sequential(*layers)
-        self.latent_dim = latent_dim
         _init_dcgan(self)
+        if num_classes:
+            nn.init.normal_(self.embed.weight, 0.0, 1.0)  # same scale as z, so the label is heard from step one
 
-    def forward(self, z):
-        return self.net(z.view(z.shape[0], self.latent_dim, 1, 1))
+    def forward(self, z, labels=None):
+        z = z.flatten(1)
+        if self.num_classes:
+            z = torch.cat([z, self.embed(labels)], 1)
+        return self.net(z[:, :, None, None])
 
 
 class DCGANDiscriminator(nn.Module):
-    def __init__(self, image_size: int, channels: int, width: int, max_width: int):
+    def __init__(self, image_size: int, channels: int, width: int, max_width: int, num_classes: int = 0,
+                 aux_classifier: bool = False, norm: str = "batch"):
         super().__init__()
         start, n = spatial_ladder(image_size)
         widths = [min(width * 2 ** i, max_width) for i in range(n)]
         layers = [nn.Conv2d(channels, widths[0], 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)]
         for w_in, w_out in zip(widths, widths[1:]):
-            layers += [nn.Conv2d(w_in, w_out, 4, 2, 1, bias=False), nn.BatchNorm2d(w_out), nn.LeakyReLU(0.2, inplace=True)]
+            layers += [nn.Conv2d(w_in, w_out, 4, 2, 1, bias=norm == "none"), *_norm(norm, w_out),
+                       nn.LeakyReLU(0.2, inplace=True)]
         layers += [nn.Conv2d(widths[-1], 1, start, 1, 0)]
         self.net = nn.Sequential(*layers)
+        self.num_classes, self.aux_classifier = num_classes, aux_classifier
+        feature_dim = widths[-1] * start * start
+        if num_classes and aux_classifier:
+            self.classifier = nn.Linear(feature_dim, num_classes)
+        elif num_classes:
+            self.embed = nn.Embedding(num_classes, feature_dim)
         _init_dcgan(self)
 
-    def forward(self, x):
-        return self.net(x).flatten()  # logits, one per image
+    def forward(self, x, labels=None):
+        """Logits, one per image; with an auxiliary classifier, (logits, class logits)."""
+        if not self.num_classes:
+            return self.net(x).flatten()
+        h = self.net[:-1](x)
+        logits = self.net[-1](h).flatten()
+        if self.aux_classifier:
+            return logits, self.classifier(h.flatten(1))
+        return logits + (self.embed(labels) * h.flatten(1)).sum(1)
 
 
-@register("dcgan", "Deep convolutional GAN (Radford et al. 2016)")
-def build_dcgan(latent_dim: int = 100, image_size: int = 64, channels: int = 3,
-                g_width: int = 64, d_width: int = 64, max_width: int = 512):
-    return (DCGANGenerator(latent_dim, image_size, channels, g_width, max_width),
-            DCGANDiscriminator(image_size, channels, d_width, max_width))
+def _norm(kind: str, width: int) -> list[nn.Module]:
+    if kind == "batch":
+        return [nn.BatchNorm2d(width)]
+    if kind == "layer":  # WGAN-GP's advice: no batch statistics in the critic
+        return [nn.GroupNorm(1, width)]
+    if kind == "none":
+        return []
+    raise ValueError(f"unknown discriminator norm {kind!r}: use batch, layer or none")
+
+
+@register("dcgan", "Deep convolutional GAN (Radford et al. 2016); class-conditional with num_classes")
+def build_dcgan(latent_dim: int = 100, image_size: int = 64, channels: int = 3, g_width: int = 64,
+                d_width: int = 64, max_width: int = 512, num_classes: int = 0, d_norm: str = "batch"):
+    return (DCGANGenerator(latent_dim, image_size, channels, g_width, max_width, num_classes),
+            DCGANDiscriminator(image_size, channels, d_width, max_width, num_classes, norm=d_norm))
+
+
+@register("acgan", "Auxiliary-classifier GAN (Odena et al. 2017) on the DCGAN backbone", task="conditional")
+def build_acgan(num_classes: int, latent_dim: int = 100, image_size: int = 64, channels: int = 3, g_width: int = 64,
+                d_width: int = 64, max_width: int = 512, d_norm: str = "batch"):
+    if num_classes < 2:
+        raise ValueError("acgan needs labelled data with at least two classes")
+    return (DCGANGenerator(latent_dim, image_size, channels, g_width, max_width, num_classes),
+            DCGANDiscriminator(image_size, channels, d_width, max_width, num_classes, aux_classifier=True,
+                               norm=d_norm))

@@ -2,48 +2,59 @@
 
 The paper's MNIST generator is a ReLU MLP with a sigmoid output; its discriminator used maxout units and dropout.
 We keep the shape of both nets but use LeakyReLU + dropout in D (maxout adds parameters without helping on MNIST)
-and a tanh output so every family in the tool shares the [-1, 1] pixel range.
+and a tanh output so every family in the tool shares the [-1, 1] pixel range. With ``num_classes`` it becomes the
+original conditional GAN of Mirza & Osindero (2014): a one-hot label is concatenated to the input of both nets.
 """
 from __future__ import annotations
 
 import math
 
+import torch
+import torch.nn.functional as F
 from torch import nn
 
 from gancli.registry import register
 
 
 class MLPGenerator(nn.Module):
-    def __init__(self, latent_dim: int, image_size: int, channels: int, hidden: list[int]):
+    def __init__(self, latent_dim: int, image_size: int, channels: int, hidden: list[int], num_classes: int = 0):
         super().__init__()
         self.shape = (channels, image_size, image_size)
-        layers, width = [], latent_dim
+        self.num_classes = num_classes
+        layers, width = [], latent_dim + num_classes
         for h in hidden:
             layers += [nn.Linear(width, h), nn.BatchNorm1d(h), nn.ReLU(inplace=True)]
             width = h
         layers += [nn.Linear(width, math.prod(self.shape)), nn.Tanh()]
         self.net = nn.Sequential(*layers)
 
-    def forward(self, z):
-        return self.net(z.flatten(1)).view(-1, *self.shape)
+    def forward(self, z, labels=None):
+        z = z.flatten(1)
+        if self.num_classes:
+            z = torch.cat([z, F.one_hot(labels, self.num_classes).to(z.dtype)], 1)
+        return self.net(z).view(-1, *self.shape)
 
 
 class MLPDiscriminator(nn.Module):
-    def __init__(self, image_size: int, channels: int, hidden: list[int], dropout: float):
+    def __init__(self, image_size: int, channels: int, hidden: list[int], dropout: float, num_classes: int = 0):
         super().__init__()
-        layers, width = [], channels * image_size * image_size
+        self.num_classes = num_classes
+        layers, width = [], channels * image_size * image_size + num_classes
         for h in hidden:
             layers += [nn.Linear(width, h), nn.LeakyReLU(0.2, inplace=True), nn.Dropout(dropout)]
             width = h
         layers += [nn.Linear(width, 1)]
         self.net = nn.Sequential(*layers)
 
-    def forward(self, x):
-        return self.net(x.flatten(1)).squeeze(1)  # logits
+    def forward(self, x, labels=None):
+        x = x.flatten(1)
+        if self.num_classes:
+            x = torch.cat([x, F.one_hot(labels, self.num_classes).to(x.dtype)], 1)
+        return self.net(x).squeeze(1)  # logits
 
 
-@register("mlp", "Fully-connected GAN of Goodfellow et al. 2014")
-def build_mlp(latent_dim: int = 100, image_size: int = 28, channels: int = 1,
-              g_hidden: list[int] = (256, 512, 1024), d_hidden: list[int] = (512, 256), dropout: float = 0.3):
-    return (MLPGenerator(latent_dim, image_size, channels, list(g_hidden)),
-            MLPDiscriminator(image_size, channels, list(d_hidden), dropout))
+@register("mlp", "Fully-connected GAN of Goodfellow et al. 2014; conditional (Mirza & Osindero) with num_classes")
+def build_mlp(latent_dim: int = 100, image_size: int = 28, channels: int = 1, g_hidden: list[int] = (256, 512, 1024),
+              d_hidden: list[int] = (512, 256), dropout: float = 0.3, num_classes: int = 0):
+    return (MLPGenerator(latent_dim, image_size, channels, list(g_hidden), num_classes),
+            MLPDiscriminator(image_size, channels, list(d_hidden), dropout, num_classes))
