@@ -193,7 +193,10 @@ class Trainer:
             G, D = build(opts.arch, **self.arch_args)
         except ValueError as e:
             raise TrainError(str(e)) from None
-        self.G, self.D = G.to(self.device), D.to(self.device)
+        # channels_last: the convolution kernels of oneDNN (CPU) and cuDNN run 2-3x faster on NHWC tensors
+        self.memory_format = torch.channels_last if _has_conv(G) else torch.contiguous_format
+        self.G = G.to(self.device, memory_format=self.memory_format)
+        self.D = D.to(self.device, memory_format=self.memory_format)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False) if opts.ema else None
         self.G_train, self.D_train = self.G, self.D
         if self.dist.active:
@@ -344,15 +347,16 @@ class Trainer:
         order = torch.randperm(len(self.data), generator=g)
         start = (k * world + self.dist.rank) * b
         idx = order[start:start + b].to(self.device)
-        x = to_model_range(self.images[idx])
+        x = to_model_range(self.images[idx]).contiguous(memory_format=self.memory_format)
         aug = torch.Generator().manual_seed(latents._mix(self.opts.seed + 7, index * world + self.dist.rank))
         if self.opts.random_crop:
             room = x.shape[-1] - self.crop
             offsets = torch.randint(0, room + 1, (len(x), 2), generator=aug).tolist()
             x = torch.stack([img[:, i:i + self.crop, j:j + self.crop] for img, (i, j) in zip(x, offsets)])
+            x = x.contiguous(memory_format=self.memory_format)
         elif x.shape[-1] != self.crop:
             off = (x.shape[-1] - self.crop) // 2
-            x = x[..., off:off + self.crop, off:off + self.crop]
+            x = x[..., off:off + self.crop, off:off + self.crop].contiguous(memory_format=self.memory_format)
         if self.opts.mirror:
             flip = (torch.rand(len(x), generator=aug) < 0.5).to(self.device)
             x = torch.where(flip[:, None, None, None], x.flip(-1), x)
@@ -412,8 +416,6 @@ class Trainer:
         decay = self.opts.ema
         for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters()):
             p_ema.lerp_(p, 1.0 - decay)
-        for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
-            b_ema.copy_(b)
 
     def _autocast(self):
         return torch.autocast("cuda", dtype=torch.bfloat16) if self.amp else nullcontext()
@@ -423,9 +425,32 @@ class Trainer:
     def sampler(self):
         return self.G_ema if self.G_ema is not None else self.G
 
+    @torch.no_grad()
+    def calibrate_ema(self, batches: int = 50, batch_size: int = 256):
+        """Batch-norm statistics for the averaged weights ("precise BN"): the live G's running statistics were
+        measured on other weights, and using them blurs the EMA generator's samples."""
+        norms = [m for m in self.G_ema.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        if not norms:
+            return
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # a cumulative average over all calibration batches
+        self.G_ema.train()
+        g = torch.Generator(self.device).manual_seed(latents._mix(self.opts.seed, 2))
+        classes = self.arch_args.get("num_classes")
+        for _ in range(batches):
+            z = torch.randn(batch_size, self.opts.latent_dim, device=self.device, generator=g)
+            y = torch.arange(batch_size, device=self.device) % classes if classes else None
+            self.G_ema(z, y)
+        for m in norms:
+            m.momentum = 0.1
+        self.G_ema.eval()
+
     def write_samples(self) -> Path | None:
         if not self.dist.main:
             return None
+        if self.G_ema is not None:
+            self.calibrate_ema()
         G, was_training = self.sampler, self.sampler.training
         G.eval()
         with torch.no_grad():
@@ -557,9 +582,15 @@ class Trainer:
                          "device": describe(self.device), "seconds": round(self.train_seconds),
                          "torch": torch.__version__, "platform": platform.platform()},
         }
+        if self.G_ema is not None:
+            self.calibrate_ema()
         model = GANModel(config, copy.deepcopy(self.sampler), self.D, device=self.device)
         last = self._metrics()[-1] if self._metrics() else {}
         return model.save_pretrained(self.out / "export", card=model_card(config, last))
+
+
+def _has_conv(module: torch.nn.Module) -> bool:
+    return any(isinstance(m, torch.nn.modules.conv._ConvNd) for m in module.modules())
 
 
 class _StopRequests:

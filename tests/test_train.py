@@ -29,11 +29,14 @@ def test_cli_train_writes_a_complete_run_that_sample_loads(image_folder, tmp_pat
                             "--batch-size", "8", "--g-width", "4", "--d-width", "4", "--latent-dim", "8",
                             "--sample-every", "3", "--checkpoint-every", "3", "--log-every", "2", "--device", "cpu"])
     assert r.exit_code == 0, r.output
-    for f in ("options.json", "log.txt", "metrics.jsonl", "progress.gif", "export/config.json",
+    for f in ("options.json", "log.txt", "metrics.jsonl", "progress.gif", "losses.png", "export/config.json",
               "export/model.safetensors", "export/README.md"):
         assert (run / f).is_file(), f
     assert sorted(p.name for p in (run / "samples").iterdir()) == [
         "step-00000001.png", "step-00000003.png", "step-00000006.png"]
+    with Image.open(run / "progress.gif") as gif:
+        assert gif.n_frames == 3
+    assert Image.open(run / "losses.png").size == (800, 400)
     opts = json.loads((run / "options.json").read_text())
     assert opts["arch"] == "dcgan" and opts["command"].startswith("gan train")
     rows = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]

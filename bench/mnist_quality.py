@@ -1,10 +1,12 @@
-"""Which digits does a model draw? Classify N samples with a 1-NN classifier on the MNIST training set.
+"""Which classes does a model draw? Classify N samples with a 1-NN classifier on an MNIST-family training set.
 
-    python bench/mnist_coverage.py dcgan-mnist -n 10000
+    python bench/mnist_quality.py dcgan-mnist -n 10000
+    python bench/mnist_quality.py cgan-fashion --data ../shared/data/fashion-mnist
 
 Prints the judge's own accuracy on the real test set, the class histogram of the samples, the classes covered, the KL
-divergence to the real class histogram, and the mean nearest-neighbour distance of samples vs. real test digits
-(a blurry or broken generator sits far from every real digit).
+divergence to the real class histogram, and the mean nearest-neighbour distance of samples vs. real test images
+(a blurry or broken generator sits far from every real image). For conditional models, also the share of
+``--label k`` samples that the judge assigns to class k.
 """
 from __future__ import annotations
 
@@ -46,10 +48,18 @@ def main():
     samples = model.sample(args.n, seed=args.seed)
     labels = nearest_labels(samples, train_x, train_y)
     report = coverage_report(labels, train_y, 10)
+    if model.is_conditional:
+        per = args.n // 10
+        hits = []
+        for k in range(10):
+            judged = nearest_labels(model.sample(per, seed=args.seed + 1, label=k), train_x, train_y)
+            hits.append(float((judged == k).float().mean()))
+        report["label_accuracy"] = round(sum(hits) / 10, 4)
+        report["label_accuracy_per_class"] = [round(h, 3) for h in hits]
     _, d_fake = nearest_neighbours(samples[:2000], train_x)
     _, d_real = nearest_neighbours(test_x[:2000], train_x)
     report |= {"model": args.model, "samples": args.n, "seed": args.seed,
-               "judge": "1-NN on the 60,000 MNIST training digits", "judge_test_accuracy": round(judge_acc, 4),
+               "judge": f"1-NN on the 60,000 training images of {args.data.name}", "judge_test_accuracy": round(judge_acc, 4),
                "nn_distance_samples": round(float(d_fake.mean()), 3), "nn_distance_real_test": round(float(d_real.mean()), 3),
                "seconds": round(time.time() - t0, 1)}
     print(json.dumps(report, indent=2))
