@@ -59,8 +59,10 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
     pass
 
 
-def _load(name: str, device: str, verbose: bool):
+def _load(name: str, device: str, verbose: bool, sampling: bool = False):
     model = gancli.load(name, device=device)
+    if sampling and model.is_translation:
+        fail(f"{name} translates images rather than sampling them: use `gan translate {name} IMAGE`")
     if verbose:
         console.print(f"[dim]{name} -> {model.source}; device {describe(model.device)}[/]")
     return model
@@ -76,7 +78,8 @@ def _command_line(ctx: typer.Context, exclude=()) -> str:
         if param.name in exclude or value is None or value == param.default:
             continue
         if param.param_type_name == "argument":
-            words.insert(2, str(value))
+            values = value if isinstance(value, (list, tuple)) else [value]
+            words[2:2] = [str(v) for v in values]
         elif getattr(param, "is_flag", False):
             words.append(param.opts[0])
         else:
@@ -141,7 +144,7 @@ def sample(
     fmt = fmt.lower() if fmt else (format_of(output) if outdir is None else "png")
     if outdir is None and count > 10_000:
         fail(f"{count} images is too many for one grid: use --outdir to write one file per image")
-    model = _load(name, device, verbose)
+    model = _load(name, device, verbose, sampling=True)
     if per_class is not None and not model.is_conditional:
         fail(f"{name} is not a conditional model: --per-class needs one (e.g. cgan-mnist)")
 
@@ -227,7 +230,7 @@ def interpolate(
         fail(f"-o must end in .gif, .webp or .png, not {output.name!r}")
     if len(key_seeds) < 2:
         fail("--seeds needs at least two seeds to walk between")
-    model = _load(name, device, verbose)
+    model = _load(name, device, verbose, sampling=True)
     keys = model.latents_for(seeds=key_seeds)
     z = latents.walk(keys, steps, method, loop=True)
     labels = model.labels_for(len(z), label if label is not None else (0 if model.is_conditional else None))
@@ -240,6 +243,55 @@ def interpolate(
                     for im in to_pil(frames)]
         save_animation(pictures, output, fps)
     out.print(f"wrote {len(frames)} frames ({method}, seeds {','.join(map(str, key_seeds))}) to {output}")
+
+
+# ----------------------------------------------------------------------------------------------- translate
+@command()
+def translate(
+    name: str = typer.Argument(..., help="A translation model: zoo name, local folder or owner/repo[@revision]."),
+    inputs: list[str] = typer.Argument(..., help="Image files, folders (recursive) or globs."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output file (one input only)."),
+    outdir: Optional[Path] = typer.Option(None, "--outdir", help="Write outputs here (folder structure kept)."),
+    direction: str = typer.Option("a2b", "--direction", help="a2b, b2a, or the target domain's name (e.g. zebra)."),
+    batch_size: int = typer.Option(4, "--batch-size", help="Images per forward pass."),
+    size: Optional[int] = typer.Option(None, "--size", help="Resize the shorter side to this first (keeps aspect)."),
+    side: bool = typer.Option(False, "--side-by-side", help="Write input and output next to each other."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
+    verbose: bool = typer.Option(False, "-v", "--verbose", help="Say where the model came from and which device ran."),
+):
+    """Translate images with an image-to-image model (CycleGAN): any size, files or folders, both directions.
+
+    Example: `gan translate cyclegan-horse2zebra horse.jpg` (-> horse-zebra.jpg);
+    `gan translate cyclegan-horse2zebra photos/ --outdir zebras/`; `gan translate cyclegan-horse2zebra z.jpg --direction horse`
+    """
+    from gancli import translate as tr
+
+    if batch_size < 1:
+        fail("--batch-size must be at least 1")
+    if size is not None and size < 4:
+        fail("--size must be at least 4")
+    model = _load(name, device, verbose)
+    if not model.is_translation:
+        fail(f"{name} is not a translation model (its task is {model.config.get('task', 'unconditional')}): "
+             "use `gan sample`")
+    direction = model.direction(direction)
+    target = model.target_domain(direction)
+    p = tr.plan(inputs, tr_suffix(target), output, outdir)
+    with _progress() as progress:
+        task = progress.add_task(f"-> {target}", total=len(p.jobs))
+        done, skipped = tr.run(model, p, direction, size, batch_size, side,
+                               advance=lambda k: progress.advance(task, k))
+    for path, why in skipped:
+        console.print(f"[yellow]skipped[/] {path}: {why}", highlight=False)
+    if not done:
+        fail(f"nothing translated: {len(skipped)} unreadable input(s)")
+    where = p.jobs[0].target if len(p.jobs) == 1 else (outdir or "next to the inputs")
+    out.print(f"translated {done} image(s) to {target} ({direction}) -> {where}  ({describe(model.device)})"
+              + (f"; skipped {len(skipped)}" if skipped else ""))
+
+
+def tr_suffix(domain: str) -> str:
+    return _safe_name(domain).replace(" ", "-").lower()
 
 
 # ----------------------------------------------------------------------------------------------- list / info
@@ -292,17 +344,20 @@ def info(name: str = typer.Argument(..., help="Zoo name, local model folder or o
 @command()
 def train(
     ctx: typer.Context,
-    data: Path = typer.Argument(..., help="Image folder (sub-folders = classes), a .zip of images, or a folder of "
-                                          "MNIST-style IDX files."),
-    arch: str = typer.Option("dcgan", "--arch", help="Architecture family: dcgan, mlp or acgan."),
+    data: list[Path] = typer.Argument(..., help="Image folder (sub-folders = classes), a .zip of images, or a folder "
+                                                "of MNIST-style IDX files; for cyclegan DIR_A DIR_B, or a folder with "
+                                                "trainA/ and trainB/."),
+    arch: str = typer.Option("dcgan", "--arch", help="Architecture family: dcgan, mlp, acgan or cyclegan."),
     out_dir: Path = typer.Option(Path("runs/gan"), "--out", help="Run directory (options, log, grids, export/)."),
     conditional: bool = typer.Option(False, "--conditional", help="Condition G and D on the class labels (cGAN)."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Training steps (generator updates)."),
     epochs: Optional[float] = typer.Option(None, "--epochs", help="Passes over the data (default 5)."),
-    batch_size: int = typer.Option(64, "--batch-size", help="Images per step (per process under torchrun)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Images per step, per process under torchrun "
+                                                                       "(default 64; cyclegan 1)."),
     seed: int = typer.Option(0, "--seed", help="Seeds weights, data order and noise."),
-    loss: str = typer.Option("ns", "--loss", help="ns (non-saturating), minimax (the original log(1-D(G(z)))), "
-                                                  "lsgan, wgan-gp or hinge."),
+    loss: Optional[str] = typer.Option(None, "--loss", help="ns (non-saturating; the default), minimax (the original "
+                                                            "log(1-D(G(z)))), lsgan (cyclegan's default), wgan-gp "
+                                                            "or hinge."),
     d_steps: int = typer.Option(1, "--d-steps", help="Discriminator updates per generator update."),
     gp_weight: float = typer.Option(10.0, "--gp-weight", help="Gradient-penalty weight for wgan-gp."),
     lr_g: float = typer.Option(2e-4, "--lr-g", help="Generator learning rate (Adam)."),
@@ -315,8 +370,17 @@ def train(
     g_width: Optional[int] = typer.Option(None, "--g-width", help="DCGAN generator width (default 64)."),
     d_width: Optional[int] = typer.Option(None, "--d-width", help="DCGAN discriminator width (default 64)."),
     size: Optional[int] = typer.Option(None, "--size", help="Resize the shorter side and centre-crop to this."),
-    random_crop: bool = typer.Option(False, "--random-crop", help="Load 12.5% larger and crop at random (with --size)."),
-    mirror: bool = typer.Option(False, "--mirror", help="Random horizontal flips."),
+    random_crop: Optional[bool] = typer.Option(None, "--random-crop/--no-random-crop",
+                                               help="Load larger (12.5%; cyclegan 286 for 256) and crop at random "
+                                                    "(default: on for cyclegan)."),
+    mirror: Optional[bool] = typer.Option(None, "--mirror/--no-mirror",
+                                          help="Random horizontal flips (default: on for cyclegan)."),
+    domains: Optional[str] = typer.Option(None, "--domains", help="cyclegan: names of A and B, e.g. horse,zebra."),
+    n_blocks: int = typer.Option(9, "--blocks", help="cyclegan: residual blocks per generator."),
+    cycle_weight: float = typer.Option(10.0, "--cycle-weight", help="cyclegan: weight of the cycle-consistency loss."),
+    identity_weight: float = typer.Option(0.5, "--identity-weight",
+                                          help="cyclegan: identity loss weight, relative to --cycle-weight."),
+    pool_size: int = typer.Option(50, "--pool-size", help="cyclegan: generated-image history for D."),
     channels: Optional[int] = typer.Option(None, "--channels", help="1 or 3 (default: from the data)."),
     bf16: Optional[bool] = typer.Option(None, "--bf16/--no-bf16", help="bf16 autocast (default: on for CUDA)."),
     sample_every: int = typer.Option(500, "--sample-every", help="Write a sample grid every N steps."),
@@ -335,9 +399,13 @@ def train(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
         TimeRemainingColumn
 
-    from gancli.train import Trainer, TrainOptions
+    from gancli.train import TrainOptions, make_trainer
 
-    opts = TrainOptions(data=str(data), out=str(out_dir), arch=arch, conditional=conditional, steps=steps,
+    if len(data) > (2 if arch == "cyclegan" else 1):
+        fail(f"too many data folders for --arch {arch}: " + ("DIR_A DIR_B" if arch == "cyclegan" else "give one"))
+    opts = TrainOptions(data=str(data[0]), data_b=str(data[1]) if len(data) > 1 else None, domains=domains,
+                        n_blocks=n_blocks, cycle_weight=cycle_weight, identity_weight=identity_weight,
+                        pool_size=pool_size, out=str(out_dir), arch=arch, conditional=conditional, steps=steps,
                         epochs=epochs, batch_size=batch_size, seed=seed, loss=loss, d_steps=d_steps,
                         gp_weight=gp_weight, lr_g=lr_g, lr_d=lr_d, beta1=beta1, beta2=beta2,
                         ema=ema_decay if ema else None, latent_dim=latent_dim, g_width=g_width, d_width=d_width,
@@ -345,7 +413,7 @@ def train(
                         sample_every=sample_every, checkpoint_every=checkpoint_every, keep_checkpoints=keep,
                         log_every=log_every, resume=resume, name=name, device=device,
                         command=_command_line(ctx, exclude={"resume"}))
-    trainer = Trainer(opts)
+    trainer = make_trainer(opts)
     main_process = trainer.dist.main
     if main_process:
         console.print(f"training {arch}{' (conditional)' if trainer.conditional else ''} on {len(trainer.data)} images "
@@ -378,7 +446,47 @@ def train(
             console.print(f"note: the loss became non-finite {len(trainer.rollbacks)} time(s); rolled back and "
                           f"continued with learning rates x{trainer.lr_scale:g} (see log.txt)")
         out.print(f"trained {trainer.step} steps in {trainer.train_seconds:.0f} s on {describe(trainer.device)}; "
-                  f"model exported to {export}  (try: gan sample {export} -n 64)")
+                  f"model exported to {export}  (try: gan "
+                  + (f"translate {export} IMAGE.jpg)" if arch == "cyclegan" else f"sample {export} -n 64)"))
+
+
+# ----------------------------------------------------------------------------------------------- convert
+@command()
+def convert(
+    ctx: typer.Context,
+    files: list[Path] = typer.Argument(..., help="Published .pth generator checkpoint(s)."),
+    arch: str = typer.Option(..., "--arch", help="cyclegan (reference ResNet generators) or dcgan (the PyTorch "
+                                                 "DCGAN example's netG)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Model folder to write (zoo layout)."),
+    direction: Optional[str] = typer.Option(None, "--direction", help="cyclegan: what each file translates, e.g. "
+                                                                      "a2b or a2b,b2a (default: a2b[,b2a])."),
+    domains: str = typer.Option("A,B", "--domains", help="cyclegan: names of domains A and B, e.g. horse,zebra."),
+    name: Optional[str] = typer.Option(None, "--name", help="Model name in config.json."),
+    fp16: bool = typer.Option(False, "--fp16", help="Store float16 weights (half the size)."),
+):
+    """Import published generator weights into a model folder (safetensors + config.json + card); never unpickles.
+
+    Example: `gan convert latest_net_G_A.pth latest_net_G_B.pth --arch cyclegan --domains horse,zebra -o h2z/`
+    """
+    import torch
+
+    from gancli import convert as conv
+
+    if arch == "cyclegan":
+        names = [d.strip() for d in domains.split(",")]
+        if len(names) != 2 or not all(names):
+            fail("--domains needs two names, e.g. horse,zebra")
+        dirs = [d.strip() for d in direction.split(",")] if direction else None
+        model = conv.convert_cyclegan(files, names, dirs, name)
+    elif arch == "dcgan":
+        if len(files) != 1:
+            fail("--arch dcgan converts one generator file")
+        model = conv.convert_dcgan(files[0], name)
+    else:
+        fail(f"gan convert reads cyclegan or dcgan checkpoints, not {arch!r}")
+    model.save_pretrained(output, card=conv.card(model, _command_line(ctx)), dtype=torch.float16 if fp16 else None,
+                          max_shard_bytes=15 * 2**20)
+    out.print(f"wrote {model.architecture} model to {output} ({model.num_parameters():,} generator parameters)")
 
 
 # ----------------------------------------------------------------------------------------------- push

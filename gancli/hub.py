@@ -22,6 +22,7 @@ from gancli.registry import UnknownNameError
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+INDEX_NAME = "model.safetensors.index.json"
 CARD_NAME = "README.md"
 HUB_FILES = [CONFIG_NAME, CARD_NAME, "*.safetensors", "*.safetensors.index.json"]
 _REPO_RE = re.compile(r"^[\w.-]+/[\w.-]+(@[\w./-]+)?$")

@@ -41,7 +41,7 @@ class GANModel:
 
     @property
     def latent_dim(self) -> int:
-        return int(self.config["latent_dim"])
+        return int(self.config.get("latent_dim") or 0)
 
     @property
     def image_size(self) -> int:
@@ -69,44 +69,48 @@ class GANModel:
         resolved = hub.resolve(str(name))
         folder = resolved.path
         config = hub.read_config(folder)
-        for key in ("architecture", "latent_dim", "image_size", "channels"):
+        for key in ("architecture", "image_size", "channels"):
             if key not in config:
                 raise WeightsError(f"{folder / hub.CONFIG_NAME} lacks the required key {key!r}")
-        weights = folder / hub.WEIGHTS_NAME
-        if not weights.is_file():
-            raise WeightsError(f"{folder} has no {hub.WEIGHTS_NAME}")
-        expected = (config.get("files") or {}).get(hub.WEIGHTS_NAME, {}).get("sha256")
-        if expected:
-            actual = hub.sha256_file(weights)
-            if actual != expected:
-                raise WeightsError(f"{weights} is corrupt or was changed: sha256 {actual[:12]}… does not match "
-                                   f"{expected[:12]}… recorded in config.json (delete it and download again)")
-        try:
-            state = load_file(weights)
-        except (SafetensorError, OSError, ValueError) as e:
-            raise WeightsError(f"{weights} is not a readable safetensors file ({str(e).splitlines()[0]}); "
-                               "it may be truncated") from None
+        state = read_weights(folder, config)
         g, d = build(config["architecture"], **config.get("arch_args", {}))
-        load_strict(g, state, "generator.", weights)
+        load_strict(g, state, "generator.", folder)
         if any(k.startswith("discriminator.") for k in state):
-            load_strict(d, state, "discriminator.", weights)
+            load_strict(d, state, "discriminator.", folder)
         else:
             d = None
-        model = cls(config, g, d, device=resolve_device(device), source=f"{resolved.source}:{folder}")
-        return model
+        return cls(config, g, d, device=resolve_device(device), source=f"{resolved.source}:{folder}")
 
-    def save_pretrained(self, folder: str | Path, card: str | None = None, include_discriminator: bool = True):
-        """Write config.json (with the weights' sha256), model.safetensors and, if given, the model card."""
+    def save_pretrained(self, folder: str | Path, card: str | None = None, include_discriminator: bool = True,
+                        dtype: torch.dtype | None = None, max_shard_bytes: int | None = None):
+        """Write config.json (with each weights file's sha256), the weights and, if given, the model card.
+
+        ``dtype=torch.float16`` halves the files; ``max_shard_bytes`` splits them the Hugging Face way
+        (``model-00001-of-0000N.safetensors`` + ``model.safetensors.index.json``)."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         state = {f"generator.{k}": v for k, v in self.generator.state_dict().items()}
         if include_discriminator and self.discriminator is not None:
             state |= {f"discriminator.{k}": v for k, v in self.discriminator.state_dict().items()}
-        state = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
-        weights = folder / hub.WEIGHTS_NAME
-        atomic_write(weights, lambda f: f.write(_safetensors_bytes(state, {"architecture": self.architecture})))
+        state = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).detach().to("cpu").contiguous()
+                 for k, v in state.items()}
+        for old in list(folder.glob("*.safetensors")) + list(folder.glob(hub.INDEX_NAME)):
+            old.unlink()
+        shards = _shard(state, max_shard_bytes)
+        files = {}
+        meta = {"architecture": self.architecture}
+        for shard_name, keys in shards.items():
+            part = {k: state[k] for k in keys}
+            atomic_write(folder / shard_name, lambda f, part=part: f.write(_safetensors_bytes(part, meta)))
+            files[shard_name] = {"sha256": hub.sha256_file(folder / shard_name),
+                                 "bytes": (folder / shard_name).stat().st_size}
+        if len(shards) > 1:
+            index = {"metadata": {"total_size": sum(t.numel() * t.element_size() for t in state.values())},
+                     "weight_map": {k: name for name, keys in shards.items() for k in keys}}
+            atomic_write(folder / hub.INDEX_NAME, lambda f: f.write((json.dumps(index, indent=2) + "\n").encode()))
         config = dict(self.config)
-        config["files"] = {hub.WEIGHTS_NAME: {"sha256": hub.sha256_file(weights), "bytes": weights.stat().st_size}}
+        config["files"] = files
+        config["dtype"] = str(dtype or torch.float32).removeprefix("torch.")
         self.config = config
         atomic_write(folder / hub.CONFIG_NAME, lambda f: f.write((json.dumps(config, indent=2) + "\n").encode()))
         if card is not None:
@@ -118,6 +122,41 @@ class GANModel:
         self.device = resolve_device(device)
         self.generator.to(self.device)
         return self
+
+    # ---------------------------------------------------------------- translation models
+    @property
+    def is_translation(self) -> bool:
+        return self.config.get("task") == "translation"
+
+    @property
+    def domains(self) -> list[str]:
+        return list(self.config.get("domains") or ["A", "B"])
+
+    def direction(self, spec: str = "a2b") -> str:
+        """``a2b`` / ``b2a``, a target domain name (``zebra``), or ``horse2zebra``."""
+        if not self.is_translation:
+            raise ValueError(f"{self.config.get('name', 'this model')} is not a translation model")
+        a, b = (_normalise(d) for d in self.domains)
+        key = _normalise(spec)
+        table = {"a2b": "a2b", "b2a": "b2a", b: "a2b", a: "b2a", f"{a}2{b}": "a2b", f"{b}2{a}": "b2a",
+                 "atob": "a2b", "btoa": "b2a"}
+        if key not in table:
+            from gancli.registry import UnknownNameError
+
+            raise UnknownNameError("direction", spec, ["a2b", "b2a", *self.domains])
+        if not hasattr(self.generator, table[key]):
+            raise ValueError(f"{self.config.get('name', 'this model')} has no {table[key]} generator "
+                             f"(it holds: {', '.join(n for n, _ in self.generator.named_children())})")
+        return table[key]
+
+    def target_domain(self, direction: str) -> str:
+        return self.domains[1] if self.direction(direction) == "a2b" else self.domains[0]
+
+    @torch.inference_mode()
+    def translate(self, images: torch.Tensor, direction: str = "a2b") -> torch.Tensor:
+        """(N, C, H, W) in [-1, 1], sides multiples of 4 (see gancli.translate for any size) -> same shape."""
+        net = getattr(self.generator, self.direction(direction))
+        return net(images.to(self.device)).float().cpu()
 
     @property
     def is_conditional(self) -> bool:
@@ -167,6 +206,9 @@ class GANModel:
         """``n`` images from ``seed`` (or one per entry of ``seeds``): a (N, C, H, W) tensor in [-1, 1].
 
         Conditional models draw class ``label`` (an index or a class name), or cycle through the classes."""
+        if self.is_translation:
+            raise ValueError(f"{self.config.get('name', 'this model')} translates images rather than sampling them: "
+                             "use `gan translate`")
         z = self.latents_for(n, seed, seeds)
         if len(z) == 0:
             return torch.empty(0, self.channels, self.image_size, self.image_size)
@@ -184,6 +226,56 @@ class GANModel:
 def load(name: str | Path, device: str | torch.device = "auto") -> GANModel:
     """Load a model by zoo name, local folder or ``owner/repo[@revision]`` on the Hugging Face Hub."""
     return GANModel.from_pretrained(name, device=device)
+
+
+def read_weights(folder: Path, config: dict) -> dict[str, torch.Tensor]:
+    """All tensors of a model folder (one file, or shards listed in the index), each file checked against its sha256."""
+    index = folder / hub.INDEX_NAME
+    if index.is_file():
+        try:
+            names = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        except (json.JSONDecodeError, KeyError, AttributeError) as e:
+            raise WeightsError(f"{index} is not a valid shard index ({e})") from None
+    elif (folder / hub.WEIGHTS_NAME).is_file():
+        names = [hub.WEIGHTS_NAME]
+    else:
+        raise WeightsError(f"{folder} has no {hub.WEIGHTS_NAME}")
+    recorded = config.get("files") or {}
+    state: dict[str, torch.Tensor] = {}
+    for name in names:
+        path = folder / name
+        if not path.is_file():
+            raise WeightsError(f"{path} is missing (listed in {hub.INDEX_NAME})")
+        expected = recorded.get(name, {}).get("sha256")
+        if expected:
+            actual = hub.sha256_file(path)
+            if actual != expected:
+                raise WeightsError(f"{path} is corrupt or was changed: sha256 {actual[:12]}… does not match "
+                                   f"{expected[:12]}… recorded in config.json (delete it and download again)")
+        try:
+            state |= load_file(path)
+        except (SafetensorError, OSError, ValueError) as e:
+            raise WeightsError(f"{path} is not a readable safetensors file ({str(e).splitlines()[0]}); "
+                               "it may be truncated") from None
+    return state
+
+
+def _shard(state: dict[str, torch.Tensor], max_bytes: int | None) -> dict[str, list[str]]:
+    """Greedy split of the tensors, in key order, into files of at most ``max_bytes`` (one tensor may exceed it)."""
+    total = sum(t.numel() * t.element_size() for t in state.values())
+    if not max_bytes or total <= max_bytes:
+        return {hub.WEIGHTS_NAME: list(state)}
+    groups, current, size = [], [], 0
+    for k, t in state.items():
+        nbytes = t.numel() * t.element_size()
+        if current and size + nbytes > max_bytes:
+            groups.append(current)
+            current, size = [], 0
+        current.append(k)
+        size += nbytes
+    groups.append(current)
+    n = len(groups)
+    return {f"model-{i + 1:05d}-of-{n:05d}.safetensors": g for i, g in enumerate(groups)}
 
 
 def _normalise(name: str) -> str:

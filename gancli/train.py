@@ -54,12 +54,13 @@ class TrainOptions:
     data: str
     out: str
     arch: str = "dcgan"
+    data_b: str | None = None
     conditional: bool = False
     steps: int | None = None
     epochs: float | None = None
-    batch_size: int = 64
+    batch_size: int | None = None
     seed: int = 0
-    loss: str = "ns"
+    loss: str | None = None
     d_steps: int = 1
     gp_weight: float = 10.0
     lr_g: float = 2e-4
@@ -72,8 +73,13 @@ class TrainOptions:
     d_width: int | None = None
     size: int | None = None
     channels: int | None = None
-    mirror: bool = False
-    random_crop: bool = False
+    mirror: bool | None = None
+    random_crop: bool | None = None
+    domains: str | None = None
+    n_blocks: int = 9
+    cycle_weight: float = 10.0
+    identity_weight: float = 0.5
+    pool_size: int = 50
     bf16: bool | None = None
     sample_every: int = 500
     checkpoint_every: int = 1000
@@ -84,8 +90,22 @@ class TrainOptions:
     resume: bool = False
     command: str = field(default_factory=lambda: shlex.join(["gan"] + sys.argv[1:]))
 
+    def __post_init__(self):
+        # Per-family defaults: the CycleGAN paper's settings, or DCGAN's
+        translation = self.arch == "cyclegan"
+        if self.loss is None:
+            self.loss = "lsgan" if translation else "ns"
+        if self.batch_size is None:
+            self.batch_size = 1 if translation else 64
+        if self.mirror is None:
+            self.mirror = translation
+        if self.random_crop is None:
+            self.random_crop = translation
+
     def validate(self):
         get_architecture(self.arch)
+        if self.data_b is not None and self.arch != "cyclegan":
+            raise TrainError(f"a second data folder is for --arch cyclegan (unpaired A and B), not {self.arch}")
         if self.loss not in losses.LOSSES:
             raise TrainError(f"unknown loss {self.loss!r}: use one of {', '.join(losses.LOSSES)}")
         if self.steps is not None and self.epochs is not None:
@@ -176,18 +196,8 @@ class Trainer:
         self.ckpt_dir = self.out / "checkpoints"
         resume_from = self._check_run_dir()
 
-        load_size = math.ceil(opts.size * 1.125) if (opts.random_crop and opts.size) else opts.size
-        self.data = load_data(opts.data, load_size, opts.channels)
-        self.crop = opts.size or self.data.image_size
-        if opts.random_crop and not opts.size:
-            raise TrainError("--random-crop needs --size (images are loaded 12.5% larger and cropped to --size)")
-        per_step = opts.batch_size * self.dist.world * opts.d_steps
-        if len(self.data) < per_step:
-            raise TrainError(f"{len(self.data)} training images is fewer than one step's {per_step} "
-                             "(batch size x processes x d-steps): lower --batch-size")
-        self.arch_args = arch_arguments(opts, self.data)
-        self.conditional = "num_classes" in self.arch_args
-        self.aux_classifier = opts.arch == "acgan"
+        self.load_data()
+        self.arch_args = self.architecture_arguments()
         torch.manual_seed(opts.seed)  # weight init, dropout and the gradient penalty's mixing: all from the seed
         try:
             G, D = build(opts.arch, **self.arch_args)
@@ -214,18 +224,59 @@ class Trainer:
         self.amp = opts.bf16 if opts.bf16 is not None else self.device.type == "cuda"
         if self.amp and self.device.type != "cuda":
             raise TrainError("--bf16 autocast is for CUDA devices")
-
-        # Data stays uint8 (on the GPU when training there) and is converted per batch.
-        self.images = self.data.images.to(self.device)
-        self.labels = self.data.labels.to(self.device) if self.conditional else None
-        self.batches_per_epoch = len(self.data) // (opts.batch_size * self.dist.world)
         self.total_steps = opts.steps or max(1, math.ceil((opts.epochs or 5) * self.batches_per_epoch / opts.d_steps))
-        self.fixed_z, self.fixed_labels, self.grid_nrow = self._grid_latents()
+        self.prepare_grid()
         self.step = 0
         self.rollbacks: list[int] = []
         self.train_seconds = 0.0
         if resume_from:
             self._load_checkpoint(resume_from)
+
+    # ------------------------------------------------------------------ what a GAN family decides (overridable)
+    def load_data(self):
+        opts = self.opts
+        if opts.random_crop and not opts.size:
+            raise TrainError("--random-crop needs --size (images are loaded 12.5% larger and cropped to --size)")
+        load_size = math.ceil(opts.size * 1.125) if opts.random_crop else opts.size
+        self.data = load_data(opts.data, load_size, opts.channels)
+        self.crop = opts.size or self.data.image_size
+        per_step = opts.batch_size * self.dist.world * opts.d_steps
+        if len(self.data) < per_step:
+            raise TrainError(f"{len(self.data)} training images is fewer than one step's {per_step} "
+                             "(batch size x processes x d-steps): lower --batch-size")
+        self.conditional = opts.is_conditional
+        self.aux_classifier = opts.arch == "acgan"
+        if self.conditional and self.data.labels is None:
+            raise TrainError(f"a conditional model needs labelled data: put each class's images in its own "
+                             f"sub-folder of {opts.data}")
+        self.images = self.place_data(self.data.images)
+        self.labels = self.data.labels.to(self.device) if self.conditional else None
+        self.batches_per_epoch = len(self.data) // (opts.batch_size * self.dist.world)
+
+    def place_data(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 data on the GPU when it fits in a third of the free memory, else in pinned host memory."""
+        self.data_device = self.device
+        if self.device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(self.device)
+            if images.numel() > free // 3:
+                self.data_device = torch.device("cpu")
+                return images.pin_memory()
+        return images.to(self.data_device)
+
+    def architecture_arguments(self) -> dict:
+        return arch_arguments(self.opts, self.data)
+
+    def prepare_grid(self):
+        self.fixed_z, self.fixed_labels, self.grid_nrow = self._grid_latents()
+
+    def lr_factor(self, step: int) -> float:
+        return 1.0
+
+    def extra_state(self) -> dict:
+        return {}
+
+    def load_extra_state(self, state: dict):
+        pass
 
     def _grid_latents(self):
         if self.conditional:
@@ -246,8 +297,9 @@ class Trainer:
                 raise TrainError(f"--resume: {self.out} has no checkpoint to resume from")
             saved_path = self.out / "options.json"
             saved = json.loads(saved_path.read_text()) if saved_path.exists() else {}
-            for key in ("data", "arch", "conditional", "batch_size", "seed", "loss", "latent_dim", "size", "channels",
-                        "d_steps", "ema", "g_width", "d_width"):
+            for key in ("data", "data_b", "arch", "conditional", "batch_size", "seed", "loss", "latent_dim", "size",
+                        "channels", "d_steps", "ema", "g_width", "d_width", "n_blocks", "cycle_weight",
+                        "identity_weight", "pool_size"):
                 if key in saved and saved[key] != getattr(self.opts, key):
                     raise TrainError(f"--resume: {key} was {saved[key]!r} in this run, not "
                                      f"{getattr(self.opts, key)!r}; resume with the run's own settings")
@@ -276,7 +328,7 @@ class Trainer:
                  "arch": self.opts.arch, "arch_args": self.arch_args}
         if self.G_ema is not None:
             state["G_ema"] = self.G_ema.state_dict()
-        return state
+        return state | self.extra_state()
 
     def save_checkpoint(self) -> Path:
         path = self.ckpt_dir / f"step-{self.step:08d}.pt"
@@ -305,6 +357,7 @@ class Trainer:
         if "cuda" in state["rng"] and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["rng"]["cuda"].cpu(), self.device)
         self.step = int(state["step"])
+        self.load_extra_state(state)
         self.lr_scale = float(state.get("lr_scale", 1.0))
         self.rollbacks = [int(s) for s in state.get("rollbacks", torch.zeros(0, dtype=torch.int64)).tolist()]
         if not quiet:
@@ -334,9 +387,10 @@ class Trainer:
         self.log(f"non-finite loss at step {bad_step}: rolled back to {last.name}, learning rates x{self.lr_scale:g}")
 
     def _apply_lr(self):
+        factor = self.lr_scale * self.lr_factor(self.step)
         for opt, base in ((self.opt_g, self.opts.lr_g), (self.opt_d, self.opts.lr_d)):
             for group in opt.param_groups:
-                group["lr"] = base * self.lr_scale
+                group["lr"] = base * factor
 
     # ------------------------------------------------------------------ the step
     def batch(self, index: int):
@@ -346,8 +400,10 @@ class Trainer:
         g = torch.Generator().manual_seed(latents._mix(self.opts.seed, 1_000_003 + epoch))
         order = torch.randperm(len(self.data), generator=g)
         start = (k * world + self.dist.rank) * b
-        idx = order[start:start + b].to(self.device)
-        x = to_model_range(self.images[idx]).contiguous(memory_format=self.memory_format)
+        idx = order[start:start + b]
+        x = to_model_range(self.images[idx.to(self.data_device)].to(self.device, non_blocking=True))
+        x = x.contiguous(memory_format=self.memory_format)
+        idx = idx.to(self.device)
         aug = torch.Generator().manual_seed(latents._mix(self.opts.seed + 7, index * world + self.dist.rank))
         if self.opts.random_crop:
             room = x.shape[-1] - self.crop
@@ -449,17 +505,21 @@ class Trainer:
     def write_samples(self) -> Path | None:
         if not self.dist.main:
             return None
+        images, nrow = self.grid_images()
+        path = self.out / "samples" / f"step-{self.step:08d}.png"
+        save_image(grid_image(images, nrow=nrow), path)
+        return path
+
+    @torch.no_grad()
+    def grid_images(self) -> tuple[torch.Tensor, int]:
         if self.G_ema is not None:
             self.calibrate_ema()
         G, was_training = self.sampler, self.sampler.training
         G.eval()
-        with torch.no_grad():
-            labels = self.fixed_labels.split(32) if self.conditional else [None] * math.ceil(len(self.fixed_z) / 32)
-            images = torch.cat([G(z, y) for z, y in zip(self.fixed_z.split(32), labels)]).float().cpu()
+        labels = self.fixed_labels.split(32) if self.conditional else [None] * math.ceil(len(self.fixed_z) / 32)
+        images = torch.cat([G(z, y) for z, y in zip(self.fixed_z.split(32), labels)]).float().cpu()
         G.train(was_training)
-        path = self.out / "samples" / f"step-{self.step:08d}.png"
-        save_image(grid_image(images, nrow=self.grid_nrow), path)
-        return path
+        return images, self.grid_nrow
 
     def write_progress(self):
         from PIL import Image
@@ -506,7 +566,9 @@ class Trainer:
                  f"{self.data.channels}x{self.data.image_size}x{self.data.image_size}"
                  + (f", {len(self.data.class_names)} classes" if self.conditional else "")
                  + f"; {self.batches_per_epoch} batches per epoch; {self.total_steps} steps"
-                 + ("; bf16 autocast" if self.amp else ""))
+                 + ("; bf16 autocast" if self.amp else "")
+                 + (f"; data kept in host memory ({self.data.images.numel() / 2**30:.1f} GiB)"
+                    if self.data_device != self.device else ""))
         for f, why in self.data.skipped:
             self.log(f"skipped {f}: {why}")
         if self.data.skipped:
@@ -524,6 +586,7 @@ class Trainer:
                     self.log(f"interrupted ({stop.asked}) at step {self.step}; checkpoint written")
                     self.dist.stop()
                     raise KeyboardInterrupt
+                self._apply_lr()
                 stats = self.train_step()
                 self.step += 1
                 seen += self.opts.batch_size * self.dist.world
@@ -562,11 +625,21 @@ class Trainer:
 
     # ------------------------------------------------------------------ export
     def export(self) -> Path:
+        config = self.export_config()
+        if self.G_ema is not None:
+            self.calibrate_ema()
+        model = GANModel(config, copy.deepcopy(self.sampler), self.D, device=self.device)
+        return model.save_pretrained(self.out / "export", card=model_card(config, self._last_row()))
+
+    def _last_row(self) -> dict:
+        rows = self._metrics()
+        return rows[-1] if rows else {}
+
+    def export_config(self) -> dict:
         data_name = Path(self.opts.data).resolve().name
-        name = self.opts.name or f"{self.opts.arch}-{Path(data_name).stem}"
-        config = {
+        return {
             "gan_version": gancli.__version__,
-            "name": name,
+            "name": self.opts.name or f"{self.opts.arch}-{Path(data_name).stem}",
             "architecture": self.opts.arch,
             "arch_args": self.arch_args,
             "task": "conditional" if self.conditional else "unconditional",
@@ -575,18 +648,14 @@ class Trainer:
             "channels": self.data.channels,
             "class_names": self.data.class_names if self.conditional else None,
             "dataset": Path(data_name).stem,
-            "training": {"command": self.opts.command, "steps": self.step, "batch_size": self.opts.batch_size,
-                         "processes": self.dist.world,
-                         "epochs": round(self.step * self.opts.d_steps / self.batches_per_epoch, 3),
-                         "loss": self.opts.loss, "ema": self.opts.ema, "seed": self.opts.seed,
-                         "device": describe(self.device), "seconds": round(self.train_seconds),
-                         "torch": torch.__version__, "platform": platform.platform()},
+            "training": self.training_record(),
         }
-        if self.G_ema is not None:
-            self.calibrate_ema()
-        model = GANModel(config, copy.deepcopy(self.sampler), self.D, device=self.device)
-        last = self._metrics()[-1] if self._metrics() else {}
-        return model.save_pretrained(self.out / "export", card=model_card(config, last))
+
+    def training_record(self) -> dict:
+        return {"command": self.opts.command, "steps": self.step, "batch_size": self.opts.batch_size,
+                "processes": self.dist.world, "epochs": round(self.step * self.opts.d_steps / self.batches_per_epoch, 3),
+                "loss": self.opts.loss, "ema": self.opts.ema, "seed": self.opts.seed, "device": describe(self.device),
+                "seconds": round(self.train_seconds), "torch": torch.__version__, "platform": platform.platform()}
 
 
 def _has_conv(module: torch.nn.Module) -> bool:
@@ -619,6 +688,7 @@ class _StopRequests:
 def model_card(config: dict, last: dict, results: str = "") -> str:
     t = config["training"]
     conditional = config.get("task") == "conditional"
+    translation = config.get("task") == "translation"
     tags = ["gan", "gancli", config["architecture"], "image-generation"] + (["conditional"] if conditional else [])
     use = f"gan sample {config['name']} -n 64 -o grid.png"
     if conditional:
@@ -626,12 +696,16 @@ def model_card(config: dict, last: dict, results: str = "") -> str:
     lines = [
         "---", "license: mit", "library_name: gancli", "tags:", *[f"- {x}" for x in tags],
         "datasets:", f"- {config['dataset']}",
-        f"pipeline_tag: {'image-generation' if conditional else 'unconditional-image-generation'}", "---", "",
+        "pipeline_tag: " + ("image-to-image" if translation else "image-generation" if conditional
+                            else "unconditional-image-generation"), "---", "",
         f"# {config['name']}", "",
-        f"A {'class-conditional ' if conditional else ''}`{config['architecture']}` GAN generating "
-        f"{config['image_size']}x{config['image_size']} {'grayscale' if config['channels'] == 1 else 'RGB'} images, "
-        f"trained on {config['dataset']} with gan {config['gan_version']}."
-        + (f" Classes: {', '.join(config['class_names'])}." if conditional else ""), "",
+        (f"A `{config['architecture']}` model translating {config['domains'][0]} <-> {config['domains'][1]} images "
+         f"(both directions; trained on {config['image_size']}px crops of {config['dataset']}, applies to any size) "
+         f"with gan {config['gan_version']}." if translation else
+         f"A {'class-conditional ' if conditional else ''}`{config['architecture']}` GAN generating "
+         f"{config['image_size']}x{config['image_size']} {'grayscale' if config['channels'] == 1 else 'RGB'} images, "
+         f"trained on {config['dataset']} with gan {config['gan_version']}."
+         + (f" Classes: {', '.join(config['class_names'])}." if conditional else "")), "",
         "## Use", "", "```bash", use, "```", "",
         "## Training", "", "```bash", t["command"], "```", "",
         f"- {t['steps']} steps ({t['epochs']} epochs) at batch {t['batch_size']}"
@@ -648,3 +722,12 @@ def model_card(config: dict, last: dict, results: str = "") -> str:
     if results:
         lines += ["", "## Results", "", results.strip()]
     return "\n".join(lines) + "\n"
+
+
+def make_trainer(opts: TrainOptions) -> Trainer:
+    """The trainer for the family: translation models bring their own objective to the same loop."""
+    if get_architecture(opts.arch).task == "translation":
+        from gancli.train_translation import CycleGANTrainer
+
+        return CycleGANTrainer(opts)
+    return Trainer(opts)

@@ -1,2 +1,2 @@
 """One module per architecture family; importing them registers them."""
-from gancli.models import dcgan, mlp  # noqa: F401
+from gancli.models import cyclegan, dcgan, mlp  # noqa: F401

@@ -1,0 +1,154 @@
+"""Image-to-image translation of real files, of any size.
+
+A ResNet generator needs sides that are multiples of 4: each image is reflection-padded up to the next multiple,
+translated, and cropped back, so the output has the input's exact size and aspect ratio. ``size`` first resizes the
+shorter side (e.g. to the 256 px the model was trained at).
+"""
+from __future__ import annotations
+
+import glob
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from gancli.data import IMAGE_SUFFIXES, list_images, open_image
+from gancli.imageio import to_pil
+
+
+@dataclass
+class Job:
+    source: Path
+    target: Path
+
+
+@dataclass
+class Plan:
+    jobs: list[Job] = field(default_factory=list)
+    folder_mode: bool = False
+
+
+def expand_inputs(inputs: Iterable[str]) -> list[tuple[Path, Path | None]]:
+    """Files, folders (recursive) and globs -> (file, the folder it was found under, or None)."""
+    found: list[tuple[Path, Path | None]] = []
+    for spec in inputs:
+        path = Path(spec).expanduser()
+        if path.is_dir():
+            found += [(f, path) for f in list_images(path)]
+        elif path.is_file():
+            found.append((path, None))
+        elif glob.has_magic(spec):
+            matches = sorted(Path(m) for m in glob.glob(spec, recursive=True))
+            files = [m for m in matches if m.is_file() and m.suffix.lower() in IMAGE_SUFFIXES]
+            if not files:
+                raise FileNotFoundError(f"no images match {spec!r}")
+            found += [(f, None) for f in files]
+        else:
+            raise FileNotFoundError(f"input {spec} does not exist")
+    if not found:
+        raise FileNotFoundError("no input images found")
+    return found
+
+
+def plan(inputs: list[str], suffix: str, output: Path | None = None, outdir: Path | None = None) -> Plan:
+    """Where every output goes: ``-o`` (one input), ``--outdir`` (mirroring folder structure), or next to the input
+    as ``NAME-<suffix>.EXT``."""
+    found = expand_inputs(inputs)
+    folder_mode = len(found) > 1 or any(root is not None for _, root in found)
+    if output is not None:
+        if outdir is not None:
+            raise ValueError("give -o or --outdir, not both")
+        if folder_mode:
+            raise ValueError("-o names one output file; for several inputs use --outdir")
+        return Plan([Job(found[0][0], output)])
+    jobs = []
+    for src, root in found:
+        if outdir is not None:
+            rel = src.relative_to(root) if root is not None else Path(src.name)
+            jobs.append(Job(src, outdir / rel))
+        else:
+            jobs.append(Job(src, src.with_name(f"{src.stem}-{suffix}{src.suffix}")))
+    return Plan(jobs, folder_mode)
+
+
+def to_tensor(img: Image.Image, channels: int) -> torch.Tensor:
+    img = img.convert("L" if channels == 1 else "RGB")
+    x = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8).view(img.height, img.width, channels)
+    return x.permute(2, 0, 1).float().div(127.5).sub(1.0)
+
+
+def resize_shorter(img: Image.Image, size: int | None) -> Image.Image:
+    if not size or min(img.size) == size:
+        return img
+    scale = size / min(img.size)
+    return img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.Resampling.BICUBIC)
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph or pw:
+        mode = "reflect" if (ph < h and pw < w) else "replicate"
+        x = F.pad(x, (0, pw, 0, ph), mode=mode)
+    return x, (h, w)
+
+
+def translate_images(model, images: list[Image.Image], direction: str, size: int | None = None,
+                     batch_size: int = 4, multiple: int = 4) -> list[Image.Image]:
+    """Translate PIL images of any size; images of equal size share a batch."""
+    tensors = [to_tensor(resize_shorter(im, size), model.channels) for im in images]
+    results: list[torch.Tensor | None] = [None] * len(tensors)
+    by_shape: dict[tuple, list[int]] = {}
+    for i, t in enumerate(tensors):
+        by_shape.setdefault(tuple(t.shape), []).append(i)
+    for indices in by_shape.values():
+        for start in range(0, len(indices), batch_size):
+            chunk = indices[start:start + batch_size]
+            x, (h, w) = pad_to_multiple(torch.stack([tensors[i] for i in chunk]), multiple)
+            y = model.translate(x, direction)[..., :h, :w]
+            for i, out in zip(chunk, y):
+                results[i] = out
+    return to_pil(torch.stack(results)) if len(set(t.shape for t in tensors)) == 1 else \
+        [to_pil(r[None])[0] for r in results]
+
+
+def side_by_side(left: Image.Image, right: Image.Image) -> Image.Image:
+    right = right.convert(left.mode) if right.mode != left.mode else right
+    if right.size != left.size:
+        right = right.resize(left.size, Image.Resampling.BICUBIC)
+    both = Image.new(left.mode, (left.width * 2, left.height))
+    both.paste(left, (0, 0))
+    both.paste(right, (left.width, 0))
+    return both
+
+
+def run(model, p: Plan, direction: str, size: int | None = None, batch_size: int = 4, side: bool = False,
+        advance: Callable[[int], None] | None = None) -> tuple[int, list[tuple[Path, str]]]:
+    """Translate every job; unreadable inputs are skipped and returned as (file, reason)."""
+    from gancli.imageio import format_of, save_image
+
+    skipped, done = [], 0
+    for start in range(0, len(p.jobs), batch_size):
+        chunk, images = [], []
+        for job in p.jobs[start:start + batch_size]:
+            try:
+                images.append(open_image(job.source))
+                chunk.append(job)
+            except ValueError as e:
+                skipped.append((job.source, str(e)))
+        if images:
+            outs = translate_images(model, images, direction, size, batch_size)
+            for job, src, out in zip(chunk, images, outs):
+                picture = side_by_side(resize_shorter(src, size), out) if side else out
+                fmt = format_of(job.target, "png") if job.target.suffix.lower().lstrip(".") in (
+                    "png", "jpg", "jpeg", "webp") else "png"
+                target = job.target if job.target.suffix.lower().lstrip(".") in ("png", "jpg", "jpeg", "webp") \
+                    else job.target.with_suffix(".png")
+                save_image(picture, target, fmt)
+                done += 1
+        if advance:
+            advance(len(p.jobs[start:start + batch_size]))
+    return done, skipped

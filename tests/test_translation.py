@@ -1,0 +1,233 @@
+"""CycleGAN: reference-compatible generators, gan translate on any input, unpaired training, weight import."""
+import json
+import os
+import shutil
+import signal
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+from torch import nn
+from typer.testing import CliRunner
+
+import gancli
+from gancli.cli import app
+from gancli.models.cyclegan import ResnetGenerator
+from gancli.pretrained import GANModel, WeightsError
+from gancli.train import TrainOptions, make_trainer
+
+runner = CliRunner()
+CARD = "---\nlicense: mit\nlibrary_name: gancli\ntags:\n- gan\n---\n# t\n"
+
+
+@pytest.fixture
+def translator(tmp_path):
+    torch.manual_seed(0)
+    cfg = {"architecture": "cyclegan", "arch_args": {"g_width": 4, "d_width": 4, "n_blocks": 1},
+           "image_size": 32, "channels": 3, "task": "translation", "domains": ["horse", "zebra"], "name": "tiny-h2z"}
+    m = GANModel.from_config(cfg)
+    for p in m.generator.parameters():
+        nn.init.normal_(p, 0.0, 0.3)
+    return m.save_pretrained(tmp_path / "h2z", card=CARD, include_discriminator=False)
+
+
+def picture(path, w, h, mode="RGB", seed=0):
+    arr = (np.random.default_rng(seed).random((h, w, 4)) * 255).astype(np.uint8)
+    img = Image.fromarray(arr, "RGBA").convert(mode)
+    img.save(path)
+    return path
+
+
+def test_generator_keeps_the_reference_parameter_names():
+    keys = list(ResnetGenerator(3, 64, 9).state_dict())
+    assert keys[0] == "model.1.weight" and keys[-1] == "model.26.bias" and len(keys) == 48
+    assert {"model.10.conv_block.1.weight", "model.18.conv_block.5.bias", "model.19.weight", "model.22.bias"} <= set(keys)
+    assert sum(p.numel() for p in ResnetGenerator(3, 64, 9).parameters()) == 11_378_179
+
+
+def test_translate_any_size_and_mode(translator, tmp_path):
+    for w, h, mode in ((37, 53, "RGB"), (64, 64, "L"), (30, 18, "RGBA")):
+        src = picture(tmp_path / f"in-{w}x{h}.png", w, h, mode)
+        r = runner.invoke(app, ["translate", str(translator), str(src)])
+        assert r.exit_code == 0, r.output
+        out = Image.open(tmp_path / f"in-{w}x{h}-zebra.png")
+        assert out.size == (w, h) and out.mode == "RGB"
+
+
+def test_translate_directions_and_side_by_side(translator, tmp_path):
+    src = picture(tmp_path / "a.png", 40, 24)
+    a2b, b2a = tmp_path / "a2b.png", tmp_path / "b2a.png"
+    assert runner.invoke(app, ["translate", str(translator), str(src), "-o", str(a2b)]).exit_code == 0
+    assert runner.invoke(app, ["translate", str(translator), str(src), "-o", str(b2a), "--direction", "horse"]).exit_code == 0
+    assert not np.array_equal(np.asarray(Image.open(a2b)), np.asarray(Image.open(b2a)))
+    same = tmp_path / "same.png"
+    runner.invoke(app, ["translate", str(translator), str(src), "-o", str(same), "--direction", "horse2zebra"])
+    assert np.array_equal(np.asarray(Image.open(same)), np.asarray(Image.open(a2b)))
+    both = tmp_path / "both.png"
+    r = runner.invoke(app, ["translate", str(translator), str(src), "-o", str(both), "--side-by-side", "--size", "48"])
+    assert r.exit_code == 0 and Image.open(both).size == (2 * 80, 48)
+    r = runner.invoke(app, ["translate", str(translator), str(src), "--direction", "cat"])
+    assert r.exit_code == 2 and "unknown direction 'cat'" in r.output
+
+
+def test_translate_folders_and_globs(translator, tmp_path):
+    photos = tmp_path / "photos"
+    (photos / "sub").mkdir(parents=True)
+    for i in range(3):
+        picture(photos / f"p{i}.jpg", 20 + i, 16, seed=i)
+    picture(photos / "sub" / "deep.png", 16, 16)
+    (photos / "broken.jpg").write_bytes(b"not a jpeg")
+    r = runner.invoke(app, ["translate", str(translator), str(photos), "--outdir", str(tmp_path / "zebras"),
+                            "--batch-size", "2"])
+    assert r.exit_code == 0, r.output
+    assert "skipped" in r.output and "broken.jpg" in r.output
+    made = sorted(p.relative_to(tmp_path / "zebras").as_posix() for p in (tmp_path / "zebras").rglob("*.*"))
+    assert made == ["p0.jpg", "p1.jpg", "p2.jpg", "sub/deep.png"]
+    assert Image.open(tmp_path / "zebras" / "p2.jpg").size == (22, 16)
+    r = runner.invoke(app, ["translate", str(translator), str(photos / "p*.jpg")])
+    assert r.exit_code == 0 and (photos / "p1-zebra.jpg").is_file()
+    r = runner.invoke(app, ["translate", str(translator), str(photos), "-o", str(tmp_path / "x.png")])
+    assert r.exit_code == 2 and "--outdir" in r.output
+    r = runner.invoke(app, ["translate", str(translator), str(tmp_path / "missing.jpg")])
+    assert r.exit_code == 2 and "does not exist" in r.output
+
+
+def test_translation_and_sampling_models_refuse_each_other(translator, tiny_model_dir, tmp_path):
+    r = runner.invoke(app, ["sample", str(translator), "-o", str(tmp_path / "x.png")])
+    assert r.exit_code == 2 and "gan translate" in r.output
+    src = picture(tmp_path / "a.png", 8, 8)
+    r = runner.invoke(app, ["translate", str(tiny_model_dir), str(src)])
+    assert r.exit_code == 2 and "not a translation model" in r.output
+
+
+def test_fp16_shards_round_trip(translator, tmp_path):
+    m = gancli.load(translator, device="cpu")
+    m.save_pretrained(tmp_path / "sharded", card=CARD, dtype=torch.float16, max_shard_bytes=4000)
+    names = sorted(p.name for p in (tmp_path / "sharded").iterdir())
+    shards = [n for n in names if n.startswith("model-")]
+    assert "model.safetensors.index.json" in names and len(shards) > 1 and "model.safetensors" not in names
+    assert all(t.dtype == torch.float16 for t in load_file(tmp_path / "sharded" / shards[0]).values())
+    m2 = gancli.load(tmp_path / "sharded", device="cpu")
+    x = torch.rand(1, 3, 16, 16) * 2 - 1
+    assert torch.allclose(m.translate(x), m2.translate(x), atol=2e-2)
+    cfg = json.loads((tmp_path / "sharded" / "config.json").read_text())
+    shard = next(n for n in names if n.startswith("model-"))
+    cfg["files"][shard]["sha256"] = "0" * 64
+    (tmp_path / "sharded" / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(WeightsError, match="sha256"):
+        gancli.load(tmp_path / "sharded", device="cpu")
+
+
+def test_convert_reference_cyclegan_generators(tmp_path):
+    torch.manual_seed(1)
+    g_a, g_b = ResnetGenerator(3, 8, 2), ResnetGenerator(3, 8, 2)
+    legacy = g_a.state_dict() | {"model.2.running_mean": torch.zeros(8), "model.2.running_var": torch.ones(8)}
+    torch.save(legacy, tmp_path / "latest_net_G_A.pth")
+    torch.save({f"module.{k}": v for k, v in g_b.state_dict().items()}, tmp_path / "latest_net_G_B.pth")
+    r = runner.invoke(app, ["convert", str(tmp_path / "latest_net_G_A.pth"), str(tmp_path / "latest_net_G_B.pth"),
+                            "--arch", "cyclegan", "--domains", "horse,zebra", "-o", str(tmp_path / "h2z")])
+    assert r.exit_code == 0, r.output
+    m = gancli.load(tmp_path / "h2z", device="cpu")
+    x = torch.rand(2, 3, 20, 20) * 2 - 1
+    assert torch.allclose(m.translate(x, "zebra"), g_a(x), atol=1e-6)
+    assert torch.allclose(m.translate(x, "b2a"), g_b(x), atol=1e-6)
+    assert "gan convert" in (tmp_path / "h2z" / "README.md").read_text()
+
+
+def test_convert_refuses_pickles_and_mismatches(tmp_path):
+    class Payload:
+        def __reduce__(self):
+            return (shutil.rmtree, (str(tmp_path / "victim"),))
+
+    (tmp_path / "victim").mkdir()
+    torch.save({"model.1.weight": Payload()}, tmp_path / "evil.pth")
+    r = runner.invoke(app, ["convert", str(tmp_path / "evil.pth"), "--arch", "cyclegan", "-o", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "refusing to unpickle" in r.output
+    assert (tmp_path / "victim").is_dir()
+    sd = ResnetGenerator(3, 8, 2).state_dict()
+    sd["model.19.weight"] = torch.zeros(3, 8, 5, 5)  # the last conv, with 2 blocks
+    torch.save(sd, tmp_path / "bad.pth")
+    r = runner.invoke(app, ["convert", str(tmp_path / "bad.pth"), "--arch", "cyclegan", "-o", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "shape mismatch" in r.output and "model.19.weight" in r.output
+
+
+def test_convert_the_pytorch_dcgan_example(tmp_path):
+    nz, ngf, nc = 16, 8, 3
+    net_g = nn.Sequential(  # the classic example's Generator.main, 64x64
+        nn.ConvTranspose2d(nz, ngf * 8, 4, 1, 0, bias=False), nn.BatchNorm2d(ngf * 8), nn.ReLU(True),
+        nn.ConvTranspose2d(ngf * 8, ngf * 4, 4, 2, 1, bias=False), nn.BatchNorm2d(ngf * 4), nn.ReLU(True),
+        nn.ConvTranspose2d(ngf * 4, ngf * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ngf * 2), nn.ReLU(True),
+        nn.ConvTranspose2d(ngf * 2, ngf, 4, 2, 1, bias=False), nn.BatchNorm2d(ngf), nn.ReLU(True),
+        nn.ConvTranspose2d(ngf, nc, 4, 2, 1, bias=False), nn.Tanh())
+    for m in net_g.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1)
+    torch.save({f"main.{k}": v for k, v in net_g.state_dict().items()}, tmp_path / "netG.pth")
+    r = runner.invoke(app, ["convert", str(tmp_path / "netG.pth"), "--arch", "dcgan", "-o", str(tmp_path / "d")])
+    assert r.exit_code == 0, r.output
+    m = gancli.load(tmp_path / "d", device="cpu")
+    assert m.image_size == 64 and m.latent_dim == nz
+    z = torch.randn(3, nz)
+    assert torch.allclose(m.generator(z), net_g.eval()(z[:, :, None, None]), atol=1e-6)
+
+
+def _cycle_data(root):
+    rng = np.random.default_rng(0)
+    for dom, base in (("trainA", 40), ("trainB", 200)):
+        (root / dom).mkdir(parents=True)
+        for i in range(5):
+            Image.fromarray((rng.random((36, 40, 3)) * 50 + base).astype(np.uint8)).save(root / dom / f"{i}.png")
+    return root
+
+
+def _cycle_opts(data, out, **kw):
+    return TrainOptions(**(dict(data=str(data), out=str(out), arch="cyclegan", steps=6, size=32, g_width=4,
+                                d_width=4, n_blocks=1, batch_size=2, pool_size=3, domains="red,blue",
+                                sample_every=3, checkpoint_every=3, log_every=1, device="cpu") | kw))
+
+
+def test_cyclegan_trains_resumes_exactly_and_exports(tmp_path):
+    data = _cycle_data(tmp_path / "data")
+    make_trainer(_cycle_opts(data, tmp_path / "a", steps=8)).run()
+    cut = make_trainer(_cycle_opts(data, tmp_path / "b", steps=8))
+    step = cut.train_step
+
+    def ctrl_c_at_5():  # a real SIGINT, delivered to the trainer's own handler
+        if cut.step == 4:
+            os.kill(os.getpid(), signal.SIGINT)
+        return step()
+
+    cut.train_step = ctrl_c_at_5
+    with pytest.raises(KeyboardInterrupt):
+        cut.run()
+    resumed = make_trainer(_cycle_opts(data, tmp_path / "b", steps=8, resume=True))
+    assert resumed.step == 5 and len(resumed.pools[0].images) == 3
+    resumed.run()
+    a = load_file(tmp_path / "a" / "export" / "model.safetensors")
+    b = load_file(tmp_path / "b" / "export" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert all(v.dtype == torch.float16 for v in a.values()) and all(k.startswith("generator.") for k in a)
+    cfg = json.loads((tmp_path / "a" / "export" / "config.json").read_text())
+    assert cfg["task"] == "translation" and cfg["domains"] == ["red", "blue"]
+    rows = [json.loads(l) for l in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    assert {"loss_cycle", "loss_idt", "loss_gan"} <= set(rows[0])
+    assert rows[0]["lr_g"] == 2e-4 and rows[-1]["lr_g"] < rows[5]["lr_g"] < 2e-4  # constant, then linear decay
+    grid = Image.open(tmp_path / "a" / "samples" / "step-00000003.png")
+    assert grid.size == (6 * 34 + 2, 4 * 34 + 2)  # real A, fake B, rec A, real B, fake A, rec B per row
+    card = (tmp_path / "a" / "export" / "README.md").read_text()
+    assert "gan translate" in card and "pipeline_tag: image-to-image" in card
+
+
+def test_cyclegan_cli_with_two_folders(tmp_path):
+    data = _cycle_data(tmp_path / "data")
+    r = runner.invoke(app, ["train", str(data / "trainA"), str(data / "trainB"), "--arch", "cyclegan", "--out",
+                            str(tmp_path / "run"), "--steps", "2", "--size", "32", "--g-width", "4", "--d-width", "4",
+                            "--blocks", "1", "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    cfg = json.loads((tmp_path / "run" / "export" / "config.json").read_text())
+    assert cfg["domains"] == ["trainA", "trainB"] and cfg["training"]["batch_size"] == 1
+    assert "gan train" in cfg["training"]["command"] and str(data / "trainB") in cfg["training"]["command"]
+    r = runner.invoke(app, ["train", str(data / "trainA"), "--arch", "cyclegan", "--out", str(tmp_path / "r2")])
+    assert r.exit_code == 2 and "trainA/ and trainB/" in r.output
