@@ -313,7 +313,8 @@ def list_models():
         table.add_row(name, cfg["architecture"], cfg.get("task", "unconditional"),
                       f"{cfg['image_size']}x{cfg['image_size']}x{cfg['channels']}", f"{params / 1e6:.2f}M",
                       str(cfg.get("dataset", "")), hub.weights_location(name))
-    out.print(table)
+    # piped or captured output has no width: keep whole names rather than squeezing into 80 columns
+    (out if out.is_terminal else Console(width=140, soft_wrap=True)).print(table)
 
 
 @command()

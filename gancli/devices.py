@@ -1,6 +1,7 @@
 """Device choice: ``auto`` prefers CUDA, then Apple MPS, then the CPU."""
 from __future__ import annotations
 
+import os
 import re
 
 import torch
@@ -42,4 +43,6 @@ def _mps_available() -> bool:
 def describe(device: torch.device) -> str:
     if device.type == "cuda":
         return f"{device} ({torch.cuda.get_device_name(device)})"
+    if device.type == "cpu":
+        return f"cpu ({os.cpu_count()} cores, {torch.get_num_threads()} threads)"
     return str(device)
