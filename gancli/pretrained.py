@@ -32,7 +32,10 @@ class GANModel:
         self.discriminator = discriminator
         self.device = torch.device(device)
         self.source = source
-        self.generator.to(self.device)
+        # NHWC convolutions are 2-3x faster on CPU (oneDNN) and on CUDA (cuDNN)
+        self.memory_format = torch.channels_last if any(
+            isinstance(m, nn.modules.conv._ConvNd) for m in generator.modules()) else torch.contiguous_format
+        self.generator.to(self.device, memory_format=self.memory_format)
 
     # ---------------------------------------------------------------- properties from config.json
     @property
@@ -120,7 +123,7 @@ class GANModel:
     # ---------------------------------------------------------------- sampling
     def to(self, device: str | torch.device) -> "GANModel":
         self.device = resolve_device(device)
-        self.generator.to(self.device)
+        self.generator.to(self.device, memory_format=self.memory_format)
         return self
 
     # ---------------------------------------------------------------- translation models
@@ -156,7 +159,7 @@ class GANModel:
     def translate(self, images: torch.Tensor, direction: str = "a2b") -> torch.Tensor:
         """(N, C, H, W) in [-1, 1], sides multiples of 4 (see gancli.translate for any size) -> same shape."""
         net = getattr(self.generator, self.direction(direction))
-        return net(images.to(self.device)).float().cpu()
+        return net(images.to(self.device).contiguous(memory_format=self.memory_format)).float().cpu()
 
     @property
     def is_conditional(self) -> bool:
