@@ -4,13 +4,14 @@ The spatial ladder starts at 4x4 (32, 64, 128 ... px) or 7x7 (28, 56 ... px) and
 28x28 images need no padding or resizing. Widths halve per upsampling block from ``width * 2**(blocks-1)``.
 
 With ``num_classes`` the pair is class-conditional (cGAN, Mirza & Osindero 2014): G sees z concatenated with a
-learned class embedding, and D adds a projection term <embed(y), features(x)> to its logit (Miyato & Koyama 2018),
-the form of label conditioning that trains most reliably. ``acgan`` instead gives D an auxiliary classifier head
-(Odena et al. 2017).
+one-hot label, and D sees the image with one constant one-hot plane per class stacked on its channels.
+(A learned label embedding in G collapsed every class to a single image on MNIST in our runs; the one-hot input
+did not.) ``acgan`` instead gives D an auxiliary classifier head (Odena et al. 2017).
 """
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from gancli.registry import register
@@ -42,14 +43,12 @@ def _init_dcgan(module: nn.Module):
 
 class DCGANGenerator(nn.Module):
     def __init__(self, latent_dim: int, image_size: int, channels: int, width: int, max_width: int,
-                 num_classes: int = 0, embed_dim: int = 0):
+                 num_classes: int = 0):
         super().__init__()
         start, n = spatial_ladder(image_size)
         widths = [min(width * 2 ** i, max_width) for i in reversed(range(n))]
         self.latent_dim, self.num_classes = latent_dim, num_classes
-        if num_classes:
-            self.embed = nn.Embedding(num_classes, embed_dim or latent_dim)
-        in_dim = latent_dim + (self.embed.embedding_dim if num_classes else 0)
+        in_dim = latent_dim + num_classes
         layers = [nn.ConvTranspose2d(in_dim, widths[0], start, 1, 0, bias=False),
                   nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True)]
         for w_in, w_out in zip(widths, widths[1:]):
@@ -57,13 +56,11 @@ class DCGANGenerator(nn.Module):
         layers += [nn.ConvTranspose2d(widths[-1], channels, 4, 2, 1), nn.Tanh()]
         self.net = nn.Sequential(*layers)
         _init_dcgan(self)
-        if num_classes:
-            nn.init.normal_(self.embed.weight, 0.0, 1.0)  # same scale as z, so the label is heard from step one
 
     def forward(self, z, labels=None):
         z = z.flatten(1)
         if self.num_classes:
-            z = torch.cat([z, self.embed(labels)], 1)
+            z = torch.cat([z, F.one_hot(labels, self.num_classes).to(z.dtype)], 1)
         return self.net(z[:, :, None, None])
 
 
@@ -73,29 +70,32 @@ class DCGANDiscriminator(nn.Module):
         super().__init__()
         start, n = spatial_ladder(image_size)
         widths = [min(width * 2 ** i, max_width) for i in range(n)]
-        layers = [nn.Conv2d(channels, widths[0], 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)]
+        self.num_classes, self.aux_classifier = num_classes, aux_classifier
+        label_planes = num_classes if num_classes and not aux_classifier else 0
+        layers = [nn.Conv2d(channels + label_planes, widths[0], 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)]
         for w_in, w_out in zip(widths, widths[1:]):
             layers += [nn.Conv2d(w_in, w_out, 4, 2, 1, bias=norm == "none"), *_norm(norm, w_out),
                        nn.LeakyReLU(0.2, inplace=True)]
         layers += [nn.Conv2d(widths[-1], 1, start, 1, 0)]
         self.net = nn.Sequential(*layers)
-        self.num_classes, self.aux_classifier = num_classes, aux_classifier
-        feature_dim = widths[-1] * start * start
-        if num_classes and aux_classifier:
-            self.classifier = nn.Linear(feature_dim, num_classes)
-        elif num_classes:
-            self.embed = nn.Embedding(num_classes, feature_dim)
+        if aux_classifier:
+            self.classifier = nn.Linear(widths[-1] * start * start, num_classes)
         _init_dcgan(self)
 
     def forward(self, x, labels=None):
         """Logits, one per image; with an auxiliary classifier, (logits, class logits)."""
-        if not self.num_classes:
-            return self.net(x).flatten()
-        h = self.net[:-1](x)
-        logits = self.net[-1](h).flatten()
         if self.aux_classifier:
-            return logits, self.classifier(h.flatten(1))
-        return logits + (self.embed(labels) * h.flatten(1)).sum(1)
+            h = self.net[:-1](x)
+            return self.net[-1](h).flatten(), self.classifier(h.flatten(1))
+        if self.num_classes:
+            planes = F.one_hot(labels, self.num_classes).to(x.dtype)[:, :, None, None].expand(-1, -1, *x.shape[-2:])
+            x = torch.cat([x, planes.contiguous(memory_format=_format_of(x))], 1)
+        return self.net(x).flatten()
+
+
+def _format_of(x: torch.Tensor) -> torch.memory_format:
+    return torch.channels_last if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) \
+        and not x.is_contiguous() else torch.contiguous_format
 
 
 def _norm(kind: str, width: int) -> list[nn.Module]:
