@@ -229,6 +229,7 @@ class Trainer:
         self.step = 0
         self.rollbacks: list[int] = []
         self.train_seconds = 0.0
+        self.seconds_before, self.t0 = 0.0, None  # training time of earlier sessions of this run, and this one's start
         if resume_from:
             self._load_checkpoint(resume_from)
 
@@ -325,6 +326,7 @@ class Trainer:
         state = {"step": self.step, "G": self.G.state_dict(), "D": self.D.state_dict(),
                  "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(), "rng": rng,
                  "lr_scale": self.lr_scale, "rollbacks": torch.tensor(self.rollbacks, dtype=torch.int64),
+                 "seconds": self.seconds_before + (time.time() - self.t0 if self.t0 else 0.0),
                  "arch": self.opts.arch, "arch_args": self.arch_args}
         if self.G_ema is not None:
             state["G_ema"] = self.G_ema.state_dict()
@@ -357,6 +359,7 @@ class Trainer:
         if "cuda" in state["rng"] and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["rng"]["cuda"].cpu(), self.device)
         self.step = int(state["step"])
+        self.seconds_before = float(state.get("seconds", 0.0))
         self.load_extra_state(state)
         self.lr_scale = float(state.get("lr_scale", 1.0))
         self.rollbacks = [int(s) for s in state.get("rollbacks", torch.zeros(0, dtype=torch.int64)).tolist()]
@@ -579,6 +582,7 @@ class Trainer:
         self.D.train()
         self._apply_lr()
         t0, started_at, interval, seen = time.time(), self.step, [], 0
+        self.t0 = t0
         with _StopRequests() as stop:
             while self.step < self.total_steps:
                 if stop.asked:  # only between steps: a checkpoint never holds half an update
@@ -655,7 +659,8 @@ class Trainer:
         return {"command": self.opts.command, "steps": self.step, "batch_size": self.opts.batch_size,
                 "processes": self.dist.world, "epochs": round(self.step * self.opts.d_steps / self.batches_per_epoch, 3),
                 "loss": self.opts.loss, "ema": self.opts.ema, "seed": self.opts.seed, "device": describe(self.device),
-                "seconds": round(self.train_seconds), "torch": torch.__version__, "platform": platform.platform()}
+                "seconds": round(self.seconds_before + self.train_seconds), "seconds_this_session": round(self.train_seconds),
+                "torch": torch.__version__, "platform": platform.platform()}
 
 
 def _has_conv(module: torch.nn.Module) -> bool:
@@ -711,7 +716,9 @@ def model_card(config: dict, last: dict, results: str = "") -> str:
         f"- {t['steps']} steps ({t['epochs']} epochs) at batch {t['batch_size']}"
         + (f" x {t['processes']} processes" if t.get("processes", 1) > 1 else "")
         + f", loss `{t['loss']}`, seed {t['seed']}" + (f", EMA {t['ema']}" if t.get("ema") else ""),
-        f"- {t['seconds']} s on {t['device']} (torch {t['torch']}, {t['platform']})",
+        f"- {t['seconds']} s of training on {t['device']} (torch {t['torch']}, {t['platform']})"
+        + (f"; resumed, {t['seconds_this_session']} s in the last session"
+           if t.get("seconds_this_session", t["seconds"]) != t["seconds"] else ""),
     ]
     if last:
         line = (f"- last logged: D loss {last.get('loss_d')}, G loss {last.get('loss_g')}, "
