@@ -697,7 +697,7 @@ def model_card(config: dict, last: dict, results: str = "") -> str:
     tags = ["gan", "gancli", config["architecture"], "image-generation"] + (["conditional"] if conditional else [])
     use = f"gan sample {config['name']} -n 64 -o grid.png"
     if conditional:
-        use += f"\ngan sample {config['name']} --label {config['class_names'][-1]!r} -n 16"
+        use += f"\ngan sample {config['name']} --label {shlex.quote(config['class_names'][-1])} -n 16"
     lines = [
         "---", "license: mit", "library_name: gancli", "tags:", *[f"- {x}" for x in tags],
         "datasets:", f"- {config['dataset']}",

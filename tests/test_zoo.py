@@ -44,3 +44,45 @@ def test_dcgan_mnist_draws_all_ten_digits_that_look_real():
     _, d_fake = nearest_neighbours(samples[:500], test_x[5000:])
     _, d_real = nearest_neighbours(test_x[:500], test_x[5000:])
     assert d_fake.mean() < 1.25 * d_real.mean(), (float(d_fake.mean()), float(d_real.mean()))
+
+
+FASHION = SHARED / "fashion-mnist"
+
+
+def _test_split(folder):
+    x = torch.from_numpy(read_idx(folder / "t10k-images-idx3-ubyte.gz").copy())[:, None]
+    y = torch.from_numpy(read_idx(folder / "t10k-labels-idx1-ubyte.gz").astype(np.int64))
+    return x, y
+
+
+@pytest.mark.skipif(not MNIST.is_dir(), reason="needs ../shared/data/mnist")
+def test_gan_mnist_the_2014_mlp_gan_draws_digits():
+    test_x, test_y = _test_split(MNIST)
+    model = gancli.load("gan-mnist", device="cpu")
+    assert model.architecture == "mlp"
+    counts = torch.bincount(nearest_labels(model.sample(1000, seed=7), test_x, test_y), minlength=10)
+    assert (counts >= 20).all(), counts.tolist()
+
+
+@pytest.mark.skipif(not MNIST.is_dir(), reason="needs ../shared/data/mnist")
+def test_cgan_mnist_label_7_gives_sevens(tmp_path):
+    test_x, test_y = _test_split(MNIST)
+    model = gancli.load("cgan-mnist", device="cpu")
+    hits = [float((nearest_labels(model.sample(60, seed=k, label=k), test_x, test_y) == k).float().mean())
+            for k in range(10)]
+    assert min(hits) > 0.6 and sum(hits) / 10 > 0.85, hits
+    p = subprocess.run([sys.executable, "-m", "gancli", "sample", "cgan-mnist", "--per-class", "3", "--outdir",
+                        str(tmp_path / "aug")], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert sorted(d.name for d in (tmp_path / "aug").iterdir()) == [str(k) for k in range(10)]
+    assert all(len(list(d.glob("*.png"))) == 3 for d in (tmp_path / "aug").iterdir())
+
+
+@pytest.mark.skipif(not FASHION.is_dir(), reason="needs ../shared/data/fashion-mnist")
+def test_cgan_fashion_takes_class_names():
+    test_x, test_y = _test_split(FASHION)
+    model = gancli.load("cgan-fashion", device="cpu")
+    assert model.class_names[7] == "Sneaker"
+    for name, k in (("sneaker", 7), ("trouser", 1), ("bag", 8)):
+        judged = nearest_labels(model.sample(60, seed=1, label=name), test_x, test_y)
+        assert float((judged == k).float().mean()) > 0.6, (name, torch.bincount(judged, minlength=10).tolist())
