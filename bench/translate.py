@@ -55,8 +55,11 @@ def main():
         g = ResnetGenerator(3, 64, 9).to(device).eval()
         fast = ResnetGenerator(3, 64, 9).to(device).eval()
         fast.load_state_dict(g.state_dict())
-        setting = "channels_last"
-        fast = fast.to(memory_format=torch.channels_last)
+        from gancli.devices import preferred_memory_format
+
+        fmt = preferred_memory_format(fast, device)
+        setting = "channels_last" if fmt == torch.channels_last else "contiguous"
+        fast = fast.to(memory_format=fmt)
         amp = device.type == "cuda"
         if amp:
             setting += " + bf16"
@@ -64,7 +67,7 @@ def main():
             x = torch.rand(b, 3, args.size, args.size, device=device) * 2 - 1
             with torch.inference_mode():
                 base = timed(lambda: g(x), device, args.repeats)
-                xc = x.contiguous(memory_format=torch.channels_last)
+                xc = x.contiguous(memory_format=fmt)
                 with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
                     ours = timed(lambda: fast(xc), device, args.repeats)
             print(f"{name:6} {b:5d} {b / base:17.1f} {b / ours:10.1f} {setting:>22}", flush=True)

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 import gancli
 from gancli import latents, losses
 from gancli.data import ImageData, load_data, to_model_range
-from gancli.devices import describe, resolve_device
+from gancli.devices import describe, preferred_memory_format, resolve_device
 from gancli.imageio import atomic_write, grid_image, line_plot, save_animation, save_image
 from gancli.pretrained import GANModel
 from gancli.registry import build, get_architecture
@@ -203,8 +203,7 @@ class Trainer:
             G, D = build(opts.arch, **self.arch_args)
         except ValueError as e:
             raise TrainError(str(e)) from None
-        # channels_last: the convolution kernels of oneDNN (CPU) and cuDNN run 2-3x faster on NHWC tensors
-        self.memory_format = torch.channels_last if _has_conv(G) else torch.contiguous_format
+        self.memory_format = preferred_memory_format(G, self.device)
         self.G = G.to(self.device, memory_format=self.memory_format)
         self.D = D.to(self.device, memory_format=self.memory_format)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False) if opts.ema else None
@@ -400,8 +399,7 @@ class Trainer:
         """Batch ``index`` (counting D steps) of this process: pure function of (seed, index, rank)."""
         world, b = self.dist.world, self.opts.batch_size
         epoch, k = divmod(index, self.batches_per_epoch)
-        g = torch.Generator().manual_seed(latents._mix(self.opts.seed, 1_000_003 + epoch))
-        order = torch.randperm(len(self.data), generator=g)
+        order = self.epoch_order(len(self.data), self.opts.seed, epoch)
         start = (k * world + self.dist.rank) * b
         idx = order[start:start + b]
         x = to_model_range(self.images[idx.to(self.data_device)].to(self.device, non_blocking=True))
@@ -420,6 +418,17 @@ class Trainer:
             flip = (torch.rand(len(x), generator=aug) < 0.5).to(self.device)
             x = torch.where(flip[:, None, None, None], x.flip(-1), x)
         return x, (self.labels[idx] if self.conditional else None)
+
+    def epoch_order(self, n: int, seed: int, epoch: int) -> torch.Tensor:
+        """The data order of an epoch, a function of (seed, epoch); cached, since every step of the epoch needs it."""
+        cache = self.__dict__.setdefault("_orders", {})
+        key = (n, seed, epoch)
+        if key not in cache:
+            if len(cache) >= 4:
+                cache.clear()
+            g = torch.Generator().manual_seed(latents._mix(seed, 1_000_003 + epoch))
+            cache[key] = torch.randperm(n, generator=g)
+        return cache[key]
 
     def noise(self, index: int, n: int) -> torch.Tensor:
         g = torch.Generator(self.device).manual_seed(latents._mix(self.opts.seed + 1, index * self.dist.world
@@ -661,10 +670,6 @@ class Trainer:
                 "loss": self.opts.loss, "ema": self.opts.ema, "seed": self.opts.seed, "device": describe(self.device),
                 "seconds": round(self.seconds_before + self.train_seconds), "seconds_this_session": round(self.train_seconds),
                 "torch": torch.__version__, "platform": platform.platform()}
-
-
-def _has_conv(module: torch.nn.Module) -> bool:
-    return any(isinstance(m, torch.nn.modules.conv._ConvNd) for m in module.modules())
 
 
 class _StopRequests:

@@ -115,8 +115,7 @@ class CycleGANTrainer(Trainer):
 
     def _take(self, images, epoch, k, index, salt):
         b, world = self.opts.batch_size, self.dist.world
-        g = torch.Generator().manual_seed(latents._mix(self.opts.seed + salt, 1_000_003 + epoch))
-        order = torch.randperm(len(images), generator=g)
+        order = self.epoch_order(len(images), self.opts.seed + salt, epoch)
         start = (k * world + self.dist.rank) * b
         idx = order[(start + torch.arange(b)) % len(images)]  # the smaller domain wraps around
         x = to_model_range(images[idx.to(images.device)].to(self.device, non_blocking=True))
