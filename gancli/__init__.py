@@ -7,6 +7,13 @@
 """
 __version__ = "0.1.0"
 
-from gancli.pretrained import GANModel, load  # noqa: E402
-
 __all__ = ["GANModel", "load", "__version__"]
+
+
+def __getattr__(name):
+    # Imported on first use, so that `gan --version` and `gan --help` do not wait for torch
+    if name in ("GANModel", "load"):
+        from gancli import pretrained
+
+        return getattr(pretrained, name)
+    raise AttributeError(f"module 'gancli' has no attribute {name!r}")

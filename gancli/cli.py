@@ -11,8 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 import gancli
-from gancli import hub, latents
-from gancli.devices import DeviceError, describe
+from gancli import hub
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="markdown",
                   context_settings={"help_option_names": ["-h", "--help"]},
@@ -23,7 +22,7 @@ out = Console(soft_wrap=True)
 
 # Bad input the user can fix: reported as one line, exit code 2. Anything else is a bug and keeps its traceback.
 USER_ERRORS = (ValueError, LookupError, FileNotFoundError, FileExistsError, NotADirectoryError, PermissionError,
-               hub.HubError, DeviceError)
+               hub.HubError)
 
 
 def fail(message: str, code: int = 2):
@@ -40,11 +39,23 @@ def command(*args, **kwargs):
             try:
                 return fn(*a, **k)
             except USER_ERRORS as e:
-                fail(str(e))
+                fail(_one_line(e))
 
         return app.command(*args, **kwargs)(guarded)
 
     return wrap
+
+
+def describe(device) -> str:
+    from gancli.devices import describe as describe_device  # torch loads only for commands that need it
+
+    return describe_device(device)
+
+
+def _one_line(e: Exception) -> str:
+    if isinstance(e, OSError) and e.strerror:  # "[Errno 2] No such file..." -> "No such file or directory: PATH"
+        return f"{e.strerror}: {e.filename}" if e.filename else e.strerror
+    return str(e)
 
 
 def _version(value: bool):
@@ -121,6 +132,8 @@ def sample(
     import torch
 
     from gancli.imageio import format_of, grid_image, save_image, to_pil
+
+    from gancli import latents
 
     seed_list = latents.parse_seeds(seeds) if seeds else None
     if per_class is not None:
@@ -217,6 +230,8 @@ def interpolate(
     from PIL import Image
 
     from gancli.imageio import grid_image, save_animation, save_image, to_pil
+
+    from gancli import latents
 
     key_seeds = latents.parse_seeds(seeds)
     if steps < 1 or steps > 10_000:
@@ -527,5 +542,5 @@ def main():
     try:
         app(standalone_mode=True)
     except USER_ERRORS as e:
-        console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        console.print(f"[bold red]error:[/] {_one_line(e)}", highlight=False, soft_wrap=True)
         sys.exit(2)

@@ -27,7 +27,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         raise FileNotFoundError(f"{path} does not exist")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
+    except pickle.UnpicklingError:
         raise WeightsError(f"{path} holds Python objects beyond tensors and plain containers; refusing to "
                            "unpickle it (torch.load with weights_only=True rejected it)") from None
     except Exception as e:

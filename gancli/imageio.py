@@ -49,7 +49,7 @@ def format_of(path: str | Path, default: str = "png") -> str:
 def save_image(img: Image.Image, path: str | Path, fmt: str | None = None):
     path = Path(path)
     fmt = fmt or format_of(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_parent(path)
     kwargs = {"quality": 95} if fmt in ("jpg", "jpeg", "webp") else {}
     if fmt in ("jpg", "jpeg") and img.mode not in ("RGB", "L"):
         img = img.convert("RGB")
@@ -71,16 +71,27 @@ def save_animation(frames: list[Image.Image], path: str | Path, fps: float = 15.
         fmt, extra = "GIF", {"disposal": 2}
     else:
         fmt, extra = "WEBP", {"lossless": True}
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_parent(path)
     atomic_write(path, lambda f: frames[0].save(f, format=fmt, save_all=True, append_images=frames[1:],
                                                 duration=duration, loop=0, **extra))
+
+
+def make_parent(path: Path):
+    for parent in [path.parent, *path.parent.parents]:
+        if parent.exists() and not parent.is_dir():
+            raise NotADirectoryError(f"cannot write {path}: {parent} is a file, not a folder")
+    path.parent.mkdir(parents=True, exist_ok=True)
 
 
 def atomic_write(path: Path, write):
     """Write through a temporary file and rename, so an interrupted write never leaves half a file behind."""
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
-        with open(tmp, "wb") as f:
+        try:
+            f = open(tmp, "wb")
+        except OSError as e:  # name the file the user asked for, not our temporary one
+            raise OSError(e.errno, f"cannot write {path}: {e.strerror}") from None
+        with f:
             write(f)
             f.flush()
             os.fsync(f.fileno())

@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from torch import nn
+if TYPE_CHECKING:
+    from torch import nn
 
 
 @dataclass(frozen=True)
 class Architecture:
     name: str
-    build: Callable[..., tuple[nn.Module, nn.Module]]
+    build: Callable[..., tuple["nn.Module", "nn.Module"]]
     description: str
     task: str = "unconditional"
 
@@ -48,7 +49,7 @@ def get_architecture(name: str) -> Architecture:
     return archs[name]
 
 
-def build(name: str, **kwargs) -> tuple[nn.Module, nn.Module]:
+def build(name: str, **kwargs) -> tuple["nn.Module", "nn.Module"]:
     arch = get_architecture(name)
     try:
         return arch.build(**kwargs)

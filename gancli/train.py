@@ -397,27 +397,27 @@ class Trainer:
     # ------------------------------------------------------------------ the step
     def batch(self, index: int):
         """Batch ``index`` (counting D steps) of this process: pure function of (seed, index, rank)."""
+        x, idx = self.take(self.images, self.opts.seed, self.opts.seed + 7, index)
+        return x, (self.labels[idx.to(self.device)] if self.conditional else None)
+
+    def take(self, images: torch.Tensor, order_seed: int, aug_seed: int, index: int):
+        """This process's share of batch ``index`` from ``images``, cropped, mirrored, in [-1, 1]; and its indices.
+        A data set shorter than an epoch of another (CycleGAN's smaller domain) wraps around."""
         world, b = self.dist.world, self.opts.batch_size
         epoch, k = divmod(index, self.batches_per_epoch)
-        order = self.epoch_order(len(self.data), self.opts.seed, epoch)
         start = (k * world + self.dist.rank) * b
-        idx = order[start:start + b]
-        x = to_model_range(self.images[idx.to(self.data_device)].to(self.device, non_blocking=True))
-        x = x.contiguous(memory_format=self.memory_format)
-        idx = idx.to(self.device)
-        aug = torch.Generator().manual_seed(latents._mix(self.opts.seed + 7, index * world + self.dist.rank))
-        if self.opts.random_crop:
-            room = x.shape[-1] - self.crop
-            offsets = torch.randint(0, room + 1, (len(x), 2), generator=aug).tolist()
+        idx = self.epoch_order(len(images), order_seed, epoch)[(start + torch.arange(b)) % len(images)]
+        x = to_model_range(images[idx.to(images.device)].to(self.device, non_blocking=True))
+        aug = torch.Generator().manual_seed(latents._mix(aug_seed, index * world + self.dist.rank))
+        room = x.shape[-1] - self.crop
+        if room:
+            offsets = torch.randint(0, room + 1, (len(x), 2), generator=aug).tolist() if self.opts.random_crop \
+                else [(room // 2, room // 2)] * len(x)
             x = torch.stack([img[:, i:i + self.crop, j:j + self.crop] for img, (i, j) in zip(x, offsets)])
-            x = x.contiguous(memory_format=self.memory_format)
-        elif x.shape[-1] != self.crop:
-            off = (x.shape[-1] - self.crop) // 2
-            x = x[..., off:off + self.crop, off:off + self.crop].contiguous(memory_format=self.memory_format)
         if self.opts.mirror:
             flip = (torch.rand(len(x), generator=aug) < 0.5).to(self.device)
             x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-        return x, (self.labels[idx] if self.conditional else None)
+        return x.contiguous(memory_format=self.memory_format), idx
 
     def epoch_order(self, n: int, seed: int, epoch: int) -> torch.Tensor:
         """The data order of an epoch, a function of (seed, epoch); cached, since every step of the epoch needs it."""

@@ -109,26 +109,9 @@ class CycleGANTrainer(Trainer):
         self.pools[1].load(state["pool_b"].to(self.device))
 
     def batch(self, index: int):
-        epoch, k = divmod(index, self.batches_per_epoch)
-        return (self._take(self.images_a, epoch, k, index, salt=11),
-                self._take(self.images_b, epoch, k, index, salt=13))
-
-    def _take(self, images, epoch, k, index, salt):
-        b, world = self.opts.batch_size, self.dist.world
-        order = self.epoch_order(len(images), self.opts.seed + salt, epoch)
-        start = (k * world + self.dist.rank) * b
-        idx = order[(start + torch.arange(b)) % len(images)]  # the smaller domain wraps around
-        x = to_model_range(images[idx.to(images.device)].to(self.device, non_blocking=True))
-        aug = torch.Generator().manual_seed(latents._mix(self.opts.seed + salt, index * world + self.dist.rank))
-        room = x.shape[-1] - self.crop
-        if room:
-            offsets = torch.randint(0, room + 1, (len(x), 2), generator=aug).tolist() if self.opts.random_crop \
-                else [(room // 2, room // 2)] * len(x)
-            x = torch.stack([img[:, i:i + self.crop, j:j + self.crop] for img, (i, j) in zip(x, offsets)])
-        if self.opts.mirror:
-            flip = (torch.rand(len(x), generator=aug) < 0.5).to(self.device)
-            x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-        return x.contiguous(memory_format=self.memory_format)
+        seed = self.opts.seed
+        return (self.take(self.images_a, seed + 11, seed + 11, index)[0],
+                self.take(self.images_b, seed + 13, seed + 13, index)[0])
 
     def train_step(self) -> dict:
         opts, autocast = self.opts, self._autocast()

@@ -86,6 +86,7 @@ def test_interpolate_webp_and_png_grid(tiny_model_dir, tmp_path):
     (["sample", "{tiny}", "-o", "a.png", "--format", "jpg"], "does not match"),
     (["sample", "/no/such/dir/model"], "unknown model"),
     (["interpolate", "{tiny}", "--seeds", "1"], "at least two"),
+    (["sample", "{tiny}", "-o", "{tmp}/a-file/x.png"], "a-file is a file, not a folder"),
     (["interpolate", "{tiny}", "--method", "cubic"], "slerp or lerp"),
     (["interpolate", "{tiny}", "-o", "walk.mp4"], ".gif, .webp or .png"),
     (["info", "nope"], "unknown model"),
@@ -94,6 +95,7 @@ def test_interpolate_webp_and_png_grid(tiny_model_dir, tmp_path):
 ])
 def test_bad_input_is_one_line_and_exit_2(args, message, tiny_model_dir, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "a-file").write_text("not a folder")
     args = [a.format(tiny=tiny_model_dir, tmp=tmp_path) for a in args]
     r = run(*args)
     assert r.exit_code == 2, r.output
@@ -131,3 +133,9 @@ def test_real_process_exit_code_and_no_traceback(tmp_path):
                        cwd=tmp_path)
     assert p.returncode == 2
     assert "Traceback" not in p.stderr and p.stderr.strip().count("\n") == 0 and "unknown model" in p.stderr
+
+
+def test_version_and_help_do_not_load_torch():
+    """Every user pays the CLI's start-up: torch loads only for commands that run a model."""
+    code = "import sys, gancli.cli; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
