@@ -323,8 +323,13 @@ def list_models():
         table.add_column(col)
     for name in hub.zoo_names():
         cfg = hub.read_config(hub.zoo_dir() / name)
-        g, _ = build(cfg["architecture"], **cfg.get("arch_args", {}))
-        params = sum(p.numel() for p in g.parameters())
+        if cfg.get("task") == "classifier":  # the judges of `gan eval`
+            from gancli.classifiers import Classifier
+
+            net = Classifier(**cfg["arch_args"])
+        else:
+            net, _ = build(cfg["architecture"], **cfg.get("arch_args", {}))
+        params = sum(p.numel() for p in net.parameters())
         table.add_row(name, cfg["architecture"], cfg.get("task", "unconditional"),
                       f"{cfg['image_size']}x{cfg['image_size']}x{cfg['channels']}", f"{params / 1e6:.2f}M",
                       str(cfg.get("dataset", "")), hub.weights_location(name))
@@ -354,6 +359,68 @@ def info(name: str = typer.Argument(..., help="Zoo name, local model folder or o
     out.rule("config.json")
     out.print_json(json.dumps(hub.read_config(resolved.path)))
     out.print(f"[dim]source: {resolved.source} ({resolved.path})[/]")
+
+
+# ----------------------------------------------------------------------------------------------- eval
+@command("eval")
+def eval_model(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Zoo name, local model folder or training run, or owner/repo[@revision]."),
+    real: Optional[str] = typer.Option(None, "--real", help="Real data: mnist, fashion, stacked-mnist, horse2zebra, "
+                                                            "or a folder (default: the model's training set)."),
+    n: int = typer.Option(10000, "-n", "--num", help="Samples to draw (Stacked-MNIST: at least 25,000 is usual)."),
+    seed: int = typer.Option(0, "--seed", help="Samples are a function of (seed, i): same seed, same numbers."),
+    features: Optional[str] = typer.Option(None, "--features", help="Classifier that embeds and judges images "
+                                                                    "(default: the zoo one for the data)."),
+    inception_weights: Optional[Path] = typer.Option(None, "--inception-weights",
+                                                     help="The standard FID Inception file "
+                                                          "(pt_inception-2015-12-05-*.pth): adds the usual FID."),
+    direction: str = typer.Option("a2b", "--direction", help="Translation models: a2b, b2a or the target domain."),
+    size: Optional[int] = typer.Option(None, "--size", help="Translation models: resize inputs to this first."),
+    batch_size: int = typer.Option(256, "--batch-size", help="Images per forward pass."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the results here as JSON."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
+):
+    """Measure a model offline: FID, KID, precision/recall, class or mode coverage, label accuracy, translation scores.
+
+    Example: `gan eval dcgan-mnist --real mnist -n 10000 --json dcgan.json`;
+    `gan eval cyclegan-horse2zebra --real horse2zebra`
+    """
+    import json
+
+    from gancli.evaluate import evaluate
+
+    if n < 2 or n > 1_000_000:
+        fail("-n must be between 2 and 1000000")
+    if batch_size < 1:
+        fail("--batch-size must be at least 1")
+    if inception_weights is not None and not inception_weights.is_file():
+        fail(f"--inception-weights {inception_weights} is not a file")
+    with _progress() as progress:
+        tasks = {}
+
+        def advance(what, done, total):
+            if what not in tasks:
+                tasks[what] = progress.add_task(what, total=total)
+            progress.update(tasks[what], completed=done, total=total)
+
+        result = evaluate(name, real, n, seed, features, direction, size, batch_size, device, advance,
+                          inception_weights=inception_weights)
+    result["command"] = _command_line(ctx, exclude={"json_path", "device"})
+    table = Table(title=f"{name} vs {result['real']}  (features: {result['feature_extractor']})")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for key, value in result.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool) or key == "label_accuracy":
+            table.add_row(key, "-" if value is None else f"{value:,}" if isinstance(value, int) else f"{value:.4g}")
+    out.print(table)
+    for note in result.get("notes", []):
+        console.print(f"[dim]note: {note}[/]", highlight=False)
+    if json_path is not None:
+        from gancli.imageio import atomic_write
+
+        atomic_write(json_path, lambda f: f.write((json.dumps(result, indent=2) + "\n").encode()))
+        out.print(f"wrote {json_path}")
 
 
 # ----------------------------------------------------------------------------------------------- train
@@ -400,6 +467,12 @@ def train(
     channels: Optional[int] = typer.Option(None, "--channels", help="1 or 3 (default: from the data)."),
     bf16: Optional[bool] = typer.Option(None, "--bf16/--no-bf16", help="bf16 autocast (default: on for CUDA)."),
     sample_every: int = typer.Option(500, "--sample-every", help="Write a sample grid every N steps."),
+    eval_every: Optional[int] = typer.Option(None, "--eval-every", help="Measure FID/KID, precision/recall and "
+                                                                       "coverage every N steps (metrics.jsonl) and "
+                                                                       "raise the mode-collapse alarm."),
+    eval_samples: int = typer.Option(2000, "--eval-samples", help="Samples (and real images) per --eval-every."),
+    stack: Optional[int] = typer.Option(None, "--stack", help="3: Stacked-MNIST, three random digits as RGB "
+                                                              "channels (1000 modes)."),
     checkpoint_every: int = typer.Option(1000, "--checkpoint-every", help="Write a checkpoint every N steps."),
     keep: int = typer.Option(3, "--keep", help="Checkpoints to keep."),
     log_every: int = typer.Option(50, "--log-every", help="Average and log metrics every N steps."),
@@ -426,7 +499,8 @@ def train(
                         gp_weight=gp_weight, lr_g=lr_g, lr_d=lr_d, beta1=beta1, beta2=beta2,
                         ema=ema_decay if ema else None, latent_dim=latent_dim, g_width=g_width, d_width=d_width,
                         size=size, random_crop=random_crop, mirror=mirror, channels=channels, bf16=bf16,
-                        sample_every=sample_every, checkpoint_every=checkpoint_every, keep_checkpoints=keep,
+                        sample_every=sample_every, eval_every=eval_every, eval_samples=eval_samples, stack=stack,
+                        checkpoint_every=checkpoint_every, keep_checkpoints=keep,
                         log_every=log_every, resume=resume, name=name, device=device,
                         command=_command_line(ctx, exclude={"resume"}))
     trainer = make_trainer(opts)
@@ -444,10 +518,21 @@ def train(
     with progress:
         task = progress.add_task("train", total=trainer.total_steps, completed=trainer.step, stats="")
 
+        shown = {"eval": None}
+
         def update(step, total, row):
+            ev = trainer.last_eval
             progress.update(task, completed=step, stats=(
                 f"D {row['loss_d']:.3f}  G {row['loss_g']:.3f}  D(x) {row['d_real']:.2f}  "
-                f"D(G(z)) {row['d_fake']:.2f}  {row['images_per_s']:.0f} img/s"))
+                f"D(G(z)) {row['d_fake']:.2f}  {row['images_per_s']:.0f} img/s"
+                + (f"  FID {ev['fid']:.2f}" + (f" cov {ev['classes_covered']}/{ev['num_classes']}"
+                                               if ev.get('classes_covered') is not None else "")
+                   + (f" modes {ev['modes_covered']}" if ev.get('modes_covered') is not None else "")
+                   + (" [bold red]COLLAPSE?[/]" if ev["alarms"] else "") if ev else "")))
+            if ev and ev is not shown["eval"]:
+                shown["eval"] = ev
+                for alarm in ev["alarms"]:
+                    console.print(f"[bold red]mode-collapse alarm[/] at step {ev['step']}: {alarm}", highlight=False)
 
         try:
             export = trainer.run(progress=update)

@@ -59,7 +59,7 @@ def load_data(path: str | Path, size: int | None = None, channels: int | None = 
     path = Path(path).expanduser()
     if not path.exists():
         raise DataError(f"training data {path} does not exist")
-    if path.is_dir() and _find_idx(path, IDX_IMAGES):
+    if path.is_dir() and find_idx(path, IDX_IMAGES):
         data = load_idx_folder(path)
     elif path.is_dir():
         data = load_image_folder(path, size, channels)
@@ -76,7 +76,7 @@ def load_data(path: str | Path, size: int | None = None, channels: int | None = 
 
 
 # ------------------------------------------------------------------------------------------- IDX (MNIST family)
-def _find_idx(folder: Path, stem: str) -> Path | None:
+def find_idx(folder: Path, stem: str) -> Path | None:
     for name in (stem + ".gz", stem, stem.replace("-idx", ".idx")):
         if (folder / name).is_file():
             return folder / name
@@ -100,19 +100,19 @@ def read_idx(path: Path) -> np.ndarray:
     return data.reshape(dims)
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def load_idx_folder(folder: Path) -> ImageData:
-    images = read_idx(_find_idx(folder, IDX_IMAGES))
-    labels_path = _find_idx(folder, IDX_LABELS)
+    images = read_idx(find_idx(folder, IDX_IMAGES))
+    labels_path = find_idx(folder, IDX_LABELS)
     labels = torch.from_numpy(read_idx(labels_path).astype(np.int64)) if labels_path else None
     if labels is not None and len(labels) != len(images):
         raise DataError(f"{folder}: {len(images)} images but {len(labels)} labels")
     class_names = None
     if labels is not None:
-        class_names = KNOWN_LABELS.get(_sha256(labels_path)) or [str(i) for i in range(int(labels.max()) + 1)]
+        class_names = KNOWN_LABELS.get(file_sha256(labels_path)) or [str(i) for i in range(int(labels.max()) + 1)]
     return ImageData(torch.from_numpy(images.copy())[:, None], labels, class_names, source=str(folder))
 
 

@@ -70,6 +70,8 @@ class GANModel:
         resolved = hub.resolve(str(name))
         folder = resolved.path
         config = hub.read_config(folder)
+        if config.get("task") == "classifier":
+            raise WeightsError(f"{name} is a classifier (a judge for `gan eval`), not a generator")
         for key in ("architecture", "image_size", "channels"):
             if key not in config:
                 raise WeightsError(f"{folder / hub.CONFIG_NAME} lacks the required key {key!r}")
@@ -93,29 +95,7 @@ class GANModel:
         state = {f"generator.{k}": v for k, v in self.generator.state_dict().items()}
         if include_discriminator and self.discriminator is not None:
             state |= {f"discriminator.{k}": v for k, v in self.discriminator.state_dict().items()}
-        state = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).detach().to("cpu").contiguous()
-                 for k, v in state.items()}
-        for old in list(folder.glob("*.safetensors")) + list(folder.glob(hub.INDEX_NAME)):
-            old.unlink()
-        shards = _shard(state, max_shard_bytes)
-        files = {}
-        meta = {"architecture": self.architecture}
-        for shard_name, keys in shards.items():
-            part = {k: state[k] for k in keys}
-            atomic_write(folder / shard_name, lambda f, part=part: f.write(_safetensors_bytes(part, meta)))
-            files[shard_name] = {"sha256": hub.sha256_file(folder / shard_name),
-                                 "bytes": (folder / shard_name).stat().st_size}
-        if len(shards) > 1:
-            index = {"metadata": {"total_size": sum(t.numel() * t.element_size() for t in state.values())},
-                     "weight_map": {k: name for name, keys in shards.items() for k in keys}}
-            atomic_write(folder / hub.INDEX_NAME, lambda f: f.write((json.dumps(index, indent=2) + "\n").encode()))
-        config = dict(self.config)
-        config["files"] = files
-        config["dtype"] = str(dtype or torch.float32).removeprefix("torch.")
-        self.config = config
-        atomic_write(folder / hub.CONFIG_NAME, lambda f: f.write((json.dumps(config, indent=2) + "\n").encode()))
-        if card is not None:
-            atomic_write(folder / hub.CARD_NAME, lambda f: f.write(card.encode()))
+        self.config = write_folder(folder, state, self.config, card, dtype, max_shard_bytes)
         return folder
 
     # ---------------------------------------------------------------- sampling
@@ -260,6 +240,36 @@ def read_weights(folder: Path, config: dict) -> dict[str, torch.Tensor]:
             raise WeightsError(f"{path} is not a readable safetensors file ({str(e).splitlines()[0]}); "
                                "it may be truncated") from None
     return state
+
+
+def write_folder(folder: Path, state: dict[str, torch.Tensor], config: dict, card: str | None = None,
+                 dtype: torch.dtype | None = None, max_shard_bytes: int | None = None) -> dict:
+    """Write a model folder in the Hub layout: weights (maybe cast and sharded), config.json with each file's sha256,
+    and the card. Returns the config as written. Every file is written atomically."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).detach().to("cpu").contiguous()
+             for k, v in state.items()}
+    for old in list(folder.glob("*.safetensors")) + list(folder.glob(hub.INDEX_NAME)):
+        old.unlink()
+    shards = _shard(state, max_shard_bytes)
+    files = {}
+    meta = {"architecture": config.get("architecture", "")}
+    for shard_name, keys in shards.items():
+        part = {k: state[k] for k in keys}
+        atomic_write(folder / shard_name, lambda f, part=part: f.write(_safetensors_bytes(part, meta)))
+        files[shard_name] = {"sha256": hub.sha256_file(folder / shard_name), "bytes": (folder / shard_name).stat().st_size}
+    if len(shards) > 1:
+        index = {"metadata": {"total_size": sum(t.numel() * t.element_size() for t in state.values())},
+                 "weight_map": {k: name for name, keys in shards.items() for k in keys}}
+        atomic_write(folder / hub.INDEX_NAME, lambda f: f.write((json.dumps(index, indent=2) + "\n").encode()))
+    config = dict(config)
+    config["files"] = files
+    config["dtype"] = str(dtype or torch.float32).removeprefix("torch.")
+    atomic_write(folder / hub.CONFIG_NAME, lambda f: f.write((json.dumps(config, indent=2) + "\n").encode()))
+    if card is not None:
+        atomic_write(folder / hub.CARD_NAME, lambda f: f.write(card.encode()))
+    return config
 
 
 def _shard(state: dict[str, torch.Tensor], max_bytes: int | None) -> dict[str, list[str]]:

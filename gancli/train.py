@@ -3,7 +3,8 @@
     RUN_DIR/
       options.json        every setting, the gan version and the command line
       log.txt             what happened, in words (device, data, skipped files, checkpoints, rollbacks, the end)
-      metrics.jsonl       one line per logging interval: losses, D(x), D(G(z)), V(D,G), learning rates, images/s
+      metrics.jsonl       one line per logging interval: losses, D(x), D(G(z)), V(D,G), learning rates, images/s;
+                          with --eval-every, also {"event": "eval", ...} lines (FID, KID, precision/recall, coverage)
       samples/            grids from fixed latents (one column per class for conditional models)
       progress.gif        those grids as an animation
       losses.png          the losses and D outputs over training
@@ -82,6 +83,9 @@ class TrainOptions:
     pool_size: int = 50
     bf16: bool | None = None
     sample_every: int = 500
+    eval_every: int | None = None
+    eval_samples: int = 2000
+    stack: int | None = None
     checkpoint_every: int = 1000
     keep_checkpoints: int = 3
     log_every: int = 50
@@ -116,6 +120,15 @@ class TrainOptions:
                 raise TrainError(f"--{name.replace('_', '-')} must be at least 1")
         if (self.steps is not None and self.steps < 1) or (self.epochs is not None and self.epochs <= 0):
             raise TrainError("--steps / --epochs must be positive")
+        if self.eval_every is not None and self.eval_every < 1:
+            raise TrainError("--eval-every must be at least 1")
+        if self.eval_every is not None and self.arch == "cyclegan":
+            raise TrainError("--eval-every measures generators of images from noise; for cyclegan use `gan eval` "
+                             "on the exported model")
+        if self.eval_samples < 100:
+            raise TrainError("--eval-samples must be at least 100")
+        if self.stack is not None and (self.stack != 3 or self.arch == "cyclegan" or self.is_conditional):
+            raise TrainError("--stack 3 (Stacked-MNIST) is for unconditional models of MNIST-style digits")
         if self.channels not in (None, 1, 3):
             raise TrainError("--channels must be 1 or 3")
         if self.ema is not None and not 0 < self.ema < 1:
@@ -227,6 +240,7 @@ class Trainer:
         self.prepare_grid()
         self.step = 0
         self.rollbacks: list[int] = []
+        self.monitor, self.last_eval = None, None
         self.train_seconds = 0.0
         self.seconds_before, self.t0 = 0.0, None  # training time of earlier sessions of this run, and this one's start
         if resume_from:
@@ -239,6 +253,12 @@ class Trainer:
             raise TrainError("--random-crop needs --size (images are loaded 12.5% larger and cropped to --size)")
         load_size = math.ceil(opts.size * 1.125) if opts.random_crop else opts.size
         self.data = load_data(opts.data, load_size, opts.channels)
+        if opts.stack:
+            if self.data.labels is None or self.data.channels != 1:
+                raise TrainError("--stack needs labelled single-channel digits (an MNIST-style IDX folder)")
+            from gancli.datasets import stack_digits
+
+            self.data = stack_digits(self.data, len(self.data), seed=opts.seed, k=opts.stack)
         self.crop = opts.size or self.data.image_size
         per_step = opts.batch_size * self.dist.world * opts.d_steps
         if len(self.data) < per_step:
@@ -299,7 +319,7 @@ class Trainer:
             saved = json.loads(saved_path.read_text()) if saved_path.exists() else {}
             for key in ("data", "data_b", "arch", "conditional", "batch_size", "seed", "loss", "latent_dim", "size",
                         "channels", "d_steps", "ema", "g_width", "d_width", "n_blocks", "cycle_weight",
-                        "identity_weight", "pool_size"):
+                        "identity_weight", "pool_size", "stack"):
                 if key in saved and saved[key] != getattr(self.opts, key):
                     raise TrainError(f"--resume: {key} was {saved[key]!r} in this run, not "
                                      f"{getattr(self.opts, key)!r}; resume with the run's own settings")
@@ -548,9 +568,39 @@ class Trainer:
             series = {k: [(r["step"], r[k]) for r in rows] for k in ("loss_d", "loss_g", "d_real", "d_fake")}
             line_plot(series, self.out / "losses.png", title=f"{self.opts.arch} / {self.opts.loss}")
 
-    def _metrics(self) -> list[dict]:
+    def _metrics(self, event: str | None = None) -> list[dict]:
+        """The training rows of metrics.jsonl, or those of one ``event`` ("eval")."""
         path = self.out / "metrics.jsonl"
-        return [json.loads(l) for l in path.read_text().splitlines() if l.strip()] if path.exists() else []
+        rows = [json.loads(l) for l in path.read_text().splitlines() if l.strip()] if path.exists() else []
+        return [r for r in rows if r.get("event") == event]
+
+    @torch.no_grad()
+    def evaluate(self) -> dict:
+        """Measure the sampler on fixed latents against the training data; raise the mode-collapse alarm."""
+        from gancli.evaluate import TrainingMonitor
+
+        if self.monitor is None:
+            self.monitor = TrainingMonitor.for_data(self.opts.data, self.data, self.opts.eval_samples, self.opts.seed,
+                                                    self.device, stack=self.opts.stack or 1)
+            self.monitor.best = {k: max(r.get(k) or 0 for r in self._metrics("eval")) if self._metrics("eval") else 0
+                                 for k in ("classes_covered", "modes_covered", "recall")}
+        if self.G_ema is not None:
+            self.calibrate_ema()
+        G, was_training = self.sampler, self.sampler.training
+        G.eval()
+        row = self.monitor.measure(lambda z, y: G(z.to(self.device), y), self.opts.latent_dim,
+                                   self.arch_args.get("num_classes"))
+        G.train(was_training)
+        row = {"step": self.step, "event": "eval"} | row
+        self.last_eval = row
+        with open(self.out / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
+        summary = ", ".join(f"{k} {row[k]}" for k in ("fid", "kid", "precision", "recall", "classes_covered",
+                                                      "modes_covered", "diversity") if row.get(k) is not None)
+        self.log(f"eval at step {self.step}: {summary}")
+        for alarm in row["alarms"]:
+            self.log(f"mode-collapse alarm at step {self.step}: {alarm}")
+        return row
 
     def _write_metrics(self, interval: list[dict], images_per_s: float) -> dict:
         row = {"step": self.step, "epoch": round(self.step * self.opts.d_steps / self.batches_per_epoch, 4)}
@@ -590,7 +640,7 @@ class Trainer:
         self.G.train()
         self.D.train()
         self._apply_lr()
-        t0, started_at, interval, seen = time.time(), self.step, [], 0
+        t0, started_at, interval, seen, row = time.time(), self.step, [], 0, None
         self.t0 = t0
         with _StopRequests() as stop:
             while self.step < self.total_steps:
@@ -619,6 +669,11 @@ class Trainer:
                         progress(self.step, self.total_steps, row)
                 if self.step % self.opts.sample_every == 0 or self.step == 1:
                     self.write_samples()
+                if self.opts.eval_every and self.dist.main and (
+                        self.step % self.opts.eval_every == 0 or self.step == self.total_steps):
+                    self.evaluate()
+                    if progress and row is not None:
+                        progress(self.step, self.total_steps, row)
                 if self.step % self.opts.checkpoint_every == 0:
                     self.save_checkpoint()
         self.train_seconds = time.time() - t0
@@ -660,7 +715,7 @@ class Trainer:
             "image_size": self.crop,
             "channels": self.data.channels,
             "class_names": self.data.class_names if self.conditional else None,
-            "dataset": Path(data_name).stem,
+            "dataset": "stacked-mnist" if self.opts.stack else Path(data_name).stem,
             "training": self.training_record(),
         }
 

@@ -1,0 +1,371 @@
+"""``gan eval``: how good is a generator, measured offline against real data.
+
+A *reference* is real data as a judge (a zoo classifier, see ``gancli.classifiers``) sees it: feature vectors, and
+true labels where the data has them. A generator's samples are embedded by the same judge, then compared:
+
+- ``fid`` / ``kid``: Fréchet distance and kernel distance of the feature distributions (lower is better);
+- ``precision`` / ``recall``: realism of samples / coverage of the data (k-NN manifolds);
+- ``classes_covered`` / ``kl``: which classes the judge assigns the samples to, and KL(samples ‖ real) of the shares;
+- ``modes_covered`` / ``kl``: Stacked-MNIST, where the judge reads each channel's digit (1000 modes);
+- ``label_accuracy``: conditional models, share of ``--label k`` samples judged as k;
+- ``target_domain_rate`` / ``structure``: translation models, share of outputs judged as the target domain and SSIM
+  between input and output (both in grey).
+
+Every sample is a function of (seed, i), so the same command gives the same numbers.
+"""
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from gancli import datasets, metrics
+from gancli.classifiers import Judge, load_judge
+from gancli.data import DataError, ImageData, load_image_folder
+
+Progress = Callable[[str, int, int], None]  # (what, done, total)
+
+
+def _quiet(*_):
+    pass
+
+
+@dataclass
+class Reference:
+    """Real images as the judge sees them."""
+    name: str
+    judge: Judge
+    features: torch.Tensor
+    labels: torch.Tensor | None = None     # true classes, in the judge's class order (or Stacked-MNIST modes)
+    num_classes: int = 0
+    stack: int = 1                         # digits per image (Stacked-MNIST: 3)
+    images: int = 0
+    notes: list[str] = field(default_factory=list)
+    inception: torch.nn.Module | None = None     # the standard FID network, when the user has its weights
+    inception_features: torch.Tensor | None = None
+
+    @property
+    def num_modes(self) -> int:
+        return self.num_classes ** self.stack
+
+
+def embed(judge: Judge, images: torch.Tensor, stack: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """(features, predicted class) of images; with ``stack`` > 1 each channel is judged on its own and the features
+    are concatenated, the prediction read as a number (channel 0 = most significant digit)."""
+    if stack == 1:
+        feats, logits = judge.run(images)
+        return feats, logits.argmax(1)
+    parts, modes = [], torch.zeros(len(images), dtype=torch.long)
+    for c in range(stack):
+        f, logits = judge.run(images[:, c:c + 1])
+        parts.append(f)
+        modes = modes * judge.net.head[-1].out_features + logits.argmax(1)
+    return torch.cat(parts, 1), modes
+
+
+def pick_judge(real: str | None, model_config: dict | None, features: str | None) -> tuple[str, datasets.Dataset | None]:
+    """Which classifier judges: ``--features`` if given, else the one of the named dataset, else by channels."""
+    ds = None
+    if real is not None:
+        ds = datasets.lookup(real) or (datasets.identify(Path(real)) if Path(real).is_dir() else None)
+    if ds is None and model_config:
+        ds = datasets.lookup(str(model_config.get("dataset", "")))
+    if features:
+        return features, ds
+    if ds is not None:
+        return ds.classifier, ds
+    channels = (model_config or {}).get("channels", 1)
+    return ("classifier-mnist" if channels == 1 else "classifier-horse2zebra"), None
+
+
+def build_reference(real: str, judge: Judge, dataset: datasets.Dataset | None, n: int | None = None,
+                    seed: int = 0, split: str = "test", inception: torch.nn.Module | None = None) -> Reference:
+    """Real images of ``real`` (a dataset name or folder), embedded by ``judge``."""
+    folder = Path(real).expanduser()
+    if dataset is not None and dataset.kind == "idx":
+        data = datasets.load_idx_split(folder if folder.is_dir() else datasets.find(dataset), split)
+        if dataset.stack > 1:
+            data = datasets.stack_digits(data, n or len(data), seed=seed + 1, k=dataset.stack)
+    elif folder.is_dir():
+        data = load_image_folder(folder, judge.net.image_size, judge.net.channels)
+    else:
+        raise DataError(f"--real {real!r} is neither a folder nor a known dataset "
+                        f"({', '.join(datasets.DATASETS)})")
+    if n and len(data) > n and (dataset is None or dataset.stack == 1):
+        keep = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:n].sort().values
+        data = ImageData(data.images[keep], data.labels[keep] if data.labels is not None else None, data.class_names,
+                         data.source)
+    stack = dataset.stack if dataset is not None else 1
+    feats, judged = embed(judge, data.images, stack)
+    ref = Reference(real, judge, feats, images=len(data), stack=stack, num_classes=len(judge.class_names),
+                    inception=inception)
+    if inception is not None:
+        ref.inception_features = inception_embed(inception, data.images)
+    if stack > 1:
+        ref.labels = data.labels
+    elif data.labels is not None and data.class_names and _same_classes(data.class_names, judge.class_names):
+        order = {_key(c): i for i, c in enumerate(judge.class_names)}
+        ref.labels = torch.tensor([order[_key(data.class_names[int(y)])] for y in data.labels])
+    else:
+        ref.labels = judged
+        ref.notes.append("real class shares are the judge's reading of the real images (no matching labels)")
+    return ref
+
+
+def _key(name: str) -> str:
+    return "".join(ch for ch in name.lower() if ch.isalnum())
+
+
+def _same_classes(a: list[str], b: list[str]) -> bool:
+    return {_key(x) for x in a} <= {_key(x) for x in b}
+
+
+def compare(ref: Reference, fake_feats: torch.Tensor, fake_classes: torch.Tensor, seed: int = 0,
+            kid_subsets: int = 100) -> dict:
+    """The distribution measures of samples against the reference."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torchmetrics' note that KID keeps all features in memory
+        kid_mean, kid_std = metrics.kernel_distance(ref.features, fake_feats, subsets=kid_subsets, seed=seed)
+        fid = metrics.frechet_distance(ref.features, fake_feats)
+    precision, recall = metrics.precision_recall(ref.features, fake_feats)
+    result = {"fid": round(fid, 4), "kid": round(kid_mean, 6), "kid_std": round(kid_std, 6),
+              "precision": round(precision, 4), "recall": round(recall, 4),
+              "diversity": round(metrics.diversity(fake_feats, seed=seed), 4),
+              "real_diversity": round(metrics.diversity(ref.features, seed=seed), 4)}
+    if ref.labels is not None:
+        if ref.stack > 1:
+            p = metrics.class_histogram(fake_classes, ref.num_modes)
+            uniform = torch.full((ref.num_modes,), 1.0 / ref.num_modes)
+            result |= {"modes_covered": int((p > 0).sum()), "num_modes": ref.num_modes,
+                       "kl": round(metrics.kl_divergence(p, uniform), 4)}
+        else:
+            cov = metrics.coverage_report(fake_classes, ref.labels, ref.num_classes)
+            result |= {k: cov[k] for k in ("classes_covered", "num_classes", "kl", "smallest_class_share",
+                                           "largest_class_share")}
+            result["class_shares"] = dict(zip(ref.judge.class_names, cov["histogram"]))
+    return result
+
+
+def evaluate_generator(model, ref: Reference, n: int = 10000, seed: int = 0, batch_size: int = 256,
+                       progress: Progress = _quiet) -> dict:
+    """Sample ``n`` images of a (conditional) generator and measure them against ``ref``."""
+    t0 = time.time()
+    if model.channels != ref.stack and ref.stack > 1:
+        raise DataError(f"{ref.name} images have {ref.stack} channels (one digit each); the model draws "
+                        f"{model.channels}")
+    feats, classes, inception = _embed_samples(model, ref, model.latents_for(n, seed), model.labels_for(n), batch_size,
+                                               lambda d: progress("sampling", d, n))
+    result = {"samples": n, "seed": seed, "real_images": ref.images} | compare(ref, feats, classes, seed)
+    if inception is not None:
+        result["fid_inception"] = round(metrics.frechet_distance(ref.inception_features, inception), 4)
+    if model.is_conditional:
+        result |= label_accuracy(model, ref, max(1, n // len(model.class_names or [0] * 10)), seed + 1, batch_size,
+                                 progress)
+    result["seconds"] = round(time.time() - t0, 1)
+    return result
+
+
+def _embed_samples(model, ref: Reference, z, labels, batch_size: int, advance: Callable[[int], None],
+                   labels_only: bool = False):
+    feats, classes, inception, done = [], [], [], 0
+    for batch in model.generate(z, labels, batch_size):
+        f, c = embed(ref.judge, batch, ref.stack)
+        feats.append(f)
+        classes.append(c)
+        if ref.inception is not None and labels_only is False:
+            inception.append(inception_embed(ref.inception, batch))
+        done += len(batch)
+        advance(done)
+    return torch.cat(feats), torch.cat(classes), (torch.cat(inception) if inception else None)
+
+
+@torch.inference_mode()
+def inception_embed(net: torch.nn.Module, images: torch.Tensor, batch_size: int = 50) -> torch.Tensor:
+    device = next(net.parameters()).device
+    out = []
+    for batch in images.split(batch_size):
+        x = batch.to(device).float()
+        if batch.dtype != torch.uint8:  # published FIDs are of 8-bit images: quantise samples the same way
+            x = ((x + 1) * 127.5).round().clamp(0, 255)
+        out.append(net(x / 127.5 - 1).float().cpu())
+    return torch.cat(out)
+
+
+def label_accuracy(model, ref: Reference, per_class: int, seed: int, batch_size: int = 256,
+                   progress: Progress = _quiet) -> dict:
+    """Share of class-k samples the judge reads as k, per class and overall."""
+    names = model.class_names or [str(i) for i in range(model.config["arch_args"]["num_classes"])]
+    judge_index = {_key(c): i for i, c in enumerate(ref.judge.class_names)}
+    if ref.stack > 1 or not all(_key(c) in judge_index for c in names):
+        return {"label_accuracy": None,
+                "label_accuracy_note": f"{ref.judge.name} does not know the classes {', '.join(names)}"}
+    per = {}
+    for k, name in enumerate(names):
+        z = model.latents_for(per_class, seed + k)
+        _, judged, _ = _embed_samples(model, ref, z, torch.full((per_class,), k), batch_size,
+                                      lambda d, k=k: progress("label accuracy", k * per_class + d,
+                                                              len(names) * per_class), labels_only=True)
+        per[name] = round(float((judged == judge_index[_key(name)]).float().mean()), 4)
+    return {"label_accuracy": round(sum(per.values()) / len(per), 4), "label_accuracy_per_class": per}
+
+
+# ---------------------------------------------------------------------------------------------- during training
+class TrainingMonitor:
+    """``gan train --eval-every``: fixed latents, a fixed sample of the training data, and the collapse alarm."""
+
+    def __init__(self, ref: Reference, n: int, seed: int):
+        self.ref, self.n, self.seed = ref, n, seed
+        self.best: dict[str, float] = {}
+
+    @classmethod
+    def for_data(cls, data_path: str, data: ImageData, n: int, seed: int, device, stack: int = 1) -> "TrainingMonitor":
+        ds = datasets.DATASETS["stacked-mnist"] if stack > 1 else \
+            (datasets.identify(Path(data_path)) if Path(data_path).is_dir() else None)
+        judge = load_judge(ds.classifier if ds else ("classifier-mnist" if data.channels == 1
+                                                     else "classifier-horse2zebra"), device)
+        keep = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:n]
+        feats, judged = embed(judge, data.images[keep], stack)
+        ref = Reference(f"{len(keep)} training images", judge, feats, images=len(keep), stack=stack,
+                        num_classes=len(judge.class_names))
+        names = data.class_names
+        if stack > 1:
+            ref.labels = data.labels[keep]
+        elif data.labels is not None and names and _same_classes(names, judge.class_names):
+            order = {_key(c): i for i, c in enumerate(judge.class_names)}
+            ref.labels = torch.tensor([order[_key(names[int(y)])] for y in data.labels[keep]])
+        else:
+            ref.labels = judged
+        return cls(ref, len(keep), seed)
+
+    @torch.no_grad()
+    def measure(self, generate: Callable, latent_dim: int, num_classes: int | None = None, batch_size: int = 250) -> dict:
+        from gancli import latents
+
+        z = latents.latents([(self.seed + 7919, i) for i in range(self.n)], latent_dim)  # not the grid's latents
+        y = torch.arange(self.n) % num_classes if num_classes else None
+        feats, classes = [], []
+        for start in range(0, self.n, batch_size):
+            labels = y[start:start + batch_size] if y is not None else None
+            images = generate(z[start:start + batch_size], labels.to(z.device) if labels is not None else None)
+            f, c = embed(self.ref.judge, images.float().cpu(), self.ref.stack)
+            feats.append(f)
+            classes.append(c)
+        result = compare(self.ref, torch.cat(feats), torch.cat(classes), self.seed, kid_subsets=10)
+        result.pop("class_shares", None)
+        result["alarms"] = collapse_alarms(result, self.best)
+        for key in ("classes_covered", "modes_covered", "recall", "diversity"):
+            if result.get(key) is not None:
+                self.best[key] = max(self.best.get(key) or 0, result[key])
+        result["feature_extractor"] = self.ref.judge.name
+        return result
+
+
+def collapse_alarms(result: dict, best: dict) -> list[str]:
+    """Signs of mode collapse, in words: diversity far below the real data's, or coverage lost since its best."""
+    alarms = []
+    ratio = result["diversity"] / max(result["real_diversity"], 1e-9)
+    if ratio < 0.35 or result["diversity"] < 0.5 * (best.get("diversity") or 0):
+        alarms.append(f"sample diversity is {ratio:.0%} of the real images' "
+                      f"(best so far {best.get('diversity', 0) / max(result['real_diversity'], 1e-9):.0%})")
+    if result.get("classes_covered") is not None and result["classes_covered"] < (best.get("classes_covered") or 0):
+        alarms.append(f"samples now cover {result['classes_covered']} of {result['num_classes']} classes "
+                      f"(earlier {best['classes_covered']:.0f})")
+    if result.get("modes_covered") is not None and result["modes_covered"] < 0.75 * (best.get("modes_covered") or 0):
+        alarms.append(f"samples now cover {result['modes_covered']} modes (earlier {best['modes_covered']:.0f})")
+    if (best.get("recall") or 0) >= 0.2 and result["recall"] < 0.5 * best["recall"]:
+        alarms.append(f"recall fell to {result['recall']:.2f} (best {best['recall']:.2f}): the samples cover less of "
+                      "the data")
+    return alarms
+
+
+# ---------------------------------------------------------------------------------------------- translation
+def evaluate_translation(model, real: str, judge: Judge, direction: str = "a2b", size: int | None = None,
+                         batch_size: int = 4, seed: int = 0, progress: Progress = _quiet,
+                         inception: torch.nn.Module | None = None) -> dict:
+    """Translate the held-out images of the source domain; judge the outputs against the target domain's."""
+    from torchmetrics.functional.image import structural_similarity_index_measure as ssim
+
+    t0 = time.time()
+    direction = model.direction(direction)
+    folder = Path(real).expanduser()
+    ds = datasets.lookup(real)
+    if ds is not None:
+        folder = datasets.find(ds)
+    if not (folder / "testA").is_dir() or not (folder / "testB").is_dir():
+        raise DataError(f"{folder} needs testA/ and testB/ folders of held-out images for a translation model")
+    source, target = ("testA", "testB") if direction == "a2b" else ("testB", "testA")
+    target_domain = model.target_domain(direction)
+    target_class = _target_class(judge, target_domain, 1 if direction == "a2b" else 0)
+    inputs = load_image_folder(folder / source, size, 3)
+    real_target = load_image_folder(folder / target, judge.net.image_size, judge.net.channels)
+    ref = Reference(str(folder / target), judge, judge.embed(real_target.images), images=len(real_target))
+
+    outputs, structure = [], []
+    for start in range(0, len(inputs), batch_size):
+        x = inputs.images[start:start + batch_size].float() / 127.5 - 1
+        y = model.translate(x, direction)
+        outputs.append(y)
+        structure.append(ssim(_grey(y), _grey(x), data_range=2.0, reduction="none"))
+        progress(f"-> {target_domain}", min(start + batch_size, len(inputs)), len(inputs))
+    outputs = torch.cat(outputs)
+    out_feats, out_logits = judge.run(outputs)
+    _, in_logits = judge.run(inputs.images)
+    result = {"direction": direction, "source": str(folder / source), "target_domain": target_domain,
+              "images": len(inputs), "real_images": len(real_target),
+              "target_domain_rate": round(float((out_logits.argmax(1) == target_class).float().mean()), 4),
+              "input_target_domain_rate": round(float((in_logits.argmax(1) == target_class).float().mean()), 4),
+              "structure": round(float(torch.cat(structure).mean()), 4)}
+    result |= {k: v for k, v in compare(ref, out_feats, out_logits.argmax(1), seed,
+                                        kid_subsets=100).items() if k in ("fid", "kid", "kid_std", "precision", "recall")}
+    if inception is not None:
+        real_full = load_image_folder(folder / target, None, 3)
+        result["fid_inception"] = round(metrics.frechet_distance(inception_embed(inception, real_full.images),
+                                                                 inception_embed(inception, outputs)), 4)
+    result["seconds"] = round(time.time() - t0, 1)
+    return result
+
+
+def _grey(x: torch.Tensor) -> torch.Tensor:
+    return (x * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True) if x.shape[1] == 3 else x
+
+
+def _target_class(judge: Judge, domain: str, fallback: int) -> int:
+    names = [_key(c) for c in judge.class_names]
+    return names.index(_key(domain)) if _key(domain) in names else fallback
+
+
+# ---------------------------------------------------------------------------------------------- the whole command
+def evaluate(name: str, real: str | None = None, n: int = 10000, seed: int = 0, features: str | None = None,
+             direction: str = "a2b", size: int | None = None, batch_size: int = 256, device: str = "auto",
+             progress: Progress = _quiet, inception_weights: str | Path | None = None) -> dict:
+    """What ``gan eval`` prints: a dict of measures (see the module docstring) plus what produced them."""
+    import gancli
+
+    model = gancli.load(name, device=device)
+    judge_name, ds = pick_judge(real, model.config, features)
+    if real is None:
+        if ds is None:
+            raise ValueError(f"{name} does not say which data it was trained on: give --real DIR or a dataset name "
+                             f"({', '.join(datasets.DATASETS)})")
+        real = ds.name
+    judge = load_judge(judge_name, device=model.device)
+    inception = None
+    if inception_weights is not None:
+        from gancli.inception import load_fid_inception
+
+        inception = load_fid_inception(inception_weights, device=model.device)
+    head = {"model": str(name), "real": real, "feature_extractor": judge.name,
+            "feature_extractor_test_accuracy": judge.config.get("test_accuracy"), "device": str(model.device)}
+    if model.is_translation:
+        return head | evaluate_translation(model, real, judge, direction, size, min(batch_size, 16), seed, progress,
+                                           inception)
+    ref = build_reference(real, judge, ds, n=None if ds is None or ds.stack == 1 else max(n, 10000), seed=seed,
+                          inception=inception)
+    result = head | evaluate_generator(model, ref, n, seed, batch_size, progress)
+    if ref.notes:
+        result["notes"] = ref.notes
+    return result
