@@ -1,61 +1,142 @@
-"""Copy a finished run's export/ into zoo/NAME, add a preview grid and the measured results to its model card.
+"""Publish a training run into the zoo, and keep every zoo card's measured results current.
 
-    python bench/publish_zoo.py runs/dcgan-mnist dcgan-mnist --quality q.json [--data ../shared/data/mnist]
+    python bench/publish_zoo.py add runs/dcgan-mnist dcgan-mnist      # copy export/ to zoo/NAME + preview grid
+    python bench/publish_zoo.py results                                # `gan eval` every zoo generator; update
+                                                                       # config.json, the cards and docs/zoo.md
+    python bench/publish_zoo.py results cgan-fashion                   # just one
 
-The results section quotes the JSON written by bench/mnist_quality.py and the command that produced it.
+Results are what `gan eval NAME --real DATA -n N` prints (the command is written next to them), stored under
+"evaluation" in the model's config.json, rendered as the card's "## Results" section, and gathered in the table
+of docs/zoo.md between the `<!-- results -->` markers.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import re
+import shlex
 import shutil
 from pathlib import Path
 
 import gancli
+from gancli.evaluate import evaluate
 from gancli.imageio import grid_image, save_image
 
-ZOO = Path(__file__).resolve().parents[1] / "zoo"
+ROOT = Path(__file__).resolve().parents[1]
+ZOO = ROOT / "zoo"
+DOC = ROOT / "docs" / "zoo.md"
+REAL = {"mnist": "mnist", "fashion-mnist": "fashion", "stacked-mnist": "stacked-mnist", "horse2zebra": "horse2zebra"}
+SAMPLES = {"stacked-mnist": 26000}
 
 
-def results_text(q: dict, name: str, data: str) -> str:
-    hist = ", ".join(f"{c}: {v:.1%}" for c, v in zip(q.get("class_names") or range(10), q["histogram"]))
-    lines = [
-        f"Measured with `python bench/mnist_quality.py {name} -n {q['samples']}"
-        + (f" --data {data}" if "fashion" in data else "") + "` "
-        f"(judge: {q['judge']}, {q['judge_test_accuracy']:.1%} accurate on real test images):", "",
-        "| measure | value |", "| --- | --- |",
-        f"| classes covered by {q['samples']:,} samples | {q['classes_covered']} / {q['num_classes']} |",
-        f"| KL(sample classes ‖ real classes) | {q['kl']} |",
-        f"| smallest / largest class share | {q['smallest_class_share']:.1%} / {q['largest_class_share']:.1%} |",
-        f"| mean distance to the nearest training image: samples / real test images | "
-        f"{q['nn_distance_samples']} / {q['nn_distance_real_test']} |",
-    ]
-    if "label_accuracy" in q:
-        lines.append(f"| `--label k` samples judged as class k | {q['label_accuracy']:.1%} |")
-    lines += ["", f"Class shares of the samples: {hist}.", "", "![samples](samples.png)"]
+def add(run: Path, name: str):
+    target = ZOO / name
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(run / "export", target)
+    model = gancli.load(target, device="cpu")
+    if not model.is_translation:
+        nrow = model.config["arch_args"]["num_classes"] if model.is_conditional else 8
+        save_image(grid_image(model.sample(nrow * 8, seed=0), nrow), target / "samples.png")
+    print(f"published {run} as {target}; now run: python bench/publish_zoo.py results {name}")
+
+
+def measure(name: str) -> dict:
+    config = json.loads((ZOO / name / "config.json").read_text())
+    real = REAL[config["dataset"]]
+    n = SAMPLES.get(real, 10000)
+    command = shlex.join(["gan", "eval", name, "--real", real, "-n", str(n)])
+    print(command, flush=True)
+    result = evaluate(name, real, n=n, device="auto") | {"command": command}
+    config["evaluation"] = result
+    (ZOO / name / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    return result
+
+
+def results_section(r: dict) -> str:
+    rows = [("FID (feature space of `%s`, %.2f%% accurate)" % (r["feature_extractor"],
+                                                              100 * r["feature_extractor_test_accuracy"]), r.get("fid")),
+            ("KID (x 1000, mean ± std over 100 subsets)", f"{1000 * r['kid']:.2f} ± {1000 * r['kid_std']:.2f}"
+             if "kid" in r else None),
+            ("precision / recall (k = 3)", f"{r['precision']:.3f} / {r['recall']:.3f}" if "recall" in r else None),
+            ("classes covered", f"{r['classes_covered']} / {r['num_classes']}" if "classes_covered" in r else None),
+            ("modes covered (of 1000)", r.get("modes_covered")),
+            ("KL(sample classes ‖ real)" if "classes_covered" in r else "KL(sample modes ‖ uniform)", r.get("kl")),
+            ("smallest / largest class share", f"{r['smallest_class_share']:.1%} / {r['largest_class_share']:.1%}"
+             if "smallest_class_share" in r else None),
+            ("`--label k` samples judged as k", f"{r['label_accuracy']:.1%}" if r.get("label_accuracy") else None),
+            ("target-domain rate / structure (SSIM)", f"{r['target_domain_rate']:.1%} / {r['structure']:.3f}"
+             if "structure" in r else None)]
+    lines = [f"Measured offline with `{r['command']}` ({r.get('samples', r.get('images'))} samples, seed "
+             f"{r.get('seed', 0)}, against {r['real_images']:,} real images, {r['seconds']:.0f} s on {r['device']}):",
+             "", "| measure | value |", "| --- | --- |"]
+    lines += [f"| {k} | {v} |" for k, v in rows if v is not None]
+    if r.get("label_accuracy_per_class"):
+        lines += ["", "Label accuracy per class: "
+                  + ", ".join(f"{k} {v:.0%}" for k, v in r["label_accuracy_per_class"].items()) + "."]
+    if r.get("class_shares"):
+        lines += ["", "Class shares of the samples: "
+                  + ", ".join(f"{k} {v:.1%}" for k, v in r["class_shares"].items()) + "."]
+    lines += ["", "FID and KID are comparable only between models measured with the same feature extractor; "
+              "lower is better. See docs/eval.md.", "", "![samples](samples.png)"]
     return "\n".join(lines)
 
 
+def update_card(name: str, r: dict):
+    card_path = ZOO / name / "README.md"
+    card = card_path.read_text()
+    head = re.split(r"\n## Results\n", card)[0].rstrip()
+    card_path.write_text(head + "\n\n## Results\n\n" + results_section(r) + "\n")
+
+
+def update_doc():
+    header = ["| model | FID | KID x1000 | precision / recall | coverage | KL | label accuracy | measured with |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    rows = []
+    for folder in sorted(ZOO.iterdir()):
+        cfg_path = folder / "config.json"
+        if not cfg_path.is_file():
+            continue
+        r = json.loads(cfg_path.read_text()).get("evaluation")
+        if not r:
+            continue
+        coverage = (f"{r['classes_covered']}/{r['num_classes']} classes" if "classes_covered" in r
+                    else f"{r['modes_covered']}/1000 modes" if "modes_covered" in r else "")
+        label = f"{r['label_accuracy']:.1%}" if r.get("label_accuracy") else ""
+        rows.append(f"| `{folder.name}` | {r['fid']:.3f} | {1000 * r['kid']:.2f} | {r['precision']:.3f} / "
+                    f"{r['recall']:.3f} | {coverage} | {r.get('kl', '')} | {label} | `{r['command']}` |")
+    judges = ["| judge | input | classes | test accuracy | trained |", "| --- | --- | --- | --- | --- |"]
+    for folder in sorted(ZOO.glob("classifier-*")):
+        c = json.loads((folder / "config.json").read_text())
+        judges.append(f"| `{folder.name}` | {c['image_size']}x{c['image_size']}x{c['channels']} | "
+                      f"{', '.join(c['class_names'])} | {c['test_accuracy']:.2%} of {c['training']['test_images']:,} | "
+                      f"{c['training']['epochs']} epochs, {c['training']['seconds']} s, {c['training']['device']} |")
+    text = DOC.read_text()
+    for marker, lines in (("results", header + rows), ("judges", judges)):
+        start, end = f"<!-- {marker} -->", f"<!-- /{marker} -->"
+        text = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: "\n".join([start] + lines + [end]), text,
+                      flags=re.S)
+    DOC.write_text(text)
+
+
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("run", type=Path)
-    ap.add_argument("name")
-    ap.add_argument("--quality", type=Path, required=True)
-    ap.add_argument("--data", default="../shared/data/mnist")
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="what", required=True)
+    a = sub.add_parser("add")
+    a.add_argument("run", type=Path)
+    a.add_argument("name")
+    r = sub.add_parser("results")
+    r.add_argument("names", nargs="*")
     args = ap.parse_args()
-    target = ZOO / args.name
-    if target.exists():
-        shutil.rmtree(target)
-    shutil.copytree(args.run / "export", target)
-    model = gancli.load(target, device="cpu")
-    nrow = model.config["arch_args"]["num_classes"] if model.is_conditional else 8
-    save_image(grid_image(model.sample(64 if not model.is_conditional else nrow * 8, seed=0), nrow), target / "samples.png")
-    q = json.loads(args.quality.read_text())
-    if model.class_names:
-        q["class_names"] = model.class_names
-    card = (target / "README.md").read_text().rstrip() + "\n\n## Results\n\n" + results_text(q, args.name, args.data) + "\n"
-    (target / "README.md").write_text(card)
-    print(f"published {args.run} as {target}")
+    if args.what == "add":
+        add(args.run, args.name)
+        return
+    names = args.names or [p.parent.name for p in sorted(ZOO.glob("*/config.json"))
+                           if json.loads(p.read_text()).get("task") != "classifier"]
+    for name in names:
+        result = measure(name)
+        update_card(name, result)
+    update_doc()
 
 
 if __name__ == "__main__":

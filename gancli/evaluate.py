@@ -16,7 +16,6 @@ Every sample is a function of (seed, i), so the same command gives the same numb
 from __future__ import annotations
 
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -127,10 +126,8 @@ def _same_classes(a: list[str], b: list[str]) -> bool:
 def compare(ref: Reference, fake_feats: torch.Tensor, fake_classes: torch.Tensor, seed: int = 0,
             kid_subsets: int = 100) -> dict:
     """The distribution measures of samples against the reference."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torchmetrics' note that KID keeps all features in memory
-        kid_mean, kid_std = metrics.kernel_distance(ref.features, fake_feats, subsets=kid_subsets, seed=seed)
-        fid = metrics.frechet_distance(ref.features, fake_feats)
+    kid_mean, kid_std = metrics.kernel_distance(ref.features, fake_feats, subsets=kid_subsets, seed=seed)
+    fid = metrics.frechet_distance(ref.features, fake_feats)
     precision, recall = metrics.precision_recall(ref.features, fake_feats)
     result = {"fid": round(fid, 4), "kid": round(kid_mean, 6), "kid_std": round(kid_std, 6),
               "precision": round(precision, 4), "recall": round(recall, 4),
@@ -265,12 +262,14 @@ class TrainingMonitor:
 
 
 def collapse_alarms(result: dict, best: dict) -> list[str]:
-    """Signs of mode collapse, in words: diversity far below the real data's, or coverage lost since its best."""
+    """Signs of mode collapse, in words: diversity or coverage lost since the best evaluation so far.
+
+    Only losses count: an untrained generator's blobs are not diverse either, and that is no collapse."""
     alarms = []
-    ratio = result["diversity"] / max(result["real_diversity"], 1e-9)
-    if ratio < 0.35 or result["diversity"] < 0.5 * (best.get("diversity") or 0):
-        alarms.append(f"sample diversity is {ratio:.0%} of the real images' "
-                      f"(best so far {best.get('diversity', 0) / max(result['real_diversity'], 1e-9):.0%})")
+    real, best_div = max(result["real_diversity"], 1e-9), best.get("diversity") or 0
+    if best_div >= 0.5 * real and result["diversity"] < 0.5 * best_div:
+        alarms.append(f"sample diversity fell to {result['diversity'] / real:.0%} of the real images' "
+                      f"(it was {best_div / real:.0%})")
     if result.get("classes_covered") is not None and result["classes_covered"] < (best.get("classes_covered") or 0):
         alarms.append(f"samples now cover {result['classes_covered']} of {result['num_classes']} classes "
                       f"(earlier {best['classes_covered']:.0f})")

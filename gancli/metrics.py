@@ -8,6 +8,7 @@ out here. ``nearest_labels`` is a 1-nearest-neighbour classifier in pixel space 
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 
@@ -82,7 +83,9 @@ def kernel_distance(real: torch.Tensor, fake: torch.Tensor, subsets: int = 100, 
     from torchmetrics.image.kid import KernelInceptionDistance
 
     size = min(subset_size, len(real), len(fake))
-    kid = KernelInceptionDistance(feature=_Given(real.shape[1]), subsets=subsets, subset_size=size)
+    with warnings.catch_warnings():  # its note that KID keeps every feature vector: ours are 128 floats each
+        warnings.simplefilter("ignore")
+        kid = KernelInceptionDistance(feature=_Given(real.shape[1]), subsets=subsets, subset_size=size)
     kid.update(real.double(), real=True)
     kid.update(fake.double(), real=False)
     with torch.random.fork_rng(devices=[]):

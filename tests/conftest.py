@@ -72,3 +72,18 @@ def make_image_folder(root: Path, n_per_class=12, size=28, classes=("a", "b"), m
 @pytest.fixture
 def image_folder(tmp_path) -> Path:
     return make_image_folder(tmp_path / "images")
+
+
+@pytest.fixture
+def translator(tmp_path):
+    """A random-weight horse<->zebra CycleGAN (one residual block, width 4) saved in zoo layout."""
+    import torch
+
+    torch.manual_seed(0)
+    cfg = {"architecture": "cyclegan", "arch_args": {"g_width": 4, "d_width": 4, "n_blocks": 1},
+           "image_size": 32, "channels": 3, "task": "translation", "domains": ["horse", "zebra"], "name": "tiny-h2z"}
+    m = GANModel.from_config(cfg)
+    for p in m.generator.parameters():
+        torch.nn.init.normal_(p, 0.0, 0.3)
+    return m.save_pretrained(tmp_path / "h2z", card="---\nlicense: mit\nlibrary_name: gancli\ntags:\n- gan\n---\n# t\n",
+                             include_discriminator=False)

@@ -22,17 +22,6 @@ runner = CliRunner()
 CARD = "---\nlicense: mit\nlibrary_name: gancli\ntags:\n- gan\n---\n# t\n"
 
 
-@pytest.fixture
-def translator(tmp_path):
-    torch.manual_seed(0)
-    cfg = {"architecture": "cyclegan", "arch_args": {"g_width": 4, "d_width": 4, "n_blocks": 1},
-           "image_size": 32, "channels": 3, "task": "translation", "domains": ["horse", "zebra"], "name": "tiny-h2z"}
-    m = GANModel.from_config(cfg)
-    for p in m.generator.parameters():
-        nn.init.normal_(p, 0.0, 0.3)
-    return m.save_pretrained(tmp_path / "h2z", card=CARD, include_discriminator=False)
-
-
 def picture(path, w, h, mode="RGB", seed=0):
     arr = (np.random.default_rng(seed).random((h, w, 4)) * 255).astype(np.uint8)
     img = Image.fromarray(arr, "RGBA").convert(mode)

@@ -1,6 +1,7 @@
 """End to end with the real, bundled dcgan-mnist, as a user runs it from the installed package."""
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -86,3 +87,23 @@ def test_cgan_fashion_takes_class_names():
     for name, k in (("sneaker", 7), ("trouser", 1), ("bag", 8)):
         judged = nearest_labels(model.sample(60, seed=1, label=name), test_x, test_y)
         assert float((judged == k).float().mean()) > 0.6, (name, torch.bincount(judged, minlength=10).tolist())
+
+
+def test_every_zoo_card_carries_its_measured_results():
+    from gancli import hub
+
+    names = hub.zoo_names()
+    assert {"classifier-mnist", "classifier-fashion", "classifier-horse2zebra", "dcgan-stacked-mnist"} <= set(names)
+    zoo_table = (Path(__file__).resolve().parents[1] / "docs" / "zoo.md").read_text()
+    for name in names:
+        config = hub.read_config(hub.zoo_dir() / name)
+        card = (hub.zoo_dir() / name / "README.md").read_text()
+        if config.get("task") == "classifier":
+            assert config["test_accuracy"] > 0.85 and f"{config['test_accuracy']:.2%}" in card, name
+            continue
+        result = config["evaluation"]
+        assert result["command"].startswith(f"gan eval {name} --real"), name
+        assert result["command"] in card and "## Results" in card, name
+        for key in ("fid", "kid", "precision", "recall"):
+            assert isinstance(result[key], float), (name, key)
+        assert f"`{name}`" in zoo_table, name

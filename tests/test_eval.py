@@ -1,0 +1,229 @@
+"""`gan eval`, its metrics, the shipped judges, and evaluation during training."""
+import json
+
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+import gancli
+from gancli import datasets, metrics
+from gancli.classifiers import load_judge
+from gancli.cli import app
+from gancli.evaluate import (Reference, TrainingMonitor, build_reference, collapse_alarms, embed,
+                             evaluate_translation)
+
+from conftest import SHARED, make_image_folder
+
+runner = CliRunner()
+needs_mnist = pytest.mark.skipif(not (SHARED / "mnist").is_dir(), reason="needs ../shared/data/mnist")
+needs_h2z = pytest.mark.skipif(not (SHARED / "horse2zebra").is_dir(), reason="needs ../shared/data/horse2zebra")
+
+
+@pytest.fixture(autouse=True)
+def shared_data(monkeypatch):
+    monkeypatch.setenv("GAN_DATA", str(SHARED))
+
+
+# ------------------------------------------------------------------------------------------------ metrics
+def test_distances_are_zero_for_one_distribution_and_grow_with_a_shift():
+    g = torch.Generator().manual_seed(0)
+    real = torch.randn(3000, 16, generator=g)
+    same = torch.randn(3000, 16, generator=g)
+    shifted = same + 0.5
+    assert metrics.frechet_distance(real, same) < 0.1  # finite-sample bias only
+    assert metrics.frechet_distance(real, shifted) == pytest.approx(16 * 0.25, rel=0.1)  # |mu|^2 = 16 * 0.5^2
+    kid_same, _ = metrics.kernel_distance(real, same)
+    kid_shift, _ = metrics.kernel_distance(real, shifted)
+    assert abs(kid_same) < 0.01 < kid_shift
+    assert metrics.kernel_distance(real, shifted, seed=3) == metrics.kernel_distance(real, shifted, seed=3)
+
+
+def test_precision_recall_tell_collapse_from_breadth():
+    g = torch.Generator().manual_seed(0)
+    real = torch.randn(1000, 8, generator=g)
+    collapsed = real[:1] + 0.01 * torch.randn(1000, 8, generator=g)  # every sample near one real point
+    p, r = metrics.precision_recall(real, collapsed)
+    assert p > 0.9 and r < 0.05
+    p, r = metrics.precision_recall(real, torch.randn(1000, 8, generator=g))
+    assert p > 0.6 and r > 0.6
+    assert metrics.diversity(collapsed) < 0.05 * metrics.diversity(real)
+
+
+def test_collapse_alarm_names_what_was_lost():
+    best = {"classes_covered": 10, "recall": 0.8, "diversity": 8.0}
+    healthy = {"diversity": 7.5, "real_diversity": 8.0, "classes_covered": 10, "num_classes": 10, "recall": 0.75}
+    assert collapse_alarms(healthy, best) == []
+    collapsed = {"diversity": 1.0, "real_diversity": 8.0, "classes_covered": 3, "num_classes": 10, "recall": 0.1}
+    alarms = collapse_alarms(collapsed, best)
+    assert len(alarms) == 3
+    assert "diversity fell to 12%" in alarms[0] and "3 of 10 classes" in alarms[1] and "recall fell" in alarms[2]
+
+
+# ------------------------------------------------------------------------------------------------ judges
+@needs_mnist
+def test_shipped_mnist_judge_reads_real_digits():
+    judge = load_judge("classifier-mnist")
+    test = datasets.load_idx_split(SHARED / "mnist", "test")
+    assert judge.config["test_accuracy"] >= 0.99
+    assert (judge.predict(test.images[:1000]) == test.labels[:1000]).float().mean() >= 0.98
+    assert judge.embed(test.images[:5]).shape == (5, judge.num_features)
+
+
+@needs_mnist
+def test_stacked_mnist_modes_are_read_channel_by_channel():
+    test = datasets.load_idx_split(SHARED / "mnist", "test")
+    stacked = datasets.stack_digits(test, 500, seed=1)
+    assert stacked.images.shape == (500, 3, 28, 28) and int(stacked.labels.max()) < 1000
+    # the label is the three digits read as a number: red = hundreds
+    first = stacked.labels[0].item()
+    judge = load_judge("classifier-mnist")
+    assert judge.predict(stacked.images[:1, :1]).item() == first // 100
+    _, modes = embed(judge, stacked.images, stack=3)
+    assert (modes == stacked.labels).float().mean() >= 0.95
+
+
+# ------------------------------------------------------------------------------------------------ gan eval
+@needs_mnist
+def test_gan_eval_measures_a_zoo_model_deterministically(tmp_path):
+    args = ["eval", "gan-mnist", "--real", "mnist", "-n", "1000", "--device", "cpu", "--json"]
+    r = runner.invoke(app, args + [str(tmp_path / "a.json")])
+    assert r.exit_code == 0, r.output
+    assert "fid" in r.output and "classes_covered" in r.output
+    a = json.loads((tmp_path / "a.json").read_text())
+    for key in ("fid", "kid", "precision", "recall", "classes_covered", "kl"):
+        assert key in a, key
+    assert a["classes_covered"] == 10 and a["kl"] < 0.1 and a["precision"] > 0.5 and a["recall"] > 0.5
+    assert a["feature_extractor"] == "classifier-mnist" and a["command"].startswith("gan eval gan-mnist")
+    runner.invoke(app, args + [str(tmp_path / "b.json")])
+    b = json.loads((tmp_path / "b.json").read_text())
+    assert {k: v for k, v in a.items() if k != "seconds"} == {k: v for k, v in b.items() if k != "seconds"}
+
+
+@needs_mnist
+def test_a_broken_generator_scores_far_worse_than_a_trained_one(tiny_model_dir):
+    trained = gancli.evaluate.evaluate("gan-mnist", "mnist", n=500, device="cpu")
+    broken = gancli.evaluate.evaluate(str(tiny_model_dir), "mnist", n=500, device="cpu")
+    assert broken["fid"] > 10 * trained["fid"]
+    assert broken["precision"] < 0.2 < trained["precision"]
+
+
+@needs_mnist
+def test_conditional_model_label_accuracy():
+    r = gancli.evaluate.evaluate("cgan-mnist", "mnist", n=500, device="cpu")
+    assert r["label_accuracy"] > 0.9
+    assert set(r["label_accuracy_per_class"]) == {str(i) for i in range(10)}
+
+
+@needs_mnist
+def test_stacked_mnist_eval_counts_modes(tmp_path):
+    from gancli.pretrained import GANModel
+
+    from conftest import tiny_config
+
+    torch.manual_seed(0)
+    model = GANModel.from_config(tiny_config(channels=3) | {"dataset": "stacked-mnist"})
+    folder = model.save_pretrained(tmp_path / "rgb")
+    r = gancli.evaluate.evaluate(str(folder), None, n=300, device="cpu")
+    assert r["real"] == "stacked-mnist" and r["num_modes"] == 1000 and 0 < r["modes_covered"] <= 300
+    assert r["kl"] > 1.0  # an untrained generator is nowhere near uniform over the modes
+
+
+def test_eval_errors_are_one_line(tiny_model_dir, tmp_path):
+    r = runner.invoke(app, ["eval", "gan-mnsit"])
+    assert r.exit_code == 2 and "Did you mean" in r.output and "Traceback" not in r.output
+    r = runner.invoke(app, ["eval", str(tiny_model_dir), "--real", "nonsense"])
+    assert r.exit_code == 2 and "neither a folder nor a known dataset" in r.output
+    r = runner.invoke(app, ["eval", str(tiny_model_dir)])
+    assert r.exit_code == 2 and "--real" in r.output
+    r = runner.invoke(app, ["sample", "classifier-mnist"])
+    assert r.exit_code == 2 and "is a classifier" in r.output
+
+
+def test_eval_against_a_folder_and_with_inception_weights(tiny_model_dir, tmp_path):
+    from gancli.inception import FIDInceptionV3
+
+    folder = make_image_folder(tmp_path / "digits", n_per_class=10, classes=("0", "1"))
+    weights = tmp_path / "pt_inception.pth"
+    torch.manual_seed(0)
+    torch.save(FIDInceptionV3().state_dict(), weights)
+    r = runner.invoke(app, ["eval", str(tiny_model_dir), "--real", str(folder), "-n", "20", "--device", "cpu",
+                            "--inception-weights", str(weights), "--json", str(tmp_path / "r.json")])
+    assert r.exit_code == 0, r.output
+    res = json.loads((tmp_path / "r.json").read_text())
+    assert res["real_images"] == 20 and res["fid_inception"] >= 0 and res["feature_extractor"] == "classifier-mnist"
+    # the folder's classes are digits the judge knows: its labels are the reference class shares
+    assert "notes" not in res and res["num_classes"] == 10
+
+
+# ------------------------------------------------------------------------------------------------ translation
+class _Oracle:
+    """Stands in for a translation model: 'identity' returns its input; 'swap' returns real target-domain images."""
+
+    def __init__(self, mode, targets=None):
+        self.mode, self.targets, self.used = mode, targets, 0
+
+    def direction(self, spec):
+        return spec
+
+    def target_domain(self, direction):
+        return "zebra" if direction == "a2b" else "horse"
+
+    def translate(self, x, direction):
+        if self.mode == "identity":
+            return x
+        out = self.targets[self.used:self.used + len(x)].float() / 127.5 - 1
+        self.used += len(x)
+        return torch.nn.functional.interpolate(out, size=x.shape[-2:], mode="bilinear")
+
+
+@needs_h2z
+def test_translation_scores_separate_doing_nothing_from_changing_everything():
+    judge = load_judge("classifier-horse2zebra")
+    identity = evaluate_translation(_Oracle("identity"), "horse2zebra", judge, "a2b", size=64)
+    assert identity["structure"] == pytest.approx(1.0)
+    assert identity["target_domain_rate"] == identity["input_target_domain_rate"] < 0.2
+    zebras = datasets.load_domain_split(SHARED / "horse2zebra", "train", 64)[1].images
+    swap = evaluate_translation(_Oracle("swap", zebras), "horse2zebra", judge, "a2b", size=64)
+    assert swap["target_domain_rate"] > 0.8 and swap["structure"] < 0.3
+    assert swap["fid"] < identity["fid"]
+
+
+def test_gan_eval_a_translation_model(translator, tmp_path):
+    for split, colour in (("testA", (140, 90, 40)), ("testB", (240, 240, 240))):
+        (tmp_path / "pairs" / split).mkdir(parents=True)
+        for i in range(6):
+            Image.new("RGB", (40, 32), tuple(c - 10 * i for c in colour)).save(tmp_path / "pairs" / split / f"{i}.png")
+    r = runner.invoke(app, ["eval", str(translator), "--real", str(tmp_path / "pairs"), "--direction", "zebra",
+                            "--device", "cpu", "--json", str(tmp_path / "t.json")])
+    assert r.exit_code == 0, r.output
+    res = json.loads((tmp_path / "t.json").read_text())
+    assert res["direction"] == "a2b" and res["target_domain"] == "zebra" and res["images"] == 6
+    assert 0 <= res["target_domain_rate"] <= 1 and -1 <= res["structure"] < 1
+    assert res["feature_extractor"] == "classifier-horse2zebra"
+    r = runner.invoke(app, ["eval", str(translator), "--real", str(tmp_path / "nowhere")])
+    assert r.exit_code == 2 and "testA" in r.output
+
+
+# ------------------------------------------------------------------------------------------------ training
+@needs_mnist
+def test_train_eval_every_writes_measures_and_flags_a_collapsed_generator(tmp_path):
+    from gancli.train import Trainer
+
+    from test_train import options
+
+    folder = make_image_folder(tmp_path / "imgs", n_per_class=8)
+    trainer = Trainer(options(folder, tmp_path / "run", eval_every=3, eval_samples=100))
+    trainer.run()
+    rows = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in rows if r.get("event") == "eval"]
+    assert [r["step"] for r in evals] == [3, 6]
+    assert all(r["fid"] >= 0 and 0 <= r["recall"] <= 1 and r["feature_extractor"] == "classifier-mnist"
+               for r in evals)
+    assert "eval at step 6" in (tmp_path / "run" / "log.txt").read_text()
+    # a generator that draws one image: the monitor raises the alarm
+    monitor = trainer.monitor
+    monitor.best["diversity"] = metrics.diversity(monitor.ref.features)  # as if it had once been as diverse as the data
+    constant = lambda z, y: torch.zeros(len(z), 1, 28, 28).add_(-1).index_fill_(2, torch.tensor([10, 11]), 1.0)
+    result = monitor.measure(constant, 8)
+    assert any("diversity" in a for a in result["alarms"])
