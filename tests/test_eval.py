@@ -86,7 +86,7 @@ def test_stacked_mnist_modes_are_read_channel_by_channel():
 # ------------------------------------------------------------------------------------------------ gan eval
 @needs_mnist
 def test_gan_eval_measures_a_zoo_model_deterministically(tmp_path):
-    args = ["eval", "gan-mnist", "--real", "mnist", "-n", "1000", "--device", "cpu", "--json"]
+    args = ["eval", "gan-mnist", "--real", "mnist", "-n", "500", "--device", "cpu", "--json"]
     r = runner.invoke(app, args + [str(tmp_path / "a.json")])
     assert r.exit_code == 0, r.output
     assert "fid" in r.output and "classes_covered" in r.output
@@ -117,16 +117,22 @@ def test_conditional_model_label_accuracy():
 
 @needs_mnist
 def test_stacked_mnist_eval_counts_modes(tmp_path):
+    from gancli.evaluate import evaluate_generator, pick_judge
     from gancli.pretrained import GANModel
 
     from conftest import tiny_config
 
     torch.manual_seed(0)
     model = GANModel.from_config(tiny_config(channels=3) | {"dataset": "stacked-mnist"})
-    folder = model.save_pretrained(tmp_path / "rgb")
-    r = gancli.evaluate.evaluate(str(folder), None, n=300, device="cpu")
-    assert r["real"] == "stacked-mnist" and r["num_modes"] == 1000 and 0 < r["modes_covered"] <= 300
+    judge_name, ds = pick_judge(None, model.config, None)
+    assert (judge_name, ds.name) == ("classifier-mnist", "stacked-mnist")
+    ref = build_reference("stacked-mnist", load_judge(judge_name), ds, n=2000)
+    assert ref.num_modes == 1000 and ref.features.shape == (2000, 3 * 128)
+    r = evaluate_generator(model, ref, n=300)
+    assert r["num_modes"] == 1000 and 0 < r["modes_covered"] <= 300
     assert r["kl"] > 1.0  # an untrained generator is nowhere near uniform over the modes
+    with pytest.raises(ValueError, match="3 channels"):
+        evaluate_generator(GANModel.from_config(tiny_config()), ref, n=10)
 
 
 def test_eval_errors_are_one_line(tiny_model_dir, tmp_path):
