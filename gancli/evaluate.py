@@ -104,15 +104,21 @@ def build_reference(real: str, judge: Judge, dataset: datasets.Dataset | None, n
                     inception=inception)
     if inception is not None:
         ref.inception_features = inception_embed(inception, data.images)
-    if stack > 1:
-        ref.labels = data.labels
-    elif data.labels is not None and data.class_names and _same_classes(data.class_names, judge.class_names):
-        order = {_key(c): i for i, c in enumerate(judge.class_names)}
-        ref.labels = torch.tensor([order[_key(data.class_names[int(y)])] for y in data.labels])
-    else:
-        ref.labels = judged
+    ref.labels = _reference_labels(data.labels, data.class_names, judge, judged, stack)
+    if ref.labels is judged:
         ref.notes.append("real class shares are the judge's reading of the real images (no matching labels)")
     return ref
+
+
+def _reference_labels(labels, class_names, judge: Judge, judged: torch.Tensor, stack: int) -> torch.Tensor:
+    """The real images' classes in the judge's order: their own labels where the judge knows those classes (or the
+    Stacked-MNIST modes), else the judge's reading of them."""
+    if stack > 1:
+        return labels
+    if labels is not None and class_names and _same_classes(class_names, judge.class_names):
+        order = {_key(c): i for i, c in enumerate(judge.class_names)}
+        return torch.tensor([order[_key(class_names[int(y)])] for y in labels])
+    return judged
 
 
 def _key(name: str) -> str:
@@ -228,14 +234,8 @@ class TrainingMonitor:
         feats, judged = embed(judge, data.images[keep], stack)
         ref = Reference(f"{len(keep)} training images", judge, feats, images=len(keep), stack=stack,
                         num_classes=len(judge.class_names))
-        names = data.class_names
-        if stack > 1:
-            ref.labels = data.labels[keep]
-        elif data.labels is not None and names and _same_classes(names, judge.class_names):
-            order = {_key(c): i for i, c in enumerate(judge.class_names)}
-            ref.labels = torch.tensor([order[_key(names[int(y)])] for y in data.labels[keep]])
-        else:
-            ref.labels = judged
+        ref.labels = _reference_labels(data.labels[keep] if data.labels is not None else None, data.class_names, judge,
+                                       judged, stack)
         return cls(ref, len(keep), seed)
 
     @torch.no_grad()
