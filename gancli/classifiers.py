@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gancli import hub
+from gancli import __version__, hub
 
 TASK = "classifier"
 
@@ -120,7 +120,7 @@ def load_judge(name: str | Path, device: str | torch.device = "cpu") -> Judge:
 
 # ------------------------------------------------------------------------------------------------ training
 RECIPES = {
-    # dataset: architecture, epochs, augmentation (shift in pixels, mirror, random-resized-crop scale)
+    # dataset: architecture, epochs, batch, peak learning rate, augmentation (shift in pixels, mirror)
     "mnist": {"arch": {"channels": 1, "image_size": 28, "widths": [32, 64, 128], "convs": 2}, "epochs": 3,
               "batch": 128, "lr": 2e-3, "shift": 2, "mirror": False},
     "fashion": {"arch": {"channels": 1, "image_size": 28, "widths": [32, 64, 128], "convs": 2}, "epochs": 6,
@@ -203,7 +203,7 @@ def train_classifier(dataset: str, out: Path, data_dir: Path | None = None, epoc
     acc, per_class = accuracy(net, test_x, test_y, len(names))
     log(f"test accuracy {acc:.4f}")
     config = {
-        "gan_version": _version(), "name": out.name, "task": TASK, "architecture": TASK,
+        "gan_version": __version__, "name": out.name, "task": TASK, "architecture": TASK,
         "arch_args": {"num_classes": len(names), **recipe["arch"], "num_features": net.num_features},
         "image_size": recipe["arch"]["image_size"], "channels": recipe["arch"]["channels"], "class_names": names,
         "dataset": dataset, "test_accuracy": round(acc, 4),
@@ -213,14 +213,8 @@ def train_classifier(dataset: str, out: Path, data_dir: Path | None = None, epoc
                      "seconds": round(time.time() - t0), "torch": torch.__version__,
                      "device": f"cpu ({torch.get_num_threads()} threads)", "platform": platform.platform()},
     }
-    write_folder(out, {k: v for k, v in net.state_dict().items()}, config, card=_card(config))
+    write_folder(out, net.state_dict(), config, card=_card(config))
     return json.loads((out / hub.CONFIG_NAME).read_text())
-
-
-def _version() -> str:
-    from gancli import __version__
-
-    return __version__
 
 
 def _card(config: dict) -> str:
