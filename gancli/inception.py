@@ -31,6 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gancli.pretrained import state_mismatches
+
 INPUT_SIZE = 299
 NUM_FEATURES = 2048
 NUM_CLASSES = 1008  # the 2015 graph has 1008 outputs: the 1000 ImageNet classes plus 8 unused ones
@@ -300,18 +302,8 @@ def load_fid_inception(path, device="cpu") -> FIDInceptionV3:
     model = FIDInceptionV3()
     expected = model.state_dict()
     # Batch-norm step counters only matter for training; a port saved without them is still the same network.
-    optional = {k for k in expected if k.endswith(".num_batches_tracked")}
-    missing = [k for k in expected if k not in state and k not in optional]
-    unexpected = [k for k in state if k not in expected]
-    wrong_shape = [f"{k} {tuple(state[k].shape)} instead of {tuple(v.shape)}"
-                   for k, v in expected.items() if k in state and state[k].shape != v.shape]
-    problems = []
-    if missing:
-        problems.append(f"missing {len(missing)} tensors (e.g. {_examples(missing)})")
-    if unexpected:
-        problems.append(f"{len(unexpected)} unexpected tensors (e.g. {_examples(unexpected)})")
-    if wrong_shape:
-        problems.append(f"{len(wrong_shape)} tensors of the wrong shape (e.g. {_examples(wrong_shape, 2)})")
+    optional = frozenset(k for k in expected if k.endswith(".num_batches_tracked"))
+    problems = state_mismatches(expected, dict(state), optional=optional)
     if problems:
         raise ValueError(f"{prefix}: " + "; ".join(problems))
 

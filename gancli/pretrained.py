@@ -294,13 +294,13 @@ def _normalise(name: str) -> str:
     return "".join(ch for ch in name.lower() if ch.isalnum())
 
 
-def load_strict(module: nn.Module, state: dict[str, torch.Tensor], prefix: str, source) -> None:
-    own = module.state_dict()
-    theirs = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-    missing = sorted(set(own) - set(theirs))
-    unexpected = sorted(set(theirs) - set(own))
-    shapes = [f"{k} {tuple(theirs[k].shape)} vs {tuple(own[k].shape)}" for k in own
-              if k in theirs and theirs[k].shape != own[k].shape]
+def state_mismatches(expected: dict[str, torch.Tensor], given: dict[str, torch.Tensor], prefix: str = "",
+                     optional: frozenset[str] = frozenset()) -> list[str]:
+    """What keeps ``given`` from loading where ``expected`` is: missing, unexpected and misshapen tensors, in words."""
+    missing = sorted(set(expected) - set(given) - optional)
+    unexpected = sorted(set(given) - set(expected))
+    shapes = [f"{k} {tuple(given[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items()
+              if k in given and given[k].shape != v.shape]
     problems = []
     if missing:
         problems.append(f"missing {len(missing)} tensor(s) (e.g. {prefix}{missing[0]})")
@@ -308,6 +308,13 @@ def load_strict(module: nn.Module, state: dict[str, torch.Tensor], prefix: str, 
         problems.append(f"{len(unexpected)} unexpected tensor(s) (e.g. {prefix}{unexpected[0]})")
     if shapes:
         problems.append(f"{len(shapes)} shape mismatch(es) (e.g. {prefix}{shapes[0]})")
+    return problems
+
+
+def load_strict(module: nn.Module, state: dict[str, torch.Tensor], prefix: str, source) -> None:
+    own = module.state_dict()
+    theirs = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    problems = state_mismatches(own, theirs, prefix)
     if problems:
         raise WeightsError(f"{source} does not fit the architecture in config.json: " + "; ".join(problems))
     module.load_state_dict({k: v.to(own[k].dtype) for k, v in theirs.items()}, strict=True)

@@ -80,13 +80,13 @@ def test_state_dict_nested_under_state_dict_key(random_state, tmp_path):
 def test_missing_tensor_is_rejected(random_state, tmp_path):
     path = tmp_path / "missing.pth"
     torch.save({k: v for k, v in random_state.items() if k != "fc.bias"}, path)
-    assert_one_line_value_error(path, "missing 1 tensors", "fc.bias")
+    assert_one_line_value_error(path, "missing 1 tensor(s)", "fc.bias")
 
 
 def test_wrong_shape_and_extra_tensor_are_rejected(random_state, tmp_path):
     path = tmp_path / "other.pth"
     torch.save(random_state | {"fc.weight": torch.zeros(1000, 2048), "aux.weight": torch.zeros(1)}, path)
-    assert_one_line_value_error(path, "wrong shape", "fc.weight", "unexpected", "aux.weight")
+    assert_one_line_value_error(path, "shape mismatch", "fc.weight", "unexpected", "aux.weight")
 
 
 def test_files_that_are_not_weights_are_rejected(tmp_path):
