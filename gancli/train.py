@@ -8,6 +8,7 @@
       samples/            grids from fixed latents (one column per class for conditional models)
       progress.gif        those grids as an animation
       losses.png          the losses and D outputs over training
+      quality.png         with --eval-every: precision, recall, diversity and coverage over training
       checkpoints/        step-XXXXXXXX.pt, written atomically, the last K kept
       export/             zoo layout (config.json, README.md, model.safetensors): `gan sample RUN_DIR/export`
 
@@ -567,6 +568,14 @@ class Trainer:
         if len(rows) > 1:
             series = {k: [(r["step"], r[k]) for r in rows] for k in ("loss_d", "loss_g", "d_real", "d_fake")}
             line_plot(series, self.out / "losses.png", title=f"{self.opts.arch} / {self.opts.loss}")
+        evals = self._metrics("eval")
+        if len(evals) > 1:  # the measures that live in [0, 1]; a collapse shows as a drop
+            series = {k: [(r["step"], r[k]) for r in evals] for k in ("precision", "recall")}
+            series["diversity / real"] = [(r["step"], r["diversity"] / max(r["real_diversity"], 1e-9)) for r in evals]
+            for covered, total in (("classes_covered", "num_classes"), ("modes_covered", "num_modes")):
+                if evals[-1].get(covered) is not None:
+                    series["coverage"] = [(r["step"], r[covered] / r[total]) for r in evals]
+            line_plot(series, self.out / "quality.png", title="--eval-every: quality over training")
 
     def _metrics(self, event: str | None = None) -> list[dict]:
         """The training rows of metrics.jsonl, or those of one ``event`` ("eval")."""
