@@ -396,6 +396,8 @@ def eval_model(
         fail("--batch-size must be at least 1")
     if inception_weights is not None and not inception_weights.is_file():
         fail(f"--inception-weights {inception_weights} is not a file")
+    if json_path is not None and not json_path.resolve().parent.is_dir():
+        fail(f"cannot write {json_path}: {json_path.parent} is not a folder")  # say so before minutes of work
     with _progress() as progress:
         tasks = {}
 

@@ -67,18 +67,28 @@ def embed(judge: Judge, images: torch.Tensor, stack: int = 1) -> tuple[torch.Ten
 
 
 def pick_judge(real: str | None, model_config: dict | None, features: str | None) -> tuple[str, datasets.Dataset | None]:
-    """Which classifier judges: ``--features`` if given, else the one of the named dataset, else by channels."""
-    ds = None
-    if real is not None:
-        ds = datasets.lookup(real) or (datasets.identify(Path(real)) if Path(real).is_dir() else None)
-    if ds is None and model_config:
-        ds = datasets.lookup(str(model_config.get("dataset", "")))
-    if features:
-        return features, ds
-    if ds is not None:
-        return ds.classifier, ds
-    channels = (model_config or {}).get("channels", 1)
-    return ("classifier-mnist" if channels == 1 else "classifier-horse2zebra"), None
+    """(the classifier that judges, the named data set ``real`` is, if any).
+
+    The judge is ``--features`` if given, else the classifier of the real data, else of the model's training data,
+    else one chosen by channels. With no ``real``, the model's training data set is the reference."""
+    model_ds = datasets.lookup(str((model_config or {}).get("dataset", "")))
+    ds = model_ds if real is None else datasets.lookup(real)
+    if real is not None and ds is None:
+        path = Path(real).expanduser()
+        if not path.exists():
+            from gancli.registry import UnknownNameError
+
+            raise UnknownNameError("data set (or folder)", real, list(datasets.DATASETS))
+        ds = datasets.identify(path) if path.is_dir() else None
+    judge = features or default_judge(ds or model_ds, (model_config or {}).get("channels", 1))
+    return judge, ds
+
+
+def default_judge(dataset: datasets.Dataset | None, channels: int) -> str:
+    """The data set's own classifier; for other data, the grey digits' or the colour photos' one."""
+    if dataset is not None:
+        return dataset.classifier
+    return "classifier-mnist" if channels == 1 else "classifier-horse2zebra"
 
 
 def build_reference(real: str, judge: Judge, dataset: datasets.Dataset | None, n: int | None = None,
@@ -160,8 +170,8 @@ def evaluate_generator(model, ref: Reference, n: int = 10000, seed: int = 0, bat
     if model.channels != ref.stack and ref.stack > 1:
         raise DataError(f"{ref.name} images have {ref.stack} channels (one digit each); the model draws "
                         f"{model.channels}")
-    feats, classes, inception = _embed_samples(model, ref, model.latents_for(n, seed), model.labels_for(n), batch_size,
-                                               lambda d: progress("sampling", d, n))
+    feats, classes, inception = _embed_batches(ref, model.generate(model.latents_for(n, seed), model.labels_for(n),
+                                                                   batch_size), lambda d: progress("sampling", d, n))
     result = {"samples": n, "seed": seed, "real_images": ref.images} | compare(ref, feats, classes, seed)
     if inception is not None:
         result["fid_inception"] = round(metrics.frechet_distance(ref.inception_features, inception), 4)
@@ -172,18 +182,20 @@ def evaluate_generator(model, ref: Reference, n: int = 10000, seed: int = 0, bat
     return result
 
 
-def _embed_samples(model, ref: Reference, z, labels, batch_size: int, advance: Callable[[int], None],
-                   labels_only: bool = False):
-    feats, classes, inception, done = [], [], [], 0
-    for batch in model.generate(z, labels, batch_size):
+def _embed_batches(ref: Reference, batches, advance: Callable[[int], None] = lambda done: None,
+                   inception: bool = True):
+    """Judge features and classes (and Inception features, if the reference has them) of image batches."""
+    feats, classes, incep, done = [], [], [], 0
+    for batch in batches:
+        batch = batch.float().cpu()
         f, c = embed(ref.judge, batch, ref.stack)
         feats.append(f)
         classes.append(c)
-        if ref.inception is not None and labels_only is False:
-            inception.append(inception_embed(ref.inception, batch))
+        if inception and ref.inception is not None:
+            incep.append(inception_embed(ref.inception, batch))
         done += len(batch)
         advance(done)
-    return torch.cat(feats), torch.cat(classes), (torch.cat(inception) if inception else None)
+    return torch.cat(feats), torch.cat(classes), (torch.cat(incep) if incep else None)
 
 
 @torch.inference_mode()
@@ -209,9 +221,9 @@ def label_accuracy(model, ref: Reference, per_class: int, seed: int, batch_size:
     per = {}
     for k, name in enumerate(names):
         z = model.latents_for(per_class, seed + k)
-        _, judged, _ = _embed_samples(model, ref, z, torch.full((per_class,), k), batch_size,
+        _, judged, _ = _embed_batches(ref, model.generate(z, torch.full((per_class,), k), batch_size),
                                       lambda d, k=k: progress("label accuracy", k * per_class + d,
-                                                              len(names) * per_class), labels_only=True)
+                                                              len(names) * per_class), inception=False)
         per[name] = round(float((judged == judge_index[_key(name)]).float().mean()), 4)
     return {"label_accuracy": round(sum(per.values()) / len(per), 4), "label_accuracy_per_class": per}
 
@@ -228,8 +240,7 @@ class TrainingMonitor:
     def for_data(cls, data_path: str, data: ImageData, n: int, seed: int, device, stack: int = 1) -> "TrainingMonitor":
         ds = datasets.DATASETS["stacked-mnist"] if stack > 1 else \
             (datasets.identify(Path(data_path)) if Path(data_path).is_dir() else None)
-        judge = load_judge(ds.classifier if ds else ("classifier-mnist" if data.channels == 1
-                                                     else "classifier-horse2zebra"), device)
+        judge = load_judge(default_judge(ds, data.channels), device)
         keep = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:n]
         feats, judged = embed(judge, data.images[keep], stack)
         ref = Reference(f"{len(keep)} training images", judge, feats, images=len(keep), stack=stack,
@@ -244,21 +255,22 @@ class TrainingMonitor:
 
         z = latents.latents([(self.seed + 7919, i) for i in range(self.n)], latent_dim)  # not the grid's latents
         y = torch.arange(self.n) % num_classes if num_classes else None
-        feats, classes = [], []
-        for start in range(0, self.n, batch_size):
-            labels = y[start:start + batch_size] if y is not None else None
-            images = generate(z[start:start + batch_size], labels.to(z.device) if labels is not None else None)
-            f, c = embed(self.ref.judge, images.float().cpu(), self.ref.stack)
-            feats.append(f)
-            classes.append(c)
-        result = compare(self.ref, torch.cat(feats), torch.cat(classes), self.seed, kid_subsets=10)
+        batches = (generate(z[i:i + batch_size], y[i:i + batch_size] if y is not None else None)
+                   for i in range(0, self.n, batch_size))
+        feats, classes, _ = _embed_batches(self.ref, batches)
+        result = compare(self.ref, feats, classes, self.seed, kid_subsets=10)
         result.pop("class_shares", None)
         result["alarms"] = collapse_alarms(result, self.best)
-        for key in ("classes_covered", "modes_covered", "recall", "diversity"):
-            if result.get(key) is not None:
-                self.best[key] = max(self.best.get(key) or 0, result[key])
+        self.remember([result])
         result["feature_extractor"] = self.ref.judge.name
         return result
+
+    def remember(self, rows: list[dict]):
+        """Fold evaluations (this one, or a resumed run's earlier ones) into the best-so-far the alarm compares with."""
+        for row in rows:
+            for key in ("classes_covered", "modes_covered", "recall", "diversity"):
+                if row.get(key) is not None:
+                    self.best[key] = max(self.best.get(key) or 0, row[key])
 
 
 def collapse_alarms(result: dict, best: dict) -> list[str]:

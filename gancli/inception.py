@@ -211,7 +211,7 @@ class FIDInceptionV3(nn.Module):
 
     ``forward(images)`` takes (N, 3, H, W) or grayscale (N, 1, H, W) floats in [-1, 1], any H and W, and returns
     the (N, 2048) activations of the final global average pool, the features FID is computed on. ``fc`` (1008
-    logits) is kept so that the weights file loads whole; ``logits`` applies it, for the Inception Score."""
+    logits) is unused but kept, so that the weights file loads whole and strictly."""
 
     num_features = NUM_FEATURES
     input_size = INPUT_SIZE
@@ -262,10 +262,6 @@ class FIDInceptionV3(nn.Module):
                       self.Mixed_7a, self.Mixed_7b, self.Mixed_7c):
             x = block(x)
         return x.mean(dim=(2, 3))  # global average pool: (N, 2048)
-
-    def logits(self, images: torch.Tensor) -> torch.Tensor:
-        """(N, 1008) class logits, for the Inception Score."""
-        return self.fc(self(images))
 
 
 def _examples(names, limit: int = 3) -> str:

@@ -591,13 +591,13 @@ class Trainer:
         if self.monitor is None:
             self.monitor = TrainingMonitor.for_data(self.opts.data, self.data, self.opts.eval_samples, self.opts.seed,
                                                     self.device, stack=self.opts.stack or 1)
-            self.monitor.best = {k: max(r.get(k) or 0 for r in self._metrics("eval")) if self._metrics("eval") else 0
-                                 for k in ("classes_covered", "modes_covered", "recall")}
+            self.monitor.remember(self._metrics("eval"))  # a resumed run keeps its best-so-far
         if self.G_ema is not None:
             self.calibrate_ema()
         G, was_training = self.sampler, self.sampler.training
         G.eval()
-        row = self.monitor.measure(lambda z, y: G(z.to(self.device), y), self.opts.latent_dim,
+        row = self.monitor.measure(lambda z, y: G(z.to(self.device), y.to(self.device) if y is not None else None),
+                                   self.opts.latent_dim,
                                    self.arch_args.get("num_classes"))
         G.train(was_training)
         row = {"step": self.step, "event": "eval"} | row

@@ -138,8 +138,10 @@ def test_stacked_mnist_eval_counts_modes(tmp_path):
 def test_eval_errors_are_one_line(tiny_model_dir, tmp_path):
     r = runner.invoke(app, ["eval", "gan-mnsit"])
     assert r.exit_code == 2 and "Did you mean" in r.output and "Traceback" not in r.output
-    r = runner.invoke(app, ["eval", str(tiny_model_dir), "--real", "nonsense"])
-    assert r.exit_code == 2 and "neither a folder nor a known dataset" in r.output
+    r = runner.invoke(app, ["eval", str(tiny_model_dir), "--real", "fashon"])
+    assert r.exit_code == 2 and "Did you mean: fashion" in r.output
+    r = runner.invoke(app, ["eval", "gan-mnist", "--json", str(tmp_path / "missing" / "r.json")])
+    assert r.exit_code == 2 and "is not a folder" in r.output
     r = runner.invoke(app, ["eval", str(tiny_model_dir)])
     assert r.exit_code == 2 and "--real" in r.output
     r = runner.invoke(app, ["sample", "classifier-mnist"])
@@ -160,6 +162,11 @@ def test_eval_against_a_folder_and_with_inception_weights(tiny_model_dir, tmp_pa
     assert res["real_images"] == 20 and res["fid_inception"] >= 0 and res["feature_extractor"] == "classifier-mnist"
     # the folder's classes are digits the judge knows: its labels are the reference class shares
     assert "notes" not in res and res["num_classes"] == 10
+    # a model trained on MNIST, measured against another folder: that folder is the reference, not MNIST
+    r = runner.invoke(app, ["eval", "gan-mnist", "--real", str(folder), "-n", "20", "--device", "cpu", "--json",
+                            str(tmp_path / "g.json")])
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "g.json").read_text())["real_images"] == 20
 
 
 # ------------------------------------------------------------------------------------------------ translation
@@ -208,7 +215,9 @@ def test_gan_eval_a_translation_model(translator, tmp_path):
     assert 0 <= res["target_domain_rate"] <= 1 and -1 <= res["structure"] < 1
     assert res["feature_extractor"] == "classifier-horse2zebra"
     r = runner.invoke(app, ["eval", str(translator), "--real", str(tmp_path / "nowhere")])
-    assert r.exit_code == 2 and "testA" in r.output
+    assert r.exit_code == 2 and "unknown data set (or folder)" in r.output
+    r = runner.invoke(app, ["eval", str(translator), "--real", str(tmp_path / "pairs" / "testA")])
+    assert r.exit_code == 2 and "needs testA/ and testB/" in r.output
 
 
 # ------------------------------------------------------------------------------------------------ training
