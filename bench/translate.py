@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from gancli.models.cyclegan import ResnetGenerator
+from gancli.families.cyclegan import ResnetGenerator
 from gancli.registry import build
 from gancli.train import TrainOptions, make_trainer
 

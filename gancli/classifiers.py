@@ -107,7 +107,7 @@ class Judge:
 def load_judge(name: str | Path, device: str | torch.device = "cpu") -> Judge:
     """A zoo classifier (``classifier-mnist``), a local folder or ``owner/repo[@revision]``."""
     from gancli.devices import resolve_device
-    from gancli.pretrained import WeightsError, load_strict, read_weights
+    from gancli.weights import WeightsError, load_strict, read_weights
 
     resolved = hub.resolve(str(name))
     config = hub.read_config(resolved.path)
@@ -171,7 +171,7 @@ def accuracy(net: Classifier, images: torch.Tensor, labels: torch.Tensor, num_cl
 def train_classifier(dataset: str, out: Path, data_dir: Path | None = None, epochs: float | None = None,
                      seed: int = 0, limit: int | None = None, log=print) -> dict:
     """Train the recipe for ``dataset`` and write a zoo folder; returns its config (with test accuracy)."""
-    from gancli.pretrained import write_folder
+    from gancli.weights import write_folder
 
     recipe = RECIPES[dataset]
     epochs = epochs if epochs is not None else recipe["epochs"]

@@ -83,7 +83,7 @@ def _command_line(ctx: typer.Context, exclude=()) -> str:
     """The running command, spelled out with every non-default option (so a model card can reproduce it)."""
     import shlex
 
-    words = ["gan", ctx.info_name]
+    words = ["gan", ctx.info_name.removeprefix("gan ")]
     for param in ctx.command.params:
         value = ctx.params.get(param.name)
         if param.name in exclude or value is None or value == param.default:
@@ -120,6 +120,9 @@ def sample(
     nrow: Optional[int] = typer.Option(None, "--nrow", help="Images per grid row (default: square, or one column "
                                                              "per class)."),
     batch_size: int = typer.Option(256, "--batch-size", help="Images per forward pass."),
+    truncation: Optional[float] = typer.Option(None, "--truncation", help="StyleGAN models: psi, pulling each style "
+                                                                           "towards the average (1: none; 0.7 is "
+                                                                           "usual; 0: the average image)."),
     fmt: Optional[str] = typer.Option(None, "--format", help="png, jpg or webp (default: from -o, or png)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
     verbose: bool = typer.Option(False, "-v", "--verbose", help="Say where the model came from and which device ran."),
@@ -180,7 +183,7 @@ def sample(
     images, done = [], 0
     with _progress() as progress:
         task = progress.add_task("sampling", total=count)
-        for batch in model.generate(z, labels, batch_size):
+        for batch in model.generate(z, labels, batch_size, truncation):
             if paths is not None:
                 for k, img in enumerate(to_pil(batch)):
                     save_image(img, paths[done + k], fmt)
@@ -188,7 +191,8 @@ def sample(
                 images.append(batch)
             done += len(batch)
             progress.advance(task, len(batch))
-    what = f"{model.architecture}, {describe(model.device)}"
+    what = f"{model.architecture}" + (f", truncation {truncation:g}" if truncation is not None else "") \
+        + f", {describe(model.device)}"
     if label is not None:
         what = f"class {model.class_names[model.class_index(label)] if model.class_names else label}, " + what
     if paths is not None:
@@ -201,6 +205,15 @@ def sample(
         out.print(f"wrote a grid of {count} images to {output}  ({what})")
 
 
+def _numbers(text: str, option: str) -> list[float]:
+    """``"1.0,0.7,0.5"`` -> [1.0, 0.7, 0.5]; anything else is a one-line error."""
+    try:
+        values = [float(part) for part in text.split(",")]
+    except ValueError:
+        fail(f"{option} takes numbers separated by commas, e.g. 1.0,0.7,0.5, not {text!r}")
+    return values
+
+
 def _safe_name(name: str) -> str:
     """A class name as a folder name: "T-shirt/top" -> "T-shirt-top"."""
     cleaned = "".join(ch if ch.isalnum() or ch in "-_. " else "-" for ch in name).strip(" .")
@@ -211,9 +224,15 @@ def _safe_name(name: str) -> str:
 @command()
 def interpolate(
     name: str = typer.Argument(..., help="Zoo name, local model folder or owner/repo[@revision]."),
+    images: Optional[list[Path]] = typer.Argument(None, help="With --between: the real images to walk between."),
     seeds: str = typer.Option("0-3", "--seeds", help="Key frames: one latent per seed, visited in order."),
+    between: bool = typer.Option(False, "--between", help="Models with an encoder (VAE): walk between the real "
+                                                          "IMAGES (encoded) instead of seeds."),
     steps: int = typer.Option(30, "--steps", help="Frames between two key frames."),
     method: str = typer.Option("slerp", "--method", help="slerp (spherical) or lerp (straight line)."),
+    space: str = typer.Option("z", "--space", help="z (the input noise) or w (StyleGAN's style space, where walks "
+                                                   "are smoother)."),
+    truncation: Optional[float] = typer.Option(None, "--truncation", help="StyleGAN models: psi for every frame."),
     output: Path = typer.Option(Path("walk.gif"), "-o", "--output", help=".gif or .webp animation, or .png grid."),
     fps: float = typer.Option(15.0, "--fps", help="Frames per second of the animation."),
     scale: int = typer.Option(0, "--scale", help="Enlarge each frame this many times (default: to at least 256 px)."),
@@ -224,32 +243,55 @@ def interpolate(
 ):
     """Walk through latent space between seeds and back to the first: an animated GIF/WebP or a PNG grid.
 
-    Example: `gan interpolate dcgan-mnist --seeds 1,2,3 --steps 30 -o walk.gif`
+    Example: `gan interpolate dcgan-mnist --seeds 1,2,3 --steps 30 -o walk.gif`;
+    `gan interpolate stylegan-fashion --space w`; `gan interpolate vae-mnist --between a.png b.png`
     """
     import torch
     from PIL import Image
 
-    from gancli.imageio import grid_image, save_animation, save_image, to_pil
-
     from gancli import latents
+    from gancli.imageio import grid_image, save_animation, save_image, to_pil
 
     key_seeds = latents.parse_seeds(seeds)
     if steps < 1 or steps > 10_000:
         fail("--steps must be between 1 and 10000")
     if method not in ("slerp", "lerp"):
         fail(f"unknown --method {method!r}: use slerp or lerp")
+    if space not in ("z", "w"):
+        fail(f"unknown --space {space!r}: use z or w")
     if fps <= 0:
         fail("--fps must be positive")
+    if scale < 0:
+        fail("--scale must be 1 or more (0: automatic)")
     ext = output.suffix.lower()
     if ext not in (".gif", ".webp", ".png"):
         fail(f"-o must end in .gif, .webp or .png, not {output.name!r}")
-    if len(key_seeds) < 2:
+    images = images or []
+    if images and not between:
+        fail(f"unexpected argument {images[0]}: to walk between images, use --between (e.g. "
+             f"gan interpolate {name} --between a.png b.png)")
+    if between and len(images) < 2:
+        fail("--between needs two images or more: gan interpolate NAME --between a.png b.png")
+    if not between and len(key_seeds) < 2:
         fail("--seeds needs at least two seeds to walk between")
+    for path in images:
+        if not path.is_file():
+            fail(f"--between: {path} is not a file")
     model = _load(name, device, verbose, sampling=True)
-    keys = model.latents_for(seeds=key_seeds)
-    z = latents.walk(keys, steps, method, loop=True)
-    labels = model.labels_for(len(z), label if label is not None else (0 if model.is_conditional else None))
-    frames = torch.cat(list(model.generate(z, labels)))
+    if between:
+        keys = model.encode(_read_images(images, model))
+        what = f"between {len(images)} images"
+    else:
+        keys = model.latents_for(seeds=key_seeds)
+        what = f"seeds {','.join(map(str, key_seeds))}"
+    if space == "w":
+        # in w, straight lines: w is not Gaussian, so the sphere argument for slerp does not hold
+        frames = model.synthesize(latents.walk(model.map(keys, truncation), steps, "lerp", loop=not between))
+        method = "lerp in w"
+    else:
+        z = latents.walk(keys, steps, method, loop=not between)
+        labels = model.labels_for(len(z), label if label is not None else (0 if model.is_conditional else None))
+        frames = torch.cat(list(model.generate(z, labels, truncation=truncation)))
     if ext == ".png":
         save_image(grid_image(frames, nrow or steps), output)
     else:
@@ -257,7 +299,59 @@ def interpolate(
         pictures = [im.resize((im.width * factor, im.height * factor), Image.Resampling.NEAREST)
                     for im in to_pil(frames)]
         save_animation(pictures, output, fps)
-    out.print(f"wrote {len(frames)} frames ({method}, seeds {','.join(map(str, key_seeds))}) to {output}")
+    out.print(f"wrote {len(frames)} frames ({method}, {what}) to {output}")
+
+
+def _read_images(paths: list[Path], model):
+    """Image files as a batch the model's encoder takes: its channels, resized and centre-cropped to its size."""
+    import numpy as np
+    import torch
+
+    from gancli.data import fit, open_image
+
+    batch = []
+    for path in paths:
+        try:
+            im = open_image(path)
+        except ValueError as e:
+            fail(f"{path}: {e}")
+        im = fit(im.convert("L" if model.channels == 1 else "RGB"), model.image_size)
+        a = torch.from_numpy(np.asarray(im, dtype=np.float32) / 127.5 - 1)
+        batch.append(a[None] if model.channels == 1 else a.permute(2, 0, 1))
+    return torch.stack(batch)
+
+
+# ----------------------------------------------------------------------------------------------- mix
+@command()
+def mix(
+    name: str = typer.Argument(..., help="A StyleGAN model: zoo name, local folder or owner/repo[@revision]."),
+    rows: str = typer.Option("1,2,3", "--rows", help="Seeds of the row sources (down the side)."),
+    cols: str = typer.Option("4,5,6", "--cols", help="Seeds of the column sources (along the top)."),
+    levels: str = typer.Option("coarse", "--levels", help="Which styles come from the row source: coarse (4-8 px: "
+                                                          "pose, shape), middle (16-32 px: features), fine (colour, "
+                                                          "texture), or several, e.g. coarse,middle."),
+    truncation: Optional[float] = typer.Option(None, "--truncation", help="psi for every source."),
+    output: Path = typer.Option(Path("mix.png"), "-o", "--output", help="The figure (.png, .jpg, .webp)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
+    verbose: bool = typer.Option(False, "-v", "--verbose", help="Say where the model came from and which device ran."),
+):
+    """The style-mixing figure of the StyleGAN paper: each cell is its column's image with the --levels styles of
+    its row's image.
+
+    Example: `gan mix stylegan-fashion --rows 1,2,3 --cols 4,5,6 --levels coarse -o mix.png`
+    """
+    from gancli import latents
+    from gancli.imageio import format_of, grid_image, save_image
+
+    row_seeds, col_seeds = latents.parse_seeds(rows), latents.parse_seeds(cols)
+    if len(row_seeds) * len(col_seeds) > 10_000:
+        fail("too many cells: at most 10000 (rows x columns)")
+    format_of(output)
+    model = _load(name, device, verbose, sampling=True)
+    images, width = model.style_mix(row_seeds, col_seeds, levels, truncation)
+    save_image(grid_image(images, width), output)
+    out.print(f"wrote a {len(row_seeds)}x{len(col_seeds)} style-mixing grid ({levels} styles from the rows) to "
+              f"{output}")
 
 
 # ----------------------------------------------------------------------------------------------- translate
@@ -316,7 +410,7 @@ def list_models():
 
     Example: `gan list`
     """
-    from gancli.registry import build
+    from gancli.pretrained import GANModel
 
     table = Table(title="gan zoo")
     for col in ("name", "architecture", "task", "resolution", "parameters", "dataset", "weights"):
@@ -328,7 +422,7 @@ def list_models():
 
             net = Classifier(**cfg["arch_args"])
         else:
-            net, _ = build(cfg["architecture"], **cfg.get("arch_args", {}))
+            net = GANModel.build(cfg)["generator"]
         params = sum(p.numel() for p in net.parameters())
         table.add_row(name, cfg["architecture"], cfg.get("task", "unconditional"),
                       f"{cfg['image_size']}x{cfg['image_size']}x{cfg['channels']}", f"{params / 1e6:.2f}M",
@@ -377,6 +471,8 @@ def eval_model(
                                                           "(pt_inception-2015-12-05-*.pth): adds the usual FID."),
     direction: str = typer.Option("a2b", "--direction", help="Translation models: a2b, b2a or the target domain."),
     size: Optional[int] = typer.Option(None, "--size", help="Translation models: resize inputs to this first."),
+    truncation: Optional[str] = typer.Option(None, "--truncation", help="StyleGAN models: psi, or several "
+                                                                         "(1.0,0.7,0.5) to measure the trade-off."),
     batch_size: int = typer.Option(256, "--batch-size", help="Images per forward pass."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the results here as JSON."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
@@ -398,6 +494,7 @@ def eval_model(
         fail(f"--inception-weights {inception_weights} is not a file")
     if json_path is not None and not json_path.resolve().parent.is_dir():
         fail(f"cannot write {json_path}: {json_path.parent} is not a folder")  # say so before minutes of work
+    psis = _numbers(truncation, "--truncation") if truncation is not None else None
     with _progress() as progress:
         tasks = {}
 
@@ -407,7 +504,7 @@ def eval_model(
             progress.update(tasks[what], completed=done, total=total)
 
         result = evaluate(name, real, n, seed, features, direction, size, batch_size, device, advance,
-                          inception_weights=inception_weights)
+                          inception_weights=inception_weights, truncation=psis)
     result["command"] = _command_line(ctx, exclude={"json_path", "device"})
     table = Table(title=f"{name} vs {result['real']}  (features: {result['feature_extractor']})")
     table.add_column("measure")
@@ -416,6 +513,15 @@ def eval_model(
         if isinstance(value, (int, float)) and not isinstance(value, bool) or key == "label_accuracy":
             table.add_row(key, "-" if value is None else f"{value:,}" if isinstance(value, int) else f"{value:.4g}")
     out.print(table)
+    if "by_truncation" in result:
+        sweep = Table(title="truncation trade-off (lower psi: samples nearer the average w)")
+        keys = [k for k in ("truncation", "fid", "kid", "precision", "recall", "diversity", "classes_covered", "kl")
+                if k in result["by_truncation"][0]]
+        for k in keys:
+            sweep.add_column("psi" if k == "truncation" else k, justify="right")
+        for row in result["by_truncation"]:
+            sweep.add_row(*(f"{row[k]:,}" if isinstance(row[k], int) else f"{row[k]:.4g}" for k in keys))
+        out.print(sweep)
     for note in result.get("notes", []):
         console.print(f"[dim]note: {note}[/]", highlight=False)
     if json_path is not None:
@@ -426,86 +532,100 @@ def eval_model(
 
 
 # ----------------------------------------------------------------------------------------------- train
-@command()
-def train(
-    ctx: typer.Context,
-    data: list[Path] = typer.Argument(..., help="Image folder (sub-folders = classes), a .zip of images, or a folder "
-                                                "of MNIST-style IDX files; for cyclegan DIR_A DIR_B, or a folder with "
-                                                "trainA/ and trainB/."),
-    arch: str = typer.Option("dcgan", "--arch", help="Architecture family: dcgan, mlp, acgan or cyclegan."),
-    out_dir: Path = typer.Option(Path("runs/gan"), "--out", help="Run directory (options, log, grids, export/)."),
-    conditional: bool = typer.Option(False, "--conditional", help="Condition G and D on the class labels (cGAN)."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Training steps (generator updates)."),
-    epochs: Optional[float] = typer.Option(None, "--epochs", help="Passes over the data (default 5)."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Images per step, per process under torchrun "
-                                                                       "(default 64; cyclegan 1)."),
-    seed: int = typer.Option(0, "--seed", help="Seeds weights, data order and noise."),
-    loss: Optional[str] = typer.Option(None, "--loss", help="ns (non-saturating; the default), minimax (the original "
-                                                            "log(1-D(G(z)))), lsgan (cyclegan's default), wgan-gp "
-                                                            "or hinge."),
-    d_steps: int = typer.Option(1, "--d-steps", help="Discriminator updates per generator update."),
-    gp_weight: float = typer.Option(10.0, "--gp-weight", help="Gradient-penalty weight for wgan-gp."),
-    lr_g: float = typer.Option(2e-4, "--lr-g", help="Generator learning rate (Adam)."),
-    lr_d: float = typer.Option(2e-4, "--lr-d", help="Discriminator learning rate (Adam)."),
-    beta1: float = typer.Option(0.5, "--beta1", help="Adam beta1 (DCGAN's 0.5)."),
-    beta2: float = typer.Option(0.999, "--beta2", help="Adam beta2."),
-    ema: bool = typer.Option(False, "--ema", help="Keep an exponential moving average of G; sample and export it."),
-    ema_decay: float = typer.Option(0.999, "--ema-decay", help="Decay of the --ema average."),
-    latent_dim: int = typer.Option(100, "--latent-dim", help="Size of z."),
-    g_width: Optional[int] = typer.Option(None, "--g-width", help="DCGAN generator width (default 64)."),
-    d_width: Optional[int] = typer.Option(None, "--d-width", help="DCGAN discriminator width (default 64)."),
-    size: Optional[int] = typer.Option(None, "--size", help="Resize the shorter side and centre-crop to this."),
-    random_crop: Optional[bool] = typer.Option(None, "--random-crop/--no-random-crop",
-                                               help="Load larger (12.5%; cyclegan 286 for 256) and crop at random "
-                                                    "(default: on for cyclegan)."),
-    mirror: Optional[bool] = typer.Option(None, "--mirror/--no-mirror",
-                                          help="Random horizontal flips (default: on for cyclegan)."),
-    domains: Optional[str] = typer.Option(None, "--domains", help="cyclegan: names of A and B, e.g. horse,zebra."),
-    n_blocks: int = typer.Option(9, "--blocks", help="cyclegan: residual blocks per generator."),
-    cycle_weight: float = typer.Option(10.0, "--cycle-weight", help="cyclegan: weight of the cycle-consistency loss."),
-    identity_weight: float = typer.Option(0.5, "--identity-weight",
-                                          help="cyclegan: identity loss weight, relative to --cycle-weight."),
-    pool_size: int = typer.Option(50, "--pool-size", help="cyclegan: generated-image history for D."),
-    channels: Optional[int] = typer.Option(None, "--channels", help="1 or 3 (default: from the data)."),
-    bf16: Optional[bool] = typer.Option(None, "--bf16/--no-bf16", help="bf16 autocast (default: on for CUDA)."),
-    sample_every: int = typer.Option(500, "--sample-every", help="Write a sample grid every N steps."),
-    eval_every: Optional[int] = typer.Option(None, "--eval-every", help="Measure FID/KID, precision/recall and "
-                                                                       "coverage every N steps (metrics.jsonl) and "
-                                                                       "raise the mode-collapse alarm."),
-    eval_samples: int = typer.Option(2000, "--eval-samples", help="Samples (and real images) per --eval-every."),
-    stack: Optional[int] = typer.Option(None, "--stack", help="3: Stacked-MNIST, three random digits as RGB "
-                                                              "channels (1000 modes)."),
-    checkpoint_every: int = typer.Option(1000, "--checkpoint-every", help="Write a checkpoint every N steps."),
-    keep: int = typer.Option(3, "--keep", help="Checkpoints to keep."),
-    log_every: int = typer.Option(50, "--log-every", help="Average and log metrics every N steps."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
-    name: Optional[str] = typer.Option(None, "--name", help="Model name written into the exported config and card."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
-):
-    """Train a GAN; the run directory ends with export/, which `gan sample` loads. Ctrl-C saves a checkpoint.
+@app.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True}, add_help_option=False)
+def train(ctx: typer.Context):
+    """Train a model (any family: dcgan, mlp, acgan, cyclegan, stylegan, vae); the run directory ends with export/,
+    which `gan sample` loads. Ctrl-C saves a checkpoint. `gan train --help` lists every family's options.
 
-    Example: `gan train ../shared/data/mnist --arch dcgan --out runs/mnist --epochs 5` (add `--resume` to
-    continue; `torchrun --nproc-per-node 2 -m gancli train ...` for several GPUs)
+    Example: `gan train ../shared/data/mnist --arch dcgan --out runs/mnist --epochs 5`
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
-        TimeRemainingColumn
+    try:  # typer >= 0.20 carries its own click
+        from typer._click import ClickException
+    except ImportError:
+        from click import ClickException
 
-    from gancli.train import TrainOptions, make_trainer
+    command = _train_command()  # built from the families' option declarations: only now, so start-up stays light
+    try:
+        code = command.main(list(ctx.args), prog_name="gan train", standalone_mode=False)
+    except ClickException as e:
+        fail(e.format_message().splitlines()[0])
+    except USER_ERRORS as e:
+        fail(_one_line(e))
+    if isinstance(code, int) and code:
+        raise typer.Exit(code)
 
-    if len(data) > (2 if arch == "cyclegan" else 1):
-        fail(f"too many data folders for --arch {arch}: " + ("DIR_A DIR_B" if arch == "cyclegan" else "give one"))
-    opts = TrainOptions(data=str(data[0]), data_b=str(data[1]) if len(data) > 1 else None, domains=domains,
-                        n_blocks=n_blocks, cycle_weight=cycle_weight, identity_weight=identity_weight,
-                        pool_size=pool_size, out=str(out_dir), arch=arch, conditional=conditional, steps=steps,
-                        epochs=epochs, batch_size=batch_size, seed=seed, loss=loss, d_steps=d_steps,
-                        gp_weight=gp_weight, lr_g=lr_g, lr_d=lr_d, beta1=beta1, beta2=beta2,
-                        ema=ema_decay if ema else None, latent_dim=latent_dim, g_width=g_width, d_width=d_width,
-                        size=size, random_crop=random_crop, mirror=mirror, channels=channels, bf16=bf16,
-                        sample_every=sample_every, eval_every=eval_every, eval_samples=eval_samples, stack=stack,
-                        checkpoint_every=checkpoint_every, keep_checkpoints=keep,
-                        log_every=log_every, resume=resume, name=name, device=device,
-                        command=_command_line(ctx, exclude={"resume"}))
-    trainer = make_trainer(opts)
+
+def _train_command():
+    """``gan train`` as a click command whose options are the declared ones (gancli.options), one --help panel per
+    group, each panel naming the families that take it."""
+    import inspect
+
+    from gancli import families
+    from gancli.options import LOOP, LOOP_GROUP
+
+    fams = families.all_families()
+    users: dict[str, list[str]] = {}
+    declared = {}
+    for fam in fams.values():
+        for o in fam.declared():
+            declared.setdefault(o.name, o)
+            users.setdefault(o.name, []).append(fam.name)
+    loop = {o.name for o in LOOP}
+    params = [
+        inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context),
+        inspect.Parameter("data", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=list[Path], default=typer.Argument(
+            ..., metavar="DATA...", help="Image folder (sub-folders = classes), a .zip of images, or a folder of MNIST-style IDX files; "
+                      "for cyclegan DIR_A DIR_B, or a folder with trainA/ and trainB/.")),
+        inspect.Parameter("arch", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=str, default=typer.Option(
+            "dcgan", "--arch", help="The family: " + ", ".join(f"{n} ({f.description.split(':')[0].split(';')[0]})"
+                                                             for n, f in fams.items()) + ".")),
+    ]
+    for name, o in declared.items():
+        if not o.cli:
+            continue
+        overrides = [f"{f} {_shown(fams[f].defaults[name])}" for f in users[name] if name in fams[f].defaults]
+        default = "" if o.default is None and not overrides else \
+            f" [default: {_shown(o.default)}" + (f"; {', '.join(overrides)}" if overrides else "") + "]"
+        panel = LOOP_GROUP if name in loop else \
+            o.group if o.group.endswith(" options") else f"{o.group} ({', '.join(sorted(users[name]))})"
+        if o.type is bool and not o.negatable:
+            decls = [o.spelling]
+        elif o.type is bool:
+            decls = [f"{o.spelling}/--no-{o.spelling[2:]}"]
+        else:
+            decls = [o.spelling]
+        opt = typer.Option(None, *decls, help=o.help + default, rich_help_panel=panel, show_default=False)
+        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=Optional[o.type], default=opt))
+
+    def run(ctx: typer.Context, data: list[Path], arch: str, **values):
+        _train(ctx, data, arch, {k: v for k, v in values.items() if v is not None})
+
+    run.__signature__ = inspect.Signature(params)
+    run.__annotations__ = {p.name: p.annotation for p in params}
+    run.__doc__ = train.__doc__
+    sub = typer.Typer(add_completion=False, rich_markup_mode="markdown",
+                      context_settings={"help_option_names": ["-h", "--help"]})
+    sub.command("train")(run)
+    return typer.main.get_command(sub)
+
+
+def _shown(value) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _train(ctx, data: list[Path], arch: str, given: dict):
+    import shlex
+
+    from gancli import families
+    from gancli.train import Trainer, TrainOptions
+
+    family = families.get(arch)
+    if len(data) > family.data_folders:
+        fail(f"too many data folders for --arch {arch}: " + ("DIR_A DIR_B" if family.data_folders == 2 else "give one"))
+    if len(data) > 1:
+        given["data_b"] = str(data[1])
+    command_line = _command_line(ctx, exclude={"resume"})
+    trainer = Trainer(TrainOptions(str(data[0]), arch=arch, command=command_line, **given))
     main_process = trainer.dist.main
     if main_process:
         console.print(f"training {arch}{' (conditional)' if trainer.conditional else ''} on {len(trainer.data)} images "
@@ -514,19 +634,22 @@ def train(
                       + (f"; skipped {len(trainer.data.skipped)} unreadable file(s), listed in log.txt"
                          if trainer.data.skipped else "")
                       + (f"; resuming at step {trainer.step}" if trainer.step else ""), highlight=False)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
+        TimeRemainingColumn
+
     progress = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         TimeRemainingColumn(), TextColumn("{task.fields[stats]}"), console=console,
                         disable=not main_process)
+    shown_keys = trainer.objective.shown
     with progress:
         task = progress.add_task("train", total=trainer.total_steps, completed=trainer.step, stats="")
-
         shown = {"eval": None}
 
         def update(step, total, row):
             ev = trainer.last_eval
+            stats = "  ".join(f"{k} {row[k]:.3f}" for k in shown_keys if k in row)
             progress.update(task, completed=step, stats=(
-                f"D {row['loss_d']:.3f}  G {row['loss_g']:.3f}  D(x) {row['d_real']:.2f}  "
-                f"D(G(z)) {row['d_fake']:.2f}  {row['images_per_s']:.0f} img/s"
+                f"{stats}  {row['images_per_s']:.0f} img/s"
                 + (f"  FID {ev['fid']:.2f}" + (f" cov {ev['classes_covered']}/{ev['num_classes']}"
                                                if ev.get('classes_covered') is not None else "")
                    + (f" modes {ev['modes_covered']}" if ev.get('modes_covered') is not None else "")
@@ -542,15 +665,15 @@ def train(
             progress.stop()
             if main_process:
                 console.print(f"interrupted at step {trainer.step}: checkpoint saved; continue with "
-                              f"`gan train {data} --out {out_dir} --resume`")
+                              f"`{command_line} --resume`", highlight=False)
             raise typer.Exit(130)
     if main_process:
         if trainer.rollbacks:
             console.print(f"note: the loss became non-finite {len(trainer.rollbacks)} time(s); rolled back and "
                           f"continued with learning rates x{trainer.lr_scale:g} (see log.txt)")
+        use = family.card_use(trainer.export_config(), str(export))[0]
         out.print(f"trained {trainer.step} steps in {trainer.train_seconds:.0f} s on {describe(trainer.device)}; "
-                  f"model exported to {export}  (try: gan "
-                  + (f"translate {export} IMAGE.jpg)" if arch == "cyclegan" else f"sample {export} -n 64)"))
+                  f"model exported to {export}  (try: {use.split('#')[0].strip()})")
 
 
 # ----------------------------------------------------------------------------------------------- convert
@@ -563,7 +686,8 @@ def convert(
     output: Path = typer.Option(..., "-o", "--output", help="Model folder to write (zoo layout)."),
     direction: Optional[str] = typer.Option(None, "--direction", help="cyclegan: what each file translates, e.g. "
                                                                       "a2b or a2b,b2a (default: a2b[,b2a])."),
-    domains: str = typer.Option("A,B", "--domains", help="cyclegan: names of domains A and B, e.g. horse,zebra."),
+    domains: Optional[str] = typer.Option(None, "--domains", help="cyclegan: names of domains A and B, e.g. "
+                                                                  "horse,zebra (default: A,B)."),
     name: Optional[str] = typer.Option(None, "--name", help="Model name in config.json."),
     fp16: bool = typer.Option(False, "--fp16", help="Store float16 weights (half the size)."),
 ):
@@ -575,18 +699,7 @@ def convert(
 
     from gancli import convert as conv
 
-    if arch == "cyclegan":
-        names = [d.strip() for d in domains.split(",")]
-        if len(names) != 2 or not all(names):
-            fail("--domains needs two names, e.g. horse,zebra")
-        dirs = [d.strip() for d in direction.split(",")] if direction else None
-        model = conv.convert_cyclegan(files, names, dirs, name)
-    elif arch == "dcgan":
-        if len(files) != 1:
-            fail("--arch dcgan converts one generator file")
-        model = conv.convert_dcgan(files[0], name)
-    else:
-        fail(f"gan convert reads cyclegan or dcgan checkpoints, not {arch!r}")
+    model = conv.convert(files, arch, name, domains=domains, direction=direction)
     model.save_pretrained(output, card=conv.card(model, _command_line(ctx)), dtype=torch.float16 if fp16 else None,
                           max_shard_bytes=15 * 2**20)
     out.print(f"wrote {model.architecture} model to {output} ({model.num_parameters():,} generator parameters)")

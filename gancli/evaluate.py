@@ -46,6 +46,7 @@ class Reference:
     notes: list[str] = field(default_factory=list)
     inception: torch.nn.Module | None = None     # the standard FID network, when the user has its weights
     inception_features: torch.Tensor | None = None
+    data: ImageData | None = None                # the real images themselves (a VAE's test ELBO reads them)
 
     @property
     def num_modes(self) -> int:
@@ -76,7 +77,7 @@ def pick_judge(real: str | None, model_config: dict | None, features: str | None
     if real is not None and ds is None:
         path = Path(real).expanduser()
         if not path.exists():
-            from gancli.registry import UnknownNameError
+            from gancli.errors import UnknownNameError
 
             raise UnknownNameError("data set (or folder)", real, list(datasets.DATASETS))
         ds = datasets.identify(path) if path.is_dir() else None
@@ -111,7 +112,7 @@ def build_reference(real: str, judge: Judge, dataset: datasets.Dataset | None, n
     stack = dataset.stack if dataset is not None else 1
     feats, judged = embed(judge, data.images, stack)
     ref = Reference(real, judge, feats, images=len(data), stack=stack, num_classes=len(judge.class_names),
-                    inception=inception)
+                    inception=inception, data=data)
     if inception is not None:
         ref.inception_features = inception_embed(inception, data.images)
     ref.labels = _reference_labels(data.labels, data.class_names, judge, judged, stack)
@@ -164,15 +165,19 @@ def compare(ref: Reference, fake_feats: torch.Tensor, fake_classes: torch.Tensor
 
 
 def evaluate_generator(model, ref: Reference, n: int = 10000, seed: int = 0, batch_size: int = 256,
-                       progress: Progress = _quiet) -> dict:
-    """Sample ``n`` images of a (conditional) generator and measure them against ``ref``."""
+                       progress: Progress = _quiet, truncation: float | None = None) -> dict:
+    """Sample ``n`` images of a (conditional) generator and measure them against ``ref``; ``truncation``: psi for
+    StyleGAN models."""
     t0 = time.time()
     if model.channels != ref.stack and ref.stack > 1:
         raise DataError(f"{ref.name} images have {ref.stack} channels (one digit each); the model draws "
                         f"{model.channels}")
+    what = "sampling" if truncation is None else f"sampling, psi {truncation:g}"
     feats, classes, inception = _embed_batches(ref, model.generate(model.latents_for(n, seed), model.labels_for(n),
-                                                                   batch_size), lambda d: progress("sampling", d, n))
-    result = {"samples": n, "seed": seed, "real_images": ref.images} | compare(ref, feats, classes, seed)
+                                                                   batch_size, truncation),
+                                               lambda d: progress(what, d, n))
+    result = {"samples": n, "seed": seed, "real_images": ref.images} \
+        | ({"truncation": truncation} if truncation is not None else {}) | compare(ref, feats, classes, seed)
     if inception is not None:
         result["fid_inception"] = round(metrics.frechet_distance(ref.inception_features, inception), 4)
     if model.is_conditional:
@@ -352,11 +357,19 @@ def _target_class(judge: Judge, domain: str, fallback: int) -> int:
 # ---------------------------------------------------------------------------------------------- the whole command
 def evaluate(name: str, real: str | None = None, n: int = 10000, seed: int = 0, features: str | None = None,
              direction: str = "a2b", size: int | None = None, batch_size: int = 256, device: str = "auto",
-             progress: Progress = _quiet, inception_weights: str | Path | None = None) -> dict:
-    """What ``gan eval`` prints: a dict of measures (see the module docstring) plus what produced them."""
+             progress: Progress = _quiet, inception_weights: str | Path | None = None,
+             truncation: list[float] | None = None) -> dict:
+    """What ``gan eval`` prints: a dict of measures (see the module docstring) plus what produced them.
+
+    ``truncation`` (StyleGAN): several psi give ``by_truncation``, one full set of measures per psi, on the same
+    latents, so the precision/recall trade-off of the truncation trick can be read off."""
     import gancli
 
     model = gancli.load(name, device=device)
+    for psi in truncation or []:
+        model.requires("truncation", "--truncation")
+        if not 0 <= psi <= 1.5:
+            raise ValueError(f"--truncation {psi:g}: psi is usually between 0 (the average image) and 1 (none)")
     judge_name, ds = pick_judge(real, model.config, features)
     if real is None:
         if ds is None:
@@ -376,7 +389,13 @@ def evaluate(name: str, real: str | None = None, n: int = 10000, seed: int = 0, 
                                            inception)
     ref = build_reference(real, judge, ds, n=None if ds is None or ds.stack == 1 else max(n, 10000), seed=seed,
                           inception=inception)
-    result = head | evaluate_generator(model, ref, n, seed, batch_size, progress)
+    if truncation and len(truncation) > 1:
+        sweep = [evaluate_generator(model, ref, n, seed, batch_size, progress, psi) for psi in truncation]
+        result = head | {"samples": n, "seed": seed, "real_images": ref.images, "by_truncation": sweep}
+    else:
+        result = head | evaluate_generator(model, ref, n, seed, batch_size, progress,
+                                           truncation[0] if truncation else None)
+    result |= model.family.evaluate_extra(model, ref.data)
     if ref.notes:
         result["notes"] = ref.notes
     return result

@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from gancli.registry import UnknownNameError
+from gancli.errors import UnknownNameError
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"

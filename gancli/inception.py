@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gancli.pretrained import state_mismatches
+from gancli.weights import state_mismatches
 
 INPUT_SIZE = 299
 NUM_FEATURES = 2048

@@ -1,39 +1,40 @@
-"""A trained GAN as a library object: ``config.json`` + ``model.safetensors``, ``from_pretrained`` / ``save_pretrained``.
+"""A trained model as a library object: ``config.json`` + ``model.safetensors``, ``from_pretrained`` /
+``save_pretrained``.
 
 Weights are only ever read with safetensors (never unpickled), checked against the sha256 recorded in config.json,
-and loaded with strict key and shape checks.
+and loaded with strict key and shape checks (see ``gancli.weights``). The networks come from the family named in
+config.json (``architecture``), built from ``arch_args``; what else a model can do (truncation and style mixing,
+encoding real images) is what its family declares in ``capabilities``.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Iterator
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file
 from torch import nn
 
-from gancli import hub, latents
+from gancli import families, hub, latents
 from gancli.devices import preferred_memory_format, resolve_device
-from gancli.imageio import atomic_write, to_pil
-from gancli.registry import build
-
-
-class WeightsError(ValueError):
-    """Weights that are missing, corrupt, or do not fit the architecture in config.json."""
-
+from gancli.errors import UnknownNameError
+from gancli.imageio import to_pil
+from gancli.weights import WeightsError, load_strict, read_weights, write_folder
 
 class GANModel:
     def __init__(self, config: dict, generator: nn.Module, discriminator: nn.Module | None = None,
-                 device: str | torch.device = "cpu", source: str | None = None):
+                 device: str | torch.device = "cpu", source: str | None = None,
+                 others: dict[str, nn.Module] | None = None):
         self.config = config
+        self.family = families.get(config["architecture"])
         self.generator = generator.eval()
         self.discriminator = discriminator
+        self.others = {k: v.eval() for k, v in (others or {}).items()}  # e.g. a VAE's encoder
         self.device = torch.device(device)
         self.source = source
         self.memory_format = preferred_memory_format(generator, self.device)
         self.generator.to(self.device, memory_format=self.memory_format)
+        for net in self.others.values():
+            net.to(self.device)
 
     # ---------------------------------------------------------------- properties from config.json
     @property
@@ -60,10 +61,18 @@ class GANModel:
         return sum(p.numel() for p in self.generator.parameters())
 
     # ---------------------------------------------------------------- loading and saving
+    @staticmethod
+    def build(config: dict) -> dict[str, nn.Module]:
+        family = families.get(config["architecture"])
+        try:
+            return family.build(**config.get("arch_args", {}))
+        except TypeError as e:
+            raise ValueError(f"bad arguments for architecture {family.name!r}: {e}") from None
+
     @classmethod
     def from_config(cls, config: dict, device: str | torch.device = "cpu") -> "GANModel":
-        g, d = build(config["architecture"], **config.get("arch_args", {}))
-        return cls(config, g, d, device=device)
+        nets = cls.build(config)
+        return cls(config, nets.pop("generator"), nets.pop("discriminator", None), device=device, others=nets)
 
     @classmethod
     def from_pretrained(cls, name: str | Path, device: str | torch.device = "auto") -> "GANModel":
@@ -76,13 +85,18 @@ class GANModel:
             if key not in config:
                 raise WeightsError(f"{folder / hub.CONFIG_NAME} lacks the required key {key!r}")
         state = read_weights(folder, config)
-        g, d = build(config["architecture"], **config.get("arch_args", {}))
-        load_strict(g, state, "generator.", folder)
-        if any(k.startswith("discriminator.") for k in state):
-            load_strict(d, state, "discriminator.", folder)
-        else:
-            d = None
-        return cls(config, g, d, device=resolve_device(device), source=f"{resolved.source}:{folder}")
+        nets = cls.build(config)
+        for net_name, net in list(nets.items()):  # the generator is required; the others load where present
+            if net_name == "generator" or any(k.startswith(net_name + ".") for k in state):
+                load_strict(net, state, net_name + ".", folder)
+            else:
+                del nets[net_name]
+        unknown = sorted({k.split(".", 1)[0] for k in state} - set(nets))
+        if unknown:
+            raise WeightsError(f"{folder} holds tensors of networks that {config['architecture']} does not have: "
+                               f"{', '.join(unknown)}")
+        return cls(config, nets.pop("generator"), nets.pop("discriminator", None), device=resolve_device(device),
+                   source=f"{resolved.source}:{folder}", others=nets)
 
     def save_pretrained(self, folder: str | Path, card: str | None = None, include_discriminator: bool = True,
                         dtype: torch.dtype | None = None, max_shard_bytes: int | None = None):
@@ -95,6 +109,8 @@ class GANModel:
         state = {f"generator.{k}": v for k, v in self.generator.state_dict().items()}
         if include_discriminator and self.discriminator is not None:
             state |= {f"discriminator.{k}": v for k, v in self.discriminator.state_dict().items()}
+        for net_name, net in self.others.items():
+            state |= {f"{net_name}.{k}": v for k, v in net.state_dict().items()}
         self.config = write_folder(folder, state, self.config, card, dtype, max_shard_bytes)
         return folder
 
@@ -103,12 +119,14 @@ class GANModel:
         self.device = resolve_device(device)
         self.memory_format = preferred_memory_format(self.generator, self.device)
         self.generator.to(self.device, memory_format=self.memory_format)
+        for net in self.others.values():
+            net.to(self.device)
         return self
 
     # ---------------------------------------------------------------- translation models
     @property
     def is_translation(self) -> bool:
-        return self.config.get("task") == "translation"
+        return self.family.task == "translation"
 
     @property
     def domains(self) -> list[str]:
@@ -123,8 +141,6 @@ class GANModel:
         table = {"a2b": "a2b", "b2a": "b2a", b: "a2b", a: "b2a", f"{a}2{b}": "a2b", f"{b}2{a}": "b2a",
                  "atob": "a2b", "btoa": "b2a"}
         if key not in table:
-            from gancli.registry import UnknownNameError
-
             raise UnknownNameError("direction", spec, ["a2b", "b2a", *self.domains])
         if not hasattr(self.generator, table[key]):
             raise ValueError(f"{self.config.get('name', 'this model')} has no {table[key]} generator "
@@ -158,8 +174,6 @@ class GANModel:
         prefix = [i for i, n in enumerate(names) if _normalise(n).startswith(key)] if key else []
         if len(prefix) == 1:
             return prefix[0]
-        from gancli.registry import UnknownNameError
-
         raise UnknownNameError("class", str(label), names)
 
     def labels_for(self, n: int, label: int | str | None = None) -> torch.Tensor | None:
@@ -170,21 +184,90 @@ class GANModel:
             return torch.arange(n) % self.config["arch_args"]["num_classes"]
         return None
 
+    def requires(self, capability: str, what: str):
+        """Refuse, in words, what this model's family cannot do (``--truncation`` on a DCGAN, say)."""
+        if capability not in self.family.capabilities:
+            able = sorted(f.name for f in families.all_families().values() if capability in f.capabilities)
+            raise ValueError(f"{self.config.get('name', 'this model')} is a {self.architecture} model: {what} is "
+                             f"for {', '.join(able) or 'no'} models")
+
     @torch.inference_mode()
-    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None, batch_size: int = 256) -> Iterator[torch.Tensor]:
-        """Images for the given latents (and labels), batch by batch, as CPU float tensors in [-1, 1]."""
+    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None, batch_size: int = 256,
+                 truncation: float | None = None) -> Iterator[torch.Tensor]:
+        """Images for the given latents (and labels), batch by batch, as CPU float tensors in [-1, 1].
+
+        ``truncation`` (psi, StyleGAN): pull each w towards the average w; 1 leaves it, 0 gives the average image."""
+        kwargs = {}
+        if truncation is not None:
+            self.requires("truncation", "--truncation")
+            kwargs["truncation"] = float(truncation)
         if self.is_conditional and labels is None:
             labels = self.labels_for(len(z))
         for start in range(0, len(z), batch_size):
             y = labels[start:start + batch_size].to(self.device) if labels is not None else None
-            yield self.generator(z[start:start + batch_size].to(self.device), y).float().cpu()
+            yield self.generator(z[start:start + batch_size].to(self.device), y, **kwargs).float().cpu()
+
+    # ---------------------------------------------------------------- style models: w space and mixing
+    @torch.inference_mode()
+    def map(self, z: torch.Tensor, truncation: float | None = None) -> torch.Tensor:
+        """z -> w through the mapping network (with truncation psi): (N, w_dim)."""
+        self.requires("w_space", "w space")
+        return self.generator.mapping(z.to(self.device), truncation=1.0 if truncation is None else truncation).cpu()
+
+    @torch.inference_mode()
+    def synthesize(self, ws: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+        """Images from w: (N, w_dim) for one style everywhere, or (N, layers, w_dim) for one per layer."""
+        self.requires("w_space", "w space")
+        return torch.cat([self.generator.synthesis(w.to(self.device)).float().cpu() for w in ws.split(batch_size)])
+
+    def mixing_levels(self) -> dict[str, list[int]]:
+        self.requires("mixing", "style mixing")
+        return self.generator.levels()
+
+    @torch.inference_mode()
+    def style_mix(self, row_seeds: list[int], col_seeds: list[int], levels: str | list[str] = "coarse",
+                  truncation: float | None = None) -> tuple[torch.Tensor, int]:
+        """The style-mixing figure of Karras et al. 2019: column sources along the top, row sources down the side;
+        each cell is its column source with the styles of ``levels`` (coarse, middle, fine) taken from its row
+        source. Returns the images in grid order (a blank corner first) and the grid's width."""
+        table = self.mixing_levels()
+        names = [levels] if isinstance(levels, str) else list(levels)
+        names = [n.strip() for part in names for n in part.split(",") if n.strip()]
+        for n in names:
+            if n not in table:
+                raise UnknownNameError("style level", n, list(table))
+        layers = sorted({i for n in names for i in table[n]})
+        w_rows = self.map(self.latents_for(seeds=row_seeds), truncation)
+        w_cols = self.map(self.latents_for(seeds=col_seeds), truncation)
+        num = self.generator.num_ws
+        rows, cols = self.synthesize(w_rows), self.synthesize(w_cols)
+        cells = []
+        for r in range(len(row_seeds)):
+            ws = w_cols[:, None].repeat(1, num, 1)
+            ws[:, layers] = w_rows[r]
+            cells.append(self.synthesize(ws))
+        blank = torch.full_like(cols[:1], -1.0)
+        grid = [blank, cols] + [torch.cat([rows[r:r + 1], cells[r]]) for r in range(len(row_seeds))]
+        return torch.cat(grid), len(col_seeds) + 1
+
+    # ---------------------------------------------------------------- models with an encoder (the VAE)
+    @torch.inference_mode()
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """Real images (N, C, H, W) in [-1, 1] at the model's size -> their latents (the encoder's means)."""
+        self.requires("encode", "encoding images")
+        if "encoder" not in self.others:
+            raise WeightsError(f"{self.config.get('name', 'this model')} was saved without its encoder")
+        want = (self.channels, self.image_size, self.image_size)
+        if tuple(images.shape[1:]) != want:
+            raise ValueError(f"images of shape {tuple(images.shape[1:])} given; the encoder takes {want}")
+        return self.others["encoder"](images.to(self.device))[0].float().cpu()
 
     def latents_for(self, n: int | None = None, seed: int = 0, seeds: list[int] | None = None) -> torch.Tensor:
         pairs = [(s, 0) for s in seeds] if seeds is not None else [(seed, i) for i in range(n or 0)]
         return latents.latents(pairs, self.latent_dim)
 
     def sample(self, n: int | None = None, seed: int = 0, seeds: list[int] | None = None,
-               label: int | str | None = None, batch_size: int = 256) -> torch.Tensor:
+               label: int | str | None = None, batch_size: int = 256, truncation: float | None = None) -> torch.Tensor:
         """``n`` images from ``seed`` (or one per entry of ``seeds``): a (N, C, H, W) tensor in [-1, 1].
 
         Conditional models draw class ``label`` (an index or a class name), or cycle through the classes."""
@@ -194,11 +277,11 @@ class GANModel:
         z = self.latents_for(n, seed, seeds)
         if len(z) == 0:
             return torch.empty(0, self.channels, self.image_size, self.image_size)
-        return torch.cat(list(self.generate(z, self.labels_for(len(z), label), batch_size)))
+        return torch.cat(list(self.generate(z, self.labels_for(len(z), label), batch_size, truncation)))
 
     def sample_images(self, n: int | None = None, seed: int = 0, seeds: list[int] | None = None,
-                      label: int | str | None = None):
-        return to_pil(self.sample(n, seed, seeds, label))
+                      label: int | str | None = None, truncation: float | None = None):
+        return to_pil(self.sample(n, seed, seeds, label, truncation=truncation))
 
     def __repr__(self):
         return (f"GANModel({self.architecture}, {self.image_size}x{self.image_size}x{self.channels}, "
@@ -210,120 +293,10 @@ def load(name: str | Path, device: str | torch.device = "auto") -> GANModel:
     return GANModel.from_pretrained(name, device=device)
 
 
-def read_weights(folder: Path, config: dict) -> dict[str, torch.Tensor]:
-    """All tensors of a model folder (one file, or shards listed in the index), each file checked against its sha256."""
-    index = folder / hub.INDEX_NAME
-    if index.is_file():
-        try:
-            names = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-        except (json.JSONDecodeError, KeyError, AttributeError) as e:
-            raise WeightsError(f"{index} is not a valid shard index ({e})") from None
-    elif (folder / hub.WEIGHTS_NAME).is_file():
-        names = [hub.WEIGHTS_NAME]
-    else:
-        raise WeightsError(f"{folder} has no {hub.WEIGHTS_NAME}")
-    recorded = config.get("files") or {}
-    state: dict[str, torch.Tensor] = {}
-    for name in names:
-        path = folder / name
-        if not path.is_file():
-            raise WeightsError(f"{path} is missing (listed in {hub.INDEX_NAME})")
-        expected = recorded.get(name, {}).get("sha256")
-        if expected:
-            actual = hub.sha256_file(path)
-            if actual != expected:
-                raise WeightsError(f"{path} is corrupt or was changed: sha256 {actual[:12]}… does not match "
-                                   f"{expected[:12]}… recorded in config.json (delete it and download again)")
-        try:
-            state |= load_file(path)
-        except (SafetensorError, OSError, ValueError) as e:
-            raise WeightsError(f"{path} is not a readable safetensors file ({str(e).splitlines()[0]}); "
-                               "it may be truncated") from None
-    return state
-
-
-def write_folder(folder: Path, state: dict[str, torch.Tensor], config: dict, card: str | None = None,
-                 dtype: torch.dtype | None = None, max_shard_bytes: int | None = None) -> dict:
-    """Write a model folder in the Hub layout: weights (maybe cast and sharded), config.json with each file's sha256,
-    and the card. Returns the config as written. Every file is written atomically."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    state = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).detach().to("cpu").contiguous()
-             for k, v in state.items()}
-    for old in list(folder.glob("*.safetensors")) + list(folder.glob(hub.INDEX_NAME)):
-        old.unlink()
-    shards = _shard(state, max_shard_bytes)
-    files = {}
-    meta = {"architecture": config.get("architecture", "")}
-    for shard_name, keys in shards.items():
-        part = {k: state[k] for k in keys}
-        atomic_write(folder / shard_name, lambda f, part=part: f.write(_safetensors_bytes(part, meta)))
-        files[shard_name] = {"sha256": hub.sha256_file(folder / shard_name), "bytes": (folder / shard_name).stat().st_size}
-    if len(shards) > 1:
-        index = {"metadata": {"total_size": sum(t.numel() * t.element_size() for t in state.values())},
-                 "weight_map": {k: name for name, keys in shards.items() for k in keys}}
-        atomic_write(folder / hub.INDEX_NAME, lambda f: f.write((json.dumps(index, indent=2) + "\n").encode()))
-    config = dict(config)
-    config["files"] = files
-    config["dtype"] = str(dtype or torch.float32).removeprefix("torch.")
-    atomic_write(folder / hub.CONFIG_NAME, lambda f: f.write((json.dumps(config, indent=2) + "\n").encode()))
-    if card is not None:
-        atomic_write(folder / hub.CARD_NAME, lambda f: f.write(card.encode()))
-    return config
-
-
-def _shard(state: dict[str, torch.Tensor], max_bytes: int | None) -> dict[str, list[str]]:
-    """Greedy split of the tensors, in key order, into files of at most ``max_bytes`` (one tensor may exceed it)."""
-    total = sum(t.numel() * t.element_size() for t in state.values())
-    if not max_bytes or total <= max_bytes:
-        return {hub.WEIGHTS_NAME: list(state)}
-    groups, current, size = [], [], 0
-    for k, t in state.items():
-        nbytes = t.numel() * t.element_size()
-        if current and size + nbytes > max_bytes:
-            groups.append(current)
-            current, size = [], 0
-        current.append(k)
-        size += nbytes
-    groups.append(current)
-    n = len(groups)
-    return {f"model-{i + 1:05d}-of-{n:05d}.safetensors": g for i, g in enumerate(groups)}
-
-
 def _normalise(name: str) -> str:
     return "".join(ch for ch in name.lower() if ch.isalnum())
 
 
-def state_mismatches(expected: dict[str, torch.Tensor], given: dict[str, torch.Tensor], prefix: str = "",
-                     optional: frozenset[str] = frozenset()) -> list[str]:
-    """What keeps ``given`` from loading where ``expected`` is: missing, unexpected and misshapen tensors, in words."""
-    missing = sorted(set(expected) - set(given) - optional)
-    unexpected = sorted(set(given) - set(expected))
-    shapes = [f"{k} {tuple(given[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items()
-              if k in given and given[k].shape != v.shape]
-    problems = []
-    if missing:
-        problems.append(f"missing {len(missing)} tensor(s) (e.g. {prefix}{missing[0]})")
-    if unexpected:
-        problems.append(f"{len(unexpected)} unexpected tensor(s) (e.g. {prefix}{unexpected[0]})")
-    if shapes:
-        problems.append(f"{len(shapes)} shape mismatch(es) (e.g. {prefix}{shapes[0]})")
-    return problems
-
-
-def load_strict(module: nn.Module, state: dict[str, torch.Tensor], prefix: str, source) -> None:
-    own = module.state_dict()
-    theirs = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-    problems = state_mismatches(own, theirs, prefix)
-    if problems:
-        raise WeightsError(f"{source} does not fit the architecture in config.json: " + "; ".join(problems))
-    module.load_state_dict({k: v.to(own[k].dtype) for k, v in theirs.items()}, strict=True)
-
-
-def _safetensors_bytes(state: dict, metadata: dict) -> bytes:
-    from safetensors.torch import save
-
-    return save(state, metadata={"format": "pt", **{k: str(v) for k, v in metadata.items()}})
 
 
 __all__ = ["GANModel", "WeightsError", "load", "load_strict"]

@@ -4,7 +4,7 @@ import pytest
 
 import gancli
 from gancli import hub
-from gancli.registry import UnknownNameError
+from gancli.errors import UnknownNameError
 
 
 def test_bundled_zoo_entry_resolves():

@@ -1,12 +1,18 @@
 import pytest
 import torch
 
-from gancli import latents
-from gancli.registry import UnknownNameError, architectures, build, get_architecture
+from gancli import families, latents
+from gancli.errors import UnknownNameError
+from gancli.pretrained import GANModel
 
 
-def test_both_families_are_registered():
-    assert {"dcgan", "mlp"} <= set(architectures())
+def build(arch, **arch_args):
+    nets = GANModel.build({"architecture": arch, "arch_args": arch_args})
+    return nets["generator"], nets.get("discriminator")
+
+
+def test_every_family_is_registered():
+    assert set(families.all_families()) == {"acgan", "cyclegan", "dcgan", "mlp", "stylegan", "vae"}
 
 
 @pytest.mark.parametrize("size,channels", [(28, 1), (64, 3), (32, 3), (64, 1)])
@@ -37,7 +43,7 @@ def test_mlp_shapes():
 
 def test_unknown_architecture_suggests():
     with pytest.raises(UnknownNameError, match="dcgan"):
-        get_architecture("dcgn")
+        families.get("dcgn")
 
 
 def test_bad_builder_argument_is_a_value_error():

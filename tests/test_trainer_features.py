@@ -107,7 +107,7 @@ def test_acgan_and_conditional_mlp_train(image_folder, tmp_path):
 
 
 def test_ema_generator_is_exported(image_folder, tmp_path):
-    t = Trainer(options(image_folder, tmp_path / "e", ema=0.9))
+    t = Trainer(options(image_folder, tmp_path / "e", ema=True, ema_decay=0.9))
     t.run()
     exported = load_file(tmp_path / "e" / "export" / "model.safetensors")
     w = "net.0.weight"
@@ -234,11 +234,11 @@ def test_fashion_mnist_class_names_come_from_the_files():
 
 def test_mirror_and_random_crop_are_deterministic(image_folder, tmp_path):
     t = Trainer(options(image_folder, tmp_path / "aug", size=32, random_crop=True, mirror=True))
-    x1, _ = t.batch(5)
-    x2, _ = t.batch(5)
+    x1, _ = t.objective.batch(5)
+    x2, _ = t.objective.batch(5)
     assert x1.shape == (8, 1, 32, 32) and torch.equal(x1, x2)
-    assert t.images.shape[-1] == 36  # loaded 12.5% larger, cropped per batch
-    assert not torch.equal(t.batch(6)[0], x1)
+    assert t.images[0].shape[-1] == 36  # loaded 12.5% larger, cropped per batch
+    assert not torch.equal(t.objective.batch(6)[0], x1)
 
 
 def test_push_dry_run_and_upload_calls(tiny_model_dir, monkeypatch):

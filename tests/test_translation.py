@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 import gancli
 from gancli.cli import app
-from gancli.models.cyclegan import ResnetGenerator
+from gancli.families.cyclegan import ResnetGenerator
 from gancli.pretrained import GANModel, WeightsError
 from gancli.train import TrainOptions, make_trainer
 
@@ -192,7 +192,7 @@ def test_cyclegan_trains_resumes_exactly_and_exports(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         cut.run()
     resumed = make_trainer(_cycle_opts(data, tmp_path / "b", steps=8, resume=True))
-    assert resumed.step == 5 and len(resumed.pools[0].images) == 3
+    assert resumed.step == 5 and len(resumed.objective.pools[0].images) == 3
     resumed.run()
     a = load_file(tmp_path / "a" / "export" / "model.safetensors")
     b = load_file(tmp_path / "b" / "export" / "model.safetensors")

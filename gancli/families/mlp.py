@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gancli.adversarial import CONDITIONAL, GAN, AdversarialObjective, noise_arch_args
+from gancli.family import Family
 from gancli.registry import register
 
 
@@ -53,8 +55,20 @@ class MLPDiscriminator(nn.Module):
         return self.net(x).squeeze(1)  # logits
 
 
-@register("mlp", "Fully-connected GAN of Goodfellow et al. 2014; conditional (Mirza & Osindero) with num_classes")
-def build_mlp(latent_dim: int = 100, image_size: int = 28, channels: int = 1, g_hidden: list[int] = (256, 512, 1024),
-              d_hidden: list[int] = (512, 256), dropout: float = 0.3, num_classes: int = 0):
-    return (MLPGenerator(latent_dim, image_size, channels, list(g_hidden), num_classes),
-            MLPDiscriminator(image_size, channels, list(d_hidden), dropout, num_classes))
+@register
+class MLP(Family):
+    name = "mlp"
+    description = "Fully-connected GAN of Goodfellow et al. 2014; conditional (Mirza & Osindero) with --conditional"
+    options = GAN + CONDITIONAL
+
+    def build(self, latent_dim: int = 100, image_size: int = 28, channels: int = 1,
+              g_hidden: list[int] = (256, 512, 1024), d_hidden: list[int] = (512, 256), dropout: float = 0.3,
+              num_classes: int = 0):
+        return {"generator": MLPGenerator(latent_dim, image_size, channels, list(g_hidden), num_classes),
+                "discriminator": MLPDiscriminator(image_size, channels, list(d_hidden), dropout, num_classes)}
+
+    def arch_args(self, opts, data):
+        return noise_arch_args(opts, data, opts.conditional)
+
+    def objective(self, trainer):
+        return AdversarialObjective(trainer)

@@ -6,7 +6,9 @@ The spatial ladder starts at 4x4 (32, 64, 128 ... px) or 7x7 (28, 56 ... px) and
 With ``num_classes`` the pair is class-conditional (cGAN, Mirza & Osindero 2014): G sees z concatenated with a
 one-hot label, and D sees the image with one constant one-hot plane per class stacked on its channels.
 (A learned label embedding in G collapsed every class to a single image on MNIST in our runs; the one-hot input
-did not.) ``acgan`` instead gives D an auxiliary classifier head (Odena et al. 2017).
+did not.) ``acgan`` (its own module) reuses these networks with an auxiliary classifier head in D.
+
+``convert`` imports the generator of the classic PyTorch DCGAN example (``netG.pth``, keys ``main.N.*``).
 """
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gancli.adversarial import CONDITIONAL, GAN, WIDTHS, AdversarialObjective, noise_arch_args
+from gancli.family import Family
 from gancli.registry import register
 
 
@@ -108,18 +112,57 @@ def _norm(kind: str, width: int) -> list[nn.Module]:
     raise ValueError(f"unknown discriminator norm {kind!r}: use batch, layer or none")
 
 
-@register("dcgan", "Deep convolutional GAN (Radford et al. 2016); class-conditional with num_classes")
-def build_dcgan(latent_dim: int = 100, image_size: int = 64, channels: int = 3, g_width: int = 64,
-                d_width: int = 64, max_width: int = 512, num_classes: int = 0, d_norm: str = "batch"):
-    return (DCGANGenerator(latent_dim, image_size, channels, g_width, max_width, num_classes),
-            DCGANDiscriminator(image_size, channels, d_width, max_width, num_classes, norm=d_norm))
+def wgan_critic_norm(opts) -> dict:
+    # the gradient penalty is per sample: batch statistics in the critic break it (Gulrajani et al.)
+    return {"d_norm": "layer"} if opts.loss == "wgan-gp" else {}
 
 
-@register("acgan", "Auxiliary-classifier GAN (Odena et al. 2017) on the DCGAN backbone", task="conditional")
-def build_acgan(num_classes: int, latent_dim: int = 100, image_size: int = 64, channels: int = 3, g_width: int = 64,
-                d_width: int = 64, max_width: int = 512, d_norm: str = "batch"):
-    if num_classes < 2:
-        raise ValueError("acgan needs labelled data with at least two classes")
-    return (DCGANGenerator(latent_dim, image_size, channels, g_width, max_width, num_classes),
-            DCGANDiscriminator(image_size, channels, d_width, max_width, num_classes, aux_classifier=True,
-                               norm=d_norm))
+@register
+class DCGAN(Family):
+    name = "dcgan"
+    description = "Deep convolutional GAN (Radford et al. 2016); class-conditional with --conditional"
+    options = GAN + CONDITIONAL + WIDTHS
+
+    def build(self, latent_dim: int = 100, image_size: int = 64, channels: int = 3, g_width: int = 64,
+              d_width: int = 64, max_width: int = 512, num_classes: int = 0, d_norm: str = "batch"):
+        return {"generator": DCGANGenerator(latent_dim, image_size, channels, g_width, max_width, num_classes),
+                "discriminator": DCGANDiscriminator(image_size, channels, d_width, max_width, num_classes,
+                                                    norm=d_norm)}
+
+    def arch_args(self, opts, data):
+        spatial_ladder(data.crop)  # a clear error before anything is built
+        return noise_arch_args(opts, data, opts.conditional) | {"g_width": opts.g_width, "d_width": opts.d_width} \
+            | wgan_critic_norm(opts)
+
+    def objective(self, trainer):
+        return AdversarialObjective(trainer)
+
+    def convert(self, files, name=None, **unsupported):
+        """The PyTorch DCGAN example's ``netG.pth`` -> (config, state)."""
+        import re
+        from pathlib import Path
+
+        from gancli.weights import WeightsError, read_state_dict
+
+        if unsupported:
+            raise ValueError(f"--{next(iter(unsupported))} is for cyclegan checkpoints, not dcgan")
+        if len(files) != 1:
+            raise ValueError("--arch dcgan converts one generator file")
+        path = files[0]
+        state = read_state_dict(path)
+        convs = sorted(int(m.group(1)) for k in state if (m := re.fullmatch(r"main\.(\d+)\.weight", k))
+                       and state[k].dim() == 4)
+        if not convs:
+            raise WeightsError(f"{path} does not look like the DCGAN example's generator (no main.N.weight)")
+        first, last = state[f"main.{convs[0]}.weight"], state[f"main.{convs[-1]}.weight"]
+        latent, top = int(first.shape[0]), int(first.shape[1])
+        image_size = 4 * 2 ** (len(convs) - 1)
+        width = top // 2 ** (len(convs) - 2)
+        args = {"latent_dim": latent, "image_size": image_size, "channels": int(last.shape[1]), "g_width": width,
+                "d_width": width, "max_width": top}
+        mapped = {f"generator.net.{k.removeprefix('main.')}": v for k, v in state.items()}
+        mapped.setdefault(f"generator.net.{convs[-1]}.bias", torch.zeros(last.shape[1]))  # the example has none
+        config = {"name": name or Path(path).stem, "architecture": "dcgan", "arch_args": args,
+                  "task": "unconditional", "latent_dim": latent, "image_size": image_size,
+                  "channels": args["channels"], "converted_from": [Path(path).name]}
+        return config, mapped

@@ -1,0 +1,194 @@
+"""The adversarial objective shared by the families that draw images from noise (mlp, dcgan, acgan, stylegan).
+
+``AdversarialObjective`` runs D steps on real and generated batches, then one G step, with one of the losses of
+``gancli.losses``. What differs between families composes as ``Term``s added to D's or G's loss: the WGAN-GP
+gradient penalty, ACGAN's auxiliary classifier, StyleGAN's lazy R1. The option groups every such family takes are
+declared here, once.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from gancli import losses
+from gancli.family import LATENT, Objective, noise_grid
+from gancli.options import Option, at_least, group, non_negative, one_of, positive
+
+OPTIMISER = group(
+    "Optimiser",
+    Option("lr_g", float, 2e-4, "Generator learning rate (Adam).", check=positive),
+    Option("lr_d", float, 2e-4, "Discriminator learning rate (Adam).", check=positive),
+    Option("beta1", float, 0.5, "Adam beta1 (DCGAN's 0.5).", check=lambda v: None if 0 <= v < 1 else
+           "must be in [0, 1)"),
+    Option("beta2", float, 0.999, "Adam beta2.", check=lambda v: None if 0 <= v < 1 else "must be in [0, 1)"),
+)
+LOSS = group(
+    "Adversarial loss",
+    Option("loss", str, "ns", "ns (non-saturating), minimax (the original log(1-D(G(z)))), lsgan, wgan-gp or hinge.",
+           check=one_of(*losses.LOSSES), resume=True),
+)
+D_STEPS = group(
+    "Adversarial loss",
+    Option("d_steps", int, 1, "Discriminator updates per generator update.", check=at_least(1), resume=True),
+    Option("gp_weight", float, 10.0, "Gradient-penalty weight for --loss wgan-gp.", check=non_negative),
+)
+CONDITIONAL = group(
+    "Class conditioning",
+    Option("conditional", bool, False, "Condition G and D on the class labels (cGAN).", resume=True),
+)
+WIDTHS = group(
+    "Network widths",
+    Option("g_width", int, 64, "Generator width (its narrowest layer's channels).", check=at_least(1), resume=True),
+    Option("d_width", int, 64, "Discriminator width.", check=at_least(1), resume=True),
+)
+GAN = OPTIMISER + LOSS + D_STEPS + LATENT
+
+
+def noise_arch_args(opts, data, conditional: bool) -> dict:
+    """Builder arguments every noise-to-image family shares: z size, image size and channels, classes."""
+    check_stack(opts, conditional)
+    args = {"latent_dim": opts.latent_dim, "image_size": data.crop, "channels": data.channels}
+    if conditional:
+        if data.labels is None:
+            raise ValueError(f"a conditional model needs labelled data: put each class's images in its own "
+                             f"sub-folder of {opts.data}")
+        args["num_classes"] = len(data.class_names)
+    return args
+
+
+def check_stack(opts, conditional: bool):
+    if opts.get("stack") and conditional:
+        raise ValueError("--stack 3 (Stacked-MNIST) is for unconditional models of MNIST-style digits")
+
+
+# ------------------------------------------------------------------------------------------------ terms
+class Term:
+    """An add-on to the adversarial losses. Each method returns a loss to add (or None) and may add stats."""
+
+    def discriminator(self, obj: "AdversarialObjective", step: int, real, fake, labels, real_extra, fake_extra,
+                      stats: dict):
+        return None
+
+    def generator(self, obj: "AdversarialObjective", fake_extra, labels, stats: dict):
+        return None
+
+
+class GradientPenalty(Term):
+    """WGAN-GP (Gulrajani et al. 2017), in fp32: its second-order gradients are precision-hungry."""
+
+    def __init__(self, weight: float):
+        self.weight = weight
+
+    def discriminator(self, obj, step, real, fake, labels, real_extra, fake_extra, stats):
+        return self.weight * losses.gradient_penalty(obj.D_train, real, fake.float(), labels)
+
+
+class AuxiliaryClassifier(Term):
+    """ACGAN (Odena et al. 2017): D also names the class of real and generated images; G wants its class named."""
+
+    def discriminator(self, obj, step, real, fake, labels, real_extra, fake_extra, stats):
+        stats["class_acc_real"] = (real_extra.argmax(1) == labels).float().mean().detach()
+        return F.cross_entropy(real_extra, labels) + F.cross_entropy(fake_extra, labels)
+
+    def generator(self, obj, fake_extra, labels, stats):
+        return F.cross_entropy(fake_extra, labels)
+
+
+class R1(Term):
+    """R1 (Mescheder et al. 2018): gamma/2 ||grad D(x)||^2 on real images, pulling D flat on the data. Lazy, as in
+    StyleGAN2: every ``every`` steps with the weight multiplied by ``every``, which costs the same and trains alike."""
+
+    def __init__(self, gamma: float, every: int = 16):
+        self.gamma, self.every = gamma, every
+
+    def discriminator(self, obj, step, real, fake, labels, real_extra, fake_extra, stats):
+        if self.gamma == 0 or step % self.every:
+            return None
+        x = real.detach().float().requires_grad_(True)
+        out = obj.D_train(x, labels)
+        out = out[0] if isinstance(out, tuple) else out
+        (grad,) = torch.autograd.grad(out.sum(), x, create_graph=True)
+        penalty = grad.flatten(1).pow(2).sum(1).mean()
+        stats["r1"] = penalty.detach()
+        return penalty * (self.gamma / 2 * self.every)
+
+
+# ------------------------------------------------------------------------------------------------ the objective
+class AdversarialObjective(Objective):
+    shown = ("loss_d", "loss_g", "d_real", "d_fake")
+
+    def __init__(self, trainer, terms: tuple[Term, ...] = ()):
+        super().__init__(trainer)
+        opts = self.opts
+        self.G, self.D = trainer.nets["generator"], trainer.nets["discriminator"]
+        self.G_train, self.D_train = trainer.train_nets["generator"], trainer.train_nets["discriminator"]
+        self.terms = list(terms) + ([GradientPenalty(opts.gp_weight)] if opts.loss == "wgan-gp" else [])
+        self.batches_per_step = opts.d_steps
+        self.latent_dim = trainer.arch_args["latent_dim"]
+        self.num_classes = trainer.arch_args.get("num_classes") or 0
+        self.images = trainer.images[0]
+        self.labels = trainer.data.labels.to(trainer.device) if self.num_classes else None
+        self.fixed_z, self.fixed_labels, self.grid_nrow = noise_grid(trainer, self.latent_dim, self.num_classes)
+
+    def optimizers(self):
+        betas = (self.opts.beta1, self.opts.beta2)
+        return {"g": (list(self.G.parameters()), self.opts.lr_g, betas),
+                "d": (list(self.D.parameters()), self.opts.lr_d, betas)}
+
+    def batch(self, index: int):
+        """Batch ``index`` (counting D steps) of this process: a pure function of (seed, index, rank)."""
+        x, idx = self.t.take(self.images, self.opts.seed, self.opts.seed + 7, index)
+        return x, (self.labels[idx.to(self.t.device)] if self.labels is not None else None)
+
+    def generate(self, z, labels):
+        return self.G_train(z, labels)
+
+    def discriminate(self, x, labels):
+        out = self.D_train(x, labels)
+        return (out[0].float(), out[1].float()) if isinstance(out, tuple) else (out.float(), None)
+
+    def step(self, step: int) -> dict:
+        loss_kind, t, stats = self.opts.loss, self.t, {}
+        for k in range(self.batches_per_step):
+            index = step * self.batches_per_step + k
+            real, labels = self.batch(index)
+            with t.autocast():
+                fake = self.generate(t.noise(index, len(real), self.latent_dim), labels)
+                real_out, real_extra = self.discriminate(real, labels)
+                fake_out, fake_extra = self.discriminate(fake.detach(), labels)
+                loss_d = losses.d_loss(loss_kind, real_out, fake_out)
+            for term in self.terms:
+                extra = term.discriminator(self, step, real, fake.detach(), labels, real_extra, fake_extra, stats)
+                if extra is not None:
+                    loss_d = loss_d + extra
+            t.optimize("d", loss_d)
+
+        with t.autocast():
+            gen_out, gen_extra = self.discriminate(fake, labels)
+            loss_g = losses.g_loss(loss_kind, gen_out)
+        for term in self.terms:
+            extra = term.generator(self, gen_extra, labels, stats)
+            if extra is not None:
+                loss_g = loss_g + extra
+        t.optimize("g", loss_g)
+        with torch.no_grad():
+            sigmoid = loss_kind in losses.SIGMOID_LOSSES
+            d_of = torch.sigmoid if sigmoid else (lambda v: v)
+            out = {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(),
+                   "d_real": d_of(real_out).mean(), "d_fake": d_of(fake_out).mean()}
+            if sigmoid:  # V(D, G), whose optimum is -log 4
+                out["value"] = -losses.d_loss("ns", real_out, fake_out)
+            return out | stats
+
+    # ------------------------------------------------------------------ pictures and export
+    @torch.no_grad()
+    def grid(self, sampler):
+        labels = self.fixed_labels.split(32) if self.num_classes else [None] * math.ceil(len(self.fixed_z) / 32)
+        return torch.cat([sampler(z, y) for z, y in zip(self.fixed_z.split(32), labels)]).float().cpu(), self.grid_nrow
+
+    def export_config(self) -> dict:
+        data = self.t.data
+        return {"task": "conditional" if self.num_classes else "unconditional", "latent_dim": self.latent_dim,
+                "class_names": data.class_names if self.num_classes else None}

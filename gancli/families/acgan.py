@@ -1,0 +1,36 @@
+"""ACGAN (Odena, Olah & Shlens 2017): the DCGAN networks, with an auxiliary classifier head in D.
+
+D names the class of every image it sees, real or generated, besides judging it; G is rewarded when its images are
+named as the class it was asked for. The extra losses are the ``AuxiliaryClassifier`` term of the shared
+adversarial objective: nothing else changes.
+"""
+from __future__ import annotations
+
+from gancli.adversarial import GAN, WIDTHS, AdversarialObjective, AuxiliaryClassifier, noise_arch_args
+from gancli.families.dcgan import DCGANDiscriminator, DCGANGenerator, spatial_ladder, wgan_critic_norm
+from gancli.family import Family
+from gancli.registry import register
+
+
+@register
+class ACGAN(Family):
+    name = "acgan"
+    description = "Auxiliary-classifier GAN (Odena et al. 2017) on the DCGAN networks"
+    task = "conditional"
+    options = GAN + WIDTHS
+
+    def build(self, num_classes: int, latent_dim: int = 100, image_size: int = 64, channels: int = 3,
+              g_width: int = 64, d_width: int = 64, max_width: int = 512, d_norm: str = "batch"):
+        if num_classes < 2:
+            raise ValueError("acgan needs labelled data with at least two classes")
+        return {"generator": DCGANGenerator(latent_dim, image_size, channels, g_width, max_width, num_classes),
+                "discriminator": DCGANDiscriminator(image_size, channels, d_width, max_width, num_classes,
+                                                    aux_classifier=True, norm=d_norm)}
+
+    def arch_args(self, opts, data):
+        spatial_ladder(data.crop)
+        return noise_arch_args(opts, data, conditional=True) | {"g_width": opts.g_width, "d_width": opts.d_width} \
+            | wgan_critic_norm(opts)
+
+    def objective(self, trainer):
+        return AdversarialObjective(trainer, terms=(AuxiliaryClassifier(),))

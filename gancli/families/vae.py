@@ -1,0 +1,164 @@
+"""The variational autoencoder (Kingma & Welling 2014), the model GANs are most often compared with.
+
+An encoder maps an image x to a Gaussian q(z|x) = N(mu, sigma^2); a decoder maps z to Bernoulli pixel
+probabilities p(x|z). Training maximises the evidence lower bound
+    ELBO(x) = E_q[log p(x|z)] - KL(q(z|x) || N(0, I)) <= log p(x),
+with the reparameterisation z = mu + sigma * eps so the expectation can be differentiated. There is no
+discriminator: the loop trains it like any family, with one optimiser and this objective.
+
+Pixels are grey levels in [0, 1] used as Bernoulli targets (as in the paper's MNIST experiments); the ELBO is in
+nats per image. Samples are the decoder's mean image for z ~ N(0, I), which is why they look smoother (blurrier)
+than a GAN's: the decoder is rewarded for the average of everything a z could have encoded.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gancli.family import LATENT, Family, Objective, noise_grid
+from gancli.options import Option, at_least, group, non_negative, positive
+from gancli.registry import register
+
+
+class Encoder(nn.Module):
+    """x -> (mu, log sigma^2): two stride-2 convolutions and a dense layer."""
+
+    def __init__(self, latent_dim: int, image_size: int, channels: int, width: int, hidden: int):
+        super().__init__()
+        side = image_size // 4
+        self.net = nn.Sequential(
+            nn.Conv2d(channels, width, 4, 2, 1), nn.LeakyReLU(0.2, True),
+            nn.Conv2d(width, 2 * width, 4, 2, 1), nn.LeakyReLU(0.2, True),
+            nn.Flatten(), nn.Linear(2 * width * side * side, hidden), nn.LeakyReLU(0.2, True))
+        self.mu, self.logvar = nn.Linear(hidden, latent_dim), nn.Linear(hidden, latent_dim)
+
+    def forward(self, x):
+        h = self.net(x)
+        return self.mu(h), self.logvar(h)
+
+
+class Decoder(nn.Module):
+    """z -> Bernoulli logits per pixel; called like any generator, it returns the mean image in [-1, 1]."""
+
+    def __init__(self, latent_dim: int, image_size: int, channels: int, width: int, hidden: int):
+        super().__init__()
+        self.side, self.width = image_size // 4, width
+        self.net = nn.Sequential(
+            nn.Linear(latent_dim, hidden), nn.ReLU(True),
+            nn.Linear(hidden, 2 * width * self.side * self.side), nn.ReLU(True),
+            nn.Unflatten(1, (2 * width, self.side, self.side)),
+            nn.ConvTranspose2d(2 * width, width, 4, 2, 1), nn.ReLU(True),
+            nn.ConvTranspose2d(width, channels, 4, 2, 1))
+
+    def logits(self, z):
+        return self.net(z.flatten(1))
+
+    def forward(self, z, labels=None):
+        return torch.tanh(self.logits(z) / 2)  # = 2 sigmoid(logits) - 1: the mean image in [-1, 1]
+
+
+def elbo_terms(encoder: Encoder, decoder: Decoder, x: torch.Tensor, eps: torch.Tensor):
+    """(reconstruction log-likelihood, KL), each in nats per image, for images x in [-1, 1] and noise eps."""
+    mu, logvar = encoder(x)
+    z = mu + torch.exp(0.5 * logvar) * eps
+    target = (x + 1) / 2
+    log_px = -F.binary_cross_entropy_with_logits(decoder.logits(z), target, reduction="none").flatten(1).sum(1)
+    kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1)
+    return log_px.mean(), kl.mean()
+
+
+class ELBO(Objective):
+    shown = ("loss", "reconstruction", "kl")
+
+    def __init__(self, trainer):
+        super().__init__(trainer)
+        self.encoder, self.decoder = trainer.train_nets["encoder"], trainer.train_nets["generator"]
+        self.latent_dim = trainer.arch_args["latent_dim"]
+        self.images = trainer.images[0]
+        self.fixed_z, _, self.grid_nrow = noise_grid(trainer, self.latent_dim)
+
+    def optimizers(self):
+        params = list(self.t.nets["encoder"].parameters()) + list(self.t.nets["generator"].parameters())
+        return {"vae": (params, self.opts.lr, (0.9, 0.999))}
+
+    def step(self, step: int) -> dict:
+        x, _ = self.t.take(self.images, self.opts.seed, self.opts.seed + 7, step)
+        eps = self.t.noise(step, len(x), self.latent_dim)
+        with self.t.autocast():
+            log_px, kl = elbo_terms(self.encoder, self.decoder, x.float(), eps)
+            loss = -(log_px - self.opts.kl_weight * kl)
+        self.t.optimize("vae", loss)
+        return {"loss": loss.detach(), "reconstruction": -log_px.detach(), "kl": kl.detach(),
+                "elbo": (log_px - kl).detach()}
+
+    @torch.no_grad()
+    def grid(self, sampler):
+        return torch.cat([sampler(z) for z in self.fixed_z.split(32)]).float().cpu(), self.grid_nrow
+
+    def export_config(self) -> dict:
+        return {"task": "unconditional", "latent_dim": self.latent_dim, "class_names": None}
+
+
+@register
+class VAE(Family):
+    name = "vae"
+    description = "Variational autoencoder (Kingma & Welling 2014): encoder, decoder, ELBO; no discriminator"
+    capabilities = frozenset({"encode"})
+    networks = ("generator", "encoder")
+    exported = ("generator", "encoder")
+    options = LATENT + group(
+        "vae options",
+        Option("lr", float, 1e-3, "Learning rate (Adam).", check=positive),
+        Option("kl_weight", float, 1.0, "Weight of the KL term (1: the ELBO; beta-VAE otherwise).",
+               check=non_negative, resume=True),
+        Option("vae_width", int, 32, "Channels of the first convolution (doubled in the second).",
+               check=at_least(1), resume=True),
+        Option("hidden", int, 256, "Width of the dense layer on each side.", check=at_least(1), resume=True),
+    )
+    defaults = {"latent_dim": 16, "batch_size": 128}
+
+    def build(self, latent_dim: int = 16, image_size: int = 28, channels: int = 1, width: int = 32,
+              hidden: int = 256):
+        if image_size % 4:
+            raise ValueError(f"vae image_size must be a multiple of 4 (e.g. 28, 32), not {image_size}")
+        return {"generator": Decoder(latent_dim, image_size, channels, width, hidden),
+                "encoder": Encoder(latent_dim, image_size, channels, width, hidden)}
+
+    def arch_args(self, opts, data):
+        return {"latent_dim": opts.latent_dim, "image_size": data.crop, "channels": data.channels,
+                "width": opts.vae_width, "hidden": opts.hidden}
+
+    def objective(self, trainer):
+        return ELBO(trainer)
+
+    def card_summary(self, config):
+        return (f"A variational autoencoder (Kingma & Welling 2014; z of {config['latent_dim']}) for "
+                f"{config['image_size']}x{config['image_size']} "
+                f"{'grayscale' if config['channels'] == 1 else 'RGB'} images, trained on {config['dataset']} by "
+                f"maximising the ELBO, with gan {config['gan_version']}. It samples like a GAN and also encodes.")
+
+    def card_use(self, config, where):
+        return [f"gan sample {where} -n 64 -o grid.png",
+                f"gan interpolate {where} --seeds 0-3 -o walk.gif",
+                f"gan interpolate {where} --between a.png b.png -o between.gif   # a walk between two real images"]
+
+    @torch.no_grad()
+    def evaluate_extra(self, model, real) -> dict:
+        """The test ELBO in nats per image (one z per image, drawn from a fixed seed)."""
+        encoder, decoder = model.others.get("encoder"), model.generator
+        if encoder is None:
+            return {}
+        x = real.images.float() / 127.5 - 1
+        if tuple(x.shape[1:]) != (model.channels, model.image_size, model.image_size):
+            return {"elbo_note": f"test images of shape {tuple(x.shape[1:])} do not fit the encoder"}
+        g = torch.Generator().manual_seed(0)
+        rec, kl = [], []
+        for batch in x.split(500):
+            eps = torch.randn(len(batch), model.latent_dim, generator=g)
+            log_px, k = elbo_terms(encoder, decoder, batch.to(model.device), eps.to(model.device))
+            rec.append(float(log_px) * len(batch))
+            kl.append(float(k) * len(batch))
+        n = len(x)
+        return {"elbo": round((sum(rec) - sum(kl)) / n, 3), "reconstruction_nats": round(-sum(rec) / n, 3),
+                "kl_nats": round(sum(kl) / n, 3), "elbo_images": n}

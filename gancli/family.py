@@ -1,0 +1,200 @@
+"""What a GAN family is: one module holding its networks, options, objective, card text and converter.
+
+A family subclasses ``Family`` and registers itself (``@register``); ``gancli.families`` imports the module. The
+training loop (``gancli.train``) knows families only through this interface, and ``GANModel`` builds their
+networks from config.json through ``Family.build``. See docs/code.md for a worked example (the VAE).
+"""
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from gancli import latents
+from gancli.data import DataError, ImageData, load_data
+from gancli.options import LOOP, Option, Options, at_least, group, one_of, resolve
+
+if TYPE_CHECKING:
+    from gancli.train import Trainer
+
+
+GRID_SAMPLES = 64
+
+# Options of every family that draws images from a latent z (all but cyclegan)
+LATENT = group(
+    "Latent",
+    Option("latent_dim", int, 100, "Size of z.", check=at_least(1), resume=True),
+    Option("stack", int, None, "3: Stacked-MNIST, three random digits as RGB channels (1000 modes).",
+           check=one_of(3), resume=True),
+)
+
+
+def noise_grid(trainer: "Trainer", latent_dim: int, num_classes: int = 0):
+    """The fixed latents (and labels) of the training grids: (z, labels or None, images per row)."""
+    device, seed = trainer.device, trainer.opts.seed
+    if num_classes:
+        rows = max(1, GRID_SAMPLES // num_classes) if num_classes > 8 else 8
+        n = rows * num_classes
+        z = latents.latents([(seed, i) for i in range(n)], latent_dim)
+        return z.to(device), (torch.arange(n) % num_classes).to(device), num_classes  # one column per class
+    z = latents.latents([(seed, i) for i in range(GRID_SAMPLES)], latent_dim)
+    return z.to(device), None, 8
+
+
+class Family:
+    name: str = ""
+    description: str = ""
+    task: str = "unconditional"      # what a loaded model does: unconditional | conditional | translation
+    options: tuple[Option, ...] = ()  # its own options, and the shared groups it takes
+    defaults: dict[str, Any] = {}     # its defaults for options declared elsewhere (cyclegan: batch_size 1)
+    networks: tuple[str, ...] = ("generator", "discriminator")  # what build() returns: the safetensors prefixes
+    exported: tuple[str, ...] = ("generator", "discriminator")  # what a training run's export/ keeps
+    capabilities: frozenset[str] = frozenset()  # extra things a loaded model can do: truncation, mixing, encode
+    data_folders: int = 1             # how many DATA arguments ``gan train`` takes
+
+    # ------------------------------------------------------------------ options
+    def declared(self) -> list[Option]:
+        return list(LOOP) + list(self.options)
+
+    def resolve_options(self, given: dict, spellings: dict[str, str] | None = None) -> Options:
+        opts = resolve(self.declared(), self.defaults, given, self.name, spellings)
+        opts.values["arch"] = self.name
+        self.check_options(opts)
+        return opts
+
+    def check_options(self, opts: Options):
+        """Checks that involve several options. Raise OptionError."""
+
+    # ------------------------------------------------------------------ networks
+    def build(self, **arch_args) -> dict[str, nn.Module]:
+        raise NotImplementedError
+
+    def arch_args(self, opts: Options, data: "TrainingData") -> dict:
+        """The JSON-serialisable builder arguments for a run, written to config.json as ``arch_args``."""
+        raise NotImplementedError
+
+    def is_conditional(self, arch_args: dict) -> bool:
+        return bool(arch_args.get("num_classes"))
+
+    # ------------------------------------------------------------------ training
+    def load_data(self, opts: Options) -> "TrainingData":
+        """One folder (or .zip, or IDX folder) of images; optional random crops; Stacked-MNIST with --stack."""
+        if opts.random_crop and not opts.size:
+            raise DataError("--random-crop needs --size (images are loaded 12.5% larger and cropped to --size)")
+        data = load_data(opts.data, math.ceil(opts.size * 1.125) if opts.random_crop else opts.size, opts.channels)
+        if opts.get("stack"):
+            if data.labels is None or data.channels != 1:
+                raise DataError("--stack needs labelled single-channel digits (an MNIST-style IDX folder)")
+            from gancli.datasets import stack_digits
+
+            data = stack_digits(data, len(data), seed=opts.seed, k=opts.stack)
+        return TrainingData([data], opts.size or data.image_size, dataset=_dataset_name(opts))
+
+    def objective(self, trainer: "Trainer") -> "Objective":
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ cards and conversion
+    def card_summary(self, config: dict) -> str:
+        """The card's first sentence."""
+        cond = self.is_conditional(config.get("arch_args", {}))
+        return (f"A {'class-conditional ' if cond else ''}`{config['architecture']}` GAN generating "
+                f"{config['image_size']}x{config['image_size']} "
+                f"{'grayscale' if config['channels'] == 1 else 'RGB'} images, trained on {config['dataset']} with "
+                f"gan {config['gan_version']}." + (f" Classes: {', '.join(config['class_names'])}." if cond else ""))
+
+    def card_use(self, config: dict, where: str) -> list[str]:
+        """Commands for the card's "Use" block; ``where`` is the name or folder that loads the model."""
+        import shlex
+
+        lines = [f"gan sample {where} -n 64 -o grid.png"]
+        if self.is_conditional(config.get("arch_args", {})):
+            lines.append(f"gan sample {where} --label {shlex.quote(config['class_names'][-1])} -n 16")
+        return lines
+
+    def pipeline_tag(self, config: dict) -> str:
+        return "image-generation" if self.is_conditional(config.get("arch_args", {})) \
+            else "unconditional-image-generation"
+
+    convert = None  # a family that reads published checkpoints defines convert(files, **kw) -> (config, state)
+
+    def evaluate_extra(self, model, real: ImageData) -> dict:
+        """Measures only this family has, for ``gan eval`` (the VAE's test ELBO)."""
+        return {}
+
+
+class TrainingData:
+    """A family's training images: one domain, or several (CycleGAN's A and B), and the crop size it trains at."""
+
+    def __init__(self, domains: list[ImageData], crop: int, names: list[str] | None = None, dataset: str = ""):
+        self.domains, self.crop, self.names, self.dataset = domains, crop, names, dataset
+        self.source = " + ".join(d.source for d in domains)
+        self.skipped = [s for d in domains for s in d.skipped]
+
+    @property
+    def first(self) -> ImageData:
+        return self.domains[0]
+
+    @property
+    def channels(self) -> int:
+        return self.first.channels
+
+    @property
+    def labels(self):
+        return self.first.labels
+
+    @property
+    def class_names(self):
+        return self.first.class_names
+
+    def __len__(self):
+        return max(len(d) for d in self.domains)
+
+
+def _dataset_name(opts: Options) -> str:
+    from pathlib import Path
+
+    return "stacked-mnist" if opts.get("stack") else Path(Path(opts.data).resolve().name).stem
+
+
+class Objective:
+    """What one training step does, for one family: owns the networks' roles, its optimisers and loss terms.
+
+    The loop calls ``optimizers()`` once, then ``step(step)`` per step; it checkpoints ``state()`` with the
+    networks, and asks for ``grid()`` pictures and ``export_config()`` at the end."""
+
+    batches_per_step: int = 1     # data batches one step consumes (a GAN with --d-steps k: k)
+    measurable: bool = True       # --eval-every can measure its sampler (a generator of images from noise)
+    shown: tuple[str, ...] = ()   # the stats the progress line shows, in order
+
+    def __init__(self, trainer: "Trainer"):
+        self.t = trainer
+        self.opts = trainer.opts
+
+    def optimizers(self) -> dict[str, tuple[list[nn.Parameter], float, tuple[float, float]]]:
+        """name -> (parameters, base learning rate, Adam betas). Metrics log ``lr_<name>``."""
+        raise NotImplementedError
+
+    def step(self, step: int) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def lr_factor(self, step: int) -> float:
+        return 1.0
+
+    def state(self) -> dict:
+        """Extra checkpoint state (tensors and plain containers only)."""
+        return {}
+
+    def load_state(self, state: dict):
+        pass
+
+    def grid(self, sampler: nn.Module) -> tuple[torch.Tensor, int]:
+        raise NotImplementedError
+
+    def export_config(self) -> dict:
+        """Keys of config.json beyond the common ones."""
+        return {}
+
+    export_dtype: torch.dtype | None = None
+    export_shard_bytes: int | None = None
