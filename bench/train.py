@@ -19,7 +19,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from gancli.data import load_data
-from gancli.registry import build
+from gancli.pretrained import GANModel
 from gancli.train import Trainer, TrainOptions
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
@@ -35,6 +35,11 @@ class MnistItems(Dataset):
 
     def __getitem__(self, i):  # ToTensor + Normalize((0.5,), (0.5,)), one image at a time
         return (self.images[i].float() / 255 - 0.5) / 0.5, 0
+
+
+def build(arch, **arch_args):
+    nets = GANModel.build({"architecture": arch, "arch_args": arch_args})
+    return nets["generator"], nets["discriminator"]
 
 
 def sync(device):

@@ -19,8 +19,13 @@ import torch.nn.functional as F
 from PIL import Image
 
 from gancli.families.cyclegan import ResnetGenerator
-from gancli.registry import build
-from gancli.train import TrainOptions, make_trainer
+from gancli.pretrained import GANModel
+from gancli.train import Trainer, TrainOptions
+
+
+def build(arch, **arch_args):
+    nets = GANModel.build({"architecture": arch, "arch_args": arch_args})
+    return nets["generator"], nets["discriminator"]
 
 
 def sync(device):
@@ -108,7 +113,7 @@ def train_speeds(device, size, batch, steps):
             (Path(tmp) / "data" / dom).mkdir(parents=True)
             for i in range(max(4, batch)):
                 Image.fromarray((rng.random((size, size, 3)) * 255).astype(np.uint8)).save(Path(tmp) / "data" / dom / f"{i}.png")
-        t = make_trainer(TrainOptions(data=str(Path(tmp) / "data"), out=str(Path(tmp) / "run"), arch="cyclegan",
+        t = Trainer(TrainOptions(data=str(Path(tmp) / "data"), out=str(Path(tmp) / "run"), arch="cyclegan",
                                       size=size, random_crop=False, batch_size=batch, steps=1000, device=str(device)))
 
         def step():

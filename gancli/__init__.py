@@ -5,7 +5,7 @@
     >>> images = model.sample(16, seed=0)            # float tensor in [-1, 1], shape (16, C, H, W)
     >>> pil_images = model.sample_images(16, seed=0)  # list of PIL images
 """
-__version__ = "0.1.0"
+from gancli.version import __version__
 
 __all__ = ["GANModel", "load", "__version__"]
 

@@ -21,7 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gancli import __version__, hub
+from gancli import hub
+from gancli.version import __version__
 
 TASK = "classifier"
 

@@ -10,8 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-import gancli
 from gancli import hub
+from gancli.version import __version__
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="markdown",
                   context_settings={"help_option_names": ["-h", "--help"]},
@@ -60,7 +60,7 @@ def _one_line(e: Exception) -> str:
 
 def _version(value: bool):
     if value:
-        out.print(f"gan {gancli.__version__}")
+        out.print(f"gan {__version__}")
         raise typer.Exit()
 
 
@@ -71,7 +71,9 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 
 
 def _load(name: str, device: str, verbose: bool, sampling: bool = False):
-    model = gancli.load(name, device=device)
+    from gancli.pretrained import load
+
+    model = load(name, device=device)
     if sampling and model.is_translation:
         fail(f"{name} translates images rather than sampling them: use `gan translate {name} IMAGE`")
     if verbose:
@@ -614,8 +616,6 @@ def _shown(value) -> str:
 
 
 def _train(ctx, data: list[Path], arch: str, given: dict):
-    import shlex
-
     from gancli import families
     from gancli.train import Trainer, TrainOptions
 

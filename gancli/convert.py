@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import gancli
+from gancli.version import __version__
 from gancli import families
 from gancli.pretrained import GANModel
 from gancli.weights import load_strict
@@ -26,7 +26,7 @@ def convert(files: list[Path], arch: str, name: str | None = None, **options) ->
         raise ValueError(f"gan convert reads {', '.join(converters())} checkpoints, not {arch!r}")
     config, state = family.convert([Path(f) for f in files], name=name,
                                    **{k: v for k, v in options.items() if v is not None})
-    config = {"gan_version": gancli.__version__} | config
+    config = {"gan_version": __version__} | config
     model = GANModel.from_config(config)
     for net_name in sorted({k.split(".", 1)[0] for k in state}):
         load_strict(model.generator if net_name == "generator" else model.others[net_name], state,
@@ -39,6 +39,6 @@ def card(model: GANModel, command: str) -> str:
     cfg = model.config
     lines = ["---", "license: other", "library_name: gancli", "tags:", "- gan", "- gancli", f"- {cfg['architecture']}",
              "---", "", f"# {cfg['name']}", "",
-             f"Converted with gan {gancli.__version__} from {', '.join(cfg['converted_from'])} "
+             f"Converted with gan {__version__} from {', '.join(cfg['converted_from'])} "
              f"(a published PyTorch checkpoint; check its license).", "", "```bash", command, "```"]
     return "\n".join(lines) + "\n"

@@ -363,9 +363,9 @@ def evaluate(name: str, real: str | None = None, n: int = 10000, seed: int = 0, 
 
     ``truncation`` (StyleGAN): several psi give ``by_truncation``, one full set of measures per psi, on the same
     latents, so the precision/recall trade-off of the truncation trick can be read off."""
-    import gancli
+    from gancli.pretrained import load
 
-    model = gancli.load(name, device=device)
+    model = load(name, device=device)
     for psi in truncation or []:
         model.requires("truncation", "--truncation")
         if not 0 <= psi <= 1.5:

@@ -60,17 +60,17 @@ def upload(p: UploadPlan, token: str | None = None) -> str:
     from huggingface_hub import HfApi
     from huggingface_hub import errors as hf_errors
 
-    import gancli
+    from gancli.version import __version__
 
     api = HfApi(token=token or os.environ.get("HF_TOKEN") or None, library_name="gancli",
-                library_version=gancli.__version__)
+                library_version=__version__)
     try:
         api.create_repo(p.repo_id, repo_type="model", private=p.private, exist_ok=True)
         if p.revision:
             api.create_branch(p.repo_id, branch=p.revision, exist_ok=True)
         info = api.upload_folder(folder_path=str(p.folder), repo_id=p.repo_id, repo_type="model",
                                  revision=p.revision, allow_patterns=[name for name, _ in p.files],
-                                 commit_message=f"Upload {p.folder.name} with gan {gancli.__version__}")
+                                 commit_message=f"Upload {p.folder.name} with gan {__version__}")
     except hf_errors.HfHubHTTPError as e:
         raise hub.HubError(f"the Hub refused the upload to {p.repo_id}: {str(e).splitlines()[0]} "
                            "(is HF_TOKEN set, with write access?)") from None

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import torch
 
-import gancli
+from gancli.version import __version__
 from gancli import cards, families, latents
 from gancli.data import to_model_range
 from gancli.devices import describe, preferred_memory_format, resolve_device
@@ -479,7 +479,7 @@ class Trainer:
         self.dist.barrier()
         fresh = self.step == 0 and not self.checkpoints()
         if fresh and self.dist.main:
-            record = self.opts.asdict() | {"gan_version": gancli.__version__, "torch_version": torch.__version__,
+            record = self.opts.asdict() | {"gan_version": __version__, "torch_version": torch.__version__,
                                           "device_used": describe(self.device), "processes": self.dist.world}
             atomic_write(self.out / "options.json", lambda f: f.write(json.dumps(record, indent=2).encode()))
             self.log(f"start: {self.opts.command}")
@@ -573,7 +573,7 @@ class Trainer:
     def export_config(self) -> dict:
         extra = self.objective.export_config()
         training = self.training_record() | extra.pop("training", {})
-        return {"gan_version": gancli.__version__,
+        return {"gan_version": __version__,
                 "name": self.opts.name or f"{self.opts.arch}-{self.data.dataset}",
                 "architecture": self.opts.arch, "arch_args": self.arch_args, "task": self.family.task,
                 "latent_dim": self.arch_args.get("latent_dim", 0), "image_size": self.crop,

@@ -202,11 +202,13 @@ class StyleGenerator(nn.Module):
         return self.synthesis(ws)
 
     def levels(self) -> dict[str, list[int]]:
-        """Which styles the paper's coarse (4-8 px), middle (16-32 px) and fine (the rest) levels are. The top
-        resolution always counts as fine, so that a 32 px model has all three."""
-        top, table = self.synthesis.resolution_of_w[-1], {"coarse": [], "middle": [], "fine": []}
+        """Which styles the paper's coarse (4-8 px), middle (16-32 px) and fine (the rest) levels are. Small models
+        keep all three: the top resolution is always fine, and a 16 px model's coarse level is 4 px alone."""
+        res = sorted(set(self.synthesis.resolution_of_w))
+        coarse_top = min(8, res[-3]) if len(res) >= 3 else res[0]
+        table = {"coarse": [], "middle": [], "fine": []}
         for k, r in enumerate(self.synthesis.resolution_of_w):
-            table["coarse" if r <= 8 else "middle" if r <= 32 and r < top else "fine"].append(k)
+            table["coarse" if r <= coarse_top else "middle" if r <= 32 and r < res[-1] else "fine"].append(k)
         return table
 
 

@@ -1,0 +1,277 @@
+"""The StyleGAN and VAE families through the same loop, API and CLI as every other family: options, exact resume
+after SIGKILL, truncation, style mixing, w-space walks, encoding real images, and what `gan eval` adds."""
+import json
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+import gancli
+from gancli.cli import app
+from gancli.pretrained import GANModel
+
+from conftest import SHARED
+
+runner = CliRunner()
+CARD = "---\nlicense: mit\nlibrary_name: gancli\ntags:\n- gan\n---\n# t\n"
+TINY_STYLE = {"latent_dim": 8, "image_size": 16, "channels": 1, "w_dim": 8, "mapping_layers": 2, "g_width": 4,
+              "d_width": 4, "max_width": 16}
+TINY_VAE = {"latent_dim": 4, "image_size": 28, "channels": 1, "width": 4, "hidden": 16}
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture
+def style_dir(tmp_path):
+    """A random-weight 16 px StyleGAN whose average w is not zero, saved in zoo layout."""
+    torch.manual_seed(0)
+    m = GANModel.from_config({"architecture": "stylegan", "arch_args": TINY_STYLE, "latent_dim": 8,
+                              "image_size": 16, "channels": 1, "name": "tiny-style", "dataset": "synthetic"})
+    for p in m.generator.synthesis.parameters():
+        torch.nn.init.normal_(p, 0.0, 0.5)
+    m.generator.mapping.w_avg.normal_()
+    return m.save_pretrained(tmp_path / "style", card=CARD, include_discriminator=False)
+
+
+@pytest.fixture
+def vae_dir(tmp_path):
+    torch.manual_seed(0)
+    m = GANModel.from_config({"architecture": "vae", "arch_args": TINY_VAE, "latent_dim": 4, "image_size": 28,
+                              "channels": 1, "name": "tiny-vae", "dataset": "mnist"})
+    return m.save_pretrained(tmp_path / "vae", card=CARD)
+
+
+# ------------------------------------------------------------------------------------------------ options
+def test_each_family_shows_its_own_options_in_help():
+    r = run("train", "--help")
+    assert r.exit_code == 0
+    for panel, flag in (("stylegan options", "--r1-gamma"), ("vae options", "--kl-weight"),
+                        ("cyclegan options", "--cycle-weight")):
+        assert panel in r.output and flag in r.output
+
+
+@pytest.mark.parametrize("arch,flag,names", [("dcgan", "--r1-gamma", "--g-width"), ("vae", "--loss", "--kl-weight"),
+                                             ("stylegan", "--blocks", "--style-mixing")])
+def test_an_option_of_another_family_is_a_one_line_error(image_folder, tmp_path, arch, flag, names):
+    r = run("train", image_folder, "--arch", arch, "--out", tmp_path / "r", flag, "1")
+    assert r.exit_code == 2 and r.output.startswith("error:") and r.output.count("\n") == 1
+    assert f"{flag} is not an option of {arch}" in r.output and names in r.output
+    assert not (tmp_path / "r").exists()
+
+
+def test_bad_option_values_are_refused(image_folder, tmp_path):
+    r = run("train", image_folder, "--arch", "stylegan", "--out", tmp_path / "r", "--style-mixing", "2")
+    assert r.exit_code == 2 and "--style-mixing must be between 0 and 1" in r.output
+    r = run("train", image_folder, "--arch", "stylegan", "--out", tmp_path / "r", "--size", "24")
+    assert r.exit_code == 2 and "power of two" in r.output
+
+
+# ------------------------------------------------------------------------------------------------ exact resume
+STYLE_TRAIN = ["--arch", "stylegan", "--size", "16", "--g-width", "4", "--d-width", "4", "--w-dim", "8",
+               "--latent-dim", "8", "--mapping-layers", "2", "--max-width", "16", "--r1-every", "3", "--ema",
+               "--batch-size", "8"]
+VAE_TRAIN = ["--arch", "vae", "--latent-dim", "4", "--vae-width", "4", "--hidden", "16", "--batch-size", "8"]
+
+
+def _cmd(data, out, steps, family_args, *extra):
+    return [sys.executable, "-m", "gancli", "train", str(data), "--out", str(out), "--steps", str(steps), "--device",
+            "cpu", "--log-every", "1", "--sample-every", "1000", "--checkpoint-every", "1", *family_args, *extra]
+
+
+def _final_state(run):
+    state = torch.load(sorted((run / "checkpoints").glob("step-*.pt"))[-1], weights_only=True)
+    return state["networks"]
+
+
+@pytest.mark.parametrize("family_args", [STYLE_TRAIN, VAE_TRAIN], ids=["stylegan", "vae"])
+def test_a_run_killed_with_sigkill_resumes_bit_identically(image_folder, tmp_path, family_args):
+    steps = 40
+    subprocess.run(_cmd(image_folder, tmp_path / "straight", steps, family_args), check=True, capture_output=True)
+    cut = tmp_path / "cut"
+    proc = subprocess.Popen(_cmd(image_folder, cut, steps, family_args), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    import time
+
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        done = [int(p.stem.split("-")[1]) for p in (cut / "checkpoints").glob("step-*.pt")] \
+            if (cut / "checkpoints").is_dir() else []
+        if done and max(done) >= 8:
+            break
+        assert proc.poll() is None, "training ended before it could be killed"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    assert not (cut / "export").exists(), "the run finished before the signal"
+    resumed = subprocess.run(_cmd(image_folder, cut, steps, family_args, "--resume"), capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    a, b = load_file(tmp_path / "straight" / "export" / "model.safetensors"), load_file(cut / "export" /
+                                                                                          "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    sa, sb = _final_state(tmp_path / "straight"), _final_state(cut)
+    assert all(torch.equal(sa[n][k], sb[n][k]) for n in sa for k in sa[n])  # discriminator too
+    rows = [json.loads(l) for l in (cut / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == list(range(1, steps + 1))
+
+
+def test_stylegan_run_records_r1_and_exports_only_the_generator(image_folder, tmp_path):
+    r = run("train", image_folder, "--out", tmp_path / "s", "--steps", 6, "--device", "cpu", "--log-every", 3,
+            *STYLE_TRAIN)
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(l) for l in (tmp_path / "s" / "metrics.jsonl").read_text().splitlines()]
+    assert "r1" in rows[0] and rows[0]["lr_g"] == 0.0025  # StyleGAN2's learning rate is the family's default
+    weights = load_file(tmp_path / "s" / "export" / "model.safetensors")
+    assert all(k.startswith("generator.") for k in weights)
+    options = json.loads((tmp_path / "s" / "options.json").read_text())
+    assert options["style_mixing"] == 0.9 and options["beta1"] == 0.0
+    assert "gan mix" in (tmp_path / "s" / "export" / "README.md").read_text()
+
+
+# ------------------------------------------------------------------------------------------------ truncation
+def _spread(x):
+    return float(x.flatten(1).std(0).mean())
+
+
+def test_truncation_pulls_samples_towards_the_average(style_dir):
+    m = gancli.load(style_dir, device="cpu")
+    full, half, none = (m.sample(32, seed=0, truncation=psi) for psi in (1.0, 0.5, 0.0))
+    assert torch.equal(full, m.sample(32, seed=0))  # psi 1 is no truncation
+    assert _spread(none) < 1e-5  # psi 0: every sample is the average-w image
+    assert _spread(half) < 0.9 * _spread(full)
+    w = m.map(m.latents_for(4, 0), truncation=0.0)
+    assert torch.allclose(w, m.generator.mapping.w_avg.expand(4, -1))
+
+
+def test_truncation_on_a_model_without_styles_is_refused(tiny_model_dir, tmp_path):
+    r = run("sample", tiny_model_dir, "--truncation", "0.7", "-o", tmp_path / "x.png")
+    assert r.exit_code == 2 and "--truncation is for stylegan models" in r.output
+    r = run("sample", "dcgan-mnist", "-n", 4, "--truncation", "0.7", "-o", tmp_path / "x.png")
+    assert r.exit_code == 2
+
+
+def test_sample_cli_with_truncation(style_dir, tmp_path):
+    r = run("sample", style_dir, "-n", 4, "--truncation", "0", "-o", tmp_path / "t.png")
+    assert r.exit_code == 0 and "truncation 0" in r.output
+    with Image.open(tmp_path / "t.png") as im:
+        a = np.asarray(im)
+    cells = [a[2 + 18 * r:18 + 18 * r, 2 + 18 * c:18 + 18 * c] for r in range(2) for c in range(2)]
+    assert all((cell == cells[0]).all() for cell in cells)
+
+
+# ------------------------------------------------------------------------------------------------ style mixing
+def test_mix_writes_the_papers_grid(style_dir, tmp_path):
+    r = run("mix", style_dir, "--rows", "1,2", "--cols", "3,4,5", "--levels", "coarse", "-o", tmp_path / "mix.png")
+    assert r.exit_code == 0, r.output
+    with Image.open(tmp_path / "mix.png") as im:
+        assert im.size == (4 * 18 + 2, 3 * 18 + 2)  # a header row and column around 2 x 3 cells
+    m = gancli.load(style_dir, device="cpu")
+    images, width = m.style_mix([1, 2], [3, 4, 5], "coarse")
+    grid = images.view(3, 4, 1, 16, 16)
+    assert width == 4 and torch.equal(grid[0, 1:], m.sample(seeds=[3, 4, 5]))  # column sources along the top
+    assert torch.equal(grid[1:, 0], m.sample(seeds=[1, 2]))                     # row sources down the side
+    everything, _ = m.style_mix([1, 2], [3, 4, 5], "coarse,middle,fine")
+    assert torch.allclose(everything.view(3, 4, 1, 16, 16)[1:, 1:], grid[1:, :1].expand(-1, 3, -1, -1, -1),
+                          atol=1e-5)                                            # all styles from the row: the row
+    cell, col = grid[1, 1], grid[0, 1]
+    assert not torch.allclose(cell, col) and not torch.allclose(cell, grid[1, 0])  # coarse alone: a mixture
+    levels = m.mixing_levels()
+    assert sorted(sum(levels.values(), [])) == list(range(m.generator.num_ws)) and all(levels.values())
+
+
+def test_mix_errors(style_dir, tiny_model_dir, tmp_path):
+    r = run("mix", style_dir, "--levels", "coarsest", "-o", tmp_path / "m.png")
+    assert r.exit_code == 2 and "unknown style level 'coarsest'" in r.output and "coarse" in r.output
+    r = run("mix", tiny_model_dir, "-o", tmp_path / "m.png")
+    assert r.exit_code == 2 and "style mixing is for stylegan models" in r.output
+
+
+def test_interpolate_in_w(style_dir, tiny_model_dir, tmp_path):
+    r = run("interpolate", style_dir, "--space", "w", "--seeds", "1,2,3", "--steps", 4, "-o", tmp_path / "w.png")
+    assert r.exit_code == 0 and "in w" in r.output
+    with Image.open(tmp_path / "w.png") as im:
+        assert im.size == (4 * 18 + 2, 3 * 18 + 2)
+    m = gancli.load(style_dir, device="cpu")
+    w = m.map(m.latents_for(seeds=[1, 2]))
+    walk = m.synthesize(torch.stack([w[0], 0.5 * (w[0] + w[1])]))
+    assert torch.allclose(walk[0], m.sample(seeds=[1])[0], atol=1e-6)
+    r = run("interpolate", tiny_model_dir, "--space", "w", "-o", tmp_path / "x.gif")
+    assert r.exit_code == 2 and "w space is for stylegan models" in r.output
+
+
+# ------------------------------------------------------------------------------------------------ the VAE
+def _digit_file(path, index):
+    from gancli.datasets import load_idx_split
+
+    image = load_idx_split(SHARED / "mnist", "test").images[index, 0].numpy()
+    Image.fromarray(image).save(path)
+    return path
+
+
+def test_vae_walks_between_two_real_images(vae_dir, tmp_path):
+    a, b = _digit_file(tmp_path / "a.png", 0), _digit_file(tmp_path / "b.png", 1)
+    r = run("interpolate", vae_dir, "--between", a, b, "--steps", 5, "-o", tmp_path / "between.png")
+    assert r.exit_code == 0, r.output
+    assert "between 2 images" in r.output
+    with Image.open(tmp_path / "between.png") as im:
+        assert im.size == (5 * 30 + 2, 2 * 30 + 2)  # 5 frames a -> b, then b itself: no loop back
+    m = gancli.load(vae_dir, device="cpu")
+    x = torch.from_numpy(np.asarray(Image.open(a), dtype=np.float32) / 127.5 - 1)[None, None]
+    z = m.encode(x)
+    assert z.shape == (1, 4)
+    first = torch.cat(list(m.generate(z)))
+    frame = torch.from_numpy(np.asarray(Image.open(tmp_path / "between.png"), dtype=np.float32))[2:30, 2:30]
+    assert (frame - (first[0, 0] + 1) * 127.5).abs().max() <= 1  # frame 0 decodes the first image's encoding
+
+
+def test_between_errors(vae_dir, tiny_model_dir, tmp_path):
+    a = _digit_file(tmp_path / "a.png", 0)
+    r = run("interpolate", vae_dir, "--between", a, "-o", tmp_path / "x.gif")
+    assert r.exit_code == 2 and "two images or more" in r.output
+    r = run("interpolate", vae_dir, a, a, "-o", tmp_path / "x.gif")
+    assert r.exit_code == 2 and "--between" in r.output
+    r = run("interpolate", tiny_model_dir, "--between", a, a, "-o", tmp_path / "x.gif")
+    assert r.exit_code == 2 and "encoding images is for vae models" in r.output
+    (tmp_path / "bad.png").write_text("not an image")
+    r = run("interpolate", vae_dir, "--between", a, tmp_path / "bad.png", "-o", tmp_path / "x.gif")
+    assert r.exit_code == 2 and "bad.png" in r.output
+
+
+def test_vae_samples_like_any_model(vae_dir, tmp_path):
+    r = run("sample", vae_dir, "-n", 4, "-o", tmp_path / "v.png")
+    assert r.exit_code == 0
+    m = gancli.load(vae_dir, device="cpu")
+    x = m.sample(3, seed=5)
+    assert x.shape == (3, 1, 28, 28) and torch.equal(x, m.sample(3, seed=5)) and -1 <= x.min() and x.max() <= 1
+
+
+# ------------------------------------------------------------------------------------------------ gan eval
+def test_eval_reports_the_vae_test_elbo(vae_dir):
+    from gancli.evaluate import evaluate
+
+    r = evaluate(str(vae_dir), "mnist", n=200, device="cpu")
+    assert r["elbo_images"] == 10000 and r["elbo"] < 0
+    assert r["elbo"] == pytest.approx(-(r["reconstruction_nats"] + r["kl_nats"]), abs=0.01)
+    assert 0 < r["reconstruction_nats"] < 784 * 5 and r["fid"] > 0
+
+
+def test_eval_truncation_sweep(style_dir, tmp_path):
+    out = tmp_path / "sweep.json"
+    r = run("eval", style_dir, "--real", "fashion", "-n", 200, "--truncation", "1.0,0.5", "--json", out,
+            "--device", "cpu")
+    assert r.exit_code == 0, r.output
+    assert "truncation trade-off" in r.output
+    rows = json.loads(out.read_text())["by_truncation"]
+    assert [x["truncation"] for x in rows] == [1.0, 0.5]
+    assert rows[1]["diversity"] < rows[0]["diversity"]
+    r = run("eval", "dcgan-mnist", "-n", 200, "--truncation", "0.7")
+    assert r.exit_code == 2 and "--truncation is for stylegan" in r.output
+    r = run("eval", style_dir, "-n", 200, "--real", "fashion", "--truncation", "x")
+    assert r.exit_code == 2 and "numbers separated by commas" in r.output
