@@ -1,6 +1,7 @@
 """Publish a training run into the zoo, and keep every zoo card's measured results current.
 
     python bench/publish_zoo.py add runs/dcgan-mnist dcgan-mnist      # copy export/ to zoo/NAME + preview grid
+    python bench/publish_zoo.py add runs/vae-mnist vae-mnist --fp16   # ... with float16 weights (half the size)
     python bench/publish_zoo.py results                                # `gan eval` every zoo generator; update
                                                                        # config.json, the cards and docs/zoo.md
     python bench/publish_zoo.py results cgan-fashion                   # just one
@@ -29,12 +30,18 @@ REAL = {"mnist": "mnist", "fashion-mnist": "fashion", "stacked-mnist": "stacked-
 SAMPLES = {"stacked-mnist": 26000}
 
 
-def add(run: Path, name: str):
+def add(run: Path, name: str, fp16: bool = False):
     target = ZOO / name
     if target.exists():
         shutil.rmtree(target)
     shutil.copytree(run / "export", target)
     model = gancli.load(target, device="cpu")
+    if fp16:
+        import torch
+
+        model.config["name"] = name
+        model.save_pretrained(target, card=(target / "README.md").read_text(), dtype=torch.float16)
+        model = gancli.load(target, device="cpu")
     if not model.is_translation:
         nrow = model.config["arch_args"]["num_classes"] if model.is_conditional else 8
         save_image(grid_image(model.sample(nrow * 8, seed=0), nrow), target / "samples.png")
@@ -49,6 +56,13 @@ def measure(name: str) -> dict:
     print(command, flush=True)
     result = evaluate(name, real, n=n, device="auto") | {"command": command}
     config["evaluation"] = result
+    if "truncation" in gancli.load(ZOO / name, device="cpu").family.capabilities:
+        psis = [1.0, 0.7, 0.5]
+        sweep = shlex.join(["gan", "eval", name, "--real", real, "-n", str(n), "--truncation",
+                            ",".join(map(str, psis))])
+        print(sweep, flush=True)
+        config["evaluation_truncation"] = evaluate(name, real, n=n, device="auto", truncation=psis) \
+            | {"command": sweep}
     (ZOO / name / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     return result
 
@@ -65,11 +79,16 @@ def results_section(r: dict) -> str:
             ("smallest / largest class share", f"{r['smallest_class_share']:.1%} / {r['largest_class_share']:.1%}"
              if "smallest_class_share" in r else None),
             ("`--label k` samples judged as k", f"{r['label_accuracy']:.1%}" if r.get("label_accuracy") else None),
+            ("sharpness (Laplacian energy of samples / of real images; 1 = as sharp)", r.get("sharpness")),
             ("target-domain rate / structure (SSIM)", f"{r['target_domain_rate']:.1%} / {r['structure']:.3f}"
              if "structure" in r else None)]
     lines = [f"Measured offline with `{r['command']}` ({r.get('samples', r.get('images')):,} samples, seed "
              f"{r.get('seed', 0)}, against {r['real_images']:,} real images, {r['seconds']:.0f} s on {r['device']}):",
              "", "| measure | value |", "| --- | --- |"]
+    if "elbo" in r:
+        rows.append(("test ELBO, nats per image (reconstruction + KL)",
+                     f"{r['elbo']:.2f} ({r['reconstruction_nats']:.2f} + {r['kl_nats']:.2f}) on "
+                     f"{r['elbo_images']:,} test images"))
     lines += [f"| {k} | {v} |" for k, v in rows if v is not None]
     if r.get("label_accuracy_per_class"):
         lines += ["", "Label accuracy per class: "
@@ -84,11 +103,24 @@ def results_section(r: dict) -> str:
     return "\n".join(lines)
 
 
+def truncation_section(t: dict) -> str:
+    lines = ["### The truncation trade-off", "", f"`{t['command']}` (same latents for every psi):", "",
+             "| psi | FID | precision | recall | diversity |", "| --- | --- | --- | --- | --- |"]
+    lines += [f"| {x['truncation']} | {x['fid']:.3f} | {x['precision']:.3f} | {x['recall']:.3f} | "
+              f"{x['diversity']:.3f} |" for x in t["by_truncation"]]
+    return "\n".join(lines)
+
+
 def update_card(name: str, r: dict):
     card_path = ZOO / name / "README.md"
     card = card_path.read_text()
     head = re.split(r"\n## Results\n", card)[0].rstrip()
-    card_path.write_text(head + "\n\n## Results\n\n" + results_section(r) + "\n")
+    body = results_section(r)
+    sweep = json.loads((ZOO / name / "config.json").read_text()).get("evaluation_truncation")
+    if sweep:
+        body = body.replace("\n\nFID and KID are comparable", "\n\n" + truncation_section(sweep)
+                            + "\n\nFID and KID are comparable")
+    card_path.write_text(head + "\n\n## Results\n\n" + body + "\n")
 
 
 def update_doc():
@@ -114,11 +146,45 @@ def update_doc():
                       f"{', '.join(c['class_names'])} | {c['test_accuracy']:.2%} of {c['training']['test_images']:,} | "
                       f"{c['training']['epochs']} epochs, {c['training']['seconds']} s, {c['training']['device']} |")
     text = DOC.read_text()
-    for marker, lines in (("results", header + rows), ("judges", judges)):
+    blocks = {"results": header + rows, "judges": judges, "vae-vs-gan": comparison("mnist"),
+              "fashion": comparison("fashion-mnist"), "truncation": truncation_rows()}
+    for marker, lines in blocks.items():
         start, end = f"<!-- {marker} -->", f"<!-- /{marker} -->"
         text = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: "\n".join([start] + lines + [end]), text,
                       flags=re.S)
     DOC.write_text(text)
+
+
+def _evaluated() -> list[tuple[str, dict, dict]]:
+    out = []
+    for p in sorted(ZOO.glob("*/config.json")):
+        c = json.loads(p.read_text())
+        if c.get("evaluation"):
+            out.append((p.parent.name, c, c["evaluation"]))
+    return out
+
+
+def comparison(dataset: str) -> list[str]:
+    """One row per model of ``dataset``: the same `gan eval` numbers side by side, GANs and the VAE alike."""
+    lines = ["| model | family | FID | precision | recall | classes covered | KL | sharpness | test ELBO (nats) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for name, c, r in _evaluated():
+        if c.get("dataset") == dataset and "classes_covered" in r:
+            lines.append(f"| `{name}` | {c['architecture']} | {r['fid']:.3f} | {r['precision']:.3f} | "
+                         f"{r['recall']:.3f} | {r['classes_covered']}/{r['num_classes']} | {r['kl']} | {r.get('sharpness', '')} | "
+                         + (f"{r['elbo']:.2f}" if "elbo" in r else "n/a (no likelihood)") + " |")
+    return lines
+
+
+def truncation_rows() -> list[str]:
+    lines = ["| model | psi | FID | precision | recall | diversity | sharpness |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for p in sorted(ZOO.glob("*/config.json")):
+        t = json.loads(p.read_text()).get("evaluation_truncation")
+        for x in (t or {}).get("by_truncation", []):
+            lines.append(f"| `{p.parent.name}` | {x['truncation']} | {x['fid']:.3f} | {x['precision']:.3f} | "
+                         f"{x['recall']:.3f} | {x['diversity']:.3f} | {x.get('sharpness', '')} |")
+    return lines
 
 
 def main():
@@ -127,12 +193,13 @@ def main():
     a = sub.add_parser("add")
     a.add_argument("run", type=Path)
     a.add_argument("name")
+    a.add_argument("--fp16", action="store_true", help="store float16 weights")
     r = sub.add_parser("results")
     r.add_argument("names", nargs="*")
     r.add_argument("--cards-only", action="store_true", help="re-render cards and docs from stored results")
     args = ap.parse_args()
     if args.what == "add":
-        add(args.run, args.name)
+        add(args.run, args.name, args.fp16)
         return
     names = args.names or [p.parent.name for p in sorted(ZOO.glob("*/config.json"))
                            if json.loads(p.read_text()).get("task") != "classifier"]

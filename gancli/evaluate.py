@@ -47,6 +47,7 @@ class Reference:
     inception: torch.nn.Module | None = None     # the standard FID network, when the user has its weights
     inception_features: torch.Tensor | None = None
     data: ImageData | None = None                # the real images themselves (a VAE's test ELBO reads them)
+    sample_sharpness: list = field(default_factory=list)  # per batch of the last samples embedded
 
     @property
     def num_modes(self) -> int:
@@ -178,6 +179,9 @@ def evaluate_generator(model, ref: Reference, n: int = 10000, seed: int = 0, bat
                                                lambda d: progress(what, d, n))
     result = {"samples": n, "seed": seed, "real_images": ref.images} \
         | ({"truncation": truncation} if truncation is not None else {}) | compare(ref, feats, classes, seed)
+    if ref.data is not None:  # blur shows here, where class-feature distances barely see it
+        real_sharpness = float(metrics.laplacian_energy(ref.data.images).mean())
+        result["sharpness"] = round(float(torch.cat(ref.sample_sharpness).mean()) / max(real_sharpness, 1e-12), 4)
     if inception is not None:
         result["fid_inception"] = round(metrics.frechet_distance(ref.inception_features, inception), 4)
     if model.is_conditional:
@@ -191,9 +195,11 @@ def _embed_batches(ref: Reference, batches, advance: Callable[[int], None] = lam
                    inception: bool = True):
     """Judge features and classes (and Inception features, if the reference has them) of image batches."""
     feats, classes, incep, done = [], [], [], 0
+    ref.sample_sharpness = []
     for batch in batches:
         batch = batch.float().cpu()
         f, c = embed(ref.judge, batch, ref.stack)
+        ref.sample_sharpness.append(metrics.laplacian_energy(batch))
         feats.append(f)
         classes.append(c)
         if inception and ref.inception is not None:

@@ -129,3 +129,14 @@ def diversity(features: torch.Tensor, pairs: int = 5000, seed: int = 0) -> float
     j = torch.randint(len(features), (pairs,), generator=g)
     keep = i != j
     return float((features[i[keep]] - features[j[keep]]).norm(dim=1).mean()) if keep.any() else 0.0
+
+
+def laplacian_energy(images: torch.Tensor) -> torch.Tensor:
+    """Per image, the mean squared response of a 3x3 Laplacian on the grey image in [-1, 1]: edges and fine strokes
+    raise it, blur lowers it. Images may be uint8 [0, 255] or floats in [-1, 1]."""
+    x = images.float()
+    if images.dtype == torch.uint8:
+        x = x / 127.5 - 1
+    x = x.mean(1, keepdim=True)
+    kernel = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]]).view(1, 1, 3, 3)
+    return torch.nn.functional.conv2d(x, kernel).pow(2).flatten(1).mean(1)
