@@ -53,6 +53,8 @@ class Family:
     exported: tuple[str, ...] = ("generator", "discriminator")  # what a training run's export/ keeps
     capabilities: frozenset[str] = frozenset()  # extra things a loaded model can do: truncation, mixing, encode
     data_folders: int = 1             # how many DATA arguments ``gan train`` takes
+    summary: str = ""                 # the card's first sentence, formatted with config.json's keys and {images}
+    examples: tuple[str, ...] = ()    # commands for the card's "Use" block beyond `gan sample`, with {where}
 
     # ------------------------------------------------------------------ options
     def declared(self) -> list[Option]:
@@ -98,11 +100,11 @@ class Family:
     # ------------------------------------------------------------------ cards and conversion
     def card_summary(self, config: dict) -> str:
         """The card's first sentence."""
+        if self.summary:
+            return self.summary.format(**config, images=images_phrase(config))
         cond = self.is_conditional(config.get("arch_args", {}))
         return (f"A {'class-conditional ' if cond else ''}`{config['architecture']}` GAN generating "
-                f"{config['image_size']}x{config['image_size']} "
-                f"{'grayscale' if config['channels'] == 1 else 'RGB'} images, trained on {config['dataset']} with "
-                f"gan {config['gan_version']}." + (f" Classes: {', '.join(config['class_names'])}." if cond else ""))
+                f"{images_phrase(config)}, trained on {config['dataset']} with gan {config['gan_version']}." + (f" Classes: {', '.join(config['class_names'])}." if cond else ""))
 
     def card_use(self, config: dict, where: str) -> list[str]:
         """Commands for the card's "Use" block; ``where`` is the name or folder that loads the model."""
@@ -111,7 +113,7 @@ class Family:
         lines = [f"gan sample {where} -n 64 -o grid.png"]
         if self.is_conditional(config.get("arch_args", {})):
             lines.append(f"gan sample {where} --label {shlex.quote(config['class_names'][-1])} -n 16")
-        return lines
+        return lines + [e.format(where=where, **config) for e in self.examples]
 
     def pipeline_tag(self, config: dict) -> str:
         return "image-generation" if self.is_conditional(config.get("arch_args", {})) \
@@ -122,6 +124,12 @@ class Family:
     def evaluate_extra(self, model, real: ImageData) -> dict:
         """Measures only this family has, for ``gan eval`` (the VAE's test ELBO)."""
         return {}
+
+
+def images_phrase(config: dict) -> str:
+    """"28x28 grayscale images", for cards."""
+    return (f"{config['image_size']}x{config['image_size']} {'grayscale' if config['channels'] == 1 else 'RGB'} "
+            "images")
 
 
 class TrainingData:

@@ -269,6 +269,8 @@ class CycleGAN(Family):
         Option("pool_size", int, 50, "Generated-image history for D.", check=non_negative, resume=True),
     )
     defaults = {"loss": "lsgan", "batch_size": 1, "mirror": True, "random_crop": True}
+    summary = ("A `cyclegan` model translating {domains[0]} <-> {domains[1]} images (both directions; trained on "
+               "{image_size}px crops of {dataset}, applies to any size) with gan {gan_version}.")
 
     def check_options(self, opts):
         if opts.loss == "wgan-gp":
@@ -302,12 +304,6 @@ class CycleGAN(Family):
 
     def objective(self, trainer):
         return CycleGANObjective(trainer)
-
-    def card_summary(self, config):
-        a, b = config["domains"]
-        return (f"A `{config['architecture']}` model translating {a} <-> {b} images (both directions; trained on "
-                f"{config['image_size']}px crops of {config['dataset']}, applies to any size) with gan "
-                f"{config['gan_version']}.")
 
     def card_use(self, config, where):
         a, b = config["domains"]

@@ -294,6 +294,11 @@ class StyleGAN(Family):
         Option("style_mixing", float, 0.9, "Share of batches trained with two styles (mixing regularisation).",
                check=unit, resume=True),
     )
+    summary = ("A StyleGAN generator (mapping network of {arch_args[mapping_layers]} layers, w of {arch_args[w_dim]}, "
+               "modulated convolutions, noise inputs) drawing {images}, trained on {dataset} with gan {gan_version}.")
+    examples = ("gan sample {where} -n 64 --truncation 0.7 -o truncated.png",
+                "gan mix {where} --rows 1,2,3 --cols 4,5,6 --levels coarse -o mix.png",
+                "gan interpolate {where} --space w --seeds 0-3 -o walk.gif")
     # StyleGAN2's optimiser settings; z and w of 128 suit small images
     defaults = {"lr_g": 0.0025, "lr_d": 0.0025, "beta1": 0.0, "beta2": 0.99, "latent_dim": 128, "g_width": 32,
                 "d_width": 32}
@@ -316,16 +321,3 @@ class StyleGAN(Family):
 
     def objective(self, trainer):
         return StyleObjective(trainer)
-
-    def card_summary(self, config):
-        a = config["arch_args"]
-        return (f"A StyleGAN generator (mapping network of {a['mapping_layers']} layers, w of {a['w_dim']}, "
-                f"modulated convolutions, noise inputs) drawing {config['image_size']}x{config['image_size']} "
-                f"{'grayscale' if config['channels'] == 1 else 'RGB'} images, trained on {config['dataset']} with "
-                f"gan {config['gan_version']}.")
-
-    def card_use(self, config, where):
-        return [f"gan sample {where} -n 64 -o grid.png",
-                f"gan sample {where} -n 64 --truncation 0.7 -o truncated.png",
-                f"gan mix {where} --rows 1,2,3 --cols 4,5,6 --levels coarse -o mix.png",
-                f"gan interpolate {where} --space w --seeds 0-3 -o walk.gif"]

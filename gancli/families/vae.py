@@ -117,6 +117,10 @@ class VAE(Family):
         Option("hidden", int, 256, "Width of the dense layer on each side.", check=at_least(1), resume=True),
     )
     defaults = {"latent_dim": 16, "batch_size": 128}
+    summary = ("A variational autoencoder (Kingma & Welling 2014; z of {latent_dim}) for {images}, trained on "
+               "{dataset} by maximising the ELBO, with gan {gan_version}. It samples like a GAN and also encodes.")
+    examples = ("gan interpolate {where} --seeds 0-3 -o walk.gif",
+                "gan interpolate {where} --between a.png b.png -o between.gif   # a walk between two real images")
 
     def build(self, latent_dim: int = 16, image_size: int = 28, channels: int = 1, width: int = 32,
               hidden: int = 256):
@@ -131,17 +135,6 @@ class VAE(Family):
 
     def objective(self, trainer):
         return ELBO(trainer)
-
-    def card_summary(self, config):
-        return (f"A variational autoencoder (Kingma & Welling 2014; z of {config['latent_dim']}) for "
-                f"{config['image_size']}x{config['image_size']} "
-                f"{'grayscale' if config['channels'] == 1 else 'RGB'} images, trained on {config['dataset']} by "
-                f"maximising the ELBO, with gan {config['gan_version']}. It samples like a GAN and also encodes.")
-
-    def card_use(self, config, where):
-        return [f"gan sample {where} -n 64 -o grid.png",
-                f"gan interpolate {where} --seeds 0-3 -o walk.gif",
-                f"gan interpolate {where} --between a.png b.png -o between.gif   # a walk between two real images"]
 
     @torch.no_grad()
     def evaluate_extra(self, model, real) -> dict:
