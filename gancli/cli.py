@@ -94,7 +94,7 @@ def _command_line(ctx: typer.Context, exclude=()) -> str:
             values = value if isinstance(value, (list, tuple)) else [value]
             words[2:2] = [str(v) for v in values]
         elif getattr(param, "is_flag", False):
-            words.append(param.opts[0])
+            words.append(param.opts[0] if value or not param.secondary_opts else param.secondary_opts[0])
         else:
             words += [param.opts[0], str(value)]
     return shlex.join(words)

@@ -18,8 +18,9 @@ class OptionError(ValueError):
     """A training option that is unknown to the family, or has a bad value."""
 
 
-def suggest(name: str, known: list[str], n: int = 3) -> list[str]:
+def suggest(name: str, known: list[str], n: int = 3, most: int = 5) -> list[str]:
+    """The ``n`` closest known names, then (up to ``most`` in all) those that contain the name or are contained in
+    it: "mnist" should find "dcgan-mnist" even though the whole strings are far apart."""
     close = difflib.get_close_matches(name, known, n=n, cutoff=0.5)
-    # "mnist" should find "dcgan-mnist" even though the whole strings are far apart
     contains = [k for k in known if name and (name in k or k in name) and k not in close]
-    return (close + contains)[:n]
+    return (close + contains)[:most]

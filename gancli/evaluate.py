@@ -199,7 +199,7 @@ def _embed_batches(ref: Reference, batches, advance: Callable[[int], None] = lam
     for batch in batches:
         batch = batch.float().cpu()
         f, c = embed(ref.judge, batch, ref.stack)
-        ref.sample_sharpness.append(metrics.laplacian_energy(batch))
+        ref.sample_sharpness.append(metrics.laplacian_energy(_at_size(batch, ref.data)))
         feats.append(f)
         classes.append(c)
         if inception and ref.inception is not None:
@@ -207,6 +207,15 @@ def _embed_batches(ref: Reference, batches, advance: Callable[[int], None] = lam
         done += len(batch)
         advance(done)
     return torch.cat(feats), torch.cat(classes), (torch.cat(incep) if incep else None)
+
+
+def _at_size(batch: torch.Tensor, real: ImageData | None) -> torch.Tensor:
+    """Samples at the real images' size, so that sharpness compares like with like (a 32 px StyleGAN against
+    28 px digits)."""
+    if real is None or batch.shape[-2:] == real.images.shape[-2:]:
+        return batch
+    return torch.nn.functional.interpolate(batch, size=tuple(real.images.shape[-2:]), mode="bilinear",
+                                           antialias=True, align_corners=False)
 
 
 @torch.inference_mode()

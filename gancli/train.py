@@ -121,7 +121,32 @@ class Trainer:
         self.device = self.dist.start(resolve_device(opts.device))
         self.ckpt_dir = self.out / "checkpoints"
         resume_from = self._check_run_dir()
+        self._build(opts)
+        self.objective = self.family.objective(self)
+        per_step = opts.batch_size * self.dist.world * self.objective.batches_per_step
+        if min(len(d) for d in self.data.domains) < per_step:
+            raise TrainError(f"{min(len(d) for d in self.data.domains)} training images is fewer than one step's "
+                             f"{per_step} (batch size x processes x d-steps): lower --batch-size")
+        if opts.eval_every and not self.objective.measurable:
+            raise TrainError(f"--eval-every measures generators of images from noise; for {opts.arch} use "
+                             "`gan eval` on the exported model")
+        self.optimizers, self.base_lr = {}, {}
+        for name, (params, lr, betas) in self.objective.optimizers().items():
+            self.optimizers[name] = torch.optim.Adam(params, lr=lr, betas=betas)
+            self.base_lr[name] = lr
+        self.lr_scale = 1.0
+        self.total_steps = opts.steps or max(1, math.ceil((opts.epochs or 5) * self.batches_per_epoch
+                                                          / self.objective.batches_per_step))
+        self.step = 0
+        self.rollbacks: list[int] = []
+        self.monitor, self.last_eval = None, None
+        self.train_seconds = 0.0
+        self.seconds_before, self.t0 = 0.0, None  # training time of earlier sessions of this run, and this one's start
+        if resume_from:
+            self._load_checkpoint(resume_from)
 
+    def _build(self, opts: Options):
+        """The family's data and networks, placed on the device (and wrapped for DDP), and the EMA copy of G."""
         try:
             self.data = self.family.load_data(opts)
             self.arch_args = self.family.arch_args(opts, self.data)
@@ -146,33 +171,10 @@ class Trainer:
             ids = [self.device.index] if self.device.type == "cuda" else None
             # Batch-norm running statistics stay per process (they only matter for sampling, and rank 0's are
             # saved); broadcasting them on every forward breaks D's separate real and fake passes.
-            self.train_nets = {k: DDP(net, device_ids=ids, broadcast_buffers=False) if any(
-                p.requires_grad for p in net.parameters()) else net for k, net in self.nets.items()}
+            self.train_nets = {k: DDP(net, device_ids=ids, broadcast_buffers=False) for k, net in self.nets.items()}
         self.amp = opts.bf16 if opts.bf16 is not None else self.device.type == "cuda"
         if self.amp and self.device.type != "cuda":
             raise TrainError("--bf16 autocast is for CUDA devices")
-        self.objective = self.family.objective(self)
-        per_step = opts.batch_size * self.dist.world * self.objective.batches_per_step
-        if min(len(d) for d in self.data.domains) < per_step:
-            raise TrainError(f"{min(len(d) for d in self.data.domains)} training images is fewer than one step's "
-                             f"{per_step} (batch size x processes x d-steps): lower --batch-size")
-        if opts.eval_every and not self.objective.measurable:
-            raise TrainError(f"--eval-every measures generators of images from noise; for {opts.arch} use "
-                             "`gan eval` on the exported model")
-        self.optimizers, self.base_lr = {}, {}
-        for name, (params, lr, betas) in self.objective.optimizers().items():
-            self.optimizers[name] = torch.optim.Adam(params, lr=lr, betas=betas)
-            self.base_lr[name] = lr
-        self.lr_scale = 1.0
-        self.total_steps = opts.steps or max(1, math.ceil((opts.epochs or 5) * self.batches_per_epoch
-                                                          / self.objective.batches_per_step))
-        self.step = 0
-        self.rollbacks: list[int] = []
-        self.monitor, self.last_eval = None, None
-        self.train_seconds = 0.0
-        self.seconds_before, self.t0 = 0.0, None  # training time of earlier sessions of this run, and this one's start
-        if resume_from:
-            self._load_checkpoint(resume_from)
 
     @property
     def D(self):
@@ -610,8 +612,3 @@ class _StopRequests:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         return False
-
-
-def make_trainer(opts: Options) -> Trainer:
-    """Kept for callers of the old API: every family trains with the same Trainer."""
-    return Trainer(opts)

@@ -275,3 +275,13 @@ def test_eval_truncation_sweep(style_dir, tmp_path):
     assert r.exit_code == 2 and "--truncation is for stylegan" in r.output
     r = run("eval", style_dir, "-n", 200, "--real", "fashion", "--truncation", "x")
     assert r.exit_code == 2 and "numbers separated by commas" in r.output
+
+
+def test_the_recorded_command_is_the_one_typed(image_folder, tmp_path):
+    r = run("train", image_folder, "--out", tmp_path / "c", "--steps", 1, "--no-mirror", "--ema", "--device", "cpu",
+            *VAE_TRAIN)
+    assert r.exit_code == 0, r.output
+    options = json.loads((tmp_path / "c" / "options.json").read_text())
+    assert options["mirror"] is False and options["ema"] is True and options["arch"] == "vae"
+    assert "--no-mirror" in options["command"] and "--ema" in options["command"]
+    assert options["command"].startswith("gan train ")

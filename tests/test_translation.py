@@ -16,7 +16,7 @@ import gancli
 from gancli.cli import app
 from gancli.families.cyclegan import ResnetGenerator
 from gancli.pretrained import GANModel, WeightsError
-from gancli.train import TrainOptions, make_trainer
+from gancli.train import Trainer, TrainOptions
 
 runner = CliRunner()
 CARD = "---\nlicense: mit\nlibrary_name: gancli\ntags:\n- gan\n---\n# t\n"
@@ -179,8 +179,8 @@ def _cycle_opts(data, out, **kw):
 
 def test_cyclegan_trains_resumes_exactly_and_exports(tmp_path):
     data = _cycle_data(tmp_path / "data")
-    make_trainer(_cycle_opts(data, tmp_path / "a", steps=8)).run()
-    cut = make_trainer(_cycle_opts(data, tmp_path / "b", steps=8))
+    Trainer(_cycle_opts(data, tmp_path / "a", steps=8)).run()
+    cut = Trainer(_cycle_opts(data, tmp_path / "b", steps=8))
     step = cut.train_step
 
     def ctrl_c_at_5():  # a real SIGINT, delivered to the trainer's own handler
@@ -191,7 +191,7 @@ def test_cyclegan_trains_resumes_exactly_and_exports(tmp_path):
     cut.train_step = ctrl_c_at_5
     with pytest.raises(KeyboardInterrupt):
         cut.run()
-    resumed = make_trainer(_cycle_opts(data, tmp_path / "b", steps=8, resume=True))
+    resumed = Trainer(_cycle_opts(data, tmp_path / "b", steps=8, resume=True))
     assert resumed.step == 5 and len(resumed.objective.pools[0].images) == 3
     resumed.run()
     a = load_file(tmp_path / "a" / "export" / "model.safetensors")
