@@ -20,7 +20,7 @@ def test_version():
     assert r.exit_code == 0 and gancli.__version__ in r.output
 
 
-@pytest.mark.parametrize("command", ["sample", "interpolate", "list", "info", "train"])
+@pytest.mark.parametrize("command", ["sample", "interpolate", "mix", "list", "info", "train", "eval"])
 def test_every_command_has_help_with_an_example(command):
     r = run(command, "--help")
     assert r.exit_code == 0 and "Example" in r.output and "gan " in r.output
