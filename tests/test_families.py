@@ -19,6 +19,9 @@ from gancli.pretrained import GANModel
 from conftest import SHARED
 
 runner = CliRunner()
+needs_mnist = pytest.mark.skipif(not (SHARED / "mnist").is_dir(), reason="needs ../shared/data/mnist")
+needs_fashion = pytest.mark.skipif(not (SHARED / "fashion-mnist").is_dir(),
+                                   reason="needs ../shared/data/fashion-mnist")
 CARD = "---\nlicense: mit\nlibrary_name: gancli\ntags:\n- gan\n---\n# t\n"
 TINY_STYLE = {"latent_dim": 8, "image_size": 16, "channels": 1, "w_dim": 8, "mapping_layers": 2, "g_width": 4,
               "d_width": 4, "max_width": 16}
@@ -215,6 +218,7 @@ def _digit_file(path, index):
     return path
 
 
+@needs_mnist
 def test_vae_walks_between_two_real_images(vae_dir, tmp_path):
     a, b = _digit_file(tmp_path / "a.png", 0), _digit_file(tmp_path / "b.png", 1)
     r = run("interpolate", vae_dir, "--between", a, b, "--steps", 5, "-o", tmp_path / "between.png")
@@ -231,6 +235,7 @@ def test_vae_walks_between_two_real_images(vae_dir, tmp_path):
     assert (frame - (first[0, 0] + 1) * 127.5).abs().max() <= 1  # frame 0 decodes the first image's encoding
 
 
+@needs_mnist
 def test_between_errors(vae_dir, tiny_model_dir, tmp_path):
     a = _digit_file(tmp_path / "a.png", 0)
     r = run("interpolate", vae_dir, "--between", a, "-o", tmp_path / "x.gif")
@@ -253,6 +258,7 @@ def test_vae_samples_like_any_model(vae_dir, tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------ gan eval
+@needs_mnist
 def test_eval_reports_the_vae_test_elbo(vae_dir):
     from gancli.evaluate import evaluate
 
@@ -262,6 +268,7 @@ def test_eval_reports_the_vae_test_elbo(vae_dir):
     assert 0 < r["reconstruction_nats"] < 784 * 5 and r["fid"] > 0
 
 
+@needs_fashion
 def test_eval_truncation_sweep(style_dir, tmp_path):
     out = tmp_path / "sweep.json"
     r = run("eval", style_dir, "--real", "fashion", "-n", 200, "--truncation", "1.0,0.5", "--json", out,
