@@ -231,7 +231,8 @@ def interpolate(
     between: bool = typer.Option(False, "--between", help="Models with an encoder (VAE): walk between the real "
                                                           "IMAGES (encoded) instead of seeds."),
     steps: int = typer.Option(30, "--steps", help="Frames between two key frames."),
-    method: str = typer.Option("slerp", "--method", help="slerp (spherical) or lerp (straight line)."),
+    method: Optional[str] = typer.Option(None, "--method", help="slerp (spherical; the default in z) or lerp "
+                                                                "(straight line; the only way in w)."),
     space: str = typer.Option("z", "--space", help="z (the input noise) or w (StyleGAN's style space, where walks "
                                                    "are smoother)."),
     truncation: Optional[float] = typer.Option(None, "--truncation", help="StyleGAN models: psi for every frame."),
@@ -257,10 +258,13 @@ def interpolate(
     key_seeds = latents.parse_seeds(seeds)
     if steps < 1 or steps > 10_000:
         fail("--steps must be between 1 and 10000")
-    if method not in ("slerp", "lerp"):
+    if method not in (None, "slerp", "lerp"):
         fail(f"unknown --method {method!r}: use slerp or lerp")
     if space not in ("z", "w"):
         fail(f"unknown --space {space!r}: use z or w")
+    if space == "w" and method == "slerp":  # w is not Gaussian: the sphere argument for slerp does not hold there
+        fail("--space w walks in straight lines: drop --method slerp (or use --method lerp)")
+    method = method or ("lerp" if space == "w" else "slerp")
     if fps <= 0:
         fail("--fps must be positive")
     if scale < 0:
@@ -281,13 +285,12 @@ def interpolate(
             fail(f"--between: {path} is not a file")
     model = _load(name, device, verbose, sampling=True)
     if between:
-        keys = model.encode(_read_images(images, model))
+        keys = model.encode(model.read_images(images))
         what = f"between {len(images)} images"
     else:
         keys = model.latents_for(seeds=key_seeds)
         what = f"seeds {','.join(map(str, key_seeds))}"
     if space == "w":
-        # in w, straight lines: w is not Gaussian, so the sphere argument for slerp does not hold
         frames = model.synthesize(latents.walk(model.map(keys, truncation), steps, "lerp", loop=not between))
         method = "lerp in w"
     else:
@@ -302,25 +305,6 @@ def interpolate(
                     for im in to_pil(frames)]
         save_animation(pictures, output, fps)
     out.print(f"wrote {len(frames)} frames ({method}, {what}) to {output}")
-
-
-def _read_images(paths: list[Path], model):
-    """Image files as a batch the model's encoder takes: its channels, resized and centre-cropped to its size."""
-    import numpy as np
-    import torch
-
-    from gancli.data import fit, open_image
-
-    batch = []
-    for path in paths:
-        try:
-            im = open_image(path)
-        except ValueError as e:
-            fail(f"{path}: {e}")
-        im = fit(im.convert("L" if model.channels == 1 else "RGB"), model.image_size)
-        a = torch.from_numpy(np.asarray(im, dtype=np.float32) / 127.5 - 1)
-        batch.append(a[None] if model.channels == 1 else a.permute(2, 0, 1))
-    return torch.stack(batch)
 
 
 # ----------------------------------------------------------------------------------------------- mix
@@ -578,9 +562,10 @@ def _train_command():
         inspect.Parameter("data", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=list[Path], default=typer.Argument(
             ..., metavar="DATA...", help="Image folder (sub-folders = classes), a .zip of images, or a folder of MNIST-style IDX files; "
                       "for cyclegan DIR_A DIR_B, or a folder with trainA/ and trainB/.")),
-        inspect.Parameter("arch", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=str, default=typer.Option(
-            "dcgan", "--arch", help="The family: " + ", ".join(f"{n} ({f.description.split(':')[0].split(';')[0]})"
-                                                             for n, f in fams.items()) + ".")),
+        inspect.Parameter("arch", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Optional[str],
+                          default=typer.Option(None, "--arch", help="The family: " + ", ".join(
+                              f"{n} ({f.description.split(':')[0].split(';')[0]})" for n, f in fams.items())
+                              + f". [default: {declared['arch'].default}; with --resume: the run's own]")),
     ]
     for name, o in declared.items():
         if not o.cli:
@@ -619,16 +604,18 @@ def _train(ctx, data: list[Path], arch: str, given: dict):
     from gancli import families
     from gancli.train import Trainer, TrainOptions
 
-    family = families.get(arch)
-    if len(data) > family.data_folders:
-        fail(f"too many data folders for --arch {arch}: " + ("DIR_A DIR_B" if family.data_folders == 2 else "give one"))
     if len(data) > 1:
         given["data_b"] = str(data[1])
     command_line = _command_line(ctx, exclude={"resume"})
-    trainer = Trainer(TrainOptions(str(data[0]), arch=arch, command=command_line, **given))
+    opts = TrainOptions(str(data[0]), arch=arch, command=command_line, **given)
+    family = families.get(opts.arch)
+    if len(data) > family.data_folders:
+        fail(f"too many data folders for --arch {opts.arch}: "
+             + ("DIR_A DIR_B" if family.data_folders == 2 else "give one"))
+    trainer = Trainer(opts)
     main_process = trainer.dist.main
     if main_process:
-        console.print(f"training {arch}{' (conditional)' if trainer.conditional else ''} on {len(trainer.data)} images "
+        console.print(f"training {opts.arch}{' (conditional)' if trainer.conditional else ''} on {len(trainer.data)} images "
                       f"({trainer.data.channels}x{trainer.crop}x{trainer.crop}) on {describe(trainer.device)}"
                       + (f" x {trainer.dist.world} processes" if trainer.dist.active else "")
                       + (f"; skipped {len(trainer.data.skipped)} unreadable file(s), listed in log.txt"

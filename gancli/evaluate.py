@@ -381,10 +381,7 @@ def evaluate(name: str, real: str | None = None, n: int = 10000, seed: int = 0, 
     from gancli.pretrained import load
 
     model = load(name, device=device)
-    for psi in truncation or []:
-        model.requires("truncation", "--truncation")
-        if not 0 <= psi <= 1.5:
-            raise ValueError(f"--truncation {psi:g}: psi is usually between 0 (the average image) and 1 (none)")
+    truncation = [model.truncation(psi) for psi in truncation] if truncation else None
     judge_name, ds = pick_judge(real, model.config, features)
     if real is None:
         if ds is None:

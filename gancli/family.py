@@ -92,7 +92,8 @@ class Family:
             from gancli.datasets import stack_digits
 
             data = stack_digits(data, len(data), seed=opts.seed, k=opts.stack)
-        return TrainingData([data], opts.size or data.image_size, dataset=_dataset_name(opts))
+        return TrainingData([data], opts.size or data.image_size, dataset=_dataset_name(opts),
+                            stack=opts.get("stack") or 1)
 
     def objective(self, trainer: "Trainer") -> "Objective":
         raise NotImplementedError
@@ -135,8 +136,10 @@ def images_phrase(config: dict) -> str:
 class TrainingData:
     """A family's training images: one domain, or several (CycleGAN's A and B), and the crop size it trains at."""
 
-    def __init__(self, domains: list[ImageData], crop: int, names: list[str] | None = None, dataset: str = ""):
+    def __init__(self, domains: list[ImageData], crop: int, names: list[str] | None = None, dataset: str = "",
+                 stack: int = 1):
         self.domains, self.crop, self.names, self.dataset = domains, crop, names, dataset
+        self.stack = stack  # digits per image: 3 for Stacked-MNIST
         self.source = " + ".join(d.source for d in domains)
         self.skipped = [s for d in domains for s in d.skipped]
 
@@ -174,11 +177,23 @@ class Objective:
 
     batches_per_step: int = 1     # data batches one step consumes (a GAN with --d-steps k: k)
     measurable: bool = True       # --eval-every can measure its sampler (a generator of images from noise)
-    shown: tuple[str, ...] = ()   # the stats the progress line shows, in order
+    shown: tuple[str, ...] = ()   # the stats the progress line shows (and losses.png plots), in order
+    latent_dim: int = 0           # the sampler's z (0: it takes images, not noise)
+    num_classes: int = 0          # the sampler's labels (0: unconditional)
+    divergence_hint: str = "try a lower learning rate"  # said when the loss keeps becoming NaN/inf
 
     def __init__(self, trainer: "Trainer"):
         self.t = trainer
         self.opts = trainer.opts
+
+    @property
+    def title(self) -> str:
+        """losses.png's title."""
+        return self.opts.arch
+
+    def record(self) -> dict:
+        """What the model card's training record says of this objective (the loss, say)."""
+        return {}
 
     def optimizers(self) -> dict[str, tuple[list[nn.Parameter], float, tuple[float, float]]]:
         """name -> (parameters, base learning rate, Adam betas). Metrics log ``lr_<name>``."""

@@ -135,7 +135,7 @@ LOOP = group(
     Option("ema_decay", float, 0.999, "Decay of the --ema average.", check=fraction, resume=True),
     Option("size", int, None, "Resize the shorter side and centre-crop to this.", check=at_least(4), resume=True),
     Option("channels", int, None, "1 or 3 (default: from the data).", check=one_of(1, 3), resume=True),
-    Option("random_crop", bool, False, "Load larger (12.5%; cyclegan 286 for 256) and crop at random.",
+    Option("random_crop", bool, False, "Load the images larger than --size and crop them at random.",
            negatable=True),
     Option("mirror", bool, False, "Random horizontal flips.", negatable=True),
     Option("bf16", bool, None, "bf16 autocast (default: on for CUDA).", negatable=True),

@@ -8,6 +8,7 @@ encoding real images) is what its family declares in ``capabilities``.
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Iterator
 
@@ -191,6 +192,15 @@ class GANModel:
             raise ValueError(f"{self.config.get('name', 'this model')} is a {self.architecture} model: {what} is "
                              f"for {', '.join(able) or 'no'} models")
 
+    def truncation(self, psi: float | None) -> float:
+        """A checked psi (None: none, 1.0). Values above 1 extrapolate away from the average, as StyleGAN allows."""
+        if psi is None:
+            return 1.0
+        self.requires("truncation", "--truncation")
+        if not math.isfinite(psi) or not -1 <= psi <= 2:
+            raise ValueError(f"--truncation {psi:g}: psi runs from 0 (the average image) to 1 (no truncation)")
+        return float(psi)
+
     @torch.inference_mode()
     def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None, batch_size: int = 256,
                  truncation: float | None = None) -> Iterator[torch.Tensor]:
@@ -199,8 +209,7 @@ class GANModel:
         ``truncation`` (psi, StyleGAN): pull each w towards the average w; 1 leaves it, 0 gives the average image."""
         kwargs = {}
         if truncation is not None:
-            self.requires("truncation", "--truncation")
-            kwargs["truncation"] = float(truncation)
+            kwargs["truncation"] = self.truncation(truncation)
         if self.is_conditional and labels is None:
             labels = self.labels_for(len(z))
         for start in range(0, len(z), batch_size):
@@ -212,7 +221,7 @@ class GANModel:
     def map(self, z: torch.Tensor, truncation: float | None = None) -> torch.Tensor:
         """z -> w through the mapping network (with truncation psi): (N, w_dim)."""
         self.requires("w_space", "w space")
-        return self.generator.mapping(z.to(self.device), truncation=1.0 if truncation is None else truncation).cpu()
+        return self.generator.mapping(z.to(self.device), truncation=self.truncation(truncation)).cpu()
 
     @torch.inference_mode()
     def synthesize(self, ws: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
@@ -237,6 +246,9 @@ class GANModel:
             if n not in table:
                 raise UnknownNameError("style level", n, list(table))
         layers = sorted({i for n in names for i in table[n]})
+        if not layers:
+            raise ValueError(f"--levels {levels!r} selects no styles of this {self.image_size} px model "
+                             f"(its levels: {', '.join(k for k, v in table.items() if v)})")
         w_rows = self.map(self.latents_for(seeds=row_seeds), truncation)
         w_cols = self.map(self.latents_for(seeds=col_seeds), truncation)
         num = self.generator.num_ws
@@ -251,6 +263,23 @@ class GANModel:
         return torch.cat(grid), len(col_seeds) + 1
 
     # ---------------------------------------------------------------- models with an encoder (the VAE)
+    def read_images(self, paths: list[str | Path]) -> torch.Tensor:
+        """Image files as a batch this model takes: its channels, resized and centre-cropped to its size."""
+        import numpy as np
+
+        from gancli.data import fit, open_image
+
+        batch = []
+        for path in paths:
+            try:
+                im = open_image(path)
+            except (ValueError, OSError) as e:
+                raise ValueError(f"{path}: {e}") from None
+            im = fit(im.convert("L" if self.channels == 1 else "RGB"), self.image_size)
+            a = torch.from_numpy(np.asarray(im, dtype=np.float32) / 127.5 - 1)
+            batch.append(a[None] if self.channels == 1 else a.permute(2, 0, 1))
+        return torch.stack(batch)
+
     @torch.inference_mode()
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """Real images (N, C, H, W) in [-1, 1] at the model's size -> their latents (the encoder's means)."""

@@ -43,7 +43,7 @@ from gancli.data import to_model_range
 from gancli.devices import describe, preferred_memory_format, resolve_device
 from gancli.errors import OptionError
 from gancli.imageio import atomic_write, grid_image, line_plot, save_animation, save_image
-from gancli.options import Options
+from gancli.options import LOOP, Options
 from gancli.pretrained import GANModel
 
 MAX_ROLLBACKS = 3
@@ -53,10 +53,21 @@ class TrainError(ValueError):
     pass
 
 
-def TrainOptions(data: str | None = None, out: str = "runs/gan", arch: str = "dcgan", **given) -> Options:
+def TrainOptions(data: str | None = None, out: str | None = None, arch: str | None = None, **given) -> Options:
     """A run's options: the loop's and the family's, checked. Given as ``gan train`` flags' Python names
-    (``lr_g=1e-4``); a flag the family does not have is an error naming the family's own options."""
+    (``lr_g=1e-4``); a flag the family does not have is an error naming the family's own options.
+
+    With ``resume=True`` the settings a resume must keep (the family among them) default to the run's own, read
+    from its options.json: ``gan train DATA --out RUN --resume`` is enough."""
+    defaults = {o.name: o.default for o in LOOP}
+    out = out or defaults["out"]
+    saved = _saved_options(Path(out)) if given.get("resume") else {}
+    arch = arch or saved.get("arch") or defaults["arch"]
     family = families.get(arch)
+    if saved.get("arch") == arch:
+        for o in family.declared():
+            if o.resume and given.get(o.name) is None and o.name in saved and o.name not in ("data", "arch"):
+                given[o.name] = saved[o.name]
     given.setdefault("command", shlex.join(["gan"] + sys.argv[1:]))
     spellings = {o.name: o.spelling for f in families.all_families().values() for o in f.declared()}
     try:
@@ -66,6 +77,14 @@ def TrainOptions(data: str | None = None, out: str = "runs/gan", arch: str = "dc
         raise
     except ValueError as e:
         raise TrainError(str(e)) from None
+
+
+def _saved_options(run: Path) -> dict:
+    try:
+        saved = json.loads((run / "options.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return saved if isinstance(saved, dict) else {}
 
 
 class Distributed:
@@ -282,7 +301,7 @@ class Trainer:
             self.log(f"stopped: non-finite loss {len(self.rollbacks)} times (steps {self.rollbacks})")
             raise TrainError(f"training diverged: the loss became NaN/inf {len(self.rollbacks)} times (at steps "
                              f"{', '.join(map(str, self.rollbacks))}) even after lowering the learning rate; "
-                             "try lower --lr-g/--lr-d or another --loss")
+                             + self.objective.divergence_hint)
         bad_step, rollbacks = self.step, self.rollbacks
         last = self.checkpoints()[-1]
         self._load_checkpoint(last, quiet=True)
@@ -377,9 +396,9 @@ class Trainer:
             m.momentum = None  # a cumulative average over all calibration batches
         self.G_ema.train()
         g = torch.Generator(self.device).manual_seed(latents._mix(self.opts.seed, 2))
-        classes = self.arch_args.get("num_classes")
+        classes = self.objective.num_classes
         for _ in range(batches):
-            z = torch.randn(batch_size, self.arch_args["latent_dim"], device=self.device, generator=g)
+            z = torch.randn(batch_size, self.objective.latent_dim, device=self.device, generator=g)
             y = torch.arange(batch_size, device=self.device) % classes if classes else None
             self.G_ema(z, y)
         for m in norms:
@@ -417,8 +436,7 @@ class Trainer:
         rows = self._metrics()
         if len(rows) > 1:
             series = {k: [(r["step"], r[k]) for r in rows if k in r] for k in self.objective.shown}
-            title = self.opts.arch + (f" / {self.opts.loss}" if self.opts.get("loss") else "")
-            line_plot(series, self.out / "losses.png", title=title)
+            line_plot(series, self.out / "losses.png", title=self.objective.title)
         evals = self._metrics("eval")
         if len(evals) > 1:  # the measures that live in [0, 1]; a collapse shows as a drop
             series = {k: [(r["step"], r[k]) for r in evals] for k in ("precision", "recall")}
@@ -439,18 +457,20 @@ class Trainer:
         """Measure the sampler on fixed latents against the training data; raise the mode-collapse alarm."""
         from gancli.evaluate import TrainingMonitor
 
-        if self.monitor is None:
-            self.monitor = TrainingMonitor.for_data(self.opts.data, self.data.first, self.opts.eval_samples, self.opts.seed,
-                                                    self.device, stack=self.opts.get("stack") or 1)
-            self.monitor.remember(self._metrics("eval"))  # a resumed run keeps its best-so-far
-        if self.G_ema is not None:
-            self.calibrate_ema()
-        G, was_training = self.sampler, self.sampler.training
-        G.eval()
-        row = self.monitor.measure(lambda z, y: G(z.to(self.device), y.to(self.device) if y is not None else None),
-                                   self.arch_args["latent_dim"],
-                                   self.arch_args.get("num_classes"))
-        G.train(was_training)
+        # Building the judge draws weight inits from the global RNG: keep training's random stream untouched, or a
+        # resumed run (which builds the judge at another step) would part from an uninterrupted one.
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            if self.monitor is None:
+                self.monitor = TrainingMonitor.for_data(self.opts.data, self.data.first, self.opts.eval_samples,
+                                                        self.opts.seed, self.device, stack=self.data.stack)
+                self.monitor.remember(self._metrics("eval"))  # a resumed run keeps its best-so-far
+            if self.G_ema is not None:
+                self.calibrate_ema()
+            G, was_training = self.sampler, self.sampler.training
+            G.eval()
+            row = self.monitor.measure(lambda z, y: G(z.to(self.device), y.to(self.device) if y is not None else None),
+                                       self.objective.latent_dim, self.objective.num_classes or None)
+            G.train(was_training)
         row = {"step": self.step, "event": "eval"} | row
         self.last_eval = row
         with open(self.out / "metrics.jsonl", "a") as f:
@@ -578,13 +598,13 @@ class Trainer:
         return {"gan_version": __version__,
                 "name": self.opts.name or f"{self.opts.arch}-{self.data.dataset}",
                 "architecture": self.opts.arch, "arch_args": self.arch_args, "task": self.family.task,
-                "latent_dim": self.arch_args.get("latent_dim", 0), "image_size": self.crop,
+                "latent_dim": self.objective.latent_dim, "image_size": self.crop,
                 "channels": self.data.channels, "class_names": None, "dataset": self.data.dataset} \
             | extra | {"training": training}
 
     def training_record(self) -> dict:
         return {"command": self.opts.command, "steps": self.step, "batch_size": self.opts.batch_size,
-                "processes": self.dist.world, "epochs": self.epochs(), "loss": self.opts.get("loss"),
+                "processes": self.dist.world, "epochs": self.epochs(), **self.objective.record(),
                 "ema": self.opts.ema_decay if self.opts.ema else None, "seed": self.opts.seed,
                 "device": describe(self.device), "seconds": round(self.seconds_before + self.train_seconds),
                 "seconds_this_session": round(self.train_seconds), "torch": torch.__version__,

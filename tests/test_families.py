@@ -94,7 +94,9 @@ def _final_state(run):
     return state["networks"]
 
 
-@pytest.mark.parametrize("family_args", [STYLE_TRAIN, VAE_TRAIN], ids=["stylegan", "vae"])
+# stylegan's run also measures itself: building the judge must not disturb training's random stream
+@pytest.mark.parametrize("family_args", [STYLE_TRAIN + ["--eval-every", "5", "--eval-samples", "100"], VAE_TRAIN],
+                         ids=["stylegan", "vae"])
 def test_a_run_killed_with_sigkill_resumes_bit_identically(image_folder, tmp_path, family_args):
     steps = 40
     subprocess.run(_cmd(image_folder, tmp_path / "straight", steps, family_args), check=True, capture_output=True)
@@ -122,7 +124,31 @@ def test_a_run_killed_with_sigkill_resumes_bit_identically(image_folder, tmp_pat
     sa, sb = _final_state(tmp_path / "straight"), _final_state(cut)
     assert all(torch.equal(sa[n][k], sb[n][k]) for n in sa for k in sa[n])  # discriminator too
     rows = [json.loads(l) for l in (cut / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in rows] == list(range(1, steps + 1))
+    assert [r["step"] for r in rows if "event" not in r] == list(range(1, steps + 1))
+
+
+def test_resume_takes_the_runs_own_settings(image_folder, tmp_path):
+    run_dir = tmp_path / "r"
+    r = run("train", image_folder, "--out", run_dir, "--steps", 3, "--device", "cpu", *STYLE_TRAIN)
+    assert r.exit_code == 0, r.output
+    r = run("train", image_folder, "--out", run_dir, "--steps", 5, "--device", "cpu", "--resume")
+    assert r.exit_code == 0, r.output  # no --arch, no widths: they come from the run's options.json
+    assert "training stylegan" in r.output and json.loads((run_dir / "export" / "config.json").read_text())[
+        "training"]["steps"] == 5
+    r = run("train", image_folder, "--out", run_dir, "--steps", 6, "--device", "cpu", "--resume", "--w-dim", 16)
+    assert r.exit_code == 2 and "w_dim was 8 in this run" in r.output
+
+
+def test_vae_trains_under_torchrun(image_folder, tmp_path):
+    import os
+
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port",
+                        "29519", "-m", "gancli", "train", str(image_folder), "--out", str(tmp_path / "ddp"),
+                        "--steps", "3", "--device", "cpu", *VAE_TRAIN], capture_output=True, text=True, env=env,
+                       timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert gancli.load(tmp_path / "ddp", device="cpu").encode(torch.zeros(2, 1, 28, 28)).shape == (2, 4)
 
 
 def test_stylegan_run_records_r1_and_exports_only_the_generator(image_folder, tmp_path):
@@ -194,6 +220,15 @@ def test_mix_errors(style_dir, tiny_model_dir, tmp_path):
     assert r.exit_code == 2 and "unknown style level 'coarsest'" in r.output and "coarse" in r.output
     r = run("mix", tiny_model_dir, "-o", tmp_path / "m.png")
     assert r.exit_code == 2 and "style mixing is for stylegan models" in r.output
+
+
+def test_truncation_and_levels_are_checked(style_dir, tmp_path):
+    r = run("sample", style_dir, "--truncation", "nan", "-o", tmp_path / "x.png")
+    assert r.exit_code == 2 and "psi runs from 0" in r.output
+    r = run("mix", style_dir, "--levels", ",", "-o", tmp_path / "m.png")
+    assert r.exit_code == 2 and "selects no styles" in r.output
+    r = run("interpolate", style_dir, "--space", "w", "--method", "slerp", "-o", tmp_path / "w.gif")
+    assert r.exit_code == 2 and "straight lines" in r.output
 
 
 def test_interpolate_in_w(style_dir, tiny_model_dir, tmp_path):

@@ -168,6 +168,7 @@ class ImagePool:
 
 class CycleGANObjective(Objective):
     measurable = False
+    divergence_hint = "try lower --lr-g/--lr-d"
     shown = ("loss_d", "loss_g", "loss_cycle", "d_real")
     export_dtype = torch.float16      # halves the two generators (~45 MB fp32 at width 64)
     export_shard_bytes = 15 * 2**20   # and shards keep each file under 16 MiB
@@ -187,6 +188,13 @@ class CycleGANObjective(Objective):
         betas = (self.opts.beta1, self.opts.beta2)
         return {"g": (list(self.G.parameters()), self.opts.lr_g, betas),
                 "d": (list(self.D.parameters()), self.opts.lr_d, betas)}
+
+    @property
+    def title(self) -> str:
+        return f"cyclegan / {self.opts.loss}"
+
+    def record(self) -> dict:
+        return {"loss": self.opts.loss}
 
     def lr_factor(self, step: int) -> float:
         half = self.t.total_steps // 2
@@ -275,9 +283,6 @@ class CycleGAN(Family):
     def check_options(self, opts):
         if opts.loss == "wgan-gp":
             raise ValueError("cyclegan trains with lsgan, ns, minimax or hinge; wgan-gp's penalty is not wired here")
-        if opts.get("eval_every"):
-            raise ValueError("--eval-every measures generators of images from noise; for cyclegan use `gan eval` "
-                             "on the exported model")
 
     def build(self, channels: int = 3, g_width: int = 64, d_width: int = 64, n_blocks: int = 9, d_layers: int = 3,
               directions: list[str] = ("a2b", "b2a")):

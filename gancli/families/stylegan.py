@@ -264,9 +264,9 @@ class StyleObjective(AdversarialObjective):
         super().__init__(trainer, terms=(R1(opts.r1_gamma, opts.r1_every),))
         self.num_ws = self.G.num_ws
 
-    def generate(self, z, labels):
-        # whether this batch mixes, where, and the second z: a function of (seed, step, rank), so a resume repeats it
-        g = torch.Generator().manual_seed(latents._mix(self.opts.seed + 23, self.t.step * self.t.dist.world
+    def generate(self, z, labels, index):
+        # whether this batch mixes, where, and the second z: a function of (seed, index, rank), so a resume repeats it
+        g = torch.Generator().manual_seed(latents._mix(self.opts.seed + 23, index * self.t.dist.world
                                                        + self.t.dist.rank))
         if float(torch.rand((), generator=g)) >= self.opts.style_mixing:
             return self.G_train(z, labels)

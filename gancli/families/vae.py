@@ -51,11 +51,10 @@ class Decoder(nn.Module):
             nn.ConvTranspose2d(2 * width, width, 4, 2, 1), nn.ReLU(True),
             nn.ConvTranspose2d(width, channels, 4, 2, 1))
 
-    def logits(self, z):
-        return self.net(z.flatten(1))
-
-    def forward(self, z, labels=None):
-        return torch.tanh(self.logits(z) / 2)  # = 2 sigmoid(logits) - 1: the mean image in [-1, 1]
+    def forward(self, z, labels=None, logits: bool = False):
+        """The mean image in [-1, 1], or with ``logits`` the Bernoulli logits (through forward, so DDP sees it)."""
+        out = self.net(z.flatten(1))
+        return out if logits else torch.tanh(out / 2)  # tanh(l / 2) = 2 sigmoid(l) - 1
 
 
 def elbo_terms(encoder: Encoder, decoder: Decoder, x: torch.Tensor, eps: torch.Tensor):
@@ -63,13 +62,14 @@ def elbo_terms(encoder: Encoder, decoder: Decoder, x: torch.Tensor, eps: torch.T
     mu, logvar = encoder(x)
     z = mu + torch.exp(0.5 * logvar) * eps
     target = (x + 1) / 2
-    log_px = -F.binary_cross_entropy_with_logits(decoder.logits(z), target, reduction="none").flatten(1).sum(1)
+    log_px = -F.binary_cross_entropy_with_logits(decoder(z, logits=True), target, reduction="none").flatten(1).sum(1)
     kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1)
     return log_px.mean(), kl.mean()
 
 
 class ELBO(Objective):
     shown = ("loss", "reconstruction", "kl")
+    divergence_hint = "try a lower --lr"
 
     def __init__(self, trainer):
         super().__init__(trainer)
