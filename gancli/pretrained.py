@@ -251,13 +251,8 @@ class GANModel:
                              f"(its levels: {', '.join(k for k, v in table.items() if v)})")
         w_rows = self.map(self.latents_for(seeds=row_seeds), truncation)
         w_cols = self.map(self.latents_for(seeds=col_seeds), truncation)
-        num = self.generator.num_ws
         rows, cols = self.synthesize(w_rows), self.synthesize(w_cols)
-        cells = []
-        for r in range(len(row_seeds)):
-            ws = w_cols[:, None].repeat(1, num, 1)
-            ws[:, layers] = w_rows[r]
-            cells.append(self.synthesize(ws))
+        cells = [self.synthesize(self.generator.mixed_styles(w_cols, w_rows[r], layers)) for r in range(len(row_seeds))]
         blank = torch.full_like(cols[:1], -1.0)
         grid = [blank, cols] + [torch.cat([rows[r:r + 1], cells[r]]) for r in range(len(row_seeds))]
         return torch.cat(grid), len(col_seeds) + 1

@@ -201,6 +201,12 @@ class StyleGenerator(nn.Module):
             ws[:, mix_from:] = self.mapping(mix_z, truncation, track=False)[:, None]
         return self.synthesis(ws)
 
+    def mixed_styles(self, base: torch.Tensor, other: torch.Tensor, layers: list[int]) -> torch.Tensor:
+        """Per-layer styles (N, num_ws, w_dim): ``base``'s w everywhere but at ``layers``, which take ``other``."""
+        ws = base[:, None].repeat(1, self.num_ws, 1)
+        ws[:, layers] = other
+        return ws
+
     def levels(self) -> dict[str, list[int]]:
         """Which styles the paper's coarse (4-8 px), middle (16-32 px) and fine (the rest) levels are. Small models
         keep all three: the top resolution is always fine, and a 16 px model's coarse level is 4 px alone."""
