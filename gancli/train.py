@@ -47,6 +47,7 @@ from gancli.options import LOOP, Options
 from gancli.pretrained import GANModel
 
 MAX_ROLLBACKS = 3
+SESSION_OPTIONS = ("data", "arch", "out", "steps", "epochs", "device", "bf16", "resume", "command")
 
 
 class TrainError(ValueError):
@@ -57,16 +58,16 @@ def TrainOptions(data: str | None = None, out: str | None = None, arch: str | No
     """A run's options: the loop's and the family's, checked. Given as ``gan train`` flags' Python names
     (``lr_g=1e-4``); a flag the family does not have is an error naming the family's own options.
 
-    With ``resume=True`` the settings a resume must keep (the family among them) default to the run's own, read
-    from its options.json: ``gan train DATA --out RUN --resume`` is enough."""
+    With ``resume=True`` every setting but the run's length and device defaults to the run's own (the family
+    among them), read from its options.json: ``gan train DATA --out RUN --resume`` is enough."""
     defaults = {o.name: o.default for o in LOOP}
     out = out or defaults["out"]
     saved = _saved_options(Path(out)) if given.get("resume") else {}
     arch = arch or saved.get("arch") or defaults["arch"]
     family = families.get(arch)
-    if saved.get("arch") == arch:
+    if saved.get("arch") == arch:  # continue as the run was set up; only its length and the device are new
         for o in family.declared():
-            if o.resume and given.get(o.name) is None and o.name in saved and o.name not in ("data", "arch"):
+            if given.get(o.name) is None and o.name in saved and o.name not in SESSION_OPTIONS:
                 given[o.name] = saved[o.name]
     given.setdefault("command", shlex.join(["gan"] + sys.argv[1:]))
     spellings = {o.name: o.spelling for f in families.all_families().values() for o in f.declared()}

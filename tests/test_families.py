@@ -129,12 +129,14 @@ def test_a_run_killed_with_sigkill_resumes_bit_identically(image_folder, tmp_pat
 
 def test_resume_takes_the_runs_own_settings(image_folder, tmp_path):
     run_dir = tmp_path / "r"
-    r = run("train", image_folder, "--out", run_dir, "--steps", 3, "--device", "cpu", *STYLE_TRAIN)
+    r = run("train", image_folder, "--out", run_dir, "--steps", 3, "--device", "cpu", "--sample-every", 2,
+            *STYLE_TRAIN)
     assert r.exit_code == 0, r.output
     r = run("train", image_folder, "--out", run_dir, "--steps", 5, "--device", "cpu", "--resume")
     assert r.exit_code == 0, r.output  # no --arch, no widths: they come from the run's options.json
     assert "training stylegan" in r.output and json.loads((run_dir / "export" / "config.json").read_text())[
         "training"]["steps"] == 5
+    assert (run_dir / "samples" / "step-00000004.png").is_file()  # --sample-every 2 carried on
     r = run("train", image_folder, "--out", run_dir, "--steps", 6, "--device", "cpu", "--resume", "--w-dim", 16)
     assert r.exit_code == 2 and "w_dim was 8 in this run" in r.output
 
