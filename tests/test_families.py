@@ -82,6 +82,8 @@ STYLE_TRAIN = ["--arch", "stylegan", "--size", "16", "--g-width", "4", "--d-widt
                "--latent-dim", "8", "--mapping-layers", "2", "--max-width", "16", "--r1-every", "3", "--ema",
                "--batch-size", "8"]
 VAE_TRAIN = ["--arch", "vae", "--latent-dim", "4", "--vae-width", "4", "--hidden", "16", "--batch-size", "8"]
+BEGAN_TRAIN = ["--arch", "began", "--latent-dim", "4", "--g-width", "4", "--d-width", "4", "--bottleneck", "4",
+               "--batch-size", "8", "--lambda-k", "0.05"]
 
 
 def _cmd(data, out, steps, family_args, *extra):
@@ -95,8 +97,8 @@ def _final_state(run):
 
 
 # stylegan's run also measures itself: building the judge must not disturb training's random stream
-@pytest.mark.parametrize("family_args", [STYLE_TRAIN + ["--eval-every", "5", "--eval-samples", "100"], VAE_TRAIN],
-                         ids=["stylegan", "vae"])
+@pytest.mark.parametrize("family_args", [STYLE_TRAIN + ["--eval-every", "5", "--eval-samples", "100"], VAE_TRAIN,
+                                         BEGAN_TRAIN], ids=["stylegan", "vae", "began"])
 def test_a_run_killed_with_sigkill_resumes_bit_identically(image_folder, tmp_path, family_args):
     steps = 40
     subprocess.run(_cmd(image_folder, tmp_path / "straight", steps, family_args), check=True, capture_output=True)
@@ -329,3 +331,29 @@ def test_the_recorded_command_is_the_one_typed(image_folder, tmp_path):
     assert options["mirror"] is False and options["ema"] is True and options["arch"] == "vae"
     assert "--no-mirror" in options["command"] and "--ema" in options["command"]
     assert options["command"].startswith("gan train ")
+
+
+# ------------------------------------------------------------------------------------------------ BEGAN
+def test_began_controller_keeps_k_in_the_unit_interval():
+    from gancli.families.began import control
+
+    assert control(0.0, 0.5, 0.001, 1.0, 0.2) == pytest.approx((0.0003, 1.3))  # fakes too easy: k rises
+    assert control(0.0, 0.5, 0.001, 0.2, 1.0)[0] == 0.0                         # never below 0
+    assert control(0.9995, 0.5, 0.1, 10.0, 0.0)[0] == 1.0                       # never above 1
+    k, m = control(0.3, 0.5, 0.001, 0.4, 0.2)                                    # at the equilibrium
+    assert k == 0.3 and m == pytest.approx(0.4)
+
+
+def test_began_trains_with_k_and_m_global_logged(image_folder, tmp_path):
+    from gancli.families.began import AutoencoderDiscriminator
+
+    r = run("train", image_folder, "--out", tmp_path / "b", "--steps", 8, "--device", "cpu", "--log-every", 1,
+            *BEGAN_TRAIN)
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(l) for l in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    assert all(0 <= row["k"] <= 1 and row["m_global"] > 0 for row in rows) and rows[0]["k"] == 0
+    assert any(row["k"] > 0 for row in rows)
+    assert gancli.load(tmp_path / "b", device="cpu").sample(3).shape == (3, 1, 28, 28)
+    d = AutoencoderDiscriminator(4, 28, 1, 4)
+    x = torch.rand(2, 1, 28, 28) * 2 - 1
+    assert torch.allclose(d(x), (x - d.reconstruct(x)).abs().mean((1, 2, 3)))  # D's output: its L1 error

@@ -1,0 +1,168 @@
+"""BEGAN (Berthelot, Schumm & Metz 2017): the discriminator is an autoencoder, and its loss is how badly it
+reconstructs an image.
+
+D learns to reconstruct real images well and generated ones badly; G learns to make images D reconstructs well.
+L(v) = mean |v - D(v)| (per pixel), and
+    L_D = L(x) - k_t L(G(z)),     L_G = L(G(z)),     k_{t+1} = clip(k_t + lambda_k (gamma L(x) - L(G(z))), 0, 1).
+k_t is a proportional controller that keeps E[L(G(z))] = gamma E[L(x)]: the *diversity ratio* gamma says how much
+harder fakes should be to reconstruct than real images. Lower gamma concentrates G on what D reconstructs well
+(cleaner, less varied images); higher gamma buys variety. M_global = L(x) + |gamma L(x) - L(G(z))| falls as training
+converges, which GAN losses otherwise do not show; it is logged (``m_global``) with k (``k``).
+
+Both networks are the paper's: 3x3 convolutions with ELU, nearest-neighbour upsampling in the decoders, strided
+convolutions in D's encoder, a dense bottleneck of ``hidden`` units, and G shaped like D's decoder.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from gancli.adversarial import OPTIMISER, WIDTHS
+from gancli.families.dcgan import spatial_ladder
+from gancli.family import LATENT, Family, Objective, noise_grid
+from gancli.options import Option, at_least, fraction, group, non_negative
+from gancli.registry import register
+
+
+def _convs(c_in: int, c_out: int) -> list[nn.Module]:
+    return [nn.Conv2d(c_in, c_out, 3, padding=1), nn.ELU(inplace=True), nn.Conv2d(c_out, c_out, 3, padding=1),
+            nn.ELU(inplace=True)]
+
+
+class Decoder(nn.Module):
+    """h (or z) -> image: dense to start x start x width, then conv pairs and 2x nearest upsampling."""
+
+    def __init__(self, in_dim: int, image_size: int, channels: int, width: int):
+        super().__init__()
+        self.start, doublings = spatial_ladder(image_size)
+        self.width = width
+        self.fc = nn.Linear(in_dim, width * self.start * self.start)
+        layers = []
+        for _ in range(doublings):
+            layers += _convs(width, width) + [nn.Upsample(scale_factor=2, mode="nearest")]
+        layers += _convs(width, width) + [nn.Conv2d(width, channels, 3, padding=1), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, h, labels=None):
+        return self.net(self.fc(h.flatten(1)).view(-1, self.width, self.start, self.start))
+
+
+class Encoder(nn.Module):
+    def __init__(self, hidden: int, image_size: int, channels: int, width: int):
+        super().__init__()
+        start, doublings = spatial_ladder(image_size)
+        layers, c = [nn.Conv2d(channels, width, 3, padding=1), nn.ELU(inplace=True)], width
+        for i in range(doublings):  # widths grow linearly with depth, as in the paper
+            layers += _convs(c, width * (i + 1)) + [nn.Conv2d(width * (i + 1), width * (i + 2), 3, 2, 1),
+                                                    nn.ELU(inplace=True)]
+            c = width * (i + 2)
+        layers += _convs(c, c)
+        self.net = nn.Sequential(*layers, nn.Flatten(), nn.Linear(c * start * start, hidden))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class AutoencoderDiscriminator(nn.Module):
+    """D(x) is a reconstruction of x; ``forward`` returns the per-image reconstruction error L(x)."""
+
+    def __init__(self, hidden: int, image_size: int, channels: int, width: int):
+        super().__init__()
+        self.encoder = Encoder(hidden, image_size, channels, width)
+        self.decoder = Decoder(hidden, image_size, channels, width)
+
+    def reconstruct(self, x):
+        return self.decoder(self.encoder(x))
+
+    def forward(self, x, labels=None):
+        return (x - self.reconstruct(x)).abs().flatten(1).mean(1)
+
+
+def control(k: float, gamma: float, lambda_k: float, loss_real: float, loss_fake: float) -> tuple[float, float]:
+    """One step of BEGAN's equilibrium controller: (k_{t+1}, M_global)."""
+    balance = gamma * loss_real - loss_fake
+    return min(max(k + lambda_k * balance, 0.0), 1.0), loss_real + abs(balance)
+
+
+class Equilibrium(Objective):
+    shown = ("loss_d", "loss_g", "m_global", "k")
+    divergence_hint = "try lower --lr-g/--lr-d"
+
+    def __init__(self, trainer):
+        super().__init__(trainer)
+        self.G, self.D = trainer.train_nets["generator"], trainer.train_nets["discriminator"]
+        self.latent_dim = trainer.arch_args["latent_dim"]
+        self.images = trainer.images[0]
+        self.k = 0.0  # the paper starts with D ignoring the fakes
+        self.fixed_z, _, self.grid_nrow = noise_grid(trainer, self.latent_dim)
+
+    def optimizers(self):
+        betas = (self.opts.beta1, self.opts.beta2)
+        return {"g": (list(self.t.nets["generator"].parameters()), self.opts.lr_g, betas),
+                "d": (list(self.t.nets["discriminator"].parameters()), self.opts.lr_d, betas)}
+
+    @property
+    def title(self) -> str:
+        return f"began / gamma {self.opts.gamma}"
+
+    def record(self) -> dict:
+        return {"gamma": self.opts.gamma, "lambda_k": self.opts.lambda_k}
+
+    def state(self) -> dict:
+        return {"k": torch.tensor(self.k, dtype=torch.float64)}
+
+    def load_state(self, state: dict):
+        self.k = float(state["k"])
+
+    def step(self, step: int) -> dict:
+        t, opts = self.t, self.opts
+        real, _ = t.take(self.images, opts.seed, opts.seed + 7, step)
+        with t.autocast():
+            fake = self.G(t.noise(step, len(real), self.latent_dim))
+            loss_real = self.D(real).float().mean()
+            loss_fake_d = self.D(fake.detach()).float().mean()
+            loss_d = loss_real - self.k * loss_fake_d
+        t.optimize("d", loss_d)
+        with t.autocast():
+            loss_g = self.D(fake).float().mean()
+        t.optimize("g", loss_g)
+        k_used = self.k
+        self.k, m_global = control(self.k, opts.gamma, opts.lambda_k, float(loss_real.detach()), float(loss_g.detach()))
+        return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), "loss_real": loss_real.detach(),
+                "m_global": torch.tensor(m_global), "k": torch.tensor(k_used)}
+
+    @torch.no_grad()
+    def grid(self, sampler):
+        return torch.cat([sampler(z) for z in self.fixed_z.split(32)]).float().cpu(), self.grid_nrow
+
+    def export_config(self) -> dict:
+        return {"task": "unconditional", "latent_dim": self.latent_dim, "class_names": None}
+
+
+@register
+class BEGAN(Family):
+    name = "began"
+    description = "BEGAN (Berthelot et al. 2017): an autoencoder discriminator held in equilibrium by k_t"
+    options = OPTIMISER + LATENT + WIDTHS + group(
+        "began options",
+        Option("gamma", float, 0.5, "Diversity ratio: E[L(G(z))] / E[L(x)] the controller aims for.",
+               check=fraction, resume=True),
+        Option("lambda_k", float, 0.001, "Gain of the k_t controller.", check=non_negative, resume=True),
+        Option("bottleneck", int, 64, "Units of D's bottleneck (the autoencoder's code).", check=at_least(1),
+               resume=True),
+    )
+    defaults = {"lr_g": 1e-4, "lr_d": 1e-4, "latent_dim": 64, "g_width": 32, "d_width": 32}
+    exported = ("generator",)
+
+    def build(self, latent_dim: int = 64, image_size: int = 28, channels: int = 1, g_width: int = 32,
+              d_width: int = 32, hidden: int = 64):
+        return {"generator": Decoder(latent_dim, image_size, channels, g_width),
+                "discriminator": AutoencoderDiscriminator(hidden, image_size, channels, d_width)}
+
+    def arch_args(self, opts, data):
+        spatial_ladder(data.crop)
+        return {"latent_dim": opts.latent_dim, "image_size": data.crop, "channels": data.channels,
+                "g_width": opts.g_width, "d_width": opts.d_width, "hidden": opts.bottleneck}
+
+    def objective(self, trainer):
+        return Equilibrium(trainer)
