@@ -7,13 +7,11 @@ declared here, once.
 """
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 
 from gancli import losses
-from gancli.family import LATENT, Objective, noise_grid
+from gancli.family import LATENT, NoiseObjective, Objective
 from gancli.options import Option, at_least, group, non_negative, one_of, positive
 
 OPTIMISER = group(
@@ -118,9 +116,26 @@ class R1(Term):
 
 
 # ------------------------------------------------------------------------------------------------ the objective
-class AdversarialObjective(Objective):
-    shown = ("loss_d", "loss_g", "d_real", "d_fake")
+class TwoPlayer(Objective):
+    """G and D, each with its own Adam (``--lr-g``, ``--lr-d``, ``--beta1``, ``--beta2``), and a ``--loss``."""
+
     divergence_hint = "try lower --lr-g/--lr-d or another --loss"
+
+    def optimizers(self):
+        betas = (self.opts.beta1, self.opts.beta2)
+        return {"g": (list(self.t.nets["generator"].parameters()), self.opts.lr_g, betas),
+                "d": (list(self.t.nets["discriminator"].parameters()), self.opts.lr_d, betas)}
+
+    @property
+    def title(self) -> str:
+        return f"{self.opts.arch} / {self.opts.loss}"
+
+    def record(self) -> dict:
+        return {"loss": self.opts.loss}
+
+
+class AdversarialObjective(TwoPlayer, NoiseObjective):
+    shown = ("loss_d", "loss_g", "d_real", "d_fake")
 
     def __init__(self, trainer, terms: tuple[Term, ...] = ()):
         super().__init__(trainer)
@@ -129,23 +144,7 @@ class AdversarialObjective(Objective):
         self.G_train, self.D_train = trainer.train_nets["generator"], trainer.train_nets["discriminator"]
         self.terms = list(terms) + ([GradientPenalty(opts.gp_weight)] if opts.loss == "wgan-gp" else [])
         self.batches_per_step = opts.d_steps
-        self.latent_dim = trainer.arch_args["latent_dim"]
-        self.num_classes = trainer.arch_args.get("num_classes") or 0
-        self.images = trainer.images[0]
         self.labels = trainer.data.labels.to(trainer.device) if self.num_classes else None
-        self.fixed_z, self.fixed_labels, self.grid_nrow = noise_grid(trainer, self.latent_dim, self.num_classes)
-
-    def optimizers(self):
-        betas = (self.opts.beta1, self.opts.beta2)
-        return {"g": (list(self.G.parameters()), self.opts.lr_g, betas),
-                "d": (list(self.D.parameters()), self.opts.lr_d, betas)}
-
-    @property
-    def title(self) -> str:
-        return f"{self.opts.arch} / {self.opts.loss}"
-
-    def record(self) -> dict:
-        return {"loss": self.opts.loss}
 
     def batch(self, index: int):
         """Batch ``index`` (counting D steps) of this process: a pure function of (seed, index, rank)."""
@@ -192,14 +191,3 @@ class AdversarialObjective(Objective):
             if sigmoid:  # V(D, G), whose optimum is -log 4
                 out["value"] = -losses.d_loss("ns", real_out, fake_out)
             return out | stats
-
-    # ------------------------------------------------------------------ pictures and export
-    @torch.no_grad()
-    def grid(self, sampler):
-        labels = self.fixed_labels.split(32) if self.num_classes else [None] * math.ceil(len(self.fixed_z) / 32)
-        return torch.cat([sampler(z, y) for z, y in zip(self.fixed_z.split(32), labels)]).float().cpu(), self.grid_nrow
-
-    def export_config(self) -> dict:
-        data = self.t.data
-        return {"task": "conditional" if self.num_classes else "unconditional", "latent_dim": self.latent_dim,
-                "class_names": data.class_names if self.num_classes else None}

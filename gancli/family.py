@@ -221,3 +221,24 @@ class Objective:
 
     export_dtype: torch.dtype | None = None
     export_shard_bytes: int | None = None
+
+
+class NoiseObjective(Objective):
+    """An objective whose sampler draws images from z (and, if conditional, a label): the training grid from fixed
+    latents (one column per class), and the export config that says so."""
+
+    def __init__(self, trainer: "Trainer"):
+        super().__init__(trainer)
+        self.latent_dim = trainer.arch_args["latent_dim"]
+        self.num_classes = trainer.arch_args.get("num_classes") or 0
+        self.images = trainer.images[0]
+        self.fixed_z, self.fixed_labels, self.grid_nrow = noise_grid(trainer, self.latent_dim, self.num_classes)
+
+    @torch.no_grad()
+    def grid(self, sampler: nn.Module) -> tuple[torch.Tensor, int]:
+        labels = self.fixed_labels.split(32) if self.num_classes else [None] * math.ceil(len(self.fixed_z) / 32)
+        return torch.cat([sampler(z, y) for z, y in zip(self.fixed_z.split(32), labels)]).float().cpu(), self.grid_nrow
+
+    def export_config(self) -> dict:
+        return {"task": "conditional" if self.num_classes else "unconditional", "latent_dim": self.latent_dim,
+                "class_names": self.t.data.class_names if self.num_classes else None}

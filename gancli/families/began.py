@@ -17,9 +17,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gancli.adversarial import OPTIMISER, WIDTHS
+from gancli.adversarial import OPTIMISER, WIDTHS, TwoPlayer
 from gancli.families.dcgan import spatial_ladder
-from gancli.family import LATENT, Family, Objective, noise_grid
+from gancli.family import LATENT, Family, NoiseObjective
 from gancli.options import Option, at_least, fraction, group, non_negative
 from gancli.registry import register
 
@@ -84,22 +84,14 @@ def control(k: float, gamma: float, lambda_k: float, loss_real: float, loss_fake
     return min(max(k + lambda_k * balance, 0.0), 1.0), loss_real + abs(balance)
 
 
-class Equilibrium(Objective):
+class Equilibrium(TwoPlayer, NoiseObjective):
     shown = ("loss_d", "loss_g", "m_global", "k")
     divergence_hint = "try lower --lr-g/--lr-d"
 
     def __init__(self, trainer):
         super().__init__(trainer)
         self.G, self.D = trainer.train_nets["generator"], trainer.train_nets["discriminator"]
-        self.latent_dim = trainer.arch_args["latent_dim"]
-        self.images = trainer.images[0]
         self.k = 0.0  # the paper starts with D ignoring the fakes
-        self.fixed_z, _, self.grid_nrow = noise_grid(trainer, self.latent_dim)
-
-    def optimizers(self):
-        betas = (self.opts.beta1, self.opts.beta2)
-        return {"g": (list(self.t.nets["generator"].parameters()), self.opts.lr_g, betas),
-                "d": (list(self.t.nets["discriminator"].parameters()), self.opts.lr_d, betas)}
 
     @property
     def title(self) -> str:
@@ -130,13 +122,6 @@ class Equilibrium(Objective):
         self.k, m_global = control(self.k, opts.gamma, opts.lambda_k, float(loss_real.detach()), float(loss_g.detach()))
         return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), "loss_real": loss_real.detach(),
                 "m_global": torch.tensor(m_global), "k": torch.tensor(k_used)}
-
-    @torch.no_grad()
-    def grid(self, sampler):
-        return torch.cat([sampler(z) for z in self.fixed_z.split(32)]).float().cpu(), self.grid_nrow
-
-    def export_config(self) -> dict:
-        return {"task": "unconditional", "latent_dim": self.latent_dim, "class_names": None}
 
 
 @register

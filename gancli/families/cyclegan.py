@@ -22,9 +22,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from gancli import latents, losses
-from gancli.adversarial import LOSS, OPTIMISER, WIDTHS
+from gancli.adversarial import LOSS, OPTIMISER, WIDTHS, TwoPlayer
 from gancli.data import DataError, load_data, to_model_range
-from gancli.family import Family, Objective, TrainingData
+from gancli.family import Family, TrainingData
 from gancli.options import Option, at_least, group, non_negative
 from gancli.registry import register
 
@@ -166,9 +166,8 @@ class ImagePool:
         self.images = [x for x in t] if t.numel() else []
 
 
-class CycleGANObjective(Objective):
+class CycleGANObjective(TwoPlayer):
     measurable = False
-    divergence_hint = "try lower --lr-g/--lr-d"
     shown = ("loss_d", "loss_g", "loss_cycle", "d_real")
     export_dtype = torch.float16      # halves the two generators (~45 MB fp32 at width 64)
     export_shard_bytes = 15 * 2**20   # and shards keep each file under 16 MiB
@@ -183,18 +182,6 @@ class CycleGANObjective(Objective):
         crop, off = trainer.crop, (self.images_a.shape[-1] - trainer.crop) // 2
         centre = lambda x: to_model_range(x[:k, :, off:off + crop, off:off + crop].to(trainer.device))
         self.fixed_a, self.fixed_b = centre(self.images_a), centre(self.images_b)
-
-    def optimizers(self):
-        betas = (self.opts.beta1, self.opts.beta2)
-        return {"g": (list(self.G.parameters()), self.opts.lr_g, betas),
-                "d": (list(self.D.parameters()), self.opts.lr_d, betas)}
-
-    @property
-    def title(self) -> str:
-        return f"cyclegan / {self.opts.loss}"
-
-    def record(self) -> dict:
-        return {"loss": self.opts.loss}
 
     def lr_factor(self, step: int) -> float:
         half = self.t.total_steps // 2

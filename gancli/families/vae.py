@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gancli.family import LATENT, Family, Objective, noise_grid
+from gancli.family import LATENT, Family, NoiseObjective
 from gancli.options import Option, at_least, group, non_negative, positive
 from gancli.registry import register
 
@@ -67,16 +67,13 @@ def elbo_terms(encoder: Encoder, decoder: Decoder, x: torch.Tensor, eps: torch.T
     return log_px.mean(), kl.mean()
 
 
-class ELBO(Objective):
+class ELBO(NoiseObjective):
     shown = ("loss", "reconstruction", "kl")
     divergence_hint = "try a lower --lr"
 
     def __init__(self, trainer):
         super().__init__(trainer)
         self.encoder, self.decoder = trainer.train_nets["encoder"], trainer.train_nets["generator"]
-        self.latent_dim = trainer.arch_args["latent_dim"]
-        self.images = trainer.images[0]
-        self.fixed_z, _, self.grid_nrow = noise_grid(trainer, self.latent_dim)
 
     def optimizers(self):
         params = list(self.t.nets["encoder"].parameters()) + list(self.t.nets["generator"].parameters())
@@ -91,13 +88,6 @@ class ELBO(Objective):
         self.t.optimize("vae", loss)
         return {"loss": loss.detach(), "reconstruction": -log_px.detach(), "kl": kl.detach(),
                 "elbo": (log_px - kl).detach()}
-
-    @torch.no_grad()
-    def grid(self, sampler):
-        return torch.cat([sampler(z) for z in self.fixed_z.split(32)]).float().cpu(), self.grid_nrow
-
-    def export_config(self) -> dict:
-        return {"task": "unconditional", "latent_dim": self.latent_dim, "class_names": None}
 
 
 @register
