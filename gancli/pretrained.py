@@ -153,7 +153,8 @@ class GANModel:
 
     @torch.inference_mode()
     def translate(self, images: torch.Tensor, direction: str = "a2b") -> torch.Tensor:
-        """(N, C, H, W) in [-1, 1], sides multiples of 4 (see gancli.translate for any size) -> same shape."""
+        """(N, C, H, W) in [-1, 1], sides multiples of the network's ``multiple`` (CycleGAN: 4; see gancli.translate
+        for any size) -> same shape."""
         net = getattr(self.generator, self.direction(direction))
         return net(images.to(self.device).contiguous(memory_format=self.memory_format)).float().cpu()
 

@@ -140,7 +140,8 @@ def run(model, p: Plan, direction: str, size: int | None = None, batch_size: int
             except ValueError as e:
                 skipped.append((job.source, str(e)))
         if images:
-            outs = translate_images(model, images, direction, size, batch_size)
+            multiple = getattr(getattr(model.generator, direction), "multiple", 4)  # what the network's strides need
+            outs = translate_images(model, images, direction, size, batch_size, multiple)
             for job, src, out in zip(chunk, images, outs):
                 picture = side_by_side(resize_shorter(src, size), out) if side else out
                 fmt = format_of(job.target, "png") if job.target.suffix.lower().lstrip(".") in (

@@ -83,6 +83,8 @@ STYLE_TRAIN = ["--arch", "stylegan", "--size", "16", "--g-width", "4", "--d-widt
                "--latent-dim", "8", "--mapping-layers", "2", "--max-width", "16", "--r1-every", "3", "--ema",
                "--batch-size", "8"]
 VAE_TRAIN = ["--arch", "vae", "--latent-dim", "4", "--vae-width", "4", "--hidden", "16", "--batch-size", "8"]
+DISCO_TRAIN = ["--arch", "discogan", "--domains", "ring:0,grey:1", "--size", "16", "--g-width", "4", "--d-width",
+               "4", "--batch-size", "4"]
 BEGAN_TRAIN = ["--arch", "began", "--latent-dim", "4", "--g-width", "4", "--d-width", "4", "--bottleneck", "4",
                "--batch-size", "8", "--lambda-k", "0.05"]
 
@@ -99,7 +101,7 @@ def _final_state(run):
 
 # stylegan's run also measures itself: building the judge must not disturb training's random stream
 @pytest.mark.parametrize("family_args", [STYLE_TRAIN + ["--eval-every", "5", "--eval-samples", "100"], VAE_TRAIN,
-                                         BEGAN_TRAIN], ids=["stylegan", "vae", "began"])
+                                         BEGAN_TRAIN, DISCO_TRAIN], ids=["stylegan", "vae", "began", "discogan"])
 def test_a_run_killed_with_sigkill_resumes_bit_identically(image_folder, tmp_path, family_args):
     steps = 40
     subprocess.run(_cmd(image_folder, tmp_path / "straight", steps, family_args), check=True, capture_output=True)
@@ -383,3 +385,24 @@ def test_design_trains_an_unconditional_generator_on_labelled_data(image_folder,
     assert 0 <= row["class_acc_real"] <= 1 and 0 <= row["class_entropy_fake"] <= math.log(2) + 1e-6
     m = gancli.load(tmp_path / "d", device="cpu")
     assert not m.is_conditional and m.sample(2).shape == (2, 1, 28, 28)
+
+
+# ------------------------------------------------------------------------------------------------ DiscoGAN
+def test_discogan_learns_between_class_selections_and_translates_any_size(image_folder, tmp_path):
+    r = run("train", image_folder, "--out", tmp_path / "g", "--steps", 4, "--device", "cpu", "--log-every", 2,
+            *DISCO_TRAIN)
+    assert r.exit_code == 0, r.output
+    row = json.loads((tmp_path / "g" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert {"loss_rec", "loss_d", "loss_g"} <= set(row)
+    m = gancli.load(tmp_path / "g", device="cpu")
+    assert m.is_translation and m.domains == ["ring", "grey"] and m.discriminator is None
+    src = image_folder / "a" / "000.png"  # 28 px: padded to the generator's multiple of 4, cropped back
+    r = run("translate", tmp_path / "g", src, "-o", tmp_path / "out.png", "--direction", "grey")
+    assert r.exit_code == 0, r.output
+    with Image.open(tmp_path / "out.png") as im:
+        assert im.size == (28, 28)
+    r = run("translate", tmp_path / "g", src, "-o", tmp_path / "back.png", "--direction", "ring")
+    assert r.exit_code == 0, r.output
+    r = run("train", image_folder, "--out", tmp_path / "x", "--steps", 1, "--device", "cpu", *DISCO_TRAIN[:2],
+            "--domains", "ring:0,grey:7", "--size", "16")
+    assert r.exit_code == 2 and "classes run from 0 to 1" in r.output

@@ -23,7 +23,7 @@ from torch import nn
 
 from gancli import latents, losses
 from gancli.adversarial import LOSS, OPTIMISER, WIDTHS, TwoPlayer
-from gancli.data import DataError, load_data, to_model_range
+from gancli.data import DataError, ImageData, load_data, to_model_range
 from gancli.family import Family, TrainingData
 from gancli.options import Option, at_least, group, non_negative
 from gancli.registry import register
@@ -124,6 +124,42 @@ def _init(module: nn.Module):
     return module
 
 
+TWO_DOMAINS = group(
+    "Two-domain translation",
+    Option("data_b", str, None, "The second domain's folder.", cli=False, resume=True),
+    Option("domains", str, None, "Names of A and B (horse,zebra); for one labelled folder (an IDX folder), the "
+                                 "classes of each too: bag:8,shoe:7+9.",
+           check=lambda v: None if len([d for d in v.split(",") if d.strip()]) == 2 else
+           "needs two names, e.g. horse,zebra (or bag:8,shoe:7+9)", resume=True),
+)
+
+
+def load_two_domains(opts, channels: int, load_size: int | None) -> tuple[list, list[str]]:
+    """The two domains' images: DIR_A DIR_B, a folder with trainA/ and trainB/, or class selections of one labelled
+    folder (``--domains bag:8,shoe:7+9``: Fashion-MNIST's bags as A, its sneakers and ankle boots as B)."""
+    specs = [d.strip() for d in opts.domains.split(",")] if opts.domains else None
+    if specs and all(":" in d for d in specs):
+        if opts.data_b:
+            raise DataError("class selections (--domains name:class+class,...) take one labelled folder, not two")
+        data = load_data(opts.data, load_size, channels)
+        if data.labels is None:
+            raise DataError(f"--domains {opts.domains} selects classes, but {opts.data} has no labels")
+        parts = []
+        for spec in specs:
+            name, _, classes = spec.partition(":")
+            try:
+                wanted = [int(c) for c in classes.split("+")]
+            except ValueError:
+                raise DataError(f"--domains {spec!r}: give class numbers joined by +, e.g. shoe:7+9") from None
+            if not all(0 <= c < len(data.class_names) for c in wanted):
+                raise DataError(f"--domains {spec!r}: classes run from 0 to {len(data.class_names) - 1}")
+            keep = torch.isin(data.labels, torch.tensor(wanted))
+            parts.append(ImageData(data.images[keep], None, None, f"{data.source} classes {classes}"))
+        return parts, [s.partition(":")[0] for s in specs]
+    dir_a, dir_b, names = domain_folders(opts.data, opts.data_b)
+    return [load_data(dir_a, load_size, channels), load_data(dir_b, load_size, channels)], specs or names
+
+
 def domain_folders(data: str, data_b: str | None) -> tuple[Path, Path, list[str]]:
     """DIR_A DIR_B, or one root holding trainA/ and trainB/ (the CycleGAN data sets' layout)."""
     root = Path(data)
@@ -166,22 +202,47 @@ class ImagePool:
         self.images = [x for x in t] if t.numel() else []
 
 
-class CycleGANObjective(TwoPlayer):
+class TranslationObjective(TwoPlayer):
+    """What two-domain translators share: fixed test pairs for the grid, and a config that names the domains."""
+
     measurable = False
-    shown = ("loss_d", "loss_g", "loss_cycle", "d_real")
-    export_dtype = torch.float16      # halves the two generators (~45 MB fp32 at width 64)
-    export_shard_bytes = 15 * 2**20   # and shards keep each file under 16 MiB
 
     def __init__(self, trainer):
         super().__init__(trainer)
         self.G, self.D = trainer.nets["generator"], trainer.nets["discriminator"]
         self.G_train, self.D_train = trainer.train_nets["generator"], trainer.train_nets["discriminator"]
         self.images_a, self.images_b = trainer.images
-        self.pools = [ImagePool(self.opts.pool_size), ImagePool(self.opts.pool_size)]
         k = min(4, len(self.images_a), len(self.images_b))
         crop, off = trainer.crop, (self.images_a.shape[-1] - trainer.crop) // 2
         centre = lambda x: to_model_range(x[:k, :, off:off + crop, off:off + crop].to(trainer.device))
         self.fixed_a, self.fixed_b = centre(self.images_a), centre(self.images_b)
+
+    @torch.no_grad()
+    def grid(self, sampler):
+        """Per row: real A, fake B, reconstructed A, real B, fake A, reconstructed B."""
+        out = sampler(self.fixed_a, self.fixed_b, identity=False)
+        rows = torch.stack([self.fixed_a, out["fake_b"], out["rec_a"], self.fixed_b, out["fake_a"], out["rec_b"]], 1)
+        return rows.flatten(0, 1).float().cpu(), 6
+
+    def training_record(self) -> dict:
+        """The family's own settings, for the card."""
+        return {}
+
+    def export_config(self) -> dict:
+        names = self.t.data.names
+        return {"name": self.opts.name or f"{self.opts.arch}-{names[0]}2{names[1]}", "task": "translation",
+                "domains": names, "latent_dim": 0, "class_names": None,
+                "dataset": Path(self.opts.data).resolve().name, "training": self.training_record()}
+
+
+class CycleGANObjective(TranslationObjective):
+    shown = ("loss_d", "loss_g", "loss_cycle", "d_real")
+    export_dtype = torch.float16      # halves the two generators (~45 MB fp32 at width 64)
+    export_shard_bytes = 15 * 2**20   # and shards keep each file under 16 MiB
+
+    def __init__(self, trainer):
+        super().__init__(trainer)
+        self.pools = [ImagePool(self.opts.pool_size), ImagePool(self.opts.pool_size)]
 
     def lr_factor(self, step: int) -> float:
         half = self.t.total_steps // 2
@@ -228,34 +289,36 @@ class CycleGANObjective(TwoPlayer):
                     "loss_cycle": loss_cycle.detach(), "loss_idt": loss_idt.detach(),
                     "d_real": (d_a[:n].mean() + d_b[:n].mean()) / 2, "d_fake": (d_a[n:].mean() + d_b[n:].mean()) / 2}
 
-    @torch.no_grad()
-    def grid(self, sampler):
-        """Per row: real A, fake B, reconstructed A, real B, fake A, reconstructed B."""
-        out = sampler(self.fixed_a, self.fixed_b, identity=False)
-        rows = torch.stack([self.fixed_a, out["fake_b"], out["rec_a"], self.fixed_b, out["fake_a"], out["rec_b"]], 1)
-        return rows.flatten(0, 1).float().cpu(), 6
-
-    def export_config(self) -> dict:
-        return {"name": self.opts.name or "cyclegan-{}2{}".format(*self.t.data.names), "task": "translation",
-                "domains": self.t.data.names, "latent_dim": 0, "class_names": None,
-                "dataset": Path(self.opts.data).resolve().name,
-                "training": {"cycle_weight": self.opts.cycle_weight, "identity_weight": self.opts.identity_weight,
-                             "pool_size": self.opts.pool_size}}
+    def training_record(self) -> dict:
+        return {"cycle_weight": self.opts.cycle_weight, "identity_weight": self.opts.identity_weight,
+                "pool_size": self.opts.pool_size}
 
 
-@register
-class CycleGAN(Family):
-    name = "cyclegan"
-    description = "CycleGAN (Zhu et al. 2017): ResNet generators and 70x70 PatchGAN discriminators"
+class TranslationFamily(Family):
+    """A family that translates between two domains: `gan translate`, not `gan sample`."""
+
     task = "translation"
     data_folders = 2
     exported = ("generator",)
-    options = OPTIMISER + LOSS + WIDTHS + group(
+    options = OPTIMISER + LOSS + WIDTHS + TWO_DOMAINS
+    summary = ("A `{architecture}` model translating {domains[0]} <-> {domains[1]} images (both directions; trained "
+               "on {image_size}px images of {dataset}; applies to any size) with gan {gan_version}.")
+
+    def card_use(self, config, where):
+        a, b = config["domains"]
+        return [f"gan translate {where} {a}.jpg                 # -> {a}-{b.lower()}.jpg",
+                f"gan translate {where} {b}.jpg --direction {a}"]
+
+    def pipeline_tag(self, config):
+        return "image-to-image"
+
+
+@register
+class CycleGAN(TranslationFamily):
+    name = "cyclegan"
+    description = "CycleGAN (Zhu et al. 2017): ResNet generators and 70x70 PatchGAN discriminators"
+    options = TranslationFamily.options + group(
         "cyclegan options",
-        Option("data_b", str, None, "The second domain's folder.", cli=False, resume=True),
-        Option("domains", str, None, "Names of A and B, e.g. horse,zebra.",
-               check=lambda v: None if len([d for d in v.split(",") if d.strip()]) == 2 else
-               "needs two names, e.g. horse,zebra"),
         Option("n_blocks", int, 9, "Residual blocks per generator.", flag="--blocks", check=at_least(1), resume=True),
         Option("cycle_weight", float, 10.0, "Weight of the cycle-consistency loss.", check=non_negative,
                resume=True),
@@ -264,8 +327,6 @@ class CycleGAN(Family):
         Option("pool_size", int, 50, "Generated-image history for D.", check=non_negative, resume=True),
     )
     defaults = {"loss": "lsgan", "batch_size": 1, "mirror": True, "random_crop": True}
-    summary = ("A `cyclegan` model translating {domains[0]} <-> {domains[1]} images (both directions; trained on "
-               "{image_size}px crops of {dataset}, applies to any size) with gan {gan_version}.")
 
     def check_options(self, opts):
         if opts.loss == "wgan-gp":
@@ -283,11 +344,9 @@ class CycleGAN(Family):
         return {"generator": _init(generators), "discriminator": _init(discriminators)}
 
     def load_data(self, opts) -> TrainingData:
-        dir_a, dir_b, names = domain_folders(opts.data, opts.data_b)
-        names = [d.strip() for d in opts.domains.split(",")] if opts.domains else names
         crop = opts.size or 256
-        load_size = math.ceil(crop * LOAD_RATIO) if opts.random_crop else crop
-        domains = [load_data(dir_a, load_size, opts.channels or 3), load_data(dir_b, load_size, opts.channels or 3)]
+        domains, names = load_two_domains(opts, opts.channels or 3, math.ceil(crop * LOAD_RATIO)
+                                          if opts.random_crop else crop)
         return TrainingData(domains, crop, names, dataset=Path(opts.data).resolve().name)
 
     def arch_args(self, opts, data):
@@ -296,14 +355,6 @@ class CycleGAN(Family):
 
     def objective(self, trainer):
         return CycleGANObjective(trainer)
-
-    def card_use(self, config, where):
-        a, b = config["domains"]
-        return [f"gan translate {where} {a}.jpg                 # -> {a}-{b.lower()}.jpg",
-                f"gan translate {where} {b}.jpg --direction {a}"]
-
-    def pipeline_tag(self, config):
-        return "image-to-image"
 
     def convert(self, files, name=None, domains=None, direction=None):
         """The reference implementation's generators (``latest_net_G_A.pth`` is A->B) -> (config, state)."""
