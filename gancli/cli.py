@@ -385,6 +385,59 @@ def translate(
               + (f"; skipped {len(skipped)}" if skipped else ""))
 
 
+# ----------------------------------------------------------------------------------------------- classify
+@command()
+def classify(
+    name: str = typer.Argument(..., help="A model whose discriminator classifies (ssgan): zoo name or folder."),
+    inputs: list[str] = typer.Argument(..., help="Image files, folders (recursive) or globs."),
+    csv_path: Optional[Path] = typer.Option(None, "--csv", help="Also write file, class, probability per image."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Also write every class's probability as JSON."),
+    batch_size: int = typer.Option(256, "--batch-size", help="Images per forward pass."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
+    verbose: bool = typer.Option(False, "-v", "--verbose", help="Say where the model came from and which device ran."),
+):
+    """Name the class of images with a semi-supervised GAN's discriminator, with its probability.
+
+    Example: `gan classify ssgan-mnist digit.png digits/ --csv classes.csv`
+    """
+    import csv
+    import json
+
+    from gancli.classify import classify_files
+
+    if batch_size < 1:
+        fail("--batch-size must be at least 1")
+    for path in (csv_path, json_path):
+        if path is not None and not path.resolve().parent.is_dir():
+            fail(f"cannot write {path}: {path.parent} is not a folder")
+    model = _load(name, device, verbose)
+    predictions, skipped = classify_files(model, inputs, batch_size)
+    for path, why in skipped:
+        console.print(f"[yellow]skipped[/] {path}: {why}", highlight=False)
+    if not predictions:
+        fail(f"nothing classified: {len(skipped)} unreadable input(s)")
+    table = Table(title=f"{name}: {len(predictions)} image(s)")
+    for col in ("file", "class", "probability"):
+        table.add_column(col, justify="right" if col == "probability" else "left")
+    for p in predictions[:50]:
+        table.add_row(str(p.path), p.label, f"{p.probability:.3f}")
+    (out if out.is_terminal else Console(width=140, soft_wrap=True)).print(table)
+    if len(predictions) > 50:
+        out.print(f"... and {len(predictions) - 50} more (all of them with --csv or --json)")
+    if csv_path is not None:
+        with open(csv_path, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["file", "class", "probability"])
+            writer.writerows([str(p.path), p.label, p.probability] for p in predictions)
+        out.print(f"wrote {csv_path}")
+    if json_path is not None:
+        classes = model.classifier_classes
+        json_path.write_text(json.dumps([{"file": str(p.path), "class": p.label, "probability": p.probability,
+                                          "probabilities": dict(zip(classes, p.probabilities))}
+                                         for p in predictions], indent=2) + "\n")
+        out.print(f"wrote {json_path}")
+
+
 def tr_suffix(domain: str) -> str:
     return _safe_name(domain).replace(" ", "-").lower()
 

@@ -258,6 +258,25 @@ class GANModel:
         grid = [blank, cols] + [torch.cat([rows[r:r + 1], cells[r]]) for r in range(len(row_seeds))]
         return torch.cat(grid), len(col_seeds) + 1
 
+    # ---------------------------------------------------------------- models whose discriminator classifies (SSGAN)
+    @property
+    def classifier_classes(self) -> list[str]:
+        self.requires("classify", "classifying images")
+        return list(self.config.get("classifier_classes") or [])
+
+    @torch.inference_mode()
+    def classify(self, images: torch.Tensor) -> torch.Tensor:
+        """Real images (N, C, H, W) in [-1, 1] at the model's size -> class probabilities (N, K)."""
+        self.requires("classify", "classifying images")
+        if self.discriminator is None:
+            raise WeightsError(f"{self.config.get('name', 'this model')} was saved without its discriminator, "
+                               "which is its classifier")
+        want = (self.channels, self.image_size, self.image_size)
+        if tuple(images.shape[1:]) != want:
+            raise ValueError(f"images of shape {tuple(images.shape[1:])} given; the classifier takes {want}")
+        self.discriminator.eval().to(self.device)
+        return torch.softmax(self.discriminator(images.to(self.device)).float(), 1).cpu()
+
     # ---------------------------------------------------------------- models with an encoder (the VAE)
     def read_images(self, paths: list[str | Path]) -> torch.Tensor:
         """Image files as a batch this model takes: its channels, resized and centre-cropped to its size."""

@@ -85,6 +85,8 @@ STYLE_TRAIN = ["--arch", "stylegan", "--size", "16", "--g-width", "4", "--d-widt
 VAE_TRAIN = ["--arch", "vae", "--latent-dim", "4", "--vae-width", "4", "--hidden", "16", "--batch-size", "8"]
 DISCO_TRAIN = ["--arch", "discogan", "--domains", "ring:0,grey:1", "--size", "16", "--g-width", "4", "--d-width",
                "4", "--batch-size", "4"]
+SSGAN_TRAIN = ["--arch", "ssgan", "--labels-per-class", "3", "--g-width", "4", "--d-width", "4", "--latent-dim",
+               "8", "--batch-size", "4"]
 BEGAN_TRAIN = ["--arch", "began", "--latent-dim", "4", "--g-width", "4", "--d-width", "4", "--bottleneck", "4",
                "--batch-size", "8", "--lambda-k", "0.05"]
 
@@ -101,7 +103,8 @@ def _final_state(run):
 
 # stylegan's run also measures itself: building the judge must not disturb training's random stream
 @pytest.mark.parametrize("family_args", [STYLE_TRAIN + ["--eval-every", "5", "--eval-samples", "100"], VAE_TRAIN,
-                                         BEGAN_TRAIN, DISCO_TRAIN], ids=["stylegan", "vae", "began", "discogan"])
+                                         BEGAN_TRAIN, DISCO_TRAIN, SSGAN_TRAIN],
+                         ids=["stylegan", "vae", "began", "discogan", "ssgan"])
 def test_a_run_killed_with_sigkill_resumes_bit_identically(image_folder, tmp_path, family_args):
     steps = 40
     subprocess.run(_cmd(image_folder, tmp_path / "straight", steps, family_args), check=True, capture_output=True)
@@ -406,3 +409,66 @@ def test_discogan_learns_between_class_selections_and_translates_any_size(image_
     r = run("train", image_folder, "--out", tmp_path / "x", "--steps", 1, "--device", "cpu", *DISCO_TRAIN[:2],
             "--domains", "ring:0,grey:7", "--size", "16")
     assert r.exit_code == 2 and "classes run from 0 to 1" in r.output
+
+
+# ------------------------------------------------------------------------------------------------ SSGAN
+def test_labelled_subset_is_a_fixed_seeded_choice():
+    from gancli.families.ssgan import labelled_subset
+
+    labels = torch.arange(100) % 10
+    a, b, c = labelled_subset(labels, 3, 0), labelled_subset(labels, 3, 0), labelled_subset(labels, 3, 1)
+    assert torch.equal(a, b) and not torch.equal(a, c) and len(a) == 30
+    assert torch.bincount(labels[a]).tolist() == [3] * 10
+    with pytest.raises(ValueError, match="fewer images"):
+        labelled_subset(labels, 11, 0)
+
+
+@needs_mnist
+def test_ssgan_classifies_files_and_folders(image_folder, tmp_path):
+    r = run("train", image_folder, "--out", tmp_path / "s", "--steps", 3, "--device", "cpu", "--log-every", 1,
+            *SSGAN_TRAIN)
+    assert r.exit_code == 0, r.output
+    config = json.loads((tmp_path / "s" / "export" / "config.json").read_text())
+    assert config["classifier_classes"] == ["a", "b"] and len(config["training"]["labelled_indices"]) == 6
+    row = json.loads((tmp_path / "s" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert {"loss_sup", "loss_unsup", "acc_labelled", "loss_g"} <= set(row)
+    digits = tmp_path / "digits"
+    digits.mkdir()
+    for i in range(3):
+        _digit_file(digits / f"{i}.png", i)
+    (digits / "broken.png").write_text("not an image")
+    r = run("classify", tmp_path / "s", digits, image_folder / "a" / "000.png", "--csv", tmp_path / "c.csv",
+            "--json", tmp_path / "c.json")
+    assert r.exit_code == 0, r.output
+    assert "skipped" in r.output and "broken.png" in r.output
+    lines = (tmp_path / "c.csv").read_text().splitlines()
+    assert lines[0] == "file,class,probability" and len(lines) == 5
+    rows = json.loads((tmp_path / "c.json").read_text())
+    assert all(r["class"] in ("a", "b") and abs(sum(r["probabilities"].values()) - 1) < 1e-3 for r in rows)
+    r = run("classify", "dcgan-mnist", digits)
+    assert r.exit_code == 2 and "classifying images is for ssgan models" in r.output
+    r = run("classify", tmp_path / "s", tmp_path / "nothing-here")
+    assert r.exit_code == 2 and "does not exist" in r.output
+
+
+def test_ssgan_baseline_trains_the_classifier_alone(image_folder, tmp_path):
+    r = run("train", image_folder, "--out", tmp_path / "b", "--steps", 3, "--device", "cpu", "--log-every", 1,
+            "--no-adversarial", *SSGAN_TRAIN)
+    assert r.exit_code == 0, r.output
+    row = json.loads((tmp_path / "b" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert "loss_unsup" not in row and "loss_sup" in row
+
+
+@needs_mnist
+def test_eval_reports_ssgan_test_accuracy(tmp_path):
+    from gancli.evaluate import evaluate
+
+    torch.manual_seed(0)
+    cfg = {"architecture": "ssgan", "arch_args": {"ssgan_classes": 10, "latent_dim": 8, "image_size": 28,
+                                                  "channels": 1, "g_width": 4, "d_width": 4},
+           "latent_dim": 8, "image_size": 28, "channels": 1, "name": "s", "dataset": "mnist",
+           "classifier_classes": [str(i) for i in range(10)]}
+    folder = GANModel.from_config(cfg).save_pretrained(tmp_path / "s", card=CARD)
+    r = evaluate(str(folder), "mnist", n=200, device="cpu")
+    assert r["test_images"] == 10000 and 0 <= r["test_accuracy"] <= 1
+    assert r["test_error"] == pytest.approx(1 - r["test_accuracy"], abs=1e-4)

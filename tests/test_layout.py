@@ -97,6 +97,7 @@ def test_family_contract(name):
         assert o.name not in {x.name for x in LOOP}
     for key in fam.defaults:  # a family's default is for an option it has
         assert key in {o.name for o in fam.declared()}, (name, key)
-    nets = fam.build(**{"acgan": {"num_classes": 3}, "design": {"design_classes": 3}}.get(name, {}))
+    nets = fam.build(**{"acgan": {"num_classes": 3}, "design": {"design_classes": 3},
+                        "ssgan": {"ssgan_classes": 3}}.get(name, {}))
     assert set(nets) == set(fam.networks) and "generator" in nets
     assert set(fam.exported) <= set(nets)
