@@ -360,6 +360,52 @@ def evaluate_translation(model, real: str, judge: Judge, direction: str = "a2b",
     return result
 
 
+def evaluate_class_translation(model, real: str, judge: Judge, direction: str = "a2b", batch_size: int = 64,
+                               seed: int = 0, progress: Progress = _quiet) -> dict:
+    """A translator between classes of one labelled data set (DiscoGAN's bags <-> shoes of Fashion-MNIST): translate
+    the source classes' test images; report the share the judge reads as a target class, the round trip's error,
+    and the distance of the outputs to the target classes' test images."""
+    t0 = time.time()
+    direction = model.direction(direction)
+    ds = datasets.lookup(real)
+    if ds is None or ds.kind != "idx":
+        raise DataError(f"{model.config.get('name', 'this model')} translates between classes of "
+                        f"{model.config.get('dataset')}: give --real as that data set's name (e.g. fashion)")
+    test = datasets.load_idx_split(datasets.find(ds), "test")
+    classes = model.config["domain_classes"]
+    src, dst = (model.domains[0], model.domains[1]) if direction == "a2b" else (model.domains[1], model.domains[0])
+    pick = lambda name: test.images[torch.isin(test.labels, torch.tensor(classes[name]))]
+    inputs, targets = pick(src), pick(dst)
+    size = model.image_size
+    x = torch.nn.functional.interpolate(inputs.float() / 127.5 - 1, size=(size, size), mode="bilinear",
+                                        antialias=True, align_corners=False) if inputs.shape[-1] != size \
+        else inputs.float() / 127.5 - 1
+    back = "b2a" if direction == "a2b" else "a2b"
+    outputs, rec_error = [], []
+    for start in range(0, len(x), batch_size):
+        y = model.translate(x[start:start + batch_size], direction)
+        outputs.append(y)
+        rec_error.append((model.translate(y, back) - x[start:start + batch_size]).abs().flatten(1).mean(1))
+        progress(f"-> {dst}", min(start + batch_size, len(x)), len(x))
+    outputs = torch.cat(outputs)
+    judge_index = {_key(c): i for i, c in enumerate(judge.class_names)}
+    names = test.class_names
+    target_ids = torch.tensor([judge_index[_key(names[c])] for c in classes[dst]])
+    _, out_logits = judge.run(outputs)
+    _, in_logits = judge.run(inputs)
+    ref = Reference(f"{real} test {dst}", judge, judge.embed(targets), images=len(targets))
+    out_feats = judge.embed(outputs)
+    result = {"direction": direction, "source": f"{real} test, {src} ({'+'.join(map(str, classes[src]))})",
+              "target_domain": dst, "images": len(x), "real_images": len(targets),
+              "target_domain_rate": round(float(torch.isin(out_logits.argmax(1), target_ids).float().mean()), 4),
+              "input_target_domain_rate": round(float(torch.isin(in_logits.argmax(1), target_ids).float().mean()), 4),
+              "reconstruction_error": round(float(torch.cat(rec_error).mean()), 4)}
+    result |= {k: v for k, v in compare(ref, out_feats, out_logits.argmax(1), seed, kid_subsets=100).items()
+               if k in ("fid", "kid", "kid_std", "precision", "recall")}
+    result["seconds"] = round(time.time() - t0, 1)
+    return result
+
+
 def _grey(x: torch.Tensor) -> torch.Tensor:
     return (x * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True) if x.shape[1] == 3 else x
 
@@ -396,6 +442,8 @@ def evaluate(name: str, real: str | None = None, n: int = 10000, seed: int = 0, 
         inception = load_fid_inception(inception_weights, device=model.device)
     head = {"model": str(name), "real": real, "feature_extractor": judge.name,
             "feature_extractor_test_accuracy": judge.config.get("test_accuracy"), "device": str(model.device)}
+    if model.is_translation and model.config.get("domain_classes"):
+        return head | evaluate_class_translation(model, real, judge, direction, min(batch_size, 256), seed, progress)
     if model.is_translation:
         return head | evaluate_translation(model, real, judge, direction, size, min(batch_size, 16), seed, progress,
                                            inception)

@@ -155,6 +155,8 @@ def load_two_domains(opts, channels: int, load_size: int | None) -> tuple[list, 
                 raise DataError(f"--domains {spec!r}: classes run from 0 to {len(data.class_names) - 1}")
             keep = torch.isin(data.labels, torch.tensor(wanted))
             parts.append(ImageData(data.images[keep], None, None, f"{data.source} classes {classes}"))
+        for part, spec in zip(parts, specs):
+            part.selected_classes = [int(c) for c in spec.partition(":")[2].split("+")]
         return parts, [s.partition(":")[0] for s in specs]
     dir_a, dir_b, names = domain_folders(opts.data, opts.data_b)
     return [load_data(dir_a, load_size, channels), load_data(dir_b, load_size, channels)], specs or names
@@ -230,9 +232,13 @@ class TranslationObjective(TwoPlayer):
 
     def export_config(self) -> dict:
         names = self.t.data.names
-        return {"name": self.opts.name or f"{self.opts.arch}-{names[0]}2{names[1]}", "task": "translation",
-                "domains": names, "latent_dim": 0, "class_names": None,
-                "dataset": Path(self.opts.data).resolve().name, "training": self.training_record()}
+        config = {"name": self.opts.name or f"{self.opts.arch}-{names[0]}2{names[1]}", "task": "translation",
+                  "domains": names, "latent_dim": 0, "class_names": None,
+                  "dataset": Path(self.opts.data).resolve().name, "training": self.training_record()}
+        selected = [getattr(d, "selected_classes", None) for d in self.t.data.domains]
+        if all(selected):  # domains that are classes of one data set: `gan eval` finds their test images there
+            config["domain_classes"] = dict(zip(names, selected))
+        return config
 
 
 class CycleGANObjective(TranslationObjective):
