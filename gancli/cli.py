@@ -512,6 +512,10 @@ def eval_model(
     size: Optional[int] = typer.Option(None, "--size", help="Translation models: resize inputs to this first."),
     truncation: Optional[str] = typer.Option(None, "--truncation", help="StyleGAN models: psi, or several "
                                                                          "(1.0,0.7,0.5) to measure the trade-off."),
+    novelty: bool = typer.Option(False, "--novelty", help="Also: class entropy of the samples and their distance to "
+                                                          "the nearest training image, beside real test images'."),
+    novelty_grid: Optional[Path] = typer.Option(None, "--novelty-grid", help="With --novelty: write 8 samples above "
+                                                                             "their nearest training images here."),
     batch_size: int = typer.Option(256, "--batch-size", help="Images per forward pass."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the results here as JSON."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
@@ -534,6 +538,12 @@ def eval_model(
     if json_path is not None and not json_path.resolve().parent.is_dir():
         fail(f"cannot write {json_path}: {json_path.parent} is not a folder")  # say so before minutes of work
     psis = _numbers(truncation, "--truncation") if truncation is not None else None
+    if novelty_grid is not None:
+        from gancli.imageio import format_of
+
+        format_of(novelty_grid)
+        if not novelty_grid.resolve().parent.is_dir():
+            fail(f"cannot write {novelty_grid}: {novelty_grid.parent} is not a folder")
     with _progress() as progress:
         tasks = {}
 
@@ -543,7 +553,8 @@ def eval_model(
             progress.update(tasks[what], completed=done, total=total)
 
         result = evaluate(name, real, n, seed, features, direction, size, batch_size, device, advance,
-                          inception_weights=inception_weights, truncation=psis)
+                          inception_weights=inception_weights, truncation=psis, with_novelty=novelty,
+                          novelty_grid=novelty_grid)
     result["command"] = _command_line(ctx, exclude={"json_path", "device"})
     table = Table(title=f"{name} vs {result['real']}  (features: {result['feature_extractor']})")
     table.add_column("measure")

@@ -415,11 +415,41 @@ def _target_class(judge: Judge, domain: str, fallback: int) -> int:
     return names.index(_key(domain)) if _key(domain) in names else fallback
 
 
+# ---------------------------------------------------------------------------------------------- novelty
+def novelty(model, ref: Reference, dataset: datasets.Dataset | None, n: int = 2000, seed: int = 0,
+            batch_size: int = 256, grid_path: str | Path | None = None) -> dict:
+    """Are the samples new? The judge's class entropy (high: the image fits no one known class) and the pixel
+    distance from each sample to its nearest training image (near 0: a copy), each beside the same for real test
+    images, which are new by construction. ``grid_path``: 8 samples above their nearest training images."""
+    from gancli.imageio import grid_image, save_image
+
+    if dataset is None or dataset.kind != "idx" or dataset.stack > 1:
+        raise DataError("--novelty compares samples with a named data set's training images (mnist, fashion)")
+    train = datasets.load_idx_split(datasets.find(dataset), "train").images
+    n = min(n, len(ref.data.images)) if ref.data is not None else n
+    samples = torch.cat(list(model.generate(model.latents_for(n, seed), model.labels_for(n), batch_size)))
+    samples = _at_size(samples, ref.data) if ref.data is not None else samples
+    _, sample_logits = ref.judge.run(samples)
+    real = ref.data.images[:n]
+    _, real_logits = ref.judge.run(real)
+    entropy = lambda logits: float((-(logits.log_softmax(1).exp() * logits.log_softmax(1)).sum(1)).mean())
+    idx, dist = metrics.nearest_neighbours(samples, train)
+    _, real_dist = metrics.nearest_neighbours(real, train)
+    if grid_path is not None:
+        nearest = train[idx[:8]].float() / 127.5 - 1
+        save_image(grid_image(torch.cat([samples[:8], nearest]), 8), grid_path)
+    return {"novelty_samples": n, "class_entropy": round(entropy(sample_logits), 4),
+            "real_class_entropy": round(entropy(real_logits), 4),
+            "nearest_train_distance": round(float(dist.mean()), 4),
+            "real_nearest_train_distance": round(float(real_dist.mean()), 4)}
+
+
 # ---------------------------------------------------------------------------------------------- the whole command
 def evaluate(name: str, real: str | None = None, n: int = 10000, seed: int = 0, features: str | None = None,
              direction: str = "a2b", size: int | None = None, batch_size: int = 256, device: str = "auto",
              progress: Progress = _quiet, inception_weights: str | Path | None = None,
-             truncation: list[float] | None = None) -> dict:
+             truncation: list[float] | None = None, novelty_grid: str | Path | None = None,
+             with_novelty: bool = False) -> dict:
     """What ``gan eval`` prints: a dict of measures (see the module docstring) plus what produced them.
 
     ``truncation`` (StyleGAN): several psi give ``by_truncation``, one full set of measures per psi, on the same
@@ -456,6 +486,8 @@ def evaluate(name: str, real: str | None = None, n: int = 10000, seed: int = 0, 
         result = head | evaluate_generator(model, ref, n, seed, batch_size, progress,
                                            truncation[0] if truncation else None)
     result |= model.family.evaluate_extra(model, ref.data)
+    if with_novelty or novelty_grid is not None:
+        result |= novelty(model, ref, ds, min(n, 2000), seed, batch_size, novelty_grid)
     if ref.notes:
         result["notes"] = ref.notes
     return result
