@@ -584,8 +584,8 @@ def eval_model(
 # ----------------------------------------------------------------------------------------------- train
 @app.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True}, add_help_option=False)
 def train(ctx: typer.Context):
-    """Train a model (any family: dcgan, mlp, acgan, cyclegan, stylegan, vae); the run directory ends with export/,
-    which `gan sample` loads. Ctrl-C saves a checkpoint. `gan train --help` lists every family's options.
+    """Train a model of any family (--arch); the run directory ends with export/, which `gan sample` loads. Ctrl-C
+    saves a checkpoint. `gan train --help` lists the families and each one's options.
 
     Example: `gan train ../shared/data/mnist --arch dcgan --out runs/mnist --epochs 5`
     """
@@ -624,8 +624,9 @@ def _train_command():
     params = [
         inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context),
         inspect.Parameter("data", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=list[Path], default=typer.Argument(
-            ..., metavar="DATA...", help="Image folder (sub-folders = classes), a .zip of images, or a folder of MNIST-style IDX files; "
-                      "for cyclegan DIR_A DIR_B, or a folder with trainA/ and trainB/.")),
+            ..., metavar="DATA...", help="Image folder (sub-folders = classes), a .zip of images, or a folder of "
+                                         "MNIST-style IDX files; for two-domain families DIR_A DIR_B, or a folder "
+                                         "with trainA/ and trainB/.")),
         inspect.Parameter("arch", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Optional[str],
                           default=typer.Option(None, "--arch", help="The family: " + ", ".join(
                               f"{n} ({f.description.split(':')[0].split(';')[0]})" for n, f in fams.items())
