@@ -45,6 +45,19 @@ def add(run: Path, name: str, fp16: bool = False):
     if not model.is_translation:
         nrow = model.config["arch_args"]["num_classes"] if model.is_conditional else 8
         save_image(grid_image(model.sample(nrow * 8, seed=0), nrow), target / "samples.png")
+    elif model.config.get("domain_classes"):  # rows: A test images, their B; B test images, their A
+        import torch
+
+        from gancli import datasets
+
+        test = datasets.load_idx_split(datasets.find(datasets.lookup(model.config["dataset"])), "test")
+        rows = []
+        for domain, direction in zip(model.domains, ("a2b", "b2a")):
+            keep = torch.isin(test.labels, torch.tensor(model.config["domain_classes"][domain]))
+            x = torch.nn.functional.interpolate(test.images[keep][:8].float() / 127.5 - 1, size=model.image_size,
+                                                mode="bilinear", antialias=True)
+            rows += [x, model.translate(x, direction)]
+        save_image(grid_image(torch.cat(rows), 8), target / "samples.png")
     print(f"published {run} as {target}; now run: python bench/publish_zoo.py results {name}")
 
 
@@ -52,11 +65,17 @@ def measure(name: str) -> dict:
     config = json.loads((ZOO / name / "config.json").read_text())
     real = REAL[config["dataset"]]
     n = SAMPLES.get(real, 10000)
-    command = shlex.join(["gan", "eval", name, "--real", real, "-n", str(n)])
+    translation = config.get("task") == "translation"  # translators take every test image; -n is for samplers
+    command = shlex.join(["gan", "eval", name, "--real", real] + ([] if translation else ["-n", str(n)]))
     print(command, flush=True)
     result = evaluate(name, real, n=n, device="auto") | {"command": command}
     config["evaluation"] = result
-    if "truncation" in gancli.load(ZOO / name, device="cpu").family.capabilities:
+    model = gancli.load(ZOO / name, device="cpu")
+    if model.is_translation:  # and the other way
+        back = shlex.join(["gan", "eval", name, "--real", real, "--direction", "b2a"])
+        print(back, flush=True)
+        config["evaluation_b2a"] = evaluate(name, real, n=n, device="auto", direction="b2a") | {"command": back}
+    if "truncation" in model.family.capabilities:
         psis = [1.0, 0.7, 0.5]
         sweep = shlex.join(["gan", "eval", name, "--real", real, "-n", str(n), "--truncation",
                             ",".join(map(str, psis))])
@@ -81,8 +100,14 @@ def results_section(r: dict) -> str:
             ("`--label k` samples judged as k", f"{r['label_accuracy']:.1%}" if r.get("label_accuracy") else None),
             ("sharpness (Laplacian energy of samples / of real images; 1 = as sharp)", r.get("sharpness")),
             ("target-domain rate / structure (SSIM)", f"{r['target_domain_rate']:.1%} / {r['structure']:.3f}"
-             if "structure" in r else None)]
-    lines = [f"Measured offline with `{r['command']}` ({r.get('samples', r.get('images')):,} samples, seed "
+             if "structure" in r else None),
+            (f"translated {r.get('source', '')} judged as {r.get('target_domain', '')} (untranslated: "
+             f"{r.get('input_target_domain_rate', 0):.1%})", f"{r['target_domain_rate']:.1%}"
+             if "reconstruction_error" in r else None),
+            ("round-trip reconstruction error (mean absolute x - G_BA(G_AB(x)), pixels in [-1, 1])",
+             r.get("reconstruction_error"))]
+    lines = [f"Measured offline with `{r['command']}` ({r.get('samples', r.get('images')):,} "
+             f"{'samples' if 'samples' in r else 'images translated'}, seed "
              f"{r.get('seed', 0)}, against {r['real_images']:,} real images, {r['seconds']:.0f} s on {r['device']}):",
              "", "| measure | value |", "| --- | --- |"]
     if "elbo" in r:
@@ -116,7 +141,12 @@ def update_card(name: str, r: dict):
     card = card_path.read_text()
     head = re.split(r"\n## Results\n", card)[0].rstrip()
     body = results_section(r)
-    sweep = json.loads((ZOO / name / "config.json").read_text()).get("evaluation_truncation")
+    config = json.loads((ZOO / name / "config.json").read_text())
+    sweep = config.get("evaluation_truncation")
+    if config.get("evaluation_b2a"):
+        body = body.replace("\n\nFID and KID are comparable", "\n\n### The other way\n\n"
+                            + results_section(config["evaluation_b2a"]).split("\n\nFID and KID")[0]
+                            + "\n\nFID and KID are comparable")
     if sweep:
         body = body.replace("\n\nFID and KID are comparable", "\n\n" + truncation_section(sweep)
                             + "\n\nFID and KID are comparable")

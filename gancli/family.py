@@ -53,6 +53,7 @@ class Family:
     exported: tuple[str, ...] = ("generator", "discriminator")  # what a training run's export/ keeps
     capabilities: frozenset[str] = frozenset()  # extra things a loaded model can do: truncation, mixing, encode
     data_folders: int = 1             # how many DATA arguments ``gan train`` takes
+    translates_at_scale: bool = False  # translators: resize inputs to the training size (a bottleneck cannot adapt)
     summary: str = ""                 # the card's first sentence, formatted with config.json's keys and {images}
     examples: tuple[str, ...] = ()    # commands for the card's "Use" block beyond `gan sample`, with {where}
 

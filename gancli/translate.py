@@ -98,7 +98,13 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple
 
 def translate_images(model, images: list[Image.Image], direction: str, size: int | None = None,
                      batch_size: int = 4, multiple: int = 4) -> list[Image.Image]:
-    """Translate PIL images of any size; images of equal size share a batch."""
+    """Translate PIL images of any size; images of equal size share a batch. A family whose networks only know
+    their training scale (``Family.translates_at_scale``: DiscoGAN's bottleneck) sees each image at that scale
+    and gives it back at its own size."""
+    if size is None and model.family.translates_at_scale:
+        back = [im.size for im in images]
+        outs = translate_images(model, images, direction, model.image_size, batch_size, multiple)
+        return [out.resize(wh, Image.Resampling.BICUBIC) for out, wh in zip(outs, back)]
     tensors = [to_tensor(resize_shorter(im, size), model.channels) for im in images]
     results: list[torch.Tensor | None] = [None] * len(tensors)
     by_shape: dict[tuple, list[int]] = {}

@@ -107,3 +107,23 @@ def test_every_zoo_card_carries_its_measured_results():
         for key in ("fid", "kid", "precision", "recall"):
             assert isinstance(result[key], float), (name, key)
         assert f"`{name}`" in zoo_table, name
+
+
+@pytest.mark.skipif(not FASHION.is_dir(), reason="needs ../shared/data/fashion-mnist")
+def test_discogan_turns_real_bags_into_shoes_and_back(tmp_path):
+    from gancli.classifiers import load_judge
+
+    test_x, test_y = _test_split(FASHION)
+    judge = load_judge("classifier-fashion")
+    for source, target, direction in (([8], [7, 9], "shoe"), ([7, 9], [8], "bag")):
+        keep = torch.isin(test_y, torch.tensor(source))
+        for i, image in enumerate(test_x[keep][:8]):
+            Image.fromarray(image[0].numpy()).save(tmp_path / f"{direction}-{i}.png")
+        r = subprocess.run([sys.executable, "-m", "gancli", "translate", "discogan-bags2shoes", str(tmp_path),
+                            "--direction", direction, "--outdir", str(tmp_path / direction)], capture_output=True,
+                           text=True)
+        assert r.returncode == 0, r.stderr
+        outputs = [np.asarray(Image.open(p)) for p in sorted((tmp_path / direction).glob(f"{direction}-*"))]
+        assert len(outputs) == 8 and outputs[0].shape == (28, 28)  # any size in, the same size out
+        judged = judge.predict(torch.from_numpy(np.stack(outputs))[:, None])
+        assert float(torch.isin(judged, torch.tensor(target)).float().mean()) >= 0.75, judged.tolist()

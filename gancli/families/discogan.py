@@ -109,6 +109,7 @@ class Discovery(TranslationObjective):
 class DiscoGAN(TranslationFamily):
     name = "discogan"
     description = "DiscoGAN (Kim et al. 2017): encoder-decoder generators both ways, reconstruction loss"
+    translates_at_scale = True  # its 4x4 bottleneck holds an object at the scale it was trained on
     options = TranslationFamily.options + group(
         "discogan options",
         Option("rec_weight", float, 1.0, "Weight of the reconstruction (round-trip) loss.", check=non_negative,
