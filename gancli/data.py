@@ -69,7 +69,7 @@ def load_data(path: str | Path, size: int | None = None, channels: int | None = 
         raise DataError(f"training data {path} must be a folder of images, a .zip of images, "
                         "or a folder of MNIST-style IDX files")
     if size and data.image_size != size:
-        data.images = _resize_batch(data.images, size)
+        data.images = resize_batch(data.images, size)
     if channels and data.channels != channels:
         data.images = _convert_channels(data.images, channels)
     return data
@@ -205,7 +205,8 @@ def _decode(entries, open_entry, source: str, size: int | None, channels: int | 
     return ImageData(images.contiguous(), labels, class_names, source=source, skipped=skipped)
 
 
-def _resize_batch(images: torch.Tensor, size: int) -> torch.Tensor:
+def resize_batch(images: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 images resized (bilinear, antialiased), as training data at ``--size`` are."""
     x = torch.nn.functional.interpolate(images.float(), size=(size, size), mode="bilinear", antialias=True,
                                         align_corners=False)
     return x.round().clamp(0, 255).to(torch.uint8)

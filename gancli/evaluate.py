@@ -24,7 +24,7 @@ import torch
 
 from gancli import datasets, metrics
 from gancli.classifiers import Judge, load_judge
-from gancli.data import DataError, ImageData, load_image_folder
+from gancli.data import DataError, ImageData, load_image_folder, resize_batch
 
 Progress = Callable[[str, int, int], None]  # (what, done, total)
 
@@ -94,11 +94,16 @@ def default_judge(dataset: datasets.Dataset | None, channels: int) -> str:
 
 
 def build_reference(real: str, judge: Judge, dataset: datasets.Dataset | None, n: int | None = None,
-                    seed: int = 0, split: str = "test", inception: torch.nn.Module | None = None) -> Reference:
-    """Real images of ``real`` (a dataset name or folder), embedded by ``judge``."""
+                    seed: int = 0, split: str = "test", inception: torch.nn.Module | None = None,
+                    size: int | None = None) -> Reference:
+    """Real images of ``real`` (a dataset name or folder), embedded by ``judge``. ``size``: the model's; data sets
+    of another size are resized to it first, as its training images were (28 px Fashion-MNIST for a 32 px
+    StyleGAN), so that the resize's blur is not counted against the model."""
     folder = Path(real).expanduser()
     if dataset is not None and dataset.kind == "idx":
         data = datasets.load_idx_split(folder if folder.is_dir() else datasets.find(dataset), split)
+        if size and data.image_size != size:
+            data = ImageData(resize_batch(data.images, size), data.labels, data.class_names, data.source)
         if dataset.stack > 1:
             data = datasets.stack_digits(data, n or len(data), seed=seed + 1, k=dataset.stack)
     elif folder.is_dir():
@@ -426,6 +431,8 @@ def novelty(model, ref: Reference, dataset: datasets.Dataset | None, n: int = 20
     if dataset is None or dataset.kind != "idx" or dataset.stack > 1:
         raise DataError("--novelty compares samples with a named data set's training images (mnist, fashion)")
     train = datasets.load_idx_split(datasets.find(dataset), "train").images
+    if ref.data is not None and train.shape[-1] != ref.data.image_size:
+        train = resize_batch(train, ref.data.image_size)  # as the model was trained
     n = min(n, len(ref.data.images)) if ref.data is not None else n
     samples = torch.cat(list(model.generate(model.latents_for(n, seed), model.labels_for(n), batch_size)))
     samples = _at_size(samples, ref.data) if ref.data is not None else samples
@@ -478,6 +485,7 @@ def evaluate(name: str, real: str | None = None, n: int = 10000, seed: int = 0, 
         return head | evaluate_translation(model, real, judge, direction, size, min(batch_size, 16), seed, progress,
                                            inception)
     ref = build_reference(real, judge, ds, n=None if ds is None or ds.stack == 1 else max(n, 10000), seed=seed,
+                          size=model.image_size,
                           inception=inception)
     if truncation and len(truncation) > 1:
         sweep = [evaluate_generator(model, ref, n, seed, batch_size, progress, psi) for psi in truncation]
