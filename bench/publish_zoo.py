@@ -65,12 +65,12 @@ def measure(name: str) -> dict:
     config = json.loads((ZOO / name / "config.json").read_text())
     real = REAL[config["dataset"]]
     n = SAMPLES.get(real, 10000)
-    translation = config.get("task") == "translation"  # translators take every test image; -n is for samplers
-    command = shlex.join(["gan", "eval", name, "--real", real] + ([] if translation else ["-n", str(n)]))
+    model = gancli.load(ZOO / name, device="cpu")
+    # translators take every test image; -n is for samplers
+    command = shlex.join(["gan", "eval", name, "--real", real] + ([] if model.is_translation else ["-n", str(n)]))
     print(command, flush=True)
     result = evaluate(name, real, n=n, device="auto") | {"command": command}
     config["evaluation"] = result
-    model = gancli.load(ZOO / name, device="cpu")
     if model.is_translation:  # and the other way
         back = shlex.join(["gan", "eval", name, "--real", real, "--direction", "b2a"])
         print(back, flush=True)

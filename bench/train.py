@@ -37,10 +37,6 @@ class MnistItems(Dataset):
         return (self.images[i].float() / 255 - 0.5) / 0.5, 0
 
 
-def build(arch, **arch_args):
-    nets = GANModel.build({"architecture": arch, "arch_args": arch_args})
-    return nets["generator"], nets["discriminator"]
-
 
 def sync(device):
     if device.type == "cuda":
@@ -48,7 +44,9 @@ def sync(device):
 
 
 def reference(images, device, batch_size, steps, warmup):
-    G, D = build("dcgan", latent_dim=100, image_size=28, channels=1, g_width=64, d_width=64)
+    nets = GANModel.build({"architecture": "dcgan", "arch_args": {"latent_dim": 100, "image_size": 28, "channels": 1,
+                                                                  "g_width": 64, "d_width": 64}})
+    G, D = nets["generator"], nets["discriminator"]
     D = nn.Sequential(D, nn.Sigmoid())
     G, D = G.to(device), D.to(device)
     opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))

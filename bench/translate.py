@@ -23,10 +23,6 @@ from gancli.pretrained import GANModel
 from gancli.train import Trainer, TrainOptions
 
 
-def build(arch, **arch_args):
-    nets = GANModel.build({"architecture": arch, "arch_args": arch_args})
-    return nets["generator"], nets["discriminator"]
-
 
 def sync(device):
     if device.type == "cuda":
@@ -101,7 +97,8 @@ def eager_step(G, D, opt_g, opt_d, a, b):
 
 
 def train_speeds(device, size, batch, steps):
-    G, D = build("cyclegan")
+    nets = GANModel.build({"architecture": "cyclegan"})
+    G, D = nets["generator"], nets["discriminator"]
     G, D = G.to(device), D.to(device)
     opt_g = torch.optim.Adam(G.parameters(), 2e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), 2e-4, betas=(0.5, 0.999))

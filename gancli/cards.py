@@ -3,12 +3,12 @@ what the model is, how to use it, how it was trained, and what ``gan eval`` meas
 first sentence and the commands that use it."""
 from __future__ import annotations
 
-from gancli import families, losses
+from gancli import catalog, losses
 
 
 def model_card(config: dict, last: dict, results: str = "", where: str | None = None) -> str:
     """``where``: the name or folder that loads the model, for the "Use" block (default: its name)."""
-    family = families.get(config["architecture"])
+    family = catalog.get(config["architecture"])
     t = config["training"]
     conditional = family.is_conditional(config.get("arch_args", {}))
     tags = ["gan", "gancli", config["architecture"], "image-generation"] + (["conditional"] if conditional else [])

@@ -582,25 +582,15 @@ def eval_model(
 
 
 # ----------------------------------------------------------------------------------------------- train
-@app.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True}, add_help_option=False)
+@command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True}, add_help_option=False)
 def train(ctx: typer.Context):
     """Train a model of any family (--arch); the run directory ends with export/, which `gan sample` loads. Ctrl-C
     saves a checkpoint. `gan train --help` lists the families and each one's options.
 
     Example: `gan train ../shared/data/mnist --arch dcgan --out runs/mnist --epochs 5`
     """
-    try:  # typer >= 0.20 carries its own click
-        from typer._click import ClickException
-    except ImportError:
-        from click import ClickException
-
     command = _train_command()  # built from the families' option declarations: only now, so start-up stays light
-    try:
-        code = command.main(list(ctx.args), prog_name="gan train", standalone_mode=False)
-    except ClickException as e:
-        fail(e.format_message().splitlines()[0])
-    except USER_ERRORS as e:
-        fail(_one_line(e))
+    code = command.main(list(ctx.args), prog_name="gan train", standalone_mode=False)  # usage errors: see main()
     if isinstance(code, int) and code:
         raise typer.Exit(code)
 
@@ -610,10 +600,10 @@ def _train_command():
     group, each panel naming the families that take it."""
     import inspect
 
-    from gancli import families
+    from gancli import catalog
     from gancli.options import LOOP, LOOP_GROUP
 
-    fams = families.all_families()
+    fams = catalog.all_families()
     users: dict[str, list[str]] = {}
     declared = {}
     for fam in fams.values():
@@ -666,14 +656,14 @@ def _shown(value) -> str:
 
 
 def _train(ctx, data: list[Path], arch: str, given: dict):
-    from gancli import families
+    from gancli import catalog
     from gancli.train import Trainer, TrainOptions
 
     if len(data) > 1:
         given["data_b"] = str(data[1])
     command_line = _command_line(ctx, exclude={"resume"})
     opts = TrainOptions(str(data[0]), arch=arch, command=command_line, **given)
-    family = families.get(opts.arch)
+    family = catalog.get(opts.arch)
     if len(data) > family.data_folders:
         fail(f"too many data folders for --arch {opts.arch}: "
              + ("DIR_A DIR_B" if family.data_folders == 2 else "give one"))
@@ -791,8 +781,19 @@ def push(
 
 
 def main():
+    try:  # typer >= 0.20 carries its own click
+        from typer._click import ClickException
+    except ImportError:
+        from click import ClickException
+
     try:
-        app(standalone_mode=True)
+        code = app(standalone_mode=False)
+    except ClickException as e:  # usage errors (a missing argument, an unknown option): one line as well
+        message = e.format_message().strip()  # empty for a bare `gan`, whose help was just shown
+        if message:
+            console.print(f"[bold red]error:[/] {message.splitlines()[0]}", highlight=False, soft_wrap=True)
+        sys.exit(e.exit_code)
     except USER_ERRORS as e:
         console.print(f"[bold red]error:[/] {_one_line(e)}", highlight=False, soft_wrap=True)
         sys.exit(2)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -9,19 +9,19 @@ from __future__ import annotations
 from pathlib import Path
 
 from gancli.version import __version__
-from gancli import families
+from gancli import catalog
 from gancli.pretrained import GANModel
 from gancli.weights import load_strict
 
 
 def converters() -> list[str]:
-    return sorted(name for name, f in families.all_families().items() if f.convert is not None)
+    return sorted(name for name, f in catalog.all_families().items() if f.convert is not None)
 
 
 def convert(files: list[Path], arch: str, name: str | None = None, **options) -> GANModel:
     """Read ``files`` as published ``arch`` checkpoints; ``options`` are the family's (cyclegan: domains,
     direction). Returns the model, loaded with strict key and shape checks, without a discriminator."""
-    family = families.get(arch)
+    family = catalog.get(arch)
     if family.convert is None:
         raise ValueError(f"gan convert reads {', '.join(converters())} checkpoints, not {arch!r}")
     config, state = family.convert([Path(f) for f in files], name=name,

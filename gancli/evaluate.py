@@ -47,7 +47,6 @@ class Reference:
     inception: torch.nn.Module | None = None     # the standard FID network, when the user has its weights
     inception_features: torch.Tensor | None = None
     data: ImageData | None = None                # the real images themselves (a VAE's test ELBO reads them)
-    sample_sharpness: list = field(default_factory=list)  # per batch of the last samples embedded
 
     @property
     def num_modes(self) -> int:
@@ -179,14 +178,14 @@ def evaluate_generator(model, ref: Reference, n: int = 10000, seed: int = 0, bat
         raise DataError(f"{ref.name} images have {ref.stack} channels (one digit each); the model draws "
                         f"{model.channels}")
     what = "sampling" if truncation is None else f"sampling, psi {truncation:g}"
-    feats, classes, inception = _embed_batches(ref, model.generate(model.latents_for(n, seed), model.labels_for(n),
+    feats, classes, inception, sharpness = _embed_batches(ref, model.generate(model.latents_for(n, seed), model.labels_for(n),
                                                                    batch_size, truncation),
                                                lambda d: progress(what, d, n))
     result = {"samples": n, "seed": seed, "real_images": ref.images} \
         | ({"truncation": truncation} if truncation is not None else {}) | compare(ref, feats, classes, seed)
     if ref.data is not None:  # blur shows here, where class-feature distances barely see it
         real_sharpness = float(metrics.laplacian_energy(ref.data.images).mean())
-        result["sharpness"] = round(float(torch.cat(ref.sample_sharpness).mean()) / max(real_sharpness, 1e-12), 4)
+        result["sharpness"] = round(float(sharpness.mean()) / max(real_sharpness, 1e-12), 4)
     if inception is not None:
         result["fid_inception"] = round(metrics.frechet_distance(ref.inception_features, inception), 4)
     if model.is_conditional:
@@ -198,20 +197,19 @@ def evaluate_generator(model, ref: Reference, n: int = 10000, seed: int = 0, bat
 
 def _embed_batches(ref: Reference, batches, advance: Callable[[int], None] = lambda done: None,
                    inception: bool = True):
-    """Judge features and classes (and Inception features, if the reference has them) of image batches."""
-    feats, classes, incep, done = [], [], [], 0
-    ref.sample_sharpness = []
+    """Judge features and classes, Inception features (if the reference has them) and sharpness of image batches."""
+    feats, classes, incep, sharp, done = [], [], [], [], 0
     for batch in batches:
         batch = batch.float().cpu()
         f, c = embed(ref.judge, batch, ref.stack)
-        ref.sample_sharpness.append(metrics.laplacian_energy(_at_size(batch, ref.data)))
+        sharp.append(metrics.laplacian_energy(_at_size(batch, ref.data)))
         feats.append(f)
         classes.append(c)
         if inception and ref.inception is not None:
             incep.append(inception_embed(ref.inception, batch))
         done += len(batch)
         advance(done)
-    return torch.cat(feats), torch.cat(classes), (torch.cat(incep) if incep else None)
+    return torch.cat(feats), torch.cat(classes), (torch.cat(incep) if incep else None), torch.cat(sharp)
 
 
 def _at_size(batch: torch.Tensor, real: ImageData | None) -> torch.Tensor:
@@ -246,7 +244,7 @@ def label_accuracy(model, ref: Reference, per_class: int, seed: int, batch_size:
     per = {}
     for k, name in enumerate(names):
         z = model.latents_for(per_class, seed + k)
-        _, judged, _ = _embed_batches(ref, model.generate(z, torch.full((per_class,), k), batch_size),
+        _, judged, _, _ = _embed_batches(ref, model.generate(z, torch.full((per_class,), k), batch_size),
                                       lambda d, k=k: progress("label accuracy", k * per_class + d,
                                                               len(names) * per_class), inception=False)
         per[name] = round(float((judged == judge_index[_key(name)]).float().mean()), 4)
@@ -282,7 +280,7 @@ class TrainingMonitor:
         y = torch.arange(self.n) % num_classes if num_classes else None
         batches = (generate(z[i:i + batch_size], y[i:i + batch_size] if y is not None else None)
                    for i in range(0, self.n, batch_size))
-        feats, classes, _ = _embed_batches(self.ref, batches)
+        feats, classes, _, _ = _embed_batches(self.ref, batches)
         result = compare(self.ref, feats, classes, self.seed, kid_subsets=10)
         result.pop("class_shares", None)
         result["alarms"] = collapse_alarms(result, self.best)

@@ -1,13 +1,13 @@
 """What a GAN family is: one module holding its networks, options, objective, card text and converter.
 
-A family subclasses ``Family`` and registers itself (``@register``); ``gancli.families`` imports the module. The
+A family subclasses ``Family`` and registers itself (``@register``); ``gancli.catalog`` imports the module. The
 training loop (``gancli.train``) knows families only through this interface, and ``GANModel`` builds their
 networks from config.json through ``Family.build``. See docs/code.md for a worked example (the VAE).
 """
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
@@ -16,11 +16,9 @@ from gancli import latents
 from gancli.data import DataError, ImageData, load_data
 from gancli.options import LOOP, Option, Options, at_least, group, one_of, resolve
 
-if TYPE_CHECKING:
-    from gancli.train import Trainer
-
 
 GRID_SAMPLES = 64
+# `trainer` arguments are gancli.train.Trainer, the loop; not imported (nor annotated): the loop sits above this.
 
 # Options of every family that draws images from a latent z (all but cyclegan)
 LATENT = group(
@@ -31,7 +29,7 @@ LATENT = group(
 )
 
 
-def noise_grid(trainer: "Trainer", latent_dim: int, num_classes: int = 0):
+def noise_grid(trainer, latent_dim: int, num_classes: int = 0):
     """The fixed latents (and labels) of the training grids: (z, labels or None, images per row)."""
     device, seed = trainer.device, trainer.opts.seed
     if num_classes:
@@ -96,7 +94,7 @@ class Family:
         return TrainingData([data], opts.size or data.image_size, dataset=_dataset_name(opts),
                             stack=opts.get("stack") or 1)
 
-    def objective(self, trainer: "Trainer") -> "Objective":
+    def objective(self, trainer) -> "Objective":
         raise NotImplementedError
 
     # ------------------------------------------------------------------ cards and conversion
@@ -183,7 +181,7 @@ class Objective:
     num_classes: int = 0          # the sampler's labels (0: unconditional)
     divergence_hint: str = "try a lower learning rate"  # said when the loss keeps becoming NaN/inf
 
-    def __init__(self, trainer: "Trainer"):
+    def __init__(self, trainer):
         self.t = trainer
         self.opts = trainer.opts
 
@@ -228,7 +226,7 @@ class NoiseObjective(Objective):
     """An objective whose sampler draws images from z (and, if conditional, a label): the training grid from fixed
     latents (one column per class), and the export config that says so."""
 
-    def __init__(self, trainer: "Trainer"):
+    def __init__(self, trainer):
         super().__init__(trainer)
         self.latent_dim = trainer.arch_args["latent_dim"]
         self.num_classes = trainer.arch_args.get("num_classes") or 0

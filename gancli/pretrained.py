@@ -15,7 +15,7 @@ from typing import Iterator
 import torch
 from torch import nn
 
-from gancli import families, hub, latents
+from gancli import catalog, hub, latents
 from gancli.devices import preferred_memory_format, resolve_device
 from gancli.errors import UnknownNameError
 from gancli.imageio import to_pil
@@ -26,7 +26,7 @@ class GANModel:
                  device: str | torch.device = "cpu", source: str | None = None,
                  others: dict[str, nn.Module] | None = None):
         self.config = config
-        self.family = families.get(config["architecture"])
+        self.family = catalog.get(config["architecture"])
         self.generator = generator.eval()
         self.discriminator = discriminator
         self.others = {k: v.eval() for k, v in (others or {}).items()}  # e.g. a VAE's encoder
@@ -64,7 +64,7 @@ class GANModel:
     # ---------------------------------------------------------------- loading and saving
     @staticmethod
     def build(config: dict) -> dict[str, nn.Module]:
-        family = families.get(config["architecture"])
+        family = catalog.get(config["architecture"])
         try:
             return family.build(**config.get("arch_args", {}))
         except TypeError as e:
@@ -127,7 +127,7 @@ class GANModel:
     # ---------------------------------------------------------------- translation models
     @property
     def is_translation(self) -> bool:
-        return self.family.task == "translation"
+        return "translate" in self.family.capabilities
 
     @property
     def domains(self) -> list[str]:
@@ -189,7 +189,7 @@ class GANModel:
     def requires(self, capability: str, what: str):
         """Refuse, in words, what this model's family cannot do (``--truncation`` on a DCGAN, say)."""
         if capability not in self.family.capabilities:
-            able = sorted(f.name for f in families.all_families().values() if capability in f.capabilities)
+            able = sorted(f.name for f in catalog.all_families().values() if capability in f.capabilities)
             raise ValueError(f"{self.config.get('name', 'this model')} is a {self.architecture} model: {what} is "
                              f"for {', '.join(able) or 'no'} models")
 

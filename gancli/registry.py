@@ -1,18 +1,15 @@
 """The family registry: architecture name -> the family object that builds, trains and describes it.
 
-A leaf (the timm idea): it imports no family. ``gancli.families`` imports every family module, each of which
-registers itself here; code that needs the full list goes through ``gancli.families``.
+A leaf (the timm idea): it imports no family, nor the Family class. ``gancli.catalog`` imports every family
+module, each of which registers itself here; code that needs the full list goes through ``gancli.catalog``.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 from gancli.errors import UnknownNameError
 
-if TYPE_CHECKING:
-    from gancli.family import Family
-
-_FAMILIES: dict[str, "Family"] = {}
+_FAMILIES: dict[str, Any] = {}  # name -> a gancli.family.Family (not imported: this module is a leaf)
 
 
 def register(cls):
@@ -23,11 +20,11 @@ def register(cls):
     return cls
 
 
-def registered() -> dict[str, "Family"]:
+def registered() -> dict[str, Any]:
     return dict(sorted(_FAMILIES.items()))
 
 
-def lookup(name: str) -> "Family":
+def lookup(name: str) -> Any:
     if name not in _FAMILIES:
         raise UnknownNameError("architecture", name, sorted(_FAMILIES))
     return _FAMILIES[name]

@@ -38,7 +38,7 @@ from pathlib import Path
 import torch
 
 from gancli.version import __version__
-from gancli import cards, families, latents
+from gancli import cards, catalog, latents
 from gancli.data import to_model_range
 from gancli.devices import describe, preferred_memory_format, resolve_device
 from gancli.errors import OptionError
@@ -64,13 +64,13 @@ def TrainOptions(data: str | None = None, out: str | None = None, arch: str | No
     out = out or defaults["out"]
     saved = _saved_options(Path(out)) if given.get("resume") else {}
     arch = arch or saved.get("arch") or defaults["arch"]
-    family = families.get(arch)
+    family = catalog.get(arch)
     if saved.get("arch") == arch:  # continue as the run was set up; only its length and the device are new
         for o in family.declared():
             if given.get(o.name) is None and o.name in saved and o.name not in SESSION_OPTIONS:
                 given[o.name] = saved[o.name]
     given.setdefault("command", shlex.join(["gan"] + sys.argv[1:]))
-    spellings = {o.name: o.spelling for f in families.all_families().values() for o in f.declared()}
+    spellings = {o.name: o.spelling for f in catalog.all_families().values() for o in f.declared()}
     try:
         return family.resolve_options({"data": None if data is None else str(data), "out": str(out), **given},
                                       spellings)
@@ -133,7 +133,7 @@ class Distributed:
 class Trainer:
     def __init__(self, opts: Options):
         self.opts = opts
-        self.family = families.get(opts.arch)
+        self.family = catalog.get(opts.arch)
         if opts.steps is not None and opts.epochs is not None:
             raise TrainError("give --steps or --epochs, not both")
         self.out = Path(opts.out)

@@ -139,3 +139,18 @@ def test_version_and_help_do_not_load_torch():
     """Every user pays the CLI's start-up: torch loads only for commands that run a model."""
     code = "import sys, gancli.cli; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+@pytest.mark.parametrize("args,message", [(["mix", "dcgan-mnist", "--levels"], "requires an argument"),
+                                          (["classify", "dcgan-mnist"], "Missing argument"),
+                                          (["train", "data", "--outt", "x"], "No such option: --outt"),
+                                          (["nosuch"], "No such command")])
+def test_usage_errors_are_one_line_from_the_real_entry_point(args, message, tmp_path):
+    p = subprocess.run([sys.executable, "-m", "gancli", *args], capture_output=True, text=True, cwd=tmp_path)
+    assert p.returncode == 2 and p.stderr.startswith("error:") and p.stderr.strip().count("\n") == 0, p.stderr
+    assert message in p.stderr and "Traceback" not in p.stderr
+
+
+def test_bare_gan_shows_help():
+    p = subprocess.run([sys.executable, "-m", "gancli"], capture_output=True, text=True)
+    assert p.returncode == 2 and "Usage" in p.stdout + p.stderr and "Traceback" not in p.stderr

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from gancli import families, latents
+from gancli import catalog, latents
 from gancli.errors import UnknownNameError
 from gancli.pretrained import GANModel
 
@@ -12,7 +12,7 @@ def build(arch, **arch_args):
 
 
 def test_every_family_is_registered():
-    assert set(families.all_families()) == {"acgan", "began", "cyclegan", "dcgan", "design", "discogan", "mlp", "ssgan", "stylegan", "vae"}
+    assert set(catalog.all_families()) == {"acgan", "began", "cyclegan", "dcgan", "design", "discogan", "mlp", "ssgan", "stylegan", "vae"}
 
 
 @pytest.mark.parametrize("size,channels", [(28, 1), (64, 3), (32, 3), (64, 1)])
@@ -43,7 +43,7 @@ def test_mlp_shapes():
 
 def test_unknown_architecture_suggests():
     with pytest.raises(UnknownNameError, match="dcgan"):
-        families.get("dcgn")
+        catalog.get("dcgn")
 
 
 def test_bad_builder_argument_is_a_value_error():

@@ -304,6 +304,7 @@ class TranslationFamily(Family):
     """A family that translates between two domains: `gan translate`, not `gan sample`."""
 
     task = "translation"
+    capabilities = frozenset({"translate"})
     data_folders = 2
     exported = ("generator",)
     options = OPTIMISER + LOSS + WIDTHS + TWO_DOMAINS
