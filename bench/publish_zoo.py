@@ -5,6 +5,9 @@
     python bench/publish_zoo.py results                                # `gan eval` every zoo generator; update
                                                                        # config.json, the cards and docs/zoo.md
     python bench/publish_zoo.py results cgan-fashion                   # just one
+    python bench/publish_zoo.py add runs/began-g0.5 began-fashion --plot m_global,k   # + training.png of those
+    python bench/publish_zoo.py compare began-fashion gamma runs/began-g0.3 runs/began-g0.5 runs/began-g0.7
+                                              # `gan eval` runs that differ in one option; a table in the card
 
 Results are what `gan eval NAME --real DATA -n N` prints (the command is written next to them), stored under
 "evaluation" in the model's config.json, rendered as the card's "## Results" section, and gathered in the table
@@ -21,7 +24,7 @@ from pathlib import Path
 
 import gancli
 from gancli.evaluate import evaluate
-from gancli.imageio import grid_image, save_image
+from gancli.imageio import grid_image, line_plot, save_image
 
 ROOT = Path(__file__).resolve().parents[1]
 ZOO = ROOT / "zoo"
@@ -30,7 +33,7 @@ REAL = {"mnist": "mnist", "fashion-mnist": "fashion", "stacked-mnist": "stacked-
 SAMPLES = {"stacked-mnist": 26000}
 
 
-def add(run: Path, name: str, fp16: bool = False):
+def add(run: Path, name: str, fp16: bool = False, plot: list[str] | None = None):
     target = ZOO / name
     if target.exists():
         shutil.rmtree(target)
@@ -58,6 +61,10 @@ def add(run: Path, name: str, fp16: bool = False):
                                                 mode="bilinear", antialias=True)
             rows += [x, model.translate(x, direction)]
         save_image(grid_image(torch.cat(rows), 8), target / "samples.png")
+    if plot:
+        rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+        series = {k: [(r["step"], r[k]) for r in rows if k in r and r.get("event") is None] for k in plot}
+        line_plot(series, target / "training.png", title=f"{name}: {', '.join(plot)} by training step")
     print(f"published {run} as {target}; now run: python bench/publish_zoo.py results {name}")
 
 
@@ -104,6 +111,8 @@ def results_section(r: dict) -> str:
             (f"translated {r.get('source', '')} judged as {r.get('target_domain', '')} (untranslated: "
              f"{r.get('input_target_domain_rate', 0):.1%})", f"{r['target_domain_rate']:.1%}"
              if "reconstruction_error" in r else None),
+            (f"D as a classifier: test error on {r.get('test_images', 0):,} real test images",
+             f"{r['test_error']:.2%}" if "test_error" in r else None),
             ("round-trip reconstruction error (mean absolute x - G_BA(G_AB(x)), pixels in [-1, 1])",
              r.get("reconstruction_error"))]
     lines = [f"Measured offline with `{r['command']}` ({r.get('samples', r.get('images')):,} "
@@ -136,6 +145,57 @@ def truncation_section(t: dict) -> str:
     return "\n".join(lines)
 
 
+COMPARED = {"fid": "FID", "precision": "precision", "recall": "recall", "diversity": "diversity",
+            "sharpness": "sharpness", "class_entropy": "class entropy (nats)",
+            "nearest_train_distance": "distance to nearest training image", "test_error": "test error"}
+
+
+def compare(name: str, option: str, runs: list[Path], novelty: bool = False, keys: list[str] | None = None):
+    """`gan eval` the exports of runs that differ in ``option`` (one of them the zoo entry's own run), on the same
+    latents and real images; the rows go to config.json as "evaluation_sweep", to the card and to docs/zoo.md."""
+    config = json.loads((ZOO / name / "config.json").read_text())
+    real = REAL[config["dataset"]]
+    own = config["training"]["command"]
+    rows = []
+    for run in runs:
+        options = json.loads((run / "options.json").read_text())
+        command = ["gan", "eval", str(run / "export"), "--real", real, "-n", "10000"] + (["--novelty"] if novelty else [])
+        grid = ZOO / name / "novelty.png" if novelty and options["command"] == own else None
+        if grid is not None:
+            command += ["--novelty-grid", grid.name]
+        print(shlex.join(command), flush=True)
+        r = evaluate(str(run / "export"), real, n=10000, device="auto", with_novelty=novelty, novelty_grid=grid)
+        rows.append({"value": options[option], "this_model": options["command"] == own,
+                     "train": options["command"], "eval": shlex.join(command)}
+                    | {k: r[k] for k in COMPARED if k in r} | {k: r[k] for k in r if k.startswith("real_")})
+    keys = keys or [k for k in COMPARED if all(k in row for row in rows)]
+    config["evaluation_sweep"] = {"option": option, "keys": keys, "rows": rows}
+    (ZOO / name / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+
+
+def sweep_table(name: str, sweep: dict, with_model: bool = False) -> list[str]:
+    option, keys = sweep["option"], sweep["keys"]
+    head = (["model"] if with_model else []) + [f"--{option.replace('_', '-')}"] + [COMPARED[k] for k in keys]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for row in sweep["rows"]:
+        value = f"{row['value']}" + (" (this model)" if row["this_model"] else "")
+        cells = ([f"`{name}`"] if with_model else []) + [value] + [f"{row[k]:.4g}" for k in keys]
+        lines.append("| " + " | ".join(cells) + " |")
+    reals = {k: sweep["rows"][0][f"real_{k}"] for k in keys if f"real_{k}" in sweep["rows"][0]}
+    if reals and not with_model:
+        lines.append("| real test images | " + " | ".join(f"{reals[k]:.4g}" if k in reals else "" for k in keys)
+                     + " |")
+    return lines
+
+
+def sweep_section(name: str, sweep: dict) -> str:
+    lines = [f"### Measured against `--{sweep['option'].replace('_', '-')}`", "",
+             "Each row is one training run that differs only in this option, measured by `gan eval` on the same "
+             "latents and real images:", ""] + sweep_table(name, sweep)
+    lines += ["", "Commands:", ""] + [f"- `{r['train']}`, then `{r['eval']}`" for r in sweep["rows"]]
+    return "\n".join(lines)
+
+
 def update_card(name: str, r: dict):
     card_path = ZOO / name / "README.md"
     card = card_path.read_text()
@@ -150,6 +210,13 @@ def update_card(name: str, r: dict):
     if sweep:
         body = body.replace("\n\nFID and KID are comparable", "\n\n" + truncation_section(sweep)
                             + "\n\nFID and KID are comparable")
+    if config.get("evaluation_sweep"):
+        body = body.replace("\n\nFID and KID are comparable", "\n\n" + sweep_section(name, config["evaluation_sweep"])
+                            + "\n\nFID and KID are comparable")
+    for figure, caption in (("training.png", "training"), ("novelty.png", "samples (top) above their nearest "
+                                                                          "training images (bottom)")):
+        if (ZOO / name / figure).exists():
+            body += f"\n\n![{caption}]({figure})"
     card_path.write_text(head + "\n\n## Results\n\n" + body + "\n")
 
 
@@ -177,7 +244,7 @@ def update_doc():
                       f"{c['training']['epochs']} epochs, {c['training']['seconds']} s, {c['training']['device']} |")
     text = DOC.read_text()
     blocks = {"results": header + rows, "judges": judges, "vae-vs-gan": comparison("mnist"),
-              "fashion": comparison("fashion-mnist"), "truncation": truncation_rows()}
+              "fashion": comparison("fashion-mnist"), "truncation": truncation_rows(), "sweeps": sweep_rows()}
     for marker, lines in blocks.items():
         start, end = f"<!-- {marker} -->", f"<!-- /{marker} -->"
         text = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: "\n".join([start] + lines + [end]), text,
@@ -217,6 +284,14 @@ def truncation_rows() -> list[str]:
     return lines
 
 
+def sweep_rows() -> list[str]:
+    lines = []
+    for name, c, _ in _evaluated():
+        if c.get("evaluation_sweep"):
+            lines += ([""] if lines else []) + sweep_table(name, c["evaluation_sweep"], with_model=True)
+    return lines
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="what", required=True)
@@ -224,12 +299,24 @@ def main():
     a.add_argument("run", type=Path)
     a.add_argument("name")
     a.add_argument("--fp16", action="store_true", help="store float16 weights")
+    a.add_argument("--plot", type=lambda s: s.split(","), help="metrics.jsonl keys to plot as training.png")
+    c = sub.add_parser("compare")
+    c.add_argument("name")
+    c.add_argument("option", help="the option the runs differ in, as in options.json (e.g. gamma)")
+    c.add_argument("runs", nargs="+", type=Path)
+    c.add_argument("--novelty", action="store_true", help="measure novelty too (and draw novelty.png)")
+    c.add_argument("--keys", type=lambda s: s.split(","), help="which measures to show")
     r = sub.add_parser("results")
     r.add_argument("names", nargs="*")
     r.add_argument("--cards-only", action="store_true", help="re-render cards and docs from stored results")
     args = ap.parse_args()
     if args.what == "add":
-        add(args.run, args.name, args.fp16)
+        add(args.run, args.name, args.fp16, args.plot)
+        return
+    if args.what == "compare":
+        compare(args.name, args.option, args.runs, args.novelty, args.keys)
+        update_card(args.name, json.loads((ZOO / args.name / "config.json").read_text())["evaluation"])
+        update_doc()
         return
     names = args.names or [p.parent.name for p in sorted(ZOO.glob("*/config.json"))
                            if json.loads(p.read_text()).get("task") != "classifier"]

@@ -204,6 +204,11 @@ class Objective:
     def lr_factor(self, step: int) -> float:
         return 1.0
 
+    def decay_in_second_half(self, step: int) -> float:
+        """The learning-rate factor of CycleGAN and Salimans et al.: constant, then linear to 0 over the second half."""
+        half = self.t.total_steps // 2
+        return 1.0 if step < half else max(0.0, 1.0 - (step - half) / max(1, self.t.total_steps - half))
+
     def state(self) -> dict:
         """Extra checkpoint state (tensors and plain containers only)."""
         return {}

@@ -85,8 +85,9 @@ STYLE_TRAIN = ["--arch", "stylegan", "--size", "16", "--g-width", "4", "--d-widt
 VAE_TRAIN = ["--arch", "vae", "--latent-dim", "4", "--vae-width", "4", "--hidden", "16", "--batch-size", "8"]
 DISCO_TRAIN = ["--arch", "discogan", "--domains", "ring:0,grey:1", "--size", "16", "--g-width", "4", "--d-width",
                "4", "--batch-size", "4"]
-SSGAN_TRAIN = ["--arch", "ssgan", "--labels-per-class", "3", "--g-width", "4", "--d-width", "4", "--latent-dim",
-               "8", "--batch-size", "4"]
+SSGAN_TRAIN = ["--arch", "ssgan", "--ssgan-net", "conv", "--labels-per-class", "3", "--g-width", "4", "--d-width",
+               "4", "--latent-dim", "8", "--batch-size", "4"]
+SSGAN_MLP_TRAIN = ["--arch", "ssgan", "--labels-per-class", "3", "--latent-dim", "8", "--batch-size", "4"]
 BEGAN_TRAIN = ["--arch", "began", "--latent-dim", "4", "--g-width", "4", "--d-width", "4", "--bottleneck", "4",
                "--batch-size", "8", "--lambda-k", "0.05"]
 
@@ -103,7 +104,7 @@ def _final_state(run):
 
 # stylegan's run also measures itself: building the judge must not disturb training's random stream
 @pytest.mark.parametrize("family_args", [STYLE_TRAIN + ["--eval-every", "5", "--eval-samples", "100"], VAE_TRAIN,
-                                         BEGAN_TRAIN, DISCO_TRAIN, SSGAN_TRAIN],
+                                         BEGAN_TRAIN, DISCO_TRAIN, SSGAN_MLP_TRAIN],
                          ids=["stylegan", "vae", "began", "discogan", "ssgan"])
 def test_a_run_killed_with_sigkill_resumes_bit_identically(image_folder, tmp_path, family_args):
     steps = 40
@@ -421,6 +422,24 @@ def test_labelled_subset_is_a_fixed_seeded_choice():
     assert torch.bincount(labels[a]).tolist() == [3] * 10
     with pytest.raises(ValueError, match="fewer images"):
         labelled_subset(labels, 11, 0)
+
+
+def test_salimans_discriminator_is_noisy_only_while_training(tmp_path):
+    from gancli.families.ssgan import NoisyMLPClassifier
+
+    torch.manual_seed(0)
+    d, x = NoisyMLPClassifier(28, 1, 10), torch.rand(5, 1, 28, 28) * 2 - 1
+    logits, features = d(x, features=True)
+    assert logits.shape == (5, 10) and features.shape == (5, 250)
+    assert not torch.equal(d(x), d(x))  # Gaussian noise on the pixels and every hidden layer
+    d.eval()
+    assert torch.equal(d(x), d(x))
+    cfg = {"architecture": "ssgan", "arch_args": {"ssgan_classes": 10, "latent_dim": 8, "ssgan_net": "mlp"},
+           "latent_dim": 8, "image_size": 28, "channels": 1, "name": "s", "classifier_classes": list("0123456789")}
+    model = GANModel.from_config(cfg)
+    folder = model.save_pretrained(tmp_path / "s", card=CARD)  # weight-normalised layers survive the round trip
+    again = gancli.load(folder, device="cpu")
+    assert torch.equal(again.classify(x), model.classify(x))
 
 
 @needs_mnist

@@ -251,8 +251,7 @@ class CycleGANObjective(TranslationObjective):
         self.pools = [ImagePool(self.opts.pool_size), ImagePool(self.opts.pool_size)]
 
     def lr_factor(self, step: int) -> float:
-        half = self.t.total_steps // 2
-        return 1.0 if step < half else max(0.0, 1.0 - (step - half) / max(1, self.t.total_steps - half))
+        return self.decay_in_second_half(step)
 
     def state(self) -> dict:
         return {"pool_a": self.pools[0].state(), "pool_b": self.pools[1].state()}
