@@ -155,17 +155,18 @@ def compare(name: str, option: str, runs: list[Path], novelty: bool = False, key
     latents and real images; the rows go to config.json as "evaluation_sweep", to the card and to docs/zoo.md."""
     config = json.loads((ZOO / name / "config.json").read_text())
     real = REAL[config["dataset"]]
-    own = config["training"]["command"]
+    own = shlex.split(config["training"]["command"])
     rows = []
     for run in runs:
         options = json.loads((run / "options.json").read_text())
         command = ["gan", "eval", str(run / "export"), "--real", real, "-n", "10000"] + (["--novelty"] if novelty else [])
-        grid = ZOO / name / "novelty.png" if novelty and options["command"] == own else None
+        mine = options["out"] in own  # the zoo entry's own run: its command names that run directory
+        grid = ZOO / name / "novelty.png" if novelty and mine else None
         if grid is not None:
             command += ["--novelty-grid", grid.name]
         print(shlex.join(command), flush=True)
         r = evaluate(str(run / "export"), real, n=10000, device="auto", with_novelty=novelty, novelty_grid=grid)
-        rows.append({"value": options[option], "this_model": options["command"] == own,
+        rows.append({"value": options[option], "this_model": mine,
                      "train": options["command"], "eval": shlex.join(command)}
                     | {k: r[k] for k in COMPARED if k in r} | {k: r[k] for k in r if k.startswith("real_")})
     keys = keys or [k for k in COMPARED if all(k in row for row in rows)]
@@ -179,7 +180,8 @@ def sweep_table(name: str, sweep: dict, with_model: bool = False) -> list[str]:
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for row in sweep["rows"]:
         value = f"{row['value']}" + (" (this model)" if row["this_model"] else "")
-        cells = ([f"`{name}`"] if with_model else []) + [value] + [f"{row[k]:.4g}" for k in keys]
+        cells = ([f"`{name}`"] if with_model else []) + [value] + [
+            f"{row[k]:.2%}" if k == "test_error" else f"{row[k]:.4g}" for k in keys]
         lines.append("| " + " | ".join(cells) + " |")
     reals = {k: sweep["rows"][0][f"real_{k}"] for k in keys if f"real_{k}" in sweep["rows"][0]}
     if reals and not with_model:

@@ -26,7 +26,7 @@ def model_card(config: dict, last: dict, results: str = "", where: str | None = 
         + (f"; resumed, {t['seconds_this_session']} s in the last session"
            if t.get("seconds_this_session", t["seconds"]) != t["seconds"] else ""),
     ]
-    if last and "loss_d" in last:
+    if last and "d_real" in last:
         line = (f"- last logged: D loss {last.get('loss_d')}, G loss {last.get('loss_g')}, "
                 f"D(x) {last.get('d_real')}, D(G(z)) {last.get('d_fake')}")
         if "value" in last:

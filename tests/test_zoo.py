@@ -127,3 +127,22 @@ def test_discogan_turns_real_bags_into_shoes_and_back(tmp_path):
         assert len(outputs) == 8 and outputs[0].shape == (28, 28)  # any size in, the same size out
         judged = judge.predict(torch.from_numpy(np.stack(outputs))[:, None])
         assert float(torch.isin(judged, torch.tensor(target)).float().mean()) >= 0.75, judged.tolist()
+
+
+@pytest.mark.skipif(not MNIST.is_dir(), reason="needs ../shared/data/mnist")
+def test_ssgan_mnist_classifies_real_test_digits_from_files(tmp_path):
+    """The semi-supervised GAN's discriminator, trained with 100 labels, read as a digit classifier by a user."""
+    test_x = read_idx(MNIST / "t10k-images-idx3-ubyte.gz")
+    test_y = read_idx(MNIST / "t10k-labels-idx1-ubyte.gz")
+    folder = tmp_path / "digits"
+    folder.mkdir()
+    for i in range(40):
+        Image.fromarray(test_x[i]).save(folder / f"{i:02d}.png")
+    p = subprocess.run([sys.executable, "-m", "gancli", "classify", "ssgan-mnist", str(folder), "--csv",
+                        str(tmp_path / "c.csv")], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    rows = [line.split(",") for line in (tmp_path / "c.csv").read_text().splitlines()[1:]]
+    assert len(rows) == 40
+    predicted = {Path(f).stem: c for f, c, _ in rows}
+    correct = sum(predicted[f"{i:02d}"] == str(test_y[i]) for i in range(40))
+    assert correct >= 38, f"{correct}/40 digits named right"

@@ -138,6 +138,8 @@ class BEGAN(Family):
     )
     defaults = {"lr_g": 1e-4, "lr_d": 1e-4, "latent_dim": 64, "g_width": 32, "d_width": 32}
     exported = ("generator",)
+    summary = ("A BEGAN generator (Berthelot et al. 2017: the discriminator was an autoencoder) for {images}, "
+               "trained on {dataset} with gan {gan_version}.")
 
     def build(self, latent_dim: int = 64, image_size: int = 28, channels: int = 1, g_width: int = 32,
               d_width: int = 32, hidden: int = 64):

@@ -57,6 +57,9 @@ class DesignObjective(AdversarialObjective):
 @register
 class DesignGAN(Family):
     name = "design"
+    exported = ("generator",)  # no command uses its discriminator
+    summary = ("A DesignGAN generator (CAN / DeSIGN: rewarded for realistic images that fit no one known class) "
+               "for {images}, trained on {dataset} with gan {gan_version}.")
     description = "DesignGAN (CAN / DeSIGN): a GAN rewarded for realistic images that fit no one known class"
     options = GAN + WIDTHS + group(
         "design options",

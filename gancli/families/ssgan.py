@@ -28,7 +28,7 @@ from gancli.adversarial import OPTIMISER, WIDTHS, TwoPlayer
 from gancli.data import DataError
 from gancli.families.dcgan import DCGANGenerator, spatial_ladder
 from gancli.families.mlp import MLPGenerator
-from gancli.family import LATENT, Family, NoiseObjective
+from gancli.family import LATENT, Family, NoiseObjective, images_phrase
 from gancli.options import Option, at_least, group, one_of
 from gancli.registry import register
 
@@ -202,6 +202,13 @@ class SSGAN(Family):
         return SemiSupervised(trainer)
 
     examples = ("gan classify {where} digit.png folder/ --csv classes.csv",)
+
+    def card_summary(self, config: dict) -> str:
+        per = (config.get("training") or {}).get("labels_per_class")
+        return (f"A semi-supervised GAN (Salimans et al. 2016) for {images_phrase(config)}, trained on "
+                f"{config.get('dataset', 'its data')}" + (f" with {per} labels per class, the rest unlabelled" if per else "")
+                + f": its discriminator is a classifier of {len(config.get('classifier_classes') or [])} classes "
+                "(`gan classify`), its generator draws images.")
 
     @torch.no_grad()
     def evaluate_extra(self, model, real) -> dict:
