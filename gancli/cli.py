@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape  # messages are plain text: "gancli[tensorboard]" or a file "a[1].png" is no tag
 from rich.table import Table
 
 from gancli import hub
@@ -26,7 +27,7 @@ USER_ERRORS = (ValueError, LookupError, FileNotFoundError, FileExistsError, NotA
 
 
 def fail(message: str, code: int = 2):
-    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -791,9 +792,9 @@ def main():
     except ClickException as e:  # usage errors (a missing argument, an unknown option): one line as well
         message = e.format_message().strip()  # empty for a bare `gan`, whose help was just shown
         if message:
-            console.print(f"[bold red]error:[/] {message.splitlines()[0]}", highlight=False, soft_wrap=True)
+            console.print(f"[bold red]error:[/] {escape(message.splitlines()[0])}", highlight=False, soft_wrap=True)
         sys.exit(e.exit_code)
     except USER_ERRORS as e:
-        console.print(f"[bold red]error:[/] {_one_line(e)}", highlight=False, soft_wrap=True)
+        console.print(f"[bold red]error:[/] {escape(_one_line(e))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     sys.exit(code if isinstance(code, int) else 0)
