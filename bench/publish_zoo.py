@@ -24,7 +24,8 @@ from pathlib import Path
 
 import gancli
 from gancli.evaluate import evaluate
-from gancli.imageio import grid_image, line_plot, save_image
+from gancli.imageio import grid_image, save_image
+from gancli.plots import line_plot
 
 ROOT = Path(__file__).resolve().parents[1]
 ZOO = ROOT / "zoo"

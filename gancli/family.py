@@ -177,6 +177,8 @@ class Objective:
     batches_per_step: int = 1     # data batches one step consumes (a GAN with --d-steps k: k)
     measurable: bool = True       # --eval-every can measure its sampler (a generator of images from noise)
     shown: tuple[str, ...] = ()   # the stats the progress line shows (and losses.png plots), in order
+    guides: dict[str, tuple[float, str]] = {}  # stat -> (where theory puts it at p_g = p_data, why): losses.png's
+    #                                            dashed lines; a stat with a guide is plotted even when not shown
     latent_dim: int = 0           # the sampler's z (0: it takes images, not noise)
     num_classes: int = 0          # the sampler's labels (0: unconditional)
     divergence_hint: str = "try a lower learning rate"  # said when the loss keeps becoming NaN/inf

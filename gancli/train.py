@@ -9,10 +9,13 @@ atomic checkpoints and exact resume, NaN rollback, DDP, the EMA generator, progr
       log.txt             what happened, in words (device, data, skipped files, checkpoints, rollbacks, the end)
       metrics.jsonl       one line per logging interval: losses, D(x), D(G(z)), V(D,G), learning rates, images/s;
                           with --eval-every, also {"event": "eval", ...} lines (FID, KID, precision/recall, coverage)
-      samples/            grids from fixed latents (one column per class for conditional models)
+      samples/            grids from fixed latents (one column per class for conditional models), captioned with
+                          their step
       progress.gif        those grids as an animation
-      losses.png          the losses and D outputs over training
-      quality.png         with --eval-every: precision, recall, diversity and coverage over training
+      losses.png          over steps and epochs: the losses; D(x) and D(G(z)) with the equilibrium's 1/2; V(D,G)
+                          with its optimum -log 4; the family's other stats; the learning rates
+      quality.png         with --eval-every: FID, KID, precision, recall, diversity and coverage over training
+      tensorboard/        with --tensorboard: the metrics rows and sample grids as TensorBoard events
       checkpoints/        step-XXXXXXXX.pt, written atomically, the last K kept
       export/             zoo layout (config.json, README.md, model.safetensors): `gan sample RUN_DIR/export`
 
@@ -38,11 +41,11 @@ from pathlib import Path
 import torch
 
 from gancli.version import __version__
-from gancli import cards, catalog, latents
+from gancli import board, cards, catalog, latents
 from gancli.data import to_model_range
 from gancli.devices import describe, preferred_memory_format, resolve_device
 from gancli.errors import OptionError
-from gancli.imageio import atomic_write, grid_image, line_plot, save_animation, save_image
+from gancli.imageio import atomic_write, captioned, grid_image, save_animation, save_image
 from gancli.options import LOOP, Options
 from gancli.pretrained import GANModel
 
@@ -136,6 +139,8 @@ class Trainer:
         self.family = catalog.get(opts.arch)
         if opts.steps is not None and opts.epochs is not None:
             raise TrainError("give --steps or --epochs, not both")
+        if opts.tensorboard:
+            board.check_installed()
         self.out = Path(opts.out)
         self.dist = Distributed()
         self.device = self.dist.start(resolve_device(opts.device))
@@ -160,6 +165,7 @@ class Trainer:
         self.step = 0
         self.rollbacks: list[int] = []
         self.monitor, self.last_eval = None, None
+        self.board: board.TensorBoard | None = None  # --tensorboard's writer, on rank 0 while run() runs
         self.train_seconds = 0.0
         self.seconds_before, self.t0 = 0.0, None  # training time of earlier sessions of this run, and this one's start
         if resume_from:
@@ -411,7 +417,10 @@ class Trainer:
             return None
         images, nrow = self.grid_images()
         path = self.out / "samples" / f"step-{self.step:08d}.png"
-        save_image(grid_image(images, nrow=nrow), path)
+        picture = grid_image(images, nrow=nrow)
+        save_image(captioned(picture, f"step {self.step}"), path)  # progress.gif's frames say their step too
+        if self.board:
+            self.board.grid(picture, self.step)  # TensorBoard has its own step slider: the grid as it is
         return path
 
     @torch.no_grad()
@@ -427,6 +436,8 @@ class Trainer:
     def write_progress(self):
         from PIL import Image
 
+        from gancli import plots
+
         grids = sorted((self.out / "samples").glob("step-*.png"))
         if grids:
             frames = []
@@ -434,18 +445,15 @@ class Trainer:
                 with Image.open(p) as im:
                     frames.append(im.convert("RGB"))
             save_animation(frames, self.out / "progress.gif", fps=4)
+        epochs_per_step = self.objective.batches_per_step / self.batches_per_epoch if self.batches_per_epoch else None
         rows = self._metrics()
         if len(rows) > 1:
-            series = {k: [(r["step"], r[k]) for r in rows if k in r] for k in self.objective.shown}
-            line_plot(series, self.out / "losses.png", title=self.objective.title)
+            panels = plots.training_panels(rows, self.objective.shown, self.objective.guides)
+            plots.save_figure(panels, self.out / "losses.png", self.objective.title, epochs_per_step)
         evals = self._metrics("eval")
-        if len(evals) > 1:  # the measures that live in [0, 1]; a collapse shows as a drop
-            series = {k: [(r["step"], r[k]) for r in evals] for k in ("precision", "recall")}
-            series["diversity / real"] = [(r["step"], r["diversity"] / max(r["real_diversity"], 1e-9)) for r in evals]
-            for covered, total in (("classes_covered", "num_classes"), ("modes_covered", "num_modes")):
-                if evals[-1].get(covered) is not None:
-                    series["coverage"] = [(r["step"], r[covered] / r[total]) for r in evals]
-            line_plot(series, self.out / "quality.png", title="--eval-every: quality over training")
+        if len(evals) > 1:
+            plots.save_figure(plots.quality_panels(evals), self.out / "quality.png",
+                              f"{self.objective.title}: --eval-every measures", epochs_per_step)
 
     def _metrics(self, event: str | None = None) -> list[dict]:
         """The training rows of metrics.jsonl, or those of one ``event`` ("eval")."""
@@ -476,6 +484,8 @@ class Trainer:
         self.last_eval = row
         with open(self.out / "metrics.jsonl", "a") as f:
             f.write(json.dumps(row) + "\n")
+        if self.board:
+            self.board.scalars(row)
         summary = ", ".join(f"{k} {row[k]}" for k in ("fid", "kid", "precision", "recall", "classes_covered",
                                                       "modes_covered", "diversity") if row.get(k) is not None)
         self.log(f"eval at step {self.step}: {summary}")
@@ -493,12 +503,16 @@ class Trainer:
         if self.dist.main:
             with open(self.out / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(row) + "\n")
+            if self.board:
+                self.board.scalars(row)
         return row
 
     # ------------------------------------------------------------------ the loop
     def run(self, progress=None) -> Path:
         if self.dist.main:
             self.out.mkdir(parents=True, exist_ok=True)
+            if self.opts.tensorboard:
+                self.board = board.TensorBoard(self.out / "tensorboard", self.step)
         self.dist.barrier()
         fresh = self.step == 0 and not self.checkpoints()
         if fresh and self.dist.main:
@@ -566,6 +580,8 @@ class Trainer:
             if self.step % self.opts.sample_every:
                 self.write_samples()
             self.write_progress()
+            if self.board:
+                self.board.close()
             export = self.export()
             self.log(f"done: {self.step} steps ({self.step - started_at} this session) in {self.train_seconds:.0f} s; "
                      f"exported to {export}")

@@ -36,7 +36,7 @@ def test_cli_train_writes_a_complete_run_that_sample_loads(image_folder, tmp_pat
         "step-00000001.png", "step-00000003.png", "step-00000006.png"]
     with Image.open(run / "progress.gif") as gif:
         assert gif.n_frames == 3
-    assert Image.open(run / "losses.png").size == (800, 400)
+    assert Image.open(run / "losses.png").size == (1000, 1140)  # four panels: losses, D outputs, V(D,G), lr
     opts = json.loads((run / "options.json").read_text())
     assert opts["arch"] == "dcgan" and opts["command"].startswith("gan train")
     rows = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
