@@ -12,12 +12,12 @@ import torch.nn.functional as F
 
 from gancli import losses
 from gancli.family import LATENT, NoiseObjective, Objective
-from gancli.options import Option, at_least, group, non_negative, one_of, positive
+from gancli.options import Option, at_least, group, learning_rate, non_negative, one_of
 
 OPTIMISER = group(
     "Optimiser",
-    Option("lr_g", float, 2e-4, "Generator learning rate (Adam).", check=positive),
-    Option("lr_d", float, 2e-4, "Discriminator learning rate (Adam).", check=positive),
+    Option("lr_g", float, 2e-4, "Generator learning rate (Adam).", check=learning_rate),
+    Option("lr_d", float, 2e-4, "Discriminator learning rate (Adam).", check=learning_rate),
     Option("beta1", float, 0.5, "Adam beta1 (DCGAN's 0.5).", check=lambda v: None if 0 <= v < 1 else
            "must be in [0, 1)"),
     Option("beta2", float, 0.999, "Adam beta2.", check=lambda v: None if 0 <= v < 1 else "must be in [0, 1)"),

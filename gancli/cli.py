@@ -657,6 +657,8 @@ def _shown(value) -> str:
 
 
 def _train(ctx, data: list[Path], arch: str, given: dict):
+    import shlex
+
     from gancli import catalog
     from gancli.train import Trainer, TrainOptions
 
@@ -674,7 +676,8 @@ def _train(ctx, data: list[Path], arch: str, given: dict):
         console.print(f"training {opts.arch}{' (conditional)' if trainer.conditional else ''} on {len(trainer.data)} images "
                       f"({trainer.data.channels}x{trainer.crop}x{trainer.crop}) on {describe(trainer.device)}"
                       + (f" x {trainer.dist.world} processes" if trainer.dist.active else "")
-                      + (f"; skipped {len(trainer.data.skipped)} unreadable file(s), listed in log.txt"
+                      + (f"; skipped {len(trainer.data.skipped)} file(s) (unreadable or far too small), listed "
+                         "in log.txt"
                          if trainer.data.skipped else "")
                       + (f"; resuming at step {trainer.step}" if trainer.step else ""), highlight=False)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
@@ -708,15 +711,15 @@ def _train(ctx, data: list[Path], arch: str, given: dict):
             progress.stop()
             if main_process:
                 console.print(f"interrupted at step {trainer.step}: checkpoint saved; continue with "
-                              f"`{command_line} --resume`", highlight=False)
+                              f"`{trainer.resume_command()}`", highlight=False, markup=False)
             raise typer.Exit(130)
     if main_process:
         if trainer.rollbacks:
             console.print(f"note: the loss became non-finite {len(trainer.rollbacks)} time(s); rolled back and "
                           f"continued with learning rates x{trainer.lr_scale:g} (see log.txt)")
-        use = family.card_use(trainer.export_config(), str(export))[0]
+        use = family.card_use(trainer.export_config(), shlex.quote(str(export)))[0]
         out.print(f"trained {trainer.step} steps in {trainer.train_seconds:.0f} s on {describe(trainer.device)}; "
-                  f"model exported to {export}  (try: {use.split('#')[0].strip()})")
+                  f"model exported to {export}  (try: {use.split('#')[0].strip()})", markup=False)
 
 
 # ----------------------------------------------------------------------------------------------- convert

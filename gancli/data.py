@@ -22,6 +22,7 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".ti
 IDX_IMAGES = "train-images-idx3-ubyte"
 IDX_LABELS = "train-labels-idx1-ubyte"
 MAX_PIXELS = 8192 * 8192  # larger files are skipped rather than decoded: guards against decompression bombs
+FAR_SMALLER = 4  # an image whose shorter side is under a quarter of the data's typical one is skipped, not blown up
 
 # Class names of the IDX label files we know, by the sha256 of the published train-labels-idx1-ubyte.gz
 KNOWN_LABELS = {
@@ -42,6 +43,7 @@ class ImageData:
     class_names: list[str] | None = None
     source: str = ""
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
+    notes: list[str] = field(default_factory=list)                # what loading decided, for the run's log
 
     def __len__(self):
         return len(self.images)
@@ -188,8 +190,23 @@ def _decode(entries, open_entry, source: str, size: int | None, channels: int | 
             skipped.append(("/".join(parts), str(e)))
     if not decoded:
         raise DataError(f"none of the {len(entries)} image files in {source} could be read")
+    typical, how = typical_side([min(im.size) for _, im in decoded])
+    small = [(p, im) for p, im in decoded if min(im.size) * FAR_SMALLER < typical]
+    decoded = [(p, im) for p, im in decoded if min(im.size) * FAR_SMALLER >= typical]
+    skipped += [("/".join(p), f"{im.width}x{im.height}, far smaller than the data's typical {typical} px "
+                              f"(it would be blown up {(size or typical) / min(im.size):.0f}x)") for p, im in small]
+    notes = []
     if size is None:
-        size = min(min(im.size) for _, im in decoded)
+        size = typical
+        if size < 4:
+            example = next("/".join(p) for p, im in decoded if min(im.size) == size)
+            raise DataError(f"the images in {source} are {size} px (e.g. {example}): too small to train on")
+        notes.append(f"default --size {size}: {how}")
+    smaller = [(p, im) for p, im in decoded if min(im.size) < size]
+    if smaller:
+        p, im = min(smaller, key=lambda e: min(e[1].size))
+        notes.append(f"{len(smaller)} image(s) smaller than {size} px are scaled up (the smallest: "
+                     f"{'/'.join(p)}, {im.width}x{im.height})")
     if channels is None:
         channels = 1 if all(im.mode == "L" for _, im in decoded) else 3
     mode = "L" if channels == 1 else "RGB"
@@ -202,7 +219,21 @@ def _decode(entries, open_entry, source: str, size: int | None, channels: int | 
         class_names = sorted({p[0] for p, _ in decoded})
         index = {c: i for i, c in enumerate(class_names)}
         labels = torch.tensor([index[p[0]] for p, _ in decoded])
-    return ImageData(images.contiguous(), labels, class_names, source=source, skipped=skipped)
+    return ImageData(images.contiguous(), labels, class_names, source=source, skipped=skipped, notes=notes)
+
+
+def typical_side(sides: list[int]) -> tuple[int, str]:
+    """The shorter side most images share, and how it was chosen. One odd file (a 1x1 pixel) must not set the
+    size of the whole data set; when no size is shared by many, the median stands for them."""
+    from collections import Counter
+
+    (side, count), = Counter(sides).most_common(1)
+    if count == len(sides):
+        return side, f"the shorter side of every image ({len(sides)})"
+    if count * 4 >= len(sides):
+        return side, f"the most common shorter side ({count} of {len(sides)} images)"
+    median = sorted(sides)[(len(sides) - 1) // 2]
+    return median, f"the median shorter side (sizes vary: the most common, {side} px, is {count} of {len(sides)})"
 
 
 def resize_batch(images: torch.Tensor, size: int) -> torch.Tensor:

@@ -105,10 +105,15 @@ def atomic_write(path: Path, write):
             f = open(tmp, "wb")
         except OSError as e:  # name the file the user asked for, not our temporary one
             raise OSError(e.errno, f"cannot write {path}: {e.strerror}") from None
-        with f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with f:
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:  # a full disk: name the file (a failed write() names none)
+            if e.filename or not e.errno:
+                raise
+            raise OSError(e.errno, e.strerror, str(path)) from None
         os.replace(tmp, path)
     finally:
         if tmp.exists():
