@@ -233,6 +233,7 @@ class Trainer:
         self.monitor, self.last_eval = None, None
         self.board: board.TensorBoard | None = None  # --tensorboard's writer, on rank 0 while run() runs
         self.train_seconds = 0.0
+        self.started_at = 0  # the step this session started from
         self.seconds_before, self.t0 = 0.0, None  # training time of earlier sessions of this run, and this one's start
         if resume_from:
             self._resume(resume_from)
@@ -751,6 +752,7 @@ class Trainer:
             net.train()
         self._apply_lr()
         t0, started_at, interval, seen, row = time.time(), self.step, [], 0, None
+        self.started_at = started_at
         self.t0 = t0
         with _StopRequests() as stop:
             while self.step < self.total_steps:
@@ -837,7 +839,9 @@ class Trainer:
             | extra | {"training": training}
 
     def training_record(self) -> dict:
-        return {"command": self.opts.command, "steps": self.step, "batch_size": self.opts.batch_size,
+        resumed = self.seconds_before > 0 or self.started_at > 0
+        command = self.family.train_command(self.opts.asdict()) if resumed else self.opts.command
+        return {"command": command, "steps": self.step, "batch_size": self.opts.batch_size,
                 "processes": self.dist.world, "epochs": self.epochs(), **self.objective.record(),
                 "ema": self.opts.ema_decay if self.opts.ema else None, "seed": self.opts.seed,
                 "device": describe(self.device), "seconds": round(self.seconds_before + self.train_seconds),
