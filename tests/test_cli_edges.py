@@ -44,18 +44,30 @@ def test_push_without_network_is_one_line(tiny_model_dir, tmp_path):
     one_error_line(p, "could not reach the Hugging Face Hub to push alice/tiny-gan")
 
 
-@pytest.mark.parametrize("edit,message", [
+BROKEN_CONFIGS = [
     (lambda c: {k: v for k, v in c.items() if k != "latent_dim"}, "lacks the required key 'latent_dim'"),
-    (lambda c: c | {"latent_dim": 9}, "equal to arch_args.latent_dim (8)"),
     (lambda c: [c], "holds an array, not a JSON object"),
+    (lambda c: c | {"latent_dim": 9}, "equal to arch_args.latent_dim (8)"),
     (lambda c: "dcgan", "holds a string, not a JSON object"),
-])
+]
+
+
+@pytest.mark.parametrize("edit,message", BROKEN_CONFIGS[:2])
 def test_broken_config_is_one_line(edit, message, tiny_model_dir, tmp_path):
     path = tiny_model_dir / "config.json"
     path.write_text(json.dumps(edit(json.loads(path.read_text()))))
     one_error_line(gan("sample", tiny_model_dir, "-n", 1, "-o", tmp_path / "x.png", "--device", "cpu",
                        cwd=tmp_path), message)
     assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.parametrize("edit,message", BROKEN_CONFIGS[2:])
+def test_more_broken_configs_are_refused(edit, message, tiny_model_dir, tmp_path):
+    path = tiny_model_dir / "config.json"
+    path.write_text(json.dumps(edit(json.loads(path.read_text()))))
+    r = invoke("interpolate", tiny_model_dir, "-o", tmp_path / "w.gif", "--device", "cpu")
+    assert r.exit_code == 2 and message in r.output, r.output
+    assert not (tmp_path / "w.gif").exists()
 
 
 def test_unknown_option_suggests_only_close_names(tmp_path):
@@ -113,10 +125,7 @@ def test_interpolate_scale_is_checked_and_has_no_fake_default(tiny_model_dir, tm
 
 @pytest.mark.parametrize("name,message", [
     ("./nonexistent", "no such folder: ./nonexistent"),
-    ("nonexistent/", "no such folder: nonexistent/"),
-    ("a/b/c", "no such folder: a/b/c"),
     ("runs/mnist", "no such folder: runs/mnist"),  # runs/ is here: a mistyped run, not a Hub repository
-    ("./dcgan-mnst", "no such folder: ./dcgan-mnst (zoo names take no path: did you mean dcgan-mnist"),
 ])
 def test_a_missing_folder_is_named_not_sent_to_the_hub(name, message, tmp_path):
     (tmp_path / "runs").mkdir()
@@ -124,6 +133,21 @@ def test_a_missing_folder_is_named_not_sent_to_the_hub(name, message, tmp_path):
     p = gan("sample", name, cwd=tmp_path, env=env)
     one_error_line(p, message)
     assert "Hub" not in p.stderr and "Repo id" not in p.stderr
+
+
+@pytest.mark.parametrize("name,message", [
+    ("nonexistent/", "no such folder: nonexistent/"),
+    ("a/b/c", "no such folder: a/b/c"),
+    ("~/no-such-gan-model", "no such folder: ~/no-such-gan-model"),
+    ("./dcgan-mnst", "no such folder: ./dcgan-mnst (zoo names take no path: did you mean dcgan-mnist"),
+    ("./dcgan-mnist", "(zoo names take no path: did you mean dcgan-mnist?)"),
+])
+def test_path_like_names_are_folders(name, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(hub.ModelNotFoundError) as e:
+        hub.resolve(name)
+    assert message in str(e.value)
+    assert not hub.looks_like_path("alice/tiny-gan") and not hub.looks_like_path("dcgan-mnist")
 
 
 def test_eval_refuses_unwritable_json_and_too_few_samples_up_front(tiny_model_dir, image_folder, tmp_path):
