@@ -11,10 +11,12 @@ card) and ``model.safetensors``. Resolution order for ``NAME``:
 """
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import os
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,11 +64,15 @@ def zoo_names() -> list[str]:
 def read_config(folder: Path) -> dict:
     path = Path(folder) / CONFIG_NAME
     try:
-        return json.loads(path.read_text())
+        config = json.loads(path.read_text())
     except FileNotFoundError:
         raise ModelNotFoundError(f"{folder} has no {CONFIG_NAME}: not a model folder") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ModelNotFoundError(f"{path} is not valid JSON: {e}") from None
+    if not isinstance(config, dict):  # every reader does config.get(...): a list or a number is no config
+        kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(config), "a number")
+        raise ModelNotFoundError(f"{path} holds {kind}, not a JSON object of settings: not a model's config")
+    return config
 
 
 def resolve(name: str) -> Resolved:
@@ -80,6 +86,8 @@ def resolve(name: str) -> Resolved:
                                  "not a model folder or training run")
     if local.exists():
         raise ModelNotFoundError(f"{local} is a file; a model is a folder with {CONFIG_NAME} and {WEIGHTS_NAME}")
+    if looks_like_path(name):  # not a zoo name nor a Hub id: say so rather than ask the Hub about "./runs/x"
+        raise ModelNotFoundError(_no_such_folder(name, local))
 
     bundled = zoo_dir() / name
     if "/" not in name and (bundled / CONFIG_NAME).is_file():
@@ -94,7 +102,40 @@ def resolve(name: str) -> Resolved:
         repo_id, _, revision = name.partition("@")
         return Resolved(name, download(repo_id, revision or None), "hub", repo_id, revision or None)
 
-    raise UnknownNameError("model", name, zoo_names())
+    planned = planned_entries()
+    if name in planned:
+        why = planned[name].get("why")
+        raise ModelNotFoundError(f"{name} is documented but not in the zoo yet" + (f" ({why})" if why else "")
+                                 + f": {planned[name]['instead']}")
+    raise UnknownNameError("model", name, zoo_names() + sorted(planned))
+
+
+def looks_like_path(name: str) -> bool:
+    """A name that can only be a filesystem path: ./x, ../x, /x, ~/x, x/, a/b/c (a Hub id is exactly owner/repo),
+    or runs/x where runs/ is a local folder (a mistyped run, not a Hub repository owned by "runs")."""
+    seps = {os.sep, os.altsep or os.sep}
+    return (name.startswith(("./", "../", "/", "~")) or name in (".", "..") or name.endswith(tuple(seps))
+            or any(s in name for s in seps - {"/"}) or ("/" in name and not _REPO_RE.match(name))
+            or ("/" in name and Path(name.split("/")[0]).is_dir()))
+
+
+def _no_such_folder(name: str, local: Path) -> str:
+    """"no such folder", and the zoo entry the user may have meant (``./dcgan-mnist`` for ``dcgan-mnist``)."""
+    known = zoo_names()
+    close = [local.name] if local.name in known else difflib.get_close_matches(local.name, known, n=2, cutoff=0.8)
+    hint = f" (zoo names take no path: did you mean {' or '.join(close)}?)" if close else ""
+    return f"no such folder: {name}{hint}"
+
+
+def planned_entries() -> dict[str, dict]:
+    """Zoo entries the docs already show but that are not published yet, each with what to do instead: data
+    (zoo/planned.json), so that publishing a model means deleting its entry there, not editing code."""
+    try:
+        table = json.loads((zoo_dir() / "planned.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+    return {k: v for k, v in table.items() if isinstance(v, dict) and v.get("instead")} \
+        if isinstance(table, dict) else {}
 
 
 def has_weights(folder: Path) -> bool:
@@ -112,6 +153,20 @@ def _cache_dir() -> str | None:
 
 def offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def network_errors() -> tuple[type[BaseException], ...]:
+    """What huggingface_hub raises when it cannot talk to the Hub: OSError, its HTTP errors, and the transport errors
+    of whichever HTTP library it was built on (httpx, httpx2 or requests: a ConnectError is none of the others). Read
+    from sys.modules: the failing call has imported its library, and importing one it does not use costs time."""
+    from huggingface_hub import errors as hf_errors
+
+    found: list[type[BaseException]] = [OSError, hf_errors.HfHubHTTPError]
+    for module, name in (("httpx", "TransportError"), ("httpx2", "TransportError"), ("requests", "RequestException")):
+        cls = getattr(sys.modules.get(module), name, None)
+        if isinstance(cls, type) and issubclass(cls, BaseException):
+            found.append(cls)
+    return tuple(found)
 
 
 def download(repo_id: str, revision: str | None = None) -> Path:
@@ -134,9 +189,13 @@ def download(repo_id: str, revision: str | None = None) -> Path:
                            "download it once while online, or unset HF_HUB_OFFLINE") from None
         raise HubError(f"could not download {where}: the Hugging Face Hub is unreachable and the model is not "
                        "cached (check the network, or set HF_HUB_OFFLINE=1 to use the cache only)") from None
-    except (hf_errors.HfHubHTTPError, OSError) as e:
-        raise HubError(f"could not download {where} from the Hugging Face Hub: {str(e).splitlines()[0]}") from None
+    except network_errors() as e:
+        raise HubError(f"could not download {where} from the Hugging Face Hub: {_first_line(e)}") from None
     return Path(path)
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
 
 def cached_snapshot(repo_id: str, revision: str | None = None) -> Path | None:

@@ -85,6 +85,7 @@ class GANModel:
         for key in ("architecture", "image_size", "channels"):
             if key not in config:
                 raise WeightsError(f"{folder / hub.CONFIG_NAME} lacks the required key {key!r}")
+        _check_latent_dim(config, folder / hub.CONFIG_NAME)
         state = read_weights(folder, config)
         nets = cls.build(config)
         for net_name, net in list(nets.items()):  # the generator is required; the others load where present
@@ -163,20 +164,28 @@ class GANModel:
         return bool(self.config.get("arch_args", {}).get("num_classes"))
 
     def class_index(self, label: int | str) -> int:
-        """A class by index or by name (case and punctuation ignored; a unique prefix is enough)."""
+        """A class by index or by name (case and punctuation ignored; a unique prefix is enough). A label without
+        letters ("7", "-1", "1.5") is an index or an exact name: ignoring its punctuation would turn -1 into 1."""
         if not self.is_conditional:
             raise ValueError(f"{self.config.get('name', 'this model')} is not a conditional model: it takes no label")
         names = self.class_names or [str(i) for i in range(self.config["arch_args"]["num_classes"])]
-        key = _normalise(str(label))
-        exact = [i for i, n in enumerate(names) if _normalise(n) == key]
-        if exact:
-            return exact[0]
-        if str(label).isdigit() and int(label) < len(names):
-            return int(label)
-        prefix = [i for i, n in enumerate(names) if _normalise(n).startswith(key)] if key else []
-        if len(prefix) == 1:
-            return prefix[0]
-        raise UnknownNameError("class", str(label), names)
+        text, prefix = str(label).strip(), []
+        if not any(ch.isalpha() for ch in text):
+            if text in names:
+                return names.index(text)
+            if text.isdigit() and int(text) < len(names):
+                return int(text)
+        else:
+            key = _normalise(text)
+            exact = [i for i, n in enumerate(names) if _normalise(n) == key]
+            prefix = [i for i, n in enumerate(names) if _normalise(n).startswith(key)]
+            if exact or len(prefix) == 1:
+                return (exact or prefix)[0]
+        indexed = names == [str(i) for i in range(len(names))]
+        valid = ", ".join(names) if indexed else ", ".join(f"{i} {n}" for i, n in enumerate(names))
+        what = f"class {str(label)!r} is ambiguous" if len(prefix) > 1 else f"unknown class {str(label)!r}"
+        raise LookupError(f"{what} for {self.config.get('name', 'this model')}: "
+                          + (f"the classes are {valid}" if indexed else f"give a class name or its index: {valid}"))
 
     def labels_for(self, n: int, label: int | str | None = None) -> torch.Tensor | None:
         """Labels for n images: all ``label``, or (conditional models, no label) cycling through the classes."""
@@ -335,6 +344,19 @@ class GANModel:
 def load(name: str | Path, device: str | torch.device = "auto") -> GANModel:
     """Load a model by zoo name, local folder or ``owner/repo[@revision]`` on the Hugging Face Hub."""
     return GANModel.from_pretrained(name, device=device)
+
+
+def _check_latent_dim(config: dict, path: Path):
+    """A sampler's z size comes from config.json: missing, it would reach the network as a 0-wide input."""
+    family = catalog.get(config["architecture"])
+    if "translate" in family.capabilities:
+        return
+    z, built = config.get("latent_dim"), (config.get("arch_args") or {}).get("latent_dim")
+    if z is None:
+        raise WeightsError(f"{path} lacks the required key 'latent_dim' (the size of z)")
+    if type(z) is not int or z < 1 or (built is not None and built != z):
+        raise WeightsError(f"{path}: latent_dim {z!r} is not a positive whole number"
+                           + (f" equal to arch_args.latent_dim ({built!r})" if built is not None else ""))
 
 
 def _normalise(name: str) -> str:
