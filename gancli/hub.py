@@ -59,14 +59,34 @@ def zoo_names() -> list[str]:
     return sorted(p.name for p in d.iterdir() if (p / CONFIG_NAME).is_file()) if d.is_dir() else []
 
 
+MAX_JSON_BYTES = 4 << 20  # a config.json or shard index is a few KiB; a bigger one is not ours
+
+
+def read_json(path: Path) -> dict:
+    """A JSON object from a model folder, which is untrusted: bounded in size, any nesting, an object at the top."""
+    path = Path(path)
+    size = path.stat().st_size
+    if size > MAX_JSON_BYTES:
+        raise ValueError(f"{path} has {size:,} bytes, more than the {MAX_JSON_BYTES:,} a model's JSON file may have")
+    try:
+        data = json.loads(path.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} is not valid JSON: {e}") from None
+    except RecursionError:
+        raise ValueError(f"{path} is nested too deeply to be a model's JSON file") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} must hold a JSON object, not a {type(data).__name__}")
+    return data
+
+
 def read_config(folder: Path) -> dict:
     path = Path(folder) / CONFIG_NAME
     try:
-        return json.loads(path.read_text())
+        return read_json(path)
     except FileNotFoundError:
         raise ModelNotFoundError(f"{folder} has no {CONFIG_NAME}: not a model folder") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ModelNotFoundError(f"{path} is not valid JSON: {e}") from None
+    except ValueError as e:
+        raise ModelNotFoundError(str(e)) from None
 
 
 def resolve(name: str) -> Resolved:
