@@ -106,7 +106,7 @@ def resolve(name: str) -> Resolved:
         cfg = read_config(bundled)
         hub = cfg.get("hub") or {}
         if not has_weights(bundled) and hub.get("repo"):
-            path = download(hub["repo"], hub.get("revision"))
+            path = download(hub["repo"], hub.get("revision"), hub.get("config_sha256"))
             return Resolved(name, path, "hub", hub["repo"], hub.get("revision"))
         return Resolved(name, bundled, "bundled")
 
@@ -134,8 +134,11 @@ def offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def download(repo_id: str, revision: str | None = None) -> Path:
-    """Fetch (or find in the cache) the model files of a Hub repository; return the snapshot folder."""
+def download(repo_id: str, revision: str | None = None, config_sha256: str | None = None) -> Path:
+    """Fetch (or find in the cache) the model files of a Hub repository; return the snapshot folder.
+
+    ``config_sha256`` (a zoo entry's pin): the sha256 that the repository's config.json must have. config.json
+    records the weights' sha256s, so this one hash pins every file that is loaded."""
     from huggingface_hub import snapshot_download
     from huggingface_hub import errors as hf_errors
 
@@ -156,7 +159,17 @@ def download(repo_id: str, revision: str | None = None) -> Path:
                        "cached (check the network, or set HF_HUB_OFFLINE=1 to use the cache only)") from None
     except (hf_errors.HfHubHTTPError, OSError) as e:
         raise HubError(f"could not download {where} from the Hugging Face Hub: {str(e).splitlines()[0]}") from None
+    if config_sha256:
+        verify_pin(Path(path) / CONFIG_NAME, config_sha256, where)
     return Path(path)
+
+
+def verify_pin(config: Path, expected: str, where: str) -> None:
+    actual = sha256_file(config) if config.is_file() else "missing"
+    if actual != expected.lower():
+        raise HubError(f"{where}: {CONFIG_NAME} has sha256 {actual[:12]}…, not the {expected[:12]}… the zoo entry "
+                       "pins: the repository changed or the cache is damaged (delete the cached copy and download "
+                       "again; for a newer model, update the package)")
 
 
 def cached_snapshot(repo_id: str, revision: str | None = None) -> Path | None:

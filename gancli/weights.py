@@ -1,5 +1,5 @@
 """Model weights on disk: safetensors files (never pickles) checked against the sha256 in config.json, written in
-the Hub layout (maybe fp16, maybe sharded), and loaded into networks with strict key,
+the Hub layout (maybe fp16, maybe sharded, byte-for-byte reproducible), and loaded into networks with strict key,
 shape and dtype checks.
 
 A model folder is untrusted input (see docs/weights.md): config.json is validated against the architecture's
@@ -501,9 +501,15 @@ def load_strict(module: nn.Module, state: dict[str, torch.Tensor], prefix: str, 
 
 
 def _safetensors_bytes(state: dict, metadata: dict) -> bytes:
+    """safetensors bytes with the header's keys sorted. safetensors writes ``__metadata__`` from a hash map, in an
+    order that changes run to run: the same tensors would give another file and another sha256 each export."""
     from safetensors.torch import save
 
-    return save(state, metadata={"format": "pt", **{k: str(v) for k, v in metadata.items()}})
+    blob = save(state, metadata={"format": "pt", **{k: str(v) for k, v in metadata.items()}})
+    n = int.from_bytes(blob[:8], "little")
+    header = json.dumps(json.loads(blob[8:8 + n]), sort_keys=True, separators=(",", ":")).encode()
+    header += b" " * (-len(header) % 8)  # the data stays 8-byte aligned, as safetensors pads it
+    return len(header).to_bytes(8, "little") + header + blob[8 + n:]
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:

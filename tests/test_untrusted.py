@@ -331,3 +331,35 @@ def test_judge_config_is_checked_too(tmp_path):
     _edit_config(judge, lambda c: _set(c, "arch_args", "num_classes=10"))
     with pytest.raises(WeightsError, match="arch_args must be a JSON object"):
         load_judge(judge)
+
+
+# ------------------------------------------------------------------------------------------------ checksums
+def test_exports_are_byte_for_byte_reproducible(tiny_model_dir, tmp_path):
+    """safetensors writes its metadata in hash-map order, which changes from one save to the next."""
+    import gancli
+
+    model = gancli.load(tiny_model_dir, device="cpu")
+    blobs = set()
+    for i in range(8):
+        folder = model.save_pretrained(tmp_path / f"copy{i}")
+        blobs.add((folder / "model.safetensors").read_bytes())
+    assert len(blobs) == 1
+    reloaded = gancli.load(tmp_path / "copy0", device="cpu")
+    assert (reloaded.sample(2, seed=1) == model.sample(2, seed=1)).all()
+
+
+def test_zoo_entry_pins_the_hub_config_by_sha256(hf_cache, tmp_path, monkeypatch, tiny_model_dir):
+    """A zoo entry's weights on the Hub: config.json (which records the weights' sha256s) must be the one pinned."""
+    import gancli
+    from gancli import hub
+
+    zoo = tmp_path / "zoo"
+    for name, pin in (("pinned", hub.sha256_file(tiny_model_dir / "config.json")), ("tampered", "0" * 64)):
+        (zoo / name).mkdir(parents=True)
+        cfg = json.loads((tiny_model_dir / "config.json").read_text())
+        cfg["hub"] = {"repo": hf_cache["repo"], "revision": hf_cache["commit"], "config_sha256": pin}
+        (zoo / name / "config.json").write_text(json.dumps(cfg))
+    monkeypatch.setattr(hub, "zoo_dir", lambda: zoo)
+    assert gancli.load("pinned", device="cpu").sample(1).shape == (1, 1, 28, 28)
+    with pytest.raises(hub.HubError, match="pins"):
+        gancli.load("tampered", device="cpu")
