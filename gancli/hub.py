@@ -61,18 +61,35 @@ def zoo_names() -> list[str]:
     return sorted(p.name for p in d.iterdir() if (p / CONFIG_NAME).is_file()) if d.is_dir() else []
 
 
+MAX_JSON_BYTES = 4 << 20  # a config.json or shard index is a few KiB; a bigger one is not ours
+
+
+def read_json(path: Path) -> dict:
+    """A JSON object from a model folder, which is untrusted: bounded in size, any nesting, an object at the top."""
+    path = Path(path)
+    size = path.stat().st_size
+    if size > MAX_JSON_BYTES:
+        raise ValueError(f"{path} has {size:,} bytes, more than the {MAX_JSON_BYTES:,} a model's JSON file may have")
+    try:
+        data = json.loads(path.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} is not valid JSON: {e}") from None
+    except RecursionError:
+        raise ValueError(f"{path} is nested too deeply to be a model's JSON file") from None
+    if not isinstance(data, dict):  # every reader does .get(...): a list or a number is no config
+        kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(data), "a number")
+        raise ValueError(f"{path} holds {kind}, not a JSON object: a model's {path.name} must hold a JSON object")
+    return data
+
+
 def read_config(folder: Path) -> dict:
     path = Path(folder) / CONFIG_NAME
     try:
-        config = json.loads(path.read_text())
+        return read_json(path)
     except FileNotFoundError:
         raise ModelNotFoundError(f"{folder} has no {CONFIG_NAME}: not a model folder") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ModelNotFoundError(f"{path} is not valid JSON: {e}") from None
-    if not isinstance(config, dict):  # every reader does config.get(...): a list or a number is no config
-        kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(config), "a number")
-        raise ModelNotFoundError(f"{path} holds {kind}, not a JSON object of settings: not a model's config")
-    return config
+    except ValueError as e:
+        raise ModelNotFoundError(str(e)) from None
 
 
 def resolve(name: str) -> Resolved:
@@ -94,7 +111,7 @@ def resolve(name: str) -> Resolved:
         cfg = read_config(bundled)
         hub = cfg.get("hub") or {}
         if not has_weights(bundled) and hub.get("repo"):
-            path = download(hub["repo"], hub.get("revision"))
+            path = download(hub["repo"], hub.get("revision"), hub.get("config_sha256"))
             return Resolved(name, path, "hub", hub["repo"], hub.get("revision"))
         return Resolved(name, bundled, "bundled")
 
@@ -169,8 +186,11 @@ def network_errors() -> tuple[type[BaseException], ...]:
     return tuple(found)
 
 
-def download(repo_id: str, revision: str | None = None) -> Path:
-    """Fetch (or find in the cache) the model files of a Hub repository; return the snapshot folder."""
+def download(repo_id: str, revision: str | None = None, config_sha256: str | None = None) -> Path:
+    """Fetch (or find in the cache) the model files of a Hub repository; return the snapshot folder.
+
+    ``config_sha256`` (a zoo entry's pin): the sha256 that the repository's config.json must have. config.json
+    records the weights' sha256s, so this one hash pins every file that is loaded."""
     from huggingface_hub import snapshot_download
     from huggingface_hub import errors as hf_errors
 
@@ -191,11 +211,21 @@ def download(repo_id: str, revision: str | None = None) -> Path:
                        "cached (check the network, or set HF_HUB_OFFLINE=1 to use the cache only)") from None
     except network_errors() as e:
         raise HubError(f"could not download {where} from the Hugging Face Hub: {_first_line(e)}") from None
+    if config_sha256:
+        verify_pin(Path(path) / CONFIG_NAME, config_sha256, where)
     return Path(path)
 
 
 def _first_line(e: BaseException) -> str:
     return (str(e).strip().splitlines() or [type(e).__name__])[0]
+
+
+def verify_pin(config: Path, expected: str, where: str) -> None:
+    actual = sha256_file(config) if config.is_file() else "missing"
+    if actual != expected.lower():
+        raise HubError(f"{where}: {CONFIG_NAME} has sha256 {actual[:12]}…, not the {expected[:12]}… the zoo entry "
+                       "pins: the repository changed or the cache is damaged (delete the cached copy and download "
+                       "again; for a newer model, update the package)")
 
 
 def cached_snapshot(repo_id: str, revision: str | None = None) -> Path | None:

@@ -19,7 +19,7 @@ from gancli import catalog, hub, latents
 from gancli.devices import preferred_memory_format, resolve_device
 from gancli.errors import UnknownNameError
 from gancli.imageio import to_pil
-from gancli.weights import WeightsError, load_strict, read_weights, write_folder
+from gancli.weights import WeightsError, check_config, load_networks, load_strict, write_folder
 
 class GANModel:
     def __init__(self, config: dict, generator: nn.Module, discriminator: nn.Module | None = None,
@@ -82,21 +82,10 @@ class GANModel:
         config = hub.read_config(folder)
         if config.get("task") == "classifier":
             raise WeightsError(f"{name} is a classifier (a judge for `gan eval`), not a generator")
-        for key in ("architecture", "image_size", "channels"):
-            if key not in config:
-                raise WeightsError(f"{folder / hub.CONFIG_NAME} lacks the required key {key!r}")
+        check_config(config, folder / hub.CONFIG_NAME)
         _check_latent_dim(config, folder / hub.CONFIG_NAME)
-        state = read_weights(folder, config)
-        nets = cls.build(config)
-        for net_name, net in list(nets.items()):  # the generator is required; the others load where present
-            if net_name == "generator" or any(k.startswith(net_name + ".") for k in state):
-                load_strict(net, state, net_name + ".", folder)
-            else:
-                del nets[net_name]
-        unknown = sorted({k.split(".", 1)[0] for k in state} - set(nets))
-        if unknown:
-            raise WeightsError(f"{folder} holds tensors of networks that {config['architecture']} does not have: "
-                               f"{', '.join(unknown)}")
+        family = catalog.get(config["architecture"])
+        nets = load_networks(folder, config, family.build, {"generator"})
         return cls(config, nets.pop("generator"), nets.pop("discriminator", None), device=resolve_device(device),
                    source=f"{resolved.source}:{folder}", others=nets)
 
