@@ -339,6 +339,24 @@ class Trainer:
             words.append("--bf16" if self.opts.bf16 else "--no-bf16")
         return shlex.join(words + ["--resume"])
 
+    def _stop_distributed(self):
+        """Leave the process group. The DDP wrappers hold it and its gloo threads; left for the interpreter's exit
+        to free, they abort the process ("terminate called without an active exception", SIGABRT) and torchrun
+        calls a finished run failed. So they are unwrapped everywhere and freed first, while Python is alive."""
+        if not self.dist.active:
+            return
+        wrapped = {id(w): w.module for w in self.train_nets.values() if hasattr(w, "module")}
+        holders = [self, self.objective, *getattr(self.objective, "terms", ())]
+        for holder in holders:
+            for key, value in list(vars(holder).items()):
+                if id(value) in wrapped:
+                    setattr(holder, key, wrapped[id(value)])
+        self.train_nets = dict(self.nets)
+        import gc
+
+        gc.collect()
+        self.dist.stop()
+
     def warn(self, message: str):
         """Something the user should know now, not only in log.txt."""
         if self.dist.main:
@@ -759,7 +777,7 @@ class Trainer:
                 if stop.asked:  # only between steps: a checkpoint never holds half an update
                     self.save_checkpoint()
                     self.log(f"interrupted ({stop.asked}) at step {self.step}; checkpoint written")
-                    self.dist.stop()
+                    self._stop_distributed()
                     raise KeyboardInterrupt
                 self._apply_lr()
                 stats = self.train_step()
@@ -803,7 +821,7 @@ class Trainer:
             self.log(f"done: {self.step} steps ({self.step - started_at} this session) in {self.train_seconds:.0f} s; "
                      f"exported to {export}")
         self.dist.barrier()
-        self.dist.stop()
+        self._stop_distributed()
         return export
 
     # ------------------------------------------------------------------ export

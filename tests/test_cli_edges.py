@@ -47,7 +47,7 @@ def test_push_without_network_is_one_line(tiny_model_dir, tmp_path):
 BROKEN_CONFIGS = [
     (lambda c: {k: v for k, v in c.items() if k != "latent_dim"}, "lacks the required key 'latent_dim'"),
     (lambda c: [c], "holds an array, not a JSON object"),
-    (lambda c: c | {"latent_dim": 9}, "equal to arch_args.latent_dim (8)"),
+    (lambda c: c | {"latent_dim": 9}, "latent_dim is 9 but arch_args.latent_dim is 8"),
     (lambda c: "dcgan", "holds a string, not a JSON object"),
 ]
 
