@@ -23,8 +23,10 @@ import shutil
 from pathlib import Path
 
 import gancli
+from gancli import cards
 from gancli.evaluate import evaluate
-from gancli.imageio import grid_image, line_plot, save_image
+from gancli.imageio import grid_image, save_image
+from gancli.plots import line_plot
 
 ROOT = Path(__file__).resolve().parents[1]
 ZOO = ROOT / "zoo"
@@ -39,12 +41,18 @@ def add(run: Path, name: str, fp16: bool = False, plot: list[str] | None = None)
         shutil.rmtree(target)
     shutil.copytree(run / "export", target)
     model = gancli.load(target, device="cpu")
+    model.config["name"] = name
+    # The run's card says `gan sample RUN/export`; published, the model is used by its zoo name
+    rows = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines() if l.strip()]
+    last = ([r for r in rows if "event" not in r] or [{}])[-1]
+    card = cards.model_card(model.config, last, where=name)
     if fp16:
         import torch
 
-        model.config["name"] = name
-        model.save_pretrained(target, card=(target / "README.md").read_text(), dtype=torch.float16)
+        model.save_pretrained(target, card=card, dtype=torch.float16)
         model = gancli.load(target, device="cpu")
+    else:
+        (target / "README.md").write_text(card)
     if not model.is_translation:
         nrow = model.config["arch_args"]["num_classes"] if model.is_conditional else 8
         save_image(grid_image(model.sample(nrow * 8, seed=0), nrow), target / "samples.png")

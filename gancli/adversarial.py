@@ -12,12 +12,12 @@ import torch.nn.functional as F
 
 from gancli import losses
 from gancli.family import LATENT, NoiseObjective, Objective
-from gancli.options import Option, at_least, group, non_negative, one_of, positive
+from gancli.options import Option, at_least, group, learning_rate, non_negative, one_of
 
 OPTIMISER = group(
     "Optimiser",
-    Option("lr_g", float, 2e-4, "Generator learning rate (Adam).", check=positive),
-    Option("lr_d", float, 2e-4, "Discriminator learning rate (Adam).", check=positive),
+    Option("lr_g", float, 2e-4, "Generator learning rate (Adam).", check=learning_rate),
+    Option("lr_d", float, 2e-4, "Discriminator learning rate (Adam).", check=learning_rate),
     Option("beta1", float, 0.5, "Adam beta1 (DCGAN's 0.5).", check=lambda v: None if 0 <= v < 1 else
            "must be in [0, 1)"),
     Option("beta2", float, 0.999, "Adam beta2.", check=lambda v: None if 0 <= v < 1 else "must be in [0, 1)"),
@@ -136,6 +136,17 @@ class TwoPlayer(Objective):
 
 class AdversarialObjective(TwoPlayer, NoiseObjective):
     shown = ("loss_d", "loss_g", "d_real", "d_fake")
+
+    @property
+    def guides(self) -> dict[str, tuple[float, str]]:
+        """At p_g = p_data the optimal D is p_data / (p_data + p_g) = 1/2 for the sigmoid losses and for LSGAN's 0/1
+        targets, and V(D, G) (logged for the sigmoid losses) is -log 4. A critic's scores (wgan-gp, hinge) have no
+        such level."""
+        half = (0.5, "1/2: the optimal D where p_g = p_data")
+        guides = {"d_real": half, "d_fake": half} if self.opts.loss in (*losses.SIGMOID_LOSSES, "lsgan") else {}
+        if self.opts.loss in losses.SIGMOID_LOSSES:
+            guides["value"] = (losses.OPTIMAL_VALUE, "-log 4: the optimum, where p_g = p_data")
+        return guides
 
     def __init__(self, trainer, terms: tuple[Term, ...] = ()):
         super().__init__(trainer)

@@ -108,14 +108,13 @@ class Judge:
 def load_judge(name: str | Path, device: str | torch.device = "cpu") -> Judge:
     """A zoo classifier (``classifier-mnist``), a local folder or ``owner/repo[@revision]``."""
     from gancli.devices import resolve_device
-    from gancli.weights import WeightsError, load_strict, read_weights
+    from gancli.weights import WeightsError, load_networks
 
     resolved = hub.resolve(str(name))
     config = hub.read_config(resolved.path)
     if config.get("task") != TASK:
         raise WeightsError(f"{name} is not a classifier (its task is {config.get('task', 'unconditional')})")
-    net = Classifier(**config["arch_args"])
-    load_strict(net, read_weights(resolved.path, config), "", resolved.path)
+    net = load_networks(resolved.path, config, lambda **args: {"": Classifier(**args)}, {""}, schema=Classifier)[""]
     return Judge(net, config, resolve_device(device), source=f"{resolved.source}:{resolved.path}")
 
 

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import functools
 import sys
+import time
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape  # messages are plain text: "gancli[tensorboard]" or a file "a[1].png" is no tag
 from rich.table import Table
 
 from gancli import hub
@@ -26,7 +28,7 @@ USER_ERRORS = (ValueError, LookupError, FileNotFoundError, FileExistsError, NotA
 
 
 def fail(message: str, code: int = 2):
-    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -100,11 +102,98 @@ def _command_line(ctx: typer.Context, exclude=()) -> str:
     return shlex.join(words)
 
 
-def _progress():
+def _progress(*columns, transient: bool = True, disable: bool = False):
+    """A live bar on a terminal; in a pipe or a log file, whole lines now and then (see PlainProgress)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                    console=console, transient=True)
+    if not console.is_interactive:
+        return PlainProgress(console, quiet_s=5.0 if transient else 0.0, disable=disable)
+    columns = columns or (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    return Progress(*columns, console=console, transient=transient, disable=disable)
+
+
+class PlainProgress:
+    """Progress for pipes and log files: a whole line each tenth of the way or each minute, and at the end. Rich's
+    bar there is squeezed to 80 columns and printed once, cut (`200/... 0:03... 0:0...`). A transient task (a bar
+    that would vanish) prints nothing in its first ``quiet_s`` seconds, so quick commands stay quiet."""
+
+    def __init__(self, console: Console, every_s: float = 60.0, quiet_s: float = 0.0, disable: bool = False):
+        self.console, self.every_s, self.quiet_s, self.disable = console, every_s, quiet_s, disable
+        self.tasks: list[dict] = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def add_task(self, description: str, total: float | None = None, completed: float = 0, **fields) -> int:
+        now = time.monotonic()
+        self.tasks.append({"description": description, "total": total, "completed": completed, "fields": fields,
+                           "start": now, "start_completed": completed, "printed_at": now, "printed": None,
+                           "tenth": self._tenth(completed, total)})
+        return len(self.tasks) - 1
+
+    def advance(self, task: int, advance: float = 1):
+        self.update(task, advance=advance)
+
+    def update(self, task: int, completed: float | None = None, total: float | None = None,
+               advance: float | None = None, **fields):
+        t = self.tasks[task]
+        t["total"] = total if total is not None else t["total"]
+        t["completed"] = completed if completed is not None else t["completed"] + (advance or 0)
+        t["fields"].update(fields)
+        now, tenth = time.monotonic(), self._tenth(t["completed"], t["total"])
+        due = tenth > t["tenth"] or now - t["printed_at"] >= self.every_s \
+            or (t["total"] is not None and t["completed"] >= t["total"])
+        if due and now - t["start"] >= self.quiet_s:
+            self._print(t, now)
+        t["tenth"] = tenth
+
+    def stop(self):
+        """The last state of any task whose last line is not out yet (an interrupted run says where it stopped)."""
+        now = time.monotonic()
+        for t in self.tasks:
+            if t["printed"] is not None and t["printed"] != t["completed"] and now - t["start"] >= self.quiet_s:
+                self._print(t, now)
+
+    @staticmethod
+    def _tenth(done: float, total: float | None) -> int:
+        return int(10 * done / total) if total else 0
+
+    def _print(self, t: dict, now: float):
+        t["printed_at"], t["printed"] = now, t["completed"]
+        if self.disable:
+            return
+        done, total, elapsed = t["completed"], t["total"], now - t["start"]
+        line = f"{t['description']} {done:,.0f}" + (f"/{total:,.0f} ({100 * done / total:.0f}%)" if total else "")
+        line += f"  {_clock(elapsed)} elapsed"
+        rate = (done - t["start_completed"]) / elapsed if elapsed > 0 else 0
+        if total and rate > 0 and done < total:
+            line += f", {_clock((total - done) / rate)} left"
+        if t["fields"].get("stats"):
+            line += f"  {t['fields']['stats']}"
+        self.console.print(line, highlight=False, soft_wrap=True)
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(int(seconds), 60)
+    return f"{m // 60}:{m % 60:02d}:{s:02d}"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
+
+
+def _check_output(path: Path, option: str, example: str):
+    """Say now, not after the work, that an output file cannot be written there."""
+    if path.name in ("", ".", ".."):  # -o '' arrives as Path('.')
+        fail(f"{option} needs a file name, e.g. {option} {example}")
+    if path.is_dir():
+        fail(f"{option} {path} is a folder: give a file name, e.g. {option} {path / example}")
+    for parent in path.parents:
+        if parent.exists() and not parent.is_dir():
+            fail(f"cannot write {path}: {parent} is a file, not a folder")
 
 
 # ----------------------------------------------------------------------------------------------- sample
@@ -116,7 +205,8 @@ def sample(
     seeds: Optional[str] = typer.Option(None, "--seeds", help="One image per seed, e.g. 0-7,42."),
     label: Optional[str] = typer.Option(None, "--label", help="Conditional models: the class, by name or index."),
     per_class: Optional[int] = typer.Option(None, "--per-class",
-                                            help="Conditional models: K images of every class, in OUTDIR/<class>/."),
+                                            help="Conditional models: K images of every class, one folder per "
+                                                 "class in OUTDIR."),
     output: Path = typer.Option(Path("samples.png"), "-o", "--output", help="Grid file (.png, .jpg, .webp)."),
     outdir: Optional[Path] = typer.Option(None, "--outdir", help="Write one file per image here instead of a grid."),
     nrow: Optional[int] = typer.Option(None, "--nrow", help="Images per grid row (default: square, or one column "
@@ -140,7 +230,7 @@ def sample(
 
     from gancli import latents
 
-    seed_list = latents.parse_seeds(seeds) if seeds else None
+    seed_list = latents.parse_seeds(seeds) if seeds is not None else None
     if per_class is not None:
         if outdir is None:
             fail("--per-class writes a folder per class: give --outdir")
@@ -162,6 +252,8 @@ def sample(
     fmt = fmt.lower() if fmt else (format_of(output) if outdir is None else "png")
     if outdir is None and count > 10_000:
         fail(f"{count} images is too many for one grid: use --outdir to write one file per image")
+    if outdir is None:
+        _check_output(output, "-o", "samples.png")
     model = _load(name, device, verbose, sampling=True)
     if per_class is not None and not model.is_conditional:
         fail(f"{name} is not a conditional model: --per-class needs one (e.g. cgan-mnist)")
@@ -199,12 +291,13 @@ def sample(
         what = f"class {model.class_names[model.class_index(label)] if model.class_names else label}, " + what
     if paths is not None:
         tree = f" in {count // per_class} class folders" if per_class else ""
-        out.print(f"wrote {count} images to {outdir}/{tree}  ({what})")
+        out.print(f"wrote {_plural(count, 'image')} to {outdir}/{tree}  ({what})")
     else:
         if nrow is None and model.is_conditional and label is None:
             nrow = model.config["arch_args"]["num_classes"]  # one column per class
         save_image(grid_image(torch.cat(images), nrow), output, fmt)
-        out.print(f"wrote a grid of {count} images to {output}  ({what})")
+        out.print(f"wrote {'a grid of ' + _plural(count, 'image') if count > 1 else '1 image'} to {output}  "
+                  f"({what})")
 
 
 def _numbers(text: str, option: str) -> list[float]:
@@ -223,6 +316,9 @@ def _safe_name(name: str) -> str:
 
 
 # ----------------------------------------------------------------------------------------------- interpolate
+MAX_WALK_BYTES = 2**30  # every frame is held in memory at its final size; more is an OOM kill, not an animation
+
+
 @command()
 def interpolate(
     name: str = typer.Argument(..., help="Zoo name, local model folder or owner/repo[@revision]."),
@@ -238,7 +334,8 @@ def interpolate(
     truncation: Optional[float] = typer.Option(None, "--truncation", help="StyleGAN models: psi for every frame."),
     output: Path = typer.Option(Path("walk.gif"), "-o", "--output", help=".gif or .webp animation, or .png grid."),
     fps: float = typer.Option(15.0, "--fps", help="Frames per second of the animation."),
-    scale: int = typer.Option(0, "--scale", help="Enlarge each frame this many times (default: to at least 256 px)."),
+    scale: Optional[int] = typer.Option(None, "--scale", help="Enlarge each frame this many times (default: "
+                                                               "enough for 256 px)."),
     nrow: Optional[int] = typer.Option(None, "--nrow", help="Frames per row of a .png grid."),
     label: Optional[str] = typer.Option(None, "--label", help="Conditional models: the class (default: the first)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
@@ -267,11 +364,12 @@ def interpolate(
     method = method or ("lerp" if space == "w" else "slerp")
     if fps <= 0:
         fail("--fps must be positive")
-    if scale < 0:
-        fail("--scale must be 1 or more (0: automatic)")
+    if scale is not None and scale < 1:
+        fail("--scale must be 1 or more (leave it out for frames of at least 256 px)")
     ext = output.suffix.lower()
     if ext not in (".gif", ".webp", ".png"):
         fail(f"-o must end in .gif, .webp or .png, not {output.name!r}")
+    _check_output(output, "-o", "walk.gif")
     images = images or []
     if images and not between:
         fail(f"unexpected argument {images[0]}: to walk between images, use --between (e.g. "
@@ -284,6 +382,14 @@ def interpolate(
         if not path.is_file():
             fail(f"--between: {path} is not a file")
     model = _load(name, device, verbose, sampling=True)
+    factor = 1 if ext == ".png" else scale or max(1, -(-256 // model.image_size))  # the least that reaches 256 px
+    keys_n = len(images) if between else len(key_seeds)
+    frames_n = steps * (keys_n - 1) + 1 if between else steps * keys_n  # as latents.walk makes them
+    side = model.image_size * factor
+    if frames_n * side * side * model.channels > MAX_WALK_BYTES:
+        fail(f"{frames_n} frames of {side}x{side} px would need "
+             f"{frames_n * side * side * model.channels / 2**30:.1f} GiB of memory (at most 1): use fewer --steps or "
+             "key frames" + (", or a smaller --scale" if ext != ".png" else ""))
     if between:
         keys = model.encode(model.read_images(images))
         what = f"between {len(images)} images"
@@ -300,7 +406,6 @@ def interpolate(
     if ext == ".png":
         save_image(grid_image(frames, nrow or steps), output)
     else:
-        factor = scale or max(1, -(-256 // model.image_size))
         pictures = [im.resize((im.width * factor, im.height * factor), Image.Resampling.NEAREST)
                     for im in to_pil(frames)]
         save_animation(pictures, output, fps)
@@ -333,6 +438,7 @@ def mix(
     if len(row_seeds) * len(col_seeds) > 10_000:
         fail("too many cells: at most 10000 (rows x columns)")
     format_of(output)
+    _check_output(output, "-o", "mix.png")
     model = _load(name, device, verbose, sampling=True)
     images, width = model.style_mix(row_seeds, col_seeds, levels, truncation)
     save_image(grid_image(images, width), output)
@@ -365,6 +471,8 @@ def translate(
         fail("--batch-size must be at least 1")
     if size is not None and size < 4:
         fail("--size must be at least 4")
+    if output is not None:
+        _check_output(output, "-o", "out.jpg")
     model = _load(name, device, verbose)
     if not model.is_translation:
         fail(f"{name} is not a translation model (its task is {model.config.get('task', 'unconditional')}): "
@@ -407,9 +515,11 @@ def classify(
 
     if batch_size < 1:
         fail("--batch-size must be at least 1")
-    for path in (csv_path, json_path):
-        if path is not None and not path.resolve().parent.is_dir():
-            fail(f"cannot write {path}: {path.parent} is not a folder")
+    for path, option, example in ((csv_path, "--csv", "classes.csv"), (json_path, "--json", "classes.json")):
+        if path is not None:
+            _check_output(path, option, example)
+            if not path.resolve().parent.is_dir():
+                fail(f"cannot write {path}: {path.parent} is not a folder")
     model = _load(name, device, verbose)
     predictions, skipped = classify_files(model, inputs, batch_size)
     for path, why in skipped:
@@ -481,16 +591,21 @@ def info(name: str = typer.Argument(..., help="Zoo name, local model folder or o
     from rich.markdown import Markdown
 
     resolved = hub.resolve(name)
+    config = hub.read_config(resolved.path)
     card = resolved.path / hub.CARD_NAME
-    if card.is_file():
-        text = card.read_text()
-        if text.startswith("---"):  # YAML front matter: show it as it is, then the body as markdown
-            _, front, body = text.split("---", 2)
-            out.print(f"[dim]{front.strip()}[/]")
-            text = body
-        out.print(Markdown(text))
+    text = card.read_text() if card.is_file() else ""
+    if not out.is_terminal:  # a pipe or a file: the card as written, every line whole (rich would cut at 80)
+        for part in (text.rstrip("\n"), "--- config.json", json.dumps(config, indent=2),
+                     f"source: {resolved.source} ({resolved.path})"):
+            if part:
+                out.print(part, markup=False, highlight=False, emoji=False, soft_wrap=True)
+        return
+    if text.startswith("---"):  # YAML front matter: show it as it is, then the body as markdown
+        _, front, text = text.split("---", 2)
+        out.print(f"[dim]{front.strip()}[/]")
+    out.print(Markdown(text), soft_wrap=False)  # wrapped to the terminal: soft wrap would crop code blocks and lists
     out.rule("config.json")
-    out.print_json(json.dumps(hub.read_config(resolved.path)))
+    out.print_json(json.dumps(config))
     out.print(f"[dim]source: {resolved.source} ({resolved.path})[/]")
 
 
@@ -529,19 +644,22 @@ def eval_model(
 
     from gancli.evaluate import evaluate
 
-    if n < 2 or n > 1_000_000:
-        fail("-n must be between 2 and 1000000")
+    if n < 4 or n > 1_000_000:  # precision and recall measure each sample's distance to its 3rd nearest other sample
+        fail("-n must be between 4 and 1000000")
     if batch_size < 1:
         fail("--batch-size must be at least 1")
     if inception_weights is not None and not inception_weights.is_file():
         fail(f"--inception-weights {inception_weights} is not a file")
-    if json_path is not None and not json_path.resolve().parent.is_dir():
-        fail(f"cannot write {json_path}: {json_path.parent} is not a folder")  # say so before minutes of work
+    if json_path is not None:  # say so before minutes of work
+        _check_output(json_path, "--json", "results.json")
+        if not json_path.resolve().parent.is_dir():
+            fail(f"cannot write {json_path}: {json_path.parent} is not a folder")
     psis = _numbers(truncation, "--truncation") if truncation is not None else None
     if novelty_grid is not None:
         from gancli.imageio import format_of
 
         format_of(novelty_grid)
+        _check_output(novelty_grid, "--novelty-grid", "novelty.png")
         if not novelty_grid.resolve().parent.is_dir():
             fail(f"cannot write {novelty_grid}: {novelty_grid.parent} is not a folder")
     with _progress() as progress:
@@ -656,11 +774,18 @@ def _shown(value) -> str:
 
 
 def _train(ctx, data: list[Path], arch: str, given: dict):
+    import shlex
+
     from gancli import catalog
+    from gancli.options import LOOP
     from gancli.train import Trainer, TrainOptions
 
     if len(data) > 1:
         given["data_b"] = str(data[1])
+    out_dir = Path(given.get("out") or next(o.default for o in LOOP if o.name == "out"))
+    for where in (out_dir, *out_dir.parents):  # before the data is read, not when the first checkpoint is written
+        if where.exists() and not where.is_dir():
+            fail(f"--out {out_dir}: {where} is a file; the run directory must be a folder (new, or a run to --resume)")
     command_line = _command_line(ctx, exclude={"resume"})
     opts = TrainOptions(str(data[0]), arch=arch, command=command_line, **given)
     family = catalog.get(opts.arch)
@@ -673,15 +798,15 @@ def _train(ctx, data: list[Path], arch: str, given: dict):
         console.print(f"training {opts.arch}{' (conditional)' if trainer.conditional else ''} on {len(trainer.data)} images "
                       f"({trainer.data.channels}x{trainer.crop}x{trainer.crop}) on {describe(trainer.device)}"
                       + (f" x {trainer.dist.world} processes" if trainer.dist.active else "")
-                      + (f"; skipped {len(trainer.data.skipped)} unreadable file(s), listed in log.txt"
+                      + (f"; skipped {len(trainer.data.skipped)} file(s) (unreadable or far too small), listed "
+                         "in log.txt"
                          if trainer.data.skipped else "")
                       + (f"; resuming at step {trainer.step}" if trainer.step else ""), highlight=False)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
-        TimeRemainingColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    progress = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        TimeRemainingColumn(), TextColumn("{task.fields[stats]}"), console=console,
-                        disable=not main_process)
+    progress = _progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                         TimeRemainingColumn(), TextColumn("{task.fields[stats]}"), transient=False,
+                         disable=not main_process)
     shown_keys = trainer.objective.shown
     with progress:
         task = progress.add_task("train", total=trainer.total_steps, completed=trainer.step, stats="")
@@ -707,15 +832,15 @@ def _train(ctx, data: list[Path], arch: str, given: dict):
             progress.stop()
             if main_process:
                 console.print(f"interrupted at step {trainer.step}: checkpoint saved; continue with "
-                              f"`{command_line} --resume`", highlight=False)
+                              f"`{trainer.resume_command()}`", highlight=False, markup=False)
             raise typer.Exit(130)
     if main_process:
         if trainer.rollbacks:
             console.print(f"note: the loss became non-finite {len(trainer.rollbacks)} time(s); rolled back and "
                           f"continued with learning rates x{trainer.lr_scale:g} (see log.txt)")
-        use = family.card_use(trainer.export_config(), str(export))[0]
+        use = family.card_use(trainer.export_config(), shlex.quote(str(export)))[0]
         out.print(f"trained {trainer.step} steps in {trainer.train_seconds:.0f} s on {describe(trainer.device)}; "
-                  f"model exported to {export}  (try: {use.split('#')[0].strip()})")
+                  f"model exported to {export}  (try: {use.split('#')[0].strip()})", markup=False)
 
 
 # ----------------------------------------------------------------------------------------------- convert
@@ -780,6 +905,13 @@ def push(
     out.print(f"pushed {len(p.files)} files to {target}: {url}")
 
 
+def _close_options(given: str, known) -> list[str]:
+    import difflib
+
+    names = {k.lstrip("-"): k for k in known}
+    return [names[m] for m in difflib.get_close_matches(given.lstrip("-"), list(names), n=3, cutoff=0.6)]
+
+
 def main():
     try:  # typer >= 0.20 carries its own click
         from typer._click import ClickException
@@ -789,11 +921,13 @@ def main():
     try:
         code = app(standalone_mode=False)
     except ClickException as e:  # usage errors (a missing argument, an unknown option): one line as well
+        if getattr(e, "possibilities", None):  # click compares "--bogus" with "--verbose" dashes and all: a match
+            e.possibilities = _close_options(e.option_name, e.possibilities)
         message = e.format_message().strip()  # empty for a bare `gan`, whose help was just shown
         if message:
-            console.print(f"[bold red]error:[/] {message.splitlines()[0]}", highlight=False, soft_wrap=True)
+            console.print(f"[bold red]error:[/] {escape(message.splitlines()[0])}", highlight=False, soft_wrap=True)
         sys.exit(e.exit_code)
     except USER_ERRORS as e:
-        console.print(f"[bold red]error:[/] {_one_line(e)}", highlight=False, soft_wrap=True)
+        console.print(f"[bold red]error:[/] {escape(_one_line(e))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     sys.exit(code if isinstance(code, int) else 0)

@@ -11,6 +11,7 @@ import hashlib
 import io
 import struct
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,7 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".ti
 IDX_IMAGES = "train-images-idx3-ubyte"
 IDX_LABELS = "train-labels-idx1-ubyte"
 MAX_PIXELS = 8192 * 8192  # larger files are skipped rather than decoded: guards against decompression bombs
+FAR_SMALLER = 4  # an image whose shorter side is under a quarter of the data's typical one is skipped, not blown up
 
 # Class names of the IDX label files we know, by the sha256 of the published train-labels-idx1-ubyte.gz
 KNOWN_LABELS = {
@@ -42,6 +44,7 @@ class ImageData:
     class_names: list[str] | None = None
     source: str = ""
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
+    notes: list[str] = field(default_factory=list)                # what loading decided, for the run's log
 
     def __len__(self):
         return len(self.images)
@@ -158,7 +161,7 @@ def load_image_folder(folder: Path, size: int | None = None, channels: int | Non
     if not files:
         raise DataError(f"no images found in {folder} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
     entries = [(f.relative_to(folder).parts, f) for f in files]
-    return _decode(entries, lambda f: f, str(folder), size, channels)
+    return _decode(entries, open_image, str(folder), size, channels)
 
 
 def load_zip(path: Path, size: int | None = None, channels: int | None = None) -> ImageData:
@@ -167,29 +170,82 @@ def load_zip(path: Path, size: int | None = None, channels: int | None = None) -
     except (zipfile.BadZipFile, OSError) as e:
         raise DataError(f"{path} is not a readable zip file ({e})") from None
     with archive:
-        names = sorted(n for n in archive.namelist() if Path(n).suffix.lower() in IMAGE_SUFFIXES
-                       and not any(p.startswith((".", "__MACOSX")) for p in Path(n).parts))
-        if not names:
-            raise DataError(f"no images found in {path}")
-        parts = [Path(n).parts for n in names]
+        infos = sorted((i for i in archive.infolist() if not i.is_dir()
+                        and Path(i.filename).suffix.lower() in IMAGE_SUFFIXES), key=lambda i: i.filename)
+        # Entries that would land outside the folder if unpacked are not part of it: reported, never read
+        unsafe = [(i.filename, "a path outside the archive's folder") for i in infos if _escapes(i.filename)]
+        infos = [i for i in infos if not _escapes(i.filename)
+                 and not any(p.startswith((".", "__MACOSX")) for p in Path(i.filename).parts)]
+        if not infos:
+            raise DataError(f"no images found in {path}" + (f" ({len(unsafe)} skipped: {unsafe[0][1]})"
+                                                            if unsafe else ""))
+        parts = [Path(i.filename).parts for i in infos]
         # A zip of one top-level folder (the usual "zip this folder") is that folder
         if all(len(p) > 1 for p in parts) and len({p[0] for p in parts}) == 1:
             parts = [p[1:] for p in parts]
-        entries = list(zip(parts, names))
-        return _decode(entries, lambda n: io.BytesIO(archive.read(n)), str(path), size, channels)
+        data = _decode(list(zip(parts, infos)), lambda i: _zip_image(archive, i), str(path), size, channels)
+    data.skipped[:0] = unsafe
+    return data
 
 
-def _decode(entries, open_entry, source: str, size: int | None, channels: int | None) -> ImageData:
+def _escapes(name: str) -> bool:
+    """An absolute name (``/x``, ``\\x``, ``C:x``) or one with a ``..`` part."""
+    return name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":") \
+        or ".." in name.replace("\\", "/").split("/")
+
+
+def max_entry_bytes() -> int:
+    """What one zip entry may declare uncompressed: an 8-bit RGBA image at the pixel limit, stored raw. An image
+    file is never larger than that in practice; a zip bomb's entry is."""
+    return 4 * MAX_PIXELS
+
+
+def _zip_image(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> Image.Image:
+    """Decode one entry straight from the archive: PIL reads the header (and refuses too many pixels) before any
+    pixel data is inflated, so an entry's bytes are never held in memory. Read to the end so the CRC is checked."""
+    if info.flag_bits & 0x1:
+        raise ValueError("encrypted (the archive needs a password)")
+    if info.file_size > max_entry_bytes():
+        raise ValueError(f"declares {info.file_size:,} bytes uncompressed, more than any image within the "
+                         f"{MAX_PIXELS:,}-pixel limit needs")
+    try:
+        with archive.open(info) as f:
+            im = open_image(f)
+            while f.read(1 << 20):  # the CRC is compared at the end of the entry
+                pass
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, OSError) as e:
+        raise ValueError(f"corrupt in the archive ({str(e).splitlines()[0] if str(e) else type(e).__name__})") \
+            from None
+    return im
+
+
+def _decode(entries, read, source: str, size: int | None, channels: int | None) -> ImageData:
+    """``read(entry)`` decodes one entry or raises ValueError, which skips it."""
     decoded, skipped = [], []
     for parts, entry in entries:
         try:
-            decoded.append((parts, open_image(open_entry(entry))))
+            decoded.append((parts, read(entry)))
         except ValueError as e:
             skipped.append(("/".join(parts), str(e)))
     if not decoded:
         raise DataError(f"none of the {len(entries)} image files in {source} could be read")
+    typical, how = typical_side([min(im.size) for _, im in decoded])
+    small = [(p, im) for p, im in decoded if min(im.size) * FAR_SMALLER < typical]
+    decoded = [(p, im) for p, im in decoded if min(im.size) * FAR_SMALLER >= typical]
+    skipped += [("/".join(p), f"{im.width}x{im.height}, far smaller than the data's typical {typical} px "
+                              f"(it would be blown up {(size or typical) / min(im.size):.0f}x)") for p, im in small]
+    notes = []
     if size is None:
-        size = min(min(im.size) for _, im in decoded)
+        size = typical
+        if size < 4:
+            example = next("/".join(p) for p, im in decoded if min(im.size) == size)
+            raise DataError(f"the images in {source} are {size} px (e.g. {example}): too small to train on")
+        notes.append(f"default --size {size}: {how}")
+    smaller = [(p, im) for p, im in decoded if min(im.size) < size]
+    if smaller:
+        p, im = min(smaller, key=lambda e: min(e[1].size))
+        notes.append(f"{len(smaller)} image(s) smaller than {size} px are scaled up (the smallest: "
+                     f"{'/'.join(p)}, {im.width}x{im.height})")
     if channels is None:
         channels = 1 if all(im.mode == "L" for _, im in decoded) else 3
     mode = "L" if channels == 1 else "RGB"
@@ -202,7 +258,21 @@ def _decode(entries, open_entry, source: str, size: int | None, channels: int | 
         class_names = sorted({p[0] for p, _ in decoded})
         index = {c: i for i, c in enumerate(class_names)}
         labels = torch.tensor([index[p[0]] for p, _ in decoded])
-    return ImageData(images.contiguous(), labels, class_names, source=source, skipped=skipped)
+    return ImageData(images.contiguous(), labels, class_names, source=source, skipped=skipped, notes=notes)
+
+
+def typical_side(sides: list[int]) -> tuple[int, str]:
+    """The shorter side most images share, and how it was chosen. One odd file (a 1x1 pixel) must not set the
+    size of the whole data set; when no size is shared by many, the median stands for them."""
+    from collections import Counter
+
+    (side, count), = Counter(sides).most_common(1)
+    if count == len(sides):
+        return side, f"the shorter side of every image ({len(sides)})"
+    if count * 4 >= len(sides):
+        return side, f"the most common shorter side ({count} of {len(sides)} images)"
+    median = sorted(sides)[(len(sides) - 1) // 2]
+    return median, f"the median shorter side (sizes vary: the most common, {side} px, is {count} of {len(sides)})"
 
 
 def resize_batch(images: torch.Tensor, size: int) -> torch.Tensor:

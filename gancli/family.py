@@ -59,6 +59,26 @@ class Family:
     def declared(self) -> list[Option]:
         return list(LOOP) + list(self.options)
 
+    def train_command(self, values: dict) -> str:
+        """One ``gan train`` command that sets a run up as ``values`` (its options.json) say: every setting that
+        differs from its default, spelled as the CLI takes it. A resumed run's cards show this, not the last
+        session's ``--resume`` line, which alone would not reproduce the model."""
+        import shlex
+
+        words = ["gan", "train", *(str(values[k]) for k in ("data", "data_b") if values.get(k))]
+        words += ["--arch", self.name]
+        for o in self.declared():
+            if not o.cli or o.name in ("data", "data_b", "arch", "resume", "command") or o.name not in values:
+                continue
+            value = values[o.name]
+            if value is None or value == self.defaults.get(o.name, o.default):
+                continue
+            if o.type is bool:
+                words.append(o.spelling if value else "--no-" + o.spelling[2:])
+            else:
+                words += [o.spelling, str(value)]
+        return shlex.join(words)
+
     def resolve_options(self, given: dict, spellings: dict[str, str] | None = None) -> Options:
         opts = resolve(self.declared(), self.defaults, given, self.name, spellings)
         opts.values["arch"] = self.name
@@ -177,6 +197,8 @@ class Objective:
     batches_per_step: int = 1     # data batches one step consumes (a GAN with --d-steps k: k)
     measurable: bool = True       # --eval-every can measure its sampler (a generator of images from noise)
     shown: tuple[str, ...] = ()   # the stats the progress line shows (and losses.png plots), in order
+    guides: dict[str, tuple[float, str]] = {}  # stat -> (where theory puts it at p_g = p_data, why): losses.png's
+    #                                            dashed lines; a stat with a guide is plotted even when not shown
     latent_dim: int = 0           # the sampler's z (0: it takes images, not noise)
     num_classes: int = 0          # the sampler's labels (0: unconditional)
     divergence_hint: str = "try a lower learning rate"  # said when the loss keeps becoming NaN/inf

@@ -11,10 +11,12 @@ card) and ``model.safetensors``. Resolution order for ``NAME``:
 """
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import os
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,14 +61,35 @@ def zoo_names() -> list[str]:
     return sorted(p.name for p in d.iterdir() if (p / CONFIG_NAME).is_file()) if d.is_dir() else []
 
 
+MAX_JSON_BYTES = 4 << 20  # a config.json or shard index is a few KiB; a bigger one is not ours
+
+
+def read_json(path: Path) -> dict:
+    """A JSON object from a model folder, which is untrusted: bounded in size, any nesting, an object at the top."""
+    path = Path(path)
+    size = path.stat().st_size
+    if size > MAX_JSON_BYTES:
+        raise ValueError(f"{path} has {size:,} bytes, more than the {MAX_JSON_BYTES:,} a model's JSON file may have")
+    try:
+        data = json.loads(path.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} is not valid JSON: {e}") from None
+    except RecursionError:
+        raise ValueError(f"{path} is nested too deeply to be a model's JSON file") from None
+    if not isinstance(data, dict):  # every reader does .get(...): a list or a number is no config
+        kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(data), "a number")
+        raise ValueError(f"{path} holds {kind}, not a JSON object: a model's {path.name} must hold a JSON object")
+    return data
+
+
 def read_config(folder: Path) -> dict:
     path = Path(folder) / CONFIG_NAME
     try:
-        return json.loads(path.read_text())
+        return read_json(path)
     except FileNotFoundError:
         raise ModelNotFoundError(f"{folder} has no {CONFIG_NAME}: not a model folder") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ModelNotFoundError(f"{path} is not valid JSON: {e}") from None
+    except ValueError as e:
+        raise ModelNotFoundError(str(e)) from None
 
 
 def resolve(name: str) -> Resolved:
@@ -80,13 +103,15 @@ def resolve(name: str) -> Resolved:
                                  "not a model folder or training run")
     if local.exists():
         raise ModelNotFoundError(f"{local} is a file; a model is a folder with {CONFIG_NAME} and {WEIGHTS_NAME}")
+    if looks_like_path(name):  # not a zoo name nor a Hub id: say so rather than ask the Hub about "./runs/x"
+        raise ModelNotFoundError(_no_such_folder(name, local))
 
     bundled = zoo_dir() / name
     if "/" not in name and (bundled / CONFIG_NAME).is_file():
         cfg = read_config(bundled)
         hub = cfg.get("hub") or {}
         if not has_weights(bundled) and hub.get("repo"):
-            path = download(hub["repo"], hub.get("revision"))
+            path = download(hub["repo"], hub.get("revision"), hub.get("config_sha256"))
             return Resolved(name, path, "hub", hub["repo"], hub.get("revision"))
         return Resolved(name, bundled, "bundled")
 
@@ -94,7 +119,40 @@ def resolve(name: str) -> Resolved:
         repo_id, _, revision = name.partition("@")
         return Resolved(name, download(repo_id, revision or None), "hub", repo_id, revision or None)
 
-    raise UnknownNameError("model", name, zoo_names())
+    planned = planned_entries()
+    if name in planned:
+        why = planned[name].get("why")
+        raise ModelNotFoundError(f"{name} is documented but not in the zoo yet" + (f" ({why})" if why else "")
+                                 + f": {planned[name]['instead']}")
+    raise UnknownNameError("model", name, zoo_names() + sorted(planned))
+
+
+def looks_like_path(name: str) -> bool:
+    """A name that can only be a filesystem path: ./x, ../x, /x, ~/x, x/, a/b/c (a Hub id is exactly owner/repo),
+    or runs/x where runs/ is a local folder (a mistyped run, not a Hub repository owned by "runs")."""
+    seps = {os.sep, os.altsep or os.sep}
+    return (name.startswith(("./", "../", "/", "~")) or name in (".", "..") or name.endswith(tuple(seps))
+            or any(s in name for s in seps - {"/"}) or ("/" in name and not _REPO_RE.match(name))
+            or ("/" in name and Path(name.split("/")[0]).is_dir()))
+
+
+def _no_such_folder(name: str, local: Path) -> str:
+    """"no such folder", and the zoo entry the user may have meant (``./dcgan-mnist`` for ``dcgan-mnist``)."""
+    known = zoo_names()
+    close = [local.name] if local.name in known else difflib.get_close_matches(local.name, known, n=2, cutoff=0.8)
+    hint = f" (zoo names take no path: did you mean {' or '.join(close)}?)" if close else ""
+    return f"no such folder: {name}{hint}"
+
+
+def planned_entries() -> dict[str, dict]:
+    """Zoo entries the docs already show but that are not published yet, each with what to do instead: data
+    (zoo/planned.json), so that publishing a model means deleting its entry there, not editing code."""
+    try:
+        table = json.loads((zoo_dir() / "planned.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+    return {k: v for k, v in table.items() if isinstance(v, dict) and v.get("instead")} \
+        if isinstance(table, dict) else {}
 
 
 def has_weights(folder: Path) -> bool:
@@ -114,8 +172,25 @@ def offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def download(repo_id: str, revision: str | None = None) -> Path:
-    """Fetch (or find in the cache) the model files of a Hub repository; return the snapshot folder."""
+def network_errors() -> tuple[type[BaseException], ...]:
+    """What huggingface_hub raises when it cannot talk to the Hub: OSError, its HTTP errors, and the transport errors
+    of whichever HTTP library it was built on (httpx, httpx2 or requests: a ConnectError is none of the others). Read
+    from sys.modules: the failing call has imported its library, and importing one it does not use costs time."""
+    from huggingface_hub import errors as hf_errors
+
+    found: list[type[BaseException]] = [OSError, hf_errors.HfHubHTTPError]
+    for module, name in (("httpx", "TransportError"), ("httpx2", "TransportError"), ("requests", "RequestException")):
+        cls = getattr(sys.modules.get(module), name, None)
+        if isinstance(cls, type) and issubclass(cls, BaseException):
+            found.append(cls)
+    return tuple(found)
+
+
+def download(repo_id: str, revision: str | None = None, config_sha256: str | None = None) -> Path:
+    """Fetch (or find in the cache) the model files of a Hub repository; return the snapshot folder.
+
+    ``config_sha256`` (a zoo entry's pin): the sha256 that the repository's config.json must have. config.json
+    records the weights' sha256s, so this one hash pins every file that is loaded."""
     from huggingface_hub import snapshot_download
     from huggingface_hub import errors as hf_errors
 
@@ -134,9 +209,23 @@ def download(repo_id: str, revision: str | None = None) -> Path:
                            "download it once while online, or unset HF_HUB_OFFLINE") from None
         raise HubError(f"could not download {where}: the Hugging Face Hub is unreachable and the model is not "
                        "cached (check the network, or set HF_HUB_OFFLINE=1 to use the cache only)") from None
-    except (hf_errors.HfHubHTTPError, OSError) as e:
-        raise HubError(f"could not download {where} from the Hugging Face Hub: {str(e).splitlines()[0]}") from None
+    except network_errors() as e:
+        raise HubError(f"could not download {where} from the Hugging Face Hub: {_first_line(e)}") from None
+    if config_sha256:
+        verify_pin(Path(path) / CONFIG_NAME, config_sha256, where)
     return Path(path)
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
+
+
+def verify_pin(config: Path, expected: str, where: str) -> None:
+    actual = sha256_file(config) if config.is_file() else "missing"
+    if actual != expected.lower():
+        raise HubError(f"{where}: {CONFIG_NAME} has sha256 {actual[:12]}…, not the {expected[:12]}… the zoo entry "
+                       "pins: the repository changed or the cache is damaged (delete the cached copy and download "
+                       "again; for a newer model, update the package)")
 
 
 def cached_snapshot(repo_id: str, revision: str | None = None) -> Path | None:

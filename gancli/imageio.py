@@ -1,4 +1,4 @@
-"""Tensors <-> pictures: grids, single files and animations."""
+"""Tensors <-> pictures: grids, captions, single files and animations."""
 from __future__ import annotations
 
 import math
@@ -37,6 +37,20 @@ def grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2, pad_va
 
 def grid_image(images: torch.Tensor, nrow: int | None = None) -> Image.Image:
     return to_pil(grid(images.detach().float().cpu(), nrow)[None])[0]
+
+
+def captioned(img: Image.Image, text: str) -> Image.Image:
+    """``img`` under a strip of the padding's black with ``text`` in it: the picture's own pixels are not touched,
+    only moved down by the strip's height. Text wider than the picture is cut at its edge."""
+    from PIL import ImageDraw, ImageFont
+
+    font = ImageFont.load_default()
+    left, top, right, bottom = ImageDraw.Draw(img).textbbox((0, 0), text, font=font)
+    strip = bottom + 4
+    out = Image.new(img.mode, (img.width, img.height + strip), 0)
+    out.paste(img, (0, strip))
+    ImageDraw.Draw(out).text((3, 2), text, fill="white" if img.mode == "RGB" else 255, font=font)
+    return out
 
 
 def format_of(path: str | Path, default: str = "png") -> str:
@@ -91,44 +105,16 @@ def atomic_write(path: Path, write):
             f = open(tmp, "wb")
         except OSError as e:  # name the file the user asked for, not our temporary one
             raise OSError(e.errno, f"cannot write {path}: {e.strerror}") from None
-        with f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with f:
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:  # a full disk: name the file (a failed write() names none)
+            if e.filename or not e.errno:
+                raise
+            raise OSError(e.errno, e.strerror, str(path)) from None
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
-
-
-def line_plot(series: dict[str, list[tuple[float, float]]], path: str | Path, title: str = "",
-              size: tuple[int, int] = (800, 400)):
-    """A small line chart with PIL alone (no plotting library needed): one colour per series, shared axes."""
-    from PIL import ImageDraw
-
-    colours = ["#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"]
-    w, h = size
-    left, right, top, bottom = 60, 20, 30, 40
-    points = [p for s in series.values() for p in s if math.isfinite(p[1])]
-    img = Image.new("RGB", size, "white")
-    draw = ImageDraw.Draw(img)
-    if points:
-        x0, x1 = min(p[0] for p in points), max(p[0] for p in points)
-        y0, y1 = min(p[1] for p in points), max(p[1] for p in points)
-        x1, y1 = (x1 if x1 > x0 else x0 + 1), (y1 if y1 > y0 else y0 + 1)
-        sx = lambda x: left + (x - x0) / (x1 - x0) * (w - left - right)
-        sy = lambda y: h - bottom - (y - y0) / (y1 - y0) * (h - top - bottom)
-        draw.rectangle([left, top, w - right, h - bottom], outline="#888888")
-        for frac in (0, 0.5, 1):
-            y = y0 + frac * (y1 - y0)
-            draw.text((5, sy(y) - 6), f"{y:.3g}", fill="black")
-            x = x0 + frac * (x1 - x0)
-            draw.text((sx(x) - 15, h - bottom + 8), f"{x:.0f}", fill="black")
-        for k, (name, pts) in enumerate(series.items()):
-            colour = colours[k % len(colours)]
-            xy = [(sx(x), sy(y)) for x, y in pts if math.isfinite(y)]
-            if len(xy) > 1:
-                draw.line(xy, fill=colour, width=2)
-            draw.text((left + 10 + 110 * k, 8), name, fill=colour)
-    draw.text((w - right - 8 * len(title), 8), title, fill="black")
-    save_image(img, path)

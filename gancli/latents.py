@@ -35,9 +35,11 @@ def latents(pairs: list[tuple[int, int]], dim: int) -> torch.Tensor:
 def parse_seeds(text: str) -> list[int]:
     """``"0-7,42"`` -> [0, 1, ..., 7, 42]."""
     seeds: list[int] = []
+    if not str(text).strip():
+        raise ValueError("empty seed list: give seeds like 0-7,42")
     for part in str(text).replace(" ", "").split(","):
-        if not part:
-            continue
+        if not part:  # "1,,2" or "1,": a typo, not a request for fewer images
+            raise ValueError(f"bad seed list {text!r}: an empty item between commas (use e.g. 0-7,42)")
         m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
         if not m:
             raise ValueError(f"bad seed list {text!r}: use numbers and ranges like 0-7,42")
@@ -47,8 +49,6 @@ def parse_seeds(text: str) -> list[int]:
         if hi - lo >= 1_000_000:
             raise ValueError(f"seed range {part!r} is too long")
         seeds.extend(range(lo, hi + 1))
-    if not seeds:
-        raise ValueError(f"empty seed list {text!r}")
     return seeds
 
 

@@ -7,6 +7,7 @@ can read them without loading a network.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -37,6 +38,8 @@ class Option:
             value = float(value)
         if not isinstance(value, self.type) or (self.type is int and isinstance(value, bool)):
             raise OptionError(f"{self.spelling} takes {self.type.__name__}, not {value!r}")
+        if self.type is float and not math.isfinite(value):  # no setting of ours means inf or NaN
+            raise OptionError(f"{self.spelling} must be a finite number, not {value!r}")
         if self.check is not None and (problem := self.check(value)):
             raise OptionError(f"{self.spelling} {problem}")
 
@@ -53,6 +56,14 @@ def at_least(low) -> Callable[[Any], str | None]:
 
 def positive(v) -> str | None:
     return None if v > 0 and v != float("inf") else "must be a positive number"
+
+
+MAX_LR = 1.0  # Adam moves every weight by about lr per step: above 1 no network trains, it only blows up
+
+
+def learning_rate(v) -> str | None:
+    return None if 0 < v <= MAX_LR else \
+        f"must be a learning rate above 0 and at most {MAX_LR:g} (Adam's are usually 1e-4 to 1e-2), not {v:g}"
 
 
 def fraction(v) -> str | None:
@@ -146,6 +157,9 @@ LOOP = group(
     Option("checkpoint_every", int, 1000, "Write a checkpoint every N steps.", check=at_least(1)),
     Option("keep_checkpoints", int, 3, "Checkpoints to keep.", check=at_least(1), flag="--keep"),
     Option("log_every", int, 50, "Average and log metrics every N steps.", check=at_least(1)),
+    Option("tensorboard", bool, False, "Also write the metrics and sample grids as TensorBoard events in "
+                                       "RUN_DIR/tensorboard/ (needs: pip install 'gancli[tensorboard]').",
+           negatable=True),
     Option("name", str, None, "Model name written into the exported config and card."),
     Option("device", str, "auto", "auto, cpu, cuda, cuda:N or mps."),
     Option("resume", bool, False, "Continue the run in --out from its last checkpoint."),

@@ -19,7 +19,7 @@ from gancli import catalog, hub, latents
 from gancli.devices import preferred_memory_format, resolve_device
 from gancli.errors import UnknownNameError
 from gancli.imageio import to_pil
-from gancli.weights import WeightsError, load_strict, read_weights, write_folder
+from gancli.weights import WeightsError, check_config, load_networks, load_strict, write_folder
 
 class GANModel:
     def __init__(self, config: dict, generator: nn.Module, discriminator: nn.Module | None = None,
@@ -82,20 +82,10 @@ class GANModel:
         config = hub.read_config(folder)
         if config.get("task") == "classifier":
             raise WeightsError(f"{name} is a classifier (a judge for `gan eval`), not a generator")
-        for key in ("architecture", "image_size", "channels"):
-            if key not in config:
-                raise WeightsError(f"{folder / hub.CONFIG_NAME} lacks the required key {key!r}")
-        state = read_weights(folder, config)
-        nets = cls.build(config)
-        for net_name, net in list(nets.items()):  # the generator is required; the others load where present
-            if net_name == "generator" or any(k.startswith(net_name + ".") for k in state):
-                load_strict(net, state, net_name + ".", folder)
-            else:
-                del nets[net_name]
-        unknown = sorted({k.split(".", 1)[0] for k in state} - set(nets))
-        if unknown:
-            raise WeightsError(f"{folder} holds tensors of networks that {config['architecture']} does not have: "
-                               f"{', '.join(unknown)}")
+        check_config(config, folder / hub.CONFIG_NAME)
+        _check_latent_dim(config, folder / hub.CONFIG_NAME)
+        family = catalog.get(config["architecture"])
+        nets = load_networks(folder, config, family.build, {"generator"})
         return cls(config, nets.pop("generator"), nets.pop("discriminator", None), device=resolve_device(device),
                    source=f"{resolved.source}:{folder}", others=nets)
 
@@ -163,20 +153,28 @@ class GANModel:
         return bool(self.config.get("arch_args", {}).get("num_classes"))
 
     def class_index(self, label: int | str) -> int:
-        """A class by index or by name (case and punctuation ignored; a unique prefix is enough)."""
+        """A class by index or by name (case and punctuation ignored; a unique prefix is enough). A label without
+        letters ("7", "-1", "1.5") is an index or an exact name: ignoring its punctuation would turn -1 into 1."""
         if not self.is_conditional:
             raise ValueError(f"{self.config.get('name', 'this model')} is not a conditional model: it takes no label")
         names = self.class_names or [str(i) for i in range(self.config["arch_args"]["num_classes"])]
-        key = _normalise(str(label))
-        exact = [i for i, n in enumerate(names) if _normalise(n) == key]
-        if exact:
-            return exact[0]
-        if str(label).isdigit() and int(label) < len(names):
-            return int(label)
-        prefix = [i for i, n in enumerate(names) if _normalise(n).startswith(key)] if key else []
-        if len(prefix) == 1:
-            return prefix[0]
-        raise UnknownNameError("class", str(label), names)
+        text, prefix = str(label).strip(), []
+        if not any(ch.isalpha() for ch in text):
+            if text in names:
+                return names.index(text)
+            if text.isdigit() and int(text) < len(names):
+                return int(text)
+        else:
+            key = _normalise(text)
+            exact = [i for i, n in enumerate(names) if _normalise(n) == key]
+            prefix = [i for i, n in enumerate(names) if _normalise(n).startswith(key)]
+            if exact or len(prefix) == 1:
+                return (exact or prefix)[0]
+        indexed = names == [str(i) for i in range(len(names))]
+        valid = ", ".join(names) if indexed else ", ".join(f"{i} {n}" for i, n in enumerate(names))
+        what = f"class {str(label)!r} is ambiguous" if len(prefix) > 1 else f"unknown class {str(label)!r}"
+        raise LookupError(f"{what} for {self.config.get('name', 'this model')}: "
+                          + (f"the classes are {valid}" if indexed else f"give a class name or its index: {valid}"))
 
     def labels_for(self, n: int, label: int | str | None = None) -> torch.Tensor | None:
         """Labels for n images: all ``label``, or (conditional models, no label) cycling through the classes."""
@@ -335,6 +333,19 @@ class GANModel:
 def load(name: str | Path, device: str | torch.device = "auto") -> GANModel:
     """Load a model by zoo name, local folder or ``owner/repo[@revision]`` on the Hugging Face Hub."""
     return GANModel.from_pretrained(name, device=device)
+
+
+def _check_latent_dim(config: dict, path: Path):
+    """A sampler's z size comes from config.json: missing, it would reach the network as a 0-wide input."""
+    family = catalog.get(config["architecture"])
+    if "translate" in family.capabilities:
+        return
+    z, built = config.get("latent_dim"), (config.get("arch_args") or {}).get("latent_dim")
+    if z is None:
+        raise WeightsError(f"{path} lacks the required key 'latent_dim' (the size of z)")
+    if type(z) is not int or z < 1 or (built is not None and built != z):
+        raise WeightsError(f"{path}: latent_dim {z!r} is not a positive whole number"
+                           + (f" equal to arch_args.latent_dim ({built!r})" if built is not None else ""))
 
 
 def _normalise(name: str) -> str:

@@ -9,11 +9,15 @@ atomic checkpoints and exact resume, NaN rollback, DDP, the EMA generator, progr
       log.txt             what happened, in words (device, data, skipped files, checkpoints, rollbacks, the end)
       metrics.jsonl       one line per logging interval: losses, D(x), D(G(z)), V(D,G), learning rates, images/s;
                           with --eval-every, also {"event": "eval", ...} lines (FID, KID, precision/recall, coverage)
-      samples/            grids from fixed latents (one column per class for conditional models)
+      samples/            grids from fixed latents (one column per class for conditional models), captioned with
+                          their step
       progress.gif        those grids as an animation
-      losses.png          the losses and D outputs over training
-      quality.png         with --eval-every: precision, recall, diversity and coverage over training
+      losses.png          over steps and epochs: the losses; D(x) and D(G(z)) with the equilibrium's 1/2; V(D,G)
+                          with its optimum -log 4; the family's other stats; the learning rates
+      quality.png         with --eval-every: FID, KID, precision, recall, diversity and coverage over training
+      tensorboard/        with --tensorboard: the metrics rows and sample grids as TensorBoard events
       checkpoints/        step-XXXXXXXX.pt, written atomically, the last K kept
+      .lock               held (flock) by the process training the run; holds its pid
       export/             zoo layout (config.json, README.md, model.safetensors): `gan sample RUN_DIR/export`
 
 Every random draw of step s is a pure function of (seed, rank, s) or is saved in the checkpoint, and the batch order
@@ -23,11 +27,14 @@ Under ``torchrun`` the networks are wrapped in DistributedDataParallel and only 
 from __future__ import annotations
 
 import copy
+import errno
+import io
 import json
 import math
 import os
 import platform
 import shlex
+import shutil
 import signal
 import sys
 import threading
@@ -38,20 +45,25 @@ from pathlib import Path
 import torch
 
 from gancli.version import __version__
-from gancli import cards, catalog, latents
+from gancli import board, cards, catalog, latents
 from gancli.data import to_model_range
 from gancli.devices import describe, preferred_memory_format, resolve_device
 from gancli.errors import OptionError
-from gancli.imageio import atomic_write, grid_image, line_plot, save_animation, save_image
+from gancli.imageio import atomic_write, captioned, grid_image, save_animation, save_image
 from gancli.options import LOOP, Options
 from gancli.pretrained import GANModel
 
 MAX_ROLLBACKS = 3
+EXPLODED = 1e4  # a finite loss this many times its value at the start (or 1) is diverging: warn, once
 SESSION_OPTIONS = ("data", "arch", "out", "steps", "epochs", "device", "bf16", "resume", "command")
 
 
 class TrainError(ValueError):
     pass
+
+
+class _Unreadable(TrainError):
+    """A checkpoint file that cannot be read (cut short, or damaged): an older one may still be."""
 
 
 def TrainOptions(data: str | None = None, out: str | None = None, arch: str | None = None, **given) -> Options:
@@ -130,16 +142,73 @@ class Distributed:
                 dist.destroy_process_group()
 
 
+class RunLock:
+    """One process trains a run directory at a time. ``flock`` on RUN/.lock: the kernel drops it when its holder
+    dies, SIGKILL included, so a crashed run never leaves its directory locked. The file names the holder (pid,
+    start time, command) for the error the next process shows; under torchrun only rank 0 takes it."""
+
+    NAME = ".lock"
+
+    def __init__(self, run: Path):
+        self.path = run / self.NAME
+        self._file = None
+
+    def acquire(self, command: str):
+        try:
+            import fcntl
+        except ImportError:  # not a POSIX system: no lock, as before
+            return
+        f = open(self.path, "a+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                f.close()
+                raise
+            f.seek(0)
+            holder = f.read().strip() or "a process that has not yet written its pid"
+            f.close()
+            raise TrainError(f"{self.path.parent} is being trained by another process ({holder}): wait for it to "
+                             "end or stop it, or choose another --out") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}: {command}\n")
+        f.flush()
+        self._file = f
+
+    def release(self):
+        if self._file is not None:
+            self._file.close()  # closing drops the flock; the file stays (deleting it would race a newcomer)
+            self._file = None
+
+
 class Trainer:
     def __init__(self, opts: Options):
         self.opts = opts
         self.family = catalog.get(opts.arch)
         if opts.steps is not None and opts.epochs is not None:
             raise TrainError("give --steps or --epochs, not both")
+        if opts.tensorboard:
+            board.check_installed()
         self.out = Path(opts.out)
         self.dist = Distributed()
         self.device = self.dist.start(resolve_device(opts.device))
         self.ckpt_dir = self.out / "checkpoints"
+        self.lock = RunLock(self.out)
+        created = self._claim_run_dir()
+        try:
+            self._setup(opts)
+        except BaseException:
+            self.lock.release()
+            if created:  # a run that never started leaves no empty folder behind
+                (self.out / RunLock.NAME).unlink(missing_ok=True)
+                try:
+                    self.out.rmdir()
+                except OSError:
+                    pass
+            raise
+
+    def _setup(self, opts: Options):
         resume_from = self._check_run_dir()
         self._build(opts)
         self.objective = self.family.objective(self)
@@ -159,11 +228,15 @@ class Trainer:
                                                           / self.objective.batches_per_step))
         self.step = 0
         self.rollbacks: list[int] = []
+        self.loss_start: dict[str, float] | None = None  # each loss at step 1, the scale an explosion is judged by
+        self.exploded = False
         self.monitor, self.last_eval = None, None
+        self.board: board.TensorBoard | None = None  # --tensorboard's writer, on rank 0 while run() runs
         self.train_seconds = 0.0
+        self.started_at = 0  # the step this session started from
         self.seconds_before, self.t0 = 0.0, None  # training time of earlier sessions of this run, and this one's start
         if resume_from:
-            self._load_checkpoint(resume_from)
+            self._resume(resume_from)
 
     def _build(self, opts: Options):
         """The family's data and networks, placed on the device (and wrapped for DDP), and the EMA copy of G."""
@@ -211,22 +284,84 @@ class Trainer:
         return images.to(self.data_device)
 
     # ------------------------------------------------------------------ run directory
-    def _check_run_dir(self) -> Path | None:
+    def _claim_run_dir(self) -> bool:
+        """Lock the run directory (rank 0), creating it for a new run; True when it was created here. The lock
+        comes first: what the directory holds is only looked at, and cleaned, by the process that trains it."""
+        if self.opts.resume and not (self.out / "options.json").exists() and not self.checkpoints():
+            raise TrainError(f"--resume: {self.out} has no checkpoint to resume from")
+        if not self.dist.main:
+            return False
+        created = not self.out.exists()
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.lock.acquire(self.opts.command)
+        self._remove_leftovers()
+        return created
+
+    def _remove_leftovers(self):
+        """Temporary files of writes cut short by a crash (``atomic_write``'s ``.NAME.tmpPID``): the files they
+        were to replace are intact, and no one else writes here while we hold the lock."""
+        for folder in (self.out, self.ckpt_dir, self.out / "samples", self.out / "export"):
+            for tmp in sorted(folder.glob(".*.tmp[0-9]*")) if folder.is_dir() else []:
+                tmp.unlink(missing_ok=True)
+                self.log(f"removed {tmp.relative_to(self.out)}, left by a write that a crash cut short")
+
+    def _check_run_dir(self) -> list[Path]:
+        """The checkpoints to resume from, newest first ([] for a run that starts at step 0)."""
         existing = self.checkpoints()
-        if self.opts.resume:
-            if not existing:
-                raise TrainError(f"--resume: {self.out} has no checkpoint to resume from")
-            saved_path = self.out / "options.json"
-            saved = json.loads(saved_path.read_text()) if saved_path.exists() else {}
-            for key in self.opts.resume_keys():
-                if key in saved and saved[key] != getattr(self.opts, key):
-                    raise TrainError(f"--resume: {key} was {saved[key]!r} in this run, not "
-                                     f"{getattr(self.opts, key)!r}; resume with the run's own settings")
-            return existing[-1]
-        if existing or (self.out / "options.json").exists():
+        if not existing:
+            if (self.out / "options.json").exists():  # its last session died before its first checkpoint
+                self.warn(f"{self.out} has no checkpoint yet (its last session stopped before writing one): "
+                          "starting the run from step 0")
+            return []
+        if not self.opts.resume:
             raise TrainError(f"{self.out} already holds a training run: add --resume to continue it, "
                              "or choose another --out")
-        return None
+        saved = _saved_options(self.out)
+        for key in self.opts.resume_keys():
+            if key in saved and saved[key] != getattr(self.opts, key):
+                raise TrainError(f"--resume: {key} was {saved[key]!r} in this run, not "
+                                 f"{getattr(self.opts, key)!r}; resume with the run's own settings")
+        return existing[::-1]
+
+    def resume_command(self) -> str:
+        """The command that continues this run, ready to paste: the run's settings come from its options.json,
+        so only the data, the directory and this session's length and device need saying."""
+        words = ["gan", "train", str(self.opts.data)]
+        if self.opts.get("data_b"):
+            words.append(str(self.opts.data_b))
+        words += ["--out", str(self.out)]
+        for name in ("steps", "epochs"):
+            if self.opts.get(name) is not None:
+                words += [f"--{name}", str(self.opts.get(name))]
+        if self.opts.device != "auto":
+            words += ["--device", self.opts.device]
+        if self.opts.bf16 is not None:
+            words.append("--bf16" if self.opts.bf16 else "--no-bf16")
+        return shlex.join(words + ["--resume"])
+
+    def _stop_distributed(self):
+        """Leave the process group. The DDP wrappers hold it and its gloo threads; left for the interpreter's exit
+        to free, they abort the process ("terminate called without an active exception", SIGABRT) and torchrun
+        calls a finished run failed. So they are unwrapped everywhere and freed first, while Python is alive."""
+        if not self.dist.active:
+            return
+        wrapped = {id(w): w.module for w in self.train_nets.values() if hasattr(w, "module")}
+        holders = [self, self.objective, *getattr(self.objective, "terms", ())]
+        for holder in holders:
+            for key, value in list(vars(holder).items()):
+                if id(value) in wrapped:
+                    setattr(holder, key, wrapped[id(value)])
+        self.train_nets = dict(self.nets)
+        import gc
+
+        gc.collect()
+        self.dist.stop()
+
+    def warn(self, message: str):
+        """Something the user should know now, not only in log.txt."""
+        if self.dist.main:
+            self.log(f"warning: {message}")
+            print(f"warning: {message}", file=sys.stderr, flush=True)
 
     def checkpoints(self) -> list[Path]:
         return sorted(self.ckpt_dir.glob("step-*.pt")) if self.ckpt_dir.is_dir() else []
@@ -246,6 +381,8 @@ class Trainer:
                  "lr_scale": self.lr_scale, "rollbacks": torch.tensor(self.rollbacks, dtype=torch.int64),
                  "seconds": self.seconds_before + (time.time() - self.t0 if self.t0 else 0.0),
                  "arch": self.opts.arch, "arch_args": self.arch_args, "objective": self.objective.state()}
+        if self.loss_start is not None:
+            state["loss_start"] = self.loss_start
         if self.G_ema is not None:
             state["G_ema"] = self.G_ema.state_dict()
         return state
@@ -254,17 +391,66 @@ class Trainer:
         path = self.ckpt_dir / f"step-{self.step:08d}.pt"
         if self.dist.main:
             self.ckpt_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write(path, lambda f: torch.save(self._state(), f))
+            # Serialised in memory first: a failed write is then a plain OSError of ours (torch's zip writer
+            # buries it under "unexpected pos"), and we know how much room the checkpoint needs.
+            buffer = io.BytesIO()
+            torch.save(self._state(), buffer)
+            data = buffer.getbuffer()
+            try:
+                atomic_write(path, lambda f: f.write(data))
+            except OSError as e:
+                raise self._write_failed(path, e, len(data)) from None
             for old in self.checkpoints()[:-self.opts.keep_checkpoints]:
                 old.unlink()
             self.log(f"checkpoint {path.name}")
         return path
 
+    def _write_failed(self, path: Path, e: OSError, needed: int | None = None) -> TrainError:
+        """A write of the run that failed (a full disk, most often), as one line: the file, the room it needs, the
+        checkpoint that is still intact, and the command that continues the run once there is room."""
+        full = e.errno in (errno.ENOSPC, errno.EDQUOT)
+        what = "no space left on the device" if full else (e.strerror or str(e))
+        what += "" if str(path) in what else f" writing {path}"
+        room = ""
+        if full:
+            free = shutil.disk_usage(next(p for p in (path, *path.parents) if p.exists())).free
+            room = (f" (it needs {_size(needed)}; {_size(free)} free)" if needed else f" ({_size(free)} free)")
+        done = [p for p in self.checkpoints() if p != path]
+        kept = f"the last checkpoint, {done[-1].name}, is intact" if done else "no checkpoint was written yet"
+        message = (f"{what}{room}; {kept}: {'free some space' if full else 'fix that'}, then "
+                   f"continue with `{self.resume_command()}`")
+        try:
+            self.log(f"stopped: {message}")
+        except OSError:  # the log lives on the same full disk
+            pass
+        return TrainError(message)
+
+    def _resume(self, candidates: list[Path]):
+        """Continue from the newest checkpoint that can be read. One that cannot (a crash or a bad disk damaged
+        it) is renamed ``.corrupt``, kept rather than deleted, and said; none readable is an error."""
+        unreadable = []
+        for path in candidates:
+            try:
+                self._load_checkpoint(path)
+            except _Unreadable as e:
+                unreadable.append((path, str(e)))
+                continue
+            for bad, why in unreadable:
+                if self.dist.main:
+                    bad.rename(bad.with_name(bad.name + ".corrupt"))
+                self.warn(f"{why}; kept it as {bad.name}.corrupt and resumed from {path.name} (step {self.step})")
+            return
+        raise TrainError(f"none of the {len(candidates)} checkpoint(s) in {self.ckpt_dir} can be read: "
+                         + "; ".join(why for _, why in unreadable))
+
     def _load_checkpoint(self, path: Path, quiet: bool = False):
         try:
             state = torch.load(path, map_location=self.device, weights_only=True)  # never unpickle objects
         except Exception as e:  # a checkpoint cut short by a crash is reported, not a traceback
-            raise TrainError(f"cannot read checkpoint {path}: {str(e).splitlines()[0]}") from None
+            why = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise _Unreadable(f"checkpoint {path} cannot be read ({why})") from None
+        if not isinstance(state, dict) or "step" not in state:
+            raise _Unreadable(f"checkpoint {path} is not one of ours")
         if state.get("arch_args") != self.arch_args:
             raise TrainError(f"checkpoint {path.name} was made for {state.get('arch_args')}, not {self.arch_args}")
         if "networks" not in state:
@@ -284,16 +470,31 @@ class Trainer:
         self.objective.load_state(state.get("objective", {}))
         self.lr_scale = float(state.get("lr_scale", 1.0))
         self.rollbacks = [int(s) for s in state.get("rollbacks", torch.zeros(0, dtype=torch.int64)).tolist()]
+        self.loss_start = state.get("loss_start")
         if not quiet:
             if self.dist.main:
                 self._truncate_metrics(self.step)
             self.log(f"resumed from {path.name} at step {self.step}")
 
     def _truncate_metrics(self, step: int):
+        """metrics.jsonl up to ``step``, where the run continues. A line a crash cut off mid-write is dropped
+        (and said): it would otherwise block every later reading of the file."""
         path = self.out / "metrics.jsonl"
-        if path.exists():
-            keep = [l for l in path.read_text().splitlines() if l.strip() and json.loads(l)["step"] <= step]
-            atomic_write(path, lambda f: f.write("".join(l + "\n" for l in keep).encode()))
+        if not path.exists():
+            return
+        keep, broken = [], []
+        for n, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+            try:
+                row = json.loads(line) if line.strip() else None
+            except ValueError:
+                broken.append(n)
+                continue
+            if isinstance(row, dict) and isinstance(row.get("step"), (int, float)) and row["step"] <= step:
+                keep.append(line)
+        atomic_write(path, lambda f: f.write("".join(l + "\n" for l in keep).encode()))
+        if broken:
+            self.log(f"metrics.jsonl: dropped {len(broken)} unreadable line(s) (line {', '.join(map(str, broken))};"
+                     " a write cut off by a crash)")
 
     def _roll_back(self):
         """A non-finite loss: return to the last checkpoint with half the learning rates, or give up."""
@@ -303,12 +504,36 @@ class Trainer:
             raise TrainError(f"training diverged: the loss became NaN/inf {len(self.rollbacks)} times (at steps "
                              f"{', '.join(map(str, self.rollbacks))}) even after lowering the learning rate; "
                              + self.objective.divergence_hint)
-        bad_step, rollbacks = self.step, self.rollbacks
+        bad_step, rollbacks, scale = self.step, self.rollbacks, self.lr_scale
         last = self.checkpoints()[-1]
         self._load_checkpoint(last, quiet=True)
         self.rollbacks = rollbacks
-        self.lr_scale *= 0.5
+        self.lr_scale = scale * 0.5  # halved again on every retry, not the checkpoint's scale halved once more
         self.log(f"non-finite loss at step {bad_step}: rolled back to {last.name}, learning rates x{self.lr_scale:g}")
+
+    def _watch_losses(self, interval: list[dict]):
+        """Warn once when a loss explodes but stays finite (a learning rate far too high: G loss 2e9), which the
+        NaN rollback does not see. Judged against each loss at step 1, where its scale is the problem's."""
+        if self.exploded or not interval:
+            return
+        first_step = self.step - len(interval) + 1
+        names = [k for k in interval[0] if k.startswith("loss")]
+        if self.loss_start is None:  # step 1 (or, from an older checkpoint, this session's first step)
+            self.loss_start = {k: float(interval[0][k].float().mean()) for k in names}
+            self.loss_start = {k: v for k, v in self.loss_start.items() if math.isfinite(v)}
+        for k in names:
+            if k not in self.loss_start:
+                continue
+            at = [(first_step + i, s[k]) for i, s in enumerate(interval) if k in s]
+            limit = EXPLODED * max(1.0, abs(self.loss_start[k]))
+            over = (torch.stack([v.float().mean() for _, v in at]).abs() > limit).nonzero()
+            if len(over):
+                step, value = at[int(over[0])]
+                self.exploded = True
+                self.warn(f"{k} reached {float(value.float().mean()):.3g} at step {step} (it was "
+                          f"{self.loss_start[k]:.3g} at the start): training is diverging; "
+                          + self.objective.divergence_hint)
+                return
 
     def _apply_lr(self):
         factor = self.lr_scale * self.objective.lr_factor(self.step)
@@ -411,7 +636,10 @@ class Trainer:
             return None
         images, nrow = self.grid_images()
         path = self.out / "samples" / f"step-{self.step:08d}.png"
-        save_image(grid_image(images, nrow=nrow), path)
+        picture = grid_image(images, nrow=nrow)
+        save_image(captioned(picture, f"step {self.step}"), path)  # progress.gif's frames say their step too
+        if self.board:
+            self.board.grid(picture, self.step)  # TensorBoard has its own step slider: the grid as it is
         return path
 
     @torch.no_grad()
@@ -427,6 +655,8 @@ class Trainer:
     def write_progress(self):
         from PIL import Image
 
+        from gancli import plots
+
         grids = sorted((self.out / "samples").glob("step-*.png"))
         if grids:
             frames = []
@@ -434,18 +664,15 @@ class Trainer:
                 with Image.open(p) as im:
                     frames.append(im.convert("RGB"))
             save_animation(frames, self.out / "progress.gif", fps=4)
+        epochs_per_step = self.objective.batches_per_step / self.batches_per_epoch if self.batches_per_epoch else None
         rows = self._metrics()
         if len(rows) > 1:
-            series = {k: [(r["step"], r[k]) for r in rows if k in r] for k in self.objective.shown}
-            line_plot(series, self.out / "losses.png", title=self.objective.title)
+            panels = plots.training_panels(rows, self.objective.shown, self.objective.guides)
+            plots.save_figure(panels, self.out / "losses.png", self.objective.title, epochs_per_step)
         evals = self._metrics("eval")
-        if len(evals) > 1:  # the measures that live in [0, 1]; a collapse shows as a drop
-            series = {k: [(r["step"], r[k]) for r in evals] for k in ("precision", "recall")}
-            series["diversity / real"] = [(r["step"], r["diversity"] / max(r["real_diversity"], 1e-9)) for r in evals]
-            for covered, total in (("classes_covered", "num_classes"), ("modes_covered", "num_modes")):
-                if evals[-1].get(covered) is not None:
-                    series["coverage"] = [(r["step"], r[covered] / r[total]) for r in evals]
-            line_plot(series, self.out / "quality.png", title="--eval-every: quality over training")
+        if len(evals) > 1:
+            plots.save_figure(plots.quality_panels(evals), self.out / "quality.png",
+                              f"{self.objective.title}: --eval-every measures", epochs_per_step)
 
     def _metrics(self, event: str | None = None) -> list[dict]:
         """The training rows of metrics.jsonl, or those of one ``event`` ("eval")."""
@@ -476,6 +703,8 @@ class Trainer:
         self.last_eval = row
         with open(self.out / "metrics.jsonl", "a") as f:
             f.write(json.dumps(row) + "\n")
+        if self.board:
+            self.board.scalars(row)
         summary = ", ".join(f"{k} {row[k]}" for k in ("fid", "kid", "precision", "recall", "classes_covered",
                                                       "modes_covered", "diversity") if row.get(k) is not None)
         self.log(f"eval at step {self.step}: {summary}")
@@ -493,18 +722,34 @@ class Trainer:
         if self.dist.main:
             with open(self.out / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(row) + "\n")
+            if self.board:
+                self.board.scalars(row)
         return row
 
     # ------------------------------------------------------------------ the loop
     def run(self, progress=None) -> Path:
+        """Train to the end and export; the run directory is unlocked however this ends."""
+        try:
+            return self._run(progress)
+        except OSError as e:
+            if e.errno in (errno.ENOSPC, errno.EDQUOT):  # a full disk anywhere in the run: one line, not a traceback
+                raise self._write_failed(Path(e.filename or self.out), e) from None
+            raise
+        finally:
+            self.lock.release()
+
+    def _run(self, progress=None) -> Path:
         if self.dist.main:
             self.out.mkdir(parents=True, exist_ok=True)
+            if self.opts.tensorboard:
+                self.board = board.TensorBoard(self.out / "tensorboard", self.step)
         self.dist.barrier()
         fresh = self.step == 0 and not self.checkpoints()
         if fresh and self.dist.main:
             record = self.opts.asdict() | {"gan_version": __version__, "torch_version": torch.__version__,
                                           "device_used": describe(self.device), "processes": self.dist.world}
             atomic_write(self.out / "options.json", lambda f: f.write(json.dumps(record, indent=2).encode()))
+            self._truncate_metrics(0)  # a session that died before its first checkpoint may have left lines
             self.log(f"start: {self.opts.command}")
         self.log(f"device {describe(self.device)} x{self.dist.world}; data {self.data.source}: {len(self.data)} images "
                  f"{self.data.channels}x{self.crop}x{self.crop}"
@@ -513,23 +758,26 @@ class Trainer:
                  + ("; bf16 autocast" if self.amp else "")
                  + (f"; data kept in host memory ({sum(x.numel() for x in self.images) / 2**30:.1f} GiB)"
                     if self.data_device != self.device else ""))
+        for note in (n for d in self.data.domains for n in d.notes):
+            self.log(note)
         for f, why in self.data.skipped:
             self.log(f"skipped {f}: {why}")
         if self.data.skipped:
-            self.log(f"skipped {len(self.data.skipped)} unreadable file(s)")
+            self.log(f"skipped {len(self.data.skipped)} file(s), unreadable or far smaller than the rest")
         if fresh:
             self.save_checkpoint()  # step 0: something to roll back to
         for net in self.nets.values():
             net.train()
         self._apply_lr()
         t0, started_at, interval, seen, row = time.time(), self.step, [], 0, None
+        self.started_at = started_at
         self.t0 = t0
         with _StopRequests() as stop:
             while self.step < self.total_steps:
                 if stop.asked:  # only between steps: a checkpoint never holds half an update
                     self.save_checkpoint()
                     self.log(f"interrupted ({stop.asked}) at step {self.step}; checkpoint written")
-                    self.dist.stop()
+                    self._stop_distributed()
                     raise KeyboardInterrupt
                 self._apply_lr()
                 stats = self.train_step()
@@ -545,6 +793,7 @@ class Trainer:
                         self._apply_lr()
                         continue
                 if log_now:
+                    self._watch_losses(interval)
                     row = self._write_metrics(interval, seen / max(time.time() - t0, 1e-9))
                     interval = []
                     if progress:
@@ -566,11 +815,13 @@ class Trainer:
             if self.step % self.opts.sample_every:
                 self.write_samples()
             self.write_progress()
+            if self.board:
+                self.board.close()
             export = self.export()
             self.log(f"done: {self.step} steps ({self.step - started_at} this session) in {self.train_seconds:.0f} s; "
                      f"exported to {export}")
         self.dist.barrier()
-        self.dist.stop()
+        self._stop_distributed()
         return export
 
     # ------------------------------------------------------------------ export
@@ -585,7 +836,9 @@ class Trainer:
         others = {k: net for k, net in self.nets.items() if k in keep and k not in ("generator", "discriminator")}
         model = GANModel(config, copy.deepcopy(self.sampler).float(),
                          self.D if "discriminator" in keep else None, device=self.device, others=others)
-        return model.save_pretrained(self.out / "export", card=cards.model_card(config, self._last_row()),
+        # The card's "Use" commands name this folder: the model has no zoo name until it is published as one
+        card = cards.model_card(config, self._last_row(), where=shlex.quote(str(self.out / "export")))
+        return model.save_pretrained(self.out / "export", card=card,
                                      dtype=self.objective.export_dtype,
                                      max_shard_bytes=self.objective.export_shard_bytes)
 
@@ -604,12 +857,19 @@ class Trainer:
             | extra | {"training": training}
 
     def training_record(self) -> dict:
-        return {"command": self.opts.command, "steps": self.step, "batch_size": self.opts.batch_size,
+        resumed = self.seconds_before > 0 or self.started_at > 0
+        command = self.family.train_command(self.opts.asdict()) if resumed else self.opts.command
+        return {"command": command, "steps": self.step, "batch_size": self.opts.batch_size,
                 "processes": self.dist.world, "epochs": self.epochs(), **self.objective.record(),
                 "ema": self.opts.ema_decay if self.opts.ema else None, "seed": self.opts.seed,
                 "device": describe(self.device), "seconds": round(self.seconds_before + self.train_seconds),
                 "seconds_this_session": round(self.train_seconds), "torch": torch.__version__,
                 "platform": platform.platform()}
+
+
+def _size(n: int) -> str:
+    return next(f"{n / 2**k:.1f} {unit}" for k, unit in ((30, "GB"), (20, "MB"), (10, "KB"), (0, "B")) if n >= 2**k
+                or unit == "B")
 
 
 class _StopRequests:

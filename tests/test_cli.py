@@ -84,7 +84,7 @@ def test_interpolate_webp_and_png_grid(tiny_model_dir, tmp_path):
     (["sample", "{tiny}", "-o", "grid.tiff"], "unsupported image format"),
     (["sample", "{tiny}", "--device", "tpu"], "unknown device"),
     (["sample", "{tiny}", "-o", "a.png", "--format", "jpg"], "does not match"),
-    (["sample", "/no/such/dir/model"], "unknown model"),
+    (["sample", "/no/such/dir/model"], "no such folder: /no/such/dir/model"),
     (["interpolate", "{tiny}", "--seeds", "1"], "at least two"),
     (["sample", "{tiny}", "-o", "{tmp}/a-file/x.png"], "a-file is a file, not a folder"),
     (["interpolate", "{tiny}", "--method", "cubic"], "slerp or lerp"),

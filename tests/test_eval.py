@@ -236,7 +236,7 @@ def test_train_eval_every_writes_measures_and_flags_a_collapsed_generator(tmp_pa
     assert all(r["fid"] >= 0 and 0 <= r["recall"] <= 1 and r["feature_extractor"] == "classifier-mnist"
                for r in evals)
     assert "eval at step 6" in (tmp_path / "run" / "log.txt").read_text()
-    assert Image.open(tmp_path / "run" / "quality.png").size == (800, 400)
+    assert Image.open(tmp_path / "run" / "quality.png").size == (1000, 880)  # FID, KID, the [0, 1] measures
     # a generator that draws one image: the monitor raises the alarm
     monitor = trainer.monitor
     monitor.best["diversity"] = metrics.diversity(monitor.ref.features)  # as if it had once been as diverse as the data

@@ -36,7 +36,7 @@ def test_cli_train_writes_a_complete_run_that_sample_loads(image_folder, tmp_pat
         "step-00000001.png", "step-00000003.png", "step-00000006.png"]
     with Image.open(run / "progress.gif") as gif:
         assert gif.n_frames == 3
-    assert Image.open(run / "losses.png").size == (800, 400)
+    assert Image.open(run / "losses.png").size == (1000, 1140)  # four panels: losses, D outputs, V(D,G), lr
     opts = json.loads((run / "options.json").read_text())
     assert opts["arch"] == "dcgan" and opts["command"].startswith("gan train")
     rows = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
@@ -157,3 +157,18 @@ def test_folder_preprocessing(tmp_path):
     clear, rot = data.images[0].float(), data.images[1].float()
     assert clear.mean() > 250
     assert rot[:, :, 24:].mean() > 200 and rot[:, :, :8].mean() < 50
+
+
+def test_a_resumed_runs_card_shows_one_command_that_sets_the_whole_run_up(image_folder, tmp_path):
+    run = tmp_path / "r"
+    base = ["train", str(image_folder), "--arch", "dcgan", "--out", str(run), "--batch-size", "8", "--g-width", "4",
+            "--d-width", "4", "--latent-dim", "8", "--lr-g", "0.0003", "--mirror", "--device", "cpu"]
+    assert runner.invoke(app, base + ["--steps", "2"]).exit_code == 0
+    r = runner.invoke(app, ["train", str(image_folder), "--out", str(run), "--steps", "4", "--resume"])
+    assert r.exit_code == 0, r.output
+    command = json.loads((run / "export" / "config.json").read_text())["training"]["command"]
+    assert command.startswith(f"gan train {image_folder} --arch dcgan") and "--resume" not in command
+    for words in ("--lr-g 0.0003", "--mirror", "--g-width 4", "--latent-dim 8", "--steps 4", f"--out {run}"):
+        assert words in command, words
+    assert "--lr-d" not in command  # left at its default
+    assert command in (run / "export" / "README.md").read_text()

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 import gancli
 from gancli.cli import app
 from gancli.families.cyclegan import ResnetGenerator
+from gancli.imageio import captioned
 from gancli.pretrained import GANModel, WeightsError
 from gancli.train import Trainer, TrainOptions
 
@@ -204,7 +205,8 @@ def test_cyclegan_trains_resumes_exactly_and_exports(tmp_path):
     assert {"loss_cycle", "loss_idt", "loss_gan"} <= set(rows[0])
     assert rows[0]["lr_g"] == 2e-4 and rows[-1]["lr_g"] < rows[5]["lr_g"] < 2e-4  # constant, then linear decay
     grid = Image.open(tmp_path / "a" / "samples" / "step-00000003.png")
-    assert grid.size == (6 * 34 + 2, 4 * 34 + 2)  # real A, fake B, rec A, real B, fake A, rec B per row
+    # real A, fake B, rec A, real B, fake A, rec B per row, under the step caption
+    assert grid.size == captioned(Image.new("RGB", (6 * 34 + 2, 4 * 34 + 2)), "step 3").size
     card = (tmp_path / "a" / "export" / "README.md").read_text()
     assert "gan translate" in card and "pipeline_tag: image-to-image" in card
 

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gancli.family import LATENT, Family, NoiseObjective
-from gancli.options import Option, at_least, group, non_negative, positive
+from gancli.options import Option, at_least, group, learning_rate, non_negative
 from gancli.registry import register
 
 
@@ -99,7 +99,7 @@ class VAE(Family):
     exported = ("generator", "encoder")
     options = LATENT + group(
         "vae options",
-        Option("lr", float, 1e-3, "Learning rate (Adam).", check=positive),
+        Option("lr", float, 1e-3, "Learning rate (Adam).", check=learning_rate),
         Option("kl_weight", float, 1.0, "Weight of the KL term (1: the ELBO; beta-VAE otherwise).",
                check=non_negative, resume=True),
         Option("vae_width", int, 32, "Channels of the first convolution (doubled in the second).",
