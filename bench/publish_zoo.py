@@ -174,12 +174,23 @@ def compare(name: str, option: str, runs: list[Path], novelty: bool = False, key
             command += ["--novelty-grid", grid.name]
         print(shlex.join(command), flush=True)
         r = evaluate(str(run / "export"), real, n=10000, device="auto", with_novelty=novelty, novelty_grid=grid)
-        rows.append({"value": options[option], "this_model": mine,
-                     "train": options["command"], "eval": shlex.join(command)}
+        rows.append({"value": options[option], "this_model": mine, "train": run_command(run),
+                     "eval": shlex.join(command)}
                     | {k: r[k] for k in COMPARED if k in r} | {k: r[k] for k in r if k.startswith("real_")})
     keys = keys or [k for k in COMPARED if all(k in row for row in rows)]
     config["evaluation_sweep"] = {"option": option, "keys": keys, "rows": rows}
     (ZOO / name / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+
+
+def run_command(run: Path) -> str:
+    """The one `gan train` command that makes the run as it ended (its settings, its final length), also when it
+    was resumed with another length."""
+    from gancli import catalog
+
+    options = json.loads((run / "options.json").read_text())
+    trained = json.loads((run / "export" / "config.json").read_text())["training"]
+    options |= {"steps": trained["steps"]} if options.get("steps") is not None else {"epochs": trained["epochs"]}
+    return catalog.get(options["arch"]).train_command(options)
 
 
 def sweep_table(name: str, sweep: dict, with_model: bool = False) -> list[str]:
@@ -222,6 +233,9 @@ def update_card(name: str, r: dict):
                             + "\n\nFID and KID are comparable")
     if config.get("evaluation_sweep"):
         body = body.replace("\n\nFID and KID are comparable", "\n\n" + sweep_section(name, config["evaluation_sweep"])
+                            + "\n\nFID and KID are comparable")
+    if config.get("notes"):  # what the numbers mean against the paper, written by whoever published the model
+        body = body.replace("\n\nFID and KID are comparable", "\n\n### Against the paper\n\n" + config["notes"]
                             + "\n\nFID and KID are comparable")
     for figure, caption in (("training.png", "training"), ("novelty.png", "samples (top) above their nearest "
                                                                           "training images (bottom)")):

@@ -88,6 +88,7 @@ DISCO_TRAIN = ["--arch", "discogan", "--domains", "ring:0,grey:1", "--size", "16
 SSGAN_TRAIN = ["--arch", "ssgan", "--ssgan-net", "conv", "--labels-per-class", "3", "--g-width", "4", "--d-width",
                "4", "--latent-dim", "8", "--batch-size", "4"]
 SSGAN_MLP_TRAIN = ["--arch", "ssgan", "--labels-per-class", "3", "--latent-dim", "8", "--batch-size", "4"]
+DESIGN_TRAIN = ["--arch", "design", "--g-width", "4", "--d-width", "4", "--latent-dim", "8", "--batch-size", "8"]
 BEGAN_TRAIN = ["--arch", "began", "--latent-dim", "4", "--g-width", "4", "--d-width", "4", "--bottleneck", "4",
                "--batch-size", "8", "--lambda-k", "0.05"]
 
@@ -104,8 +105,8 @@ def _final_state(run):
 
 # stylegan's run also measures itself: building the judge must not disturb training's random stream
 @pytest.mark.parametrize("family_args", [STYLE_TRAIN + ["--eval-every", "5", "--eval-samples", "100"], VAE_TRAIN,
-                                         BEGAN_TRAIN, DISCO_TRAIN, SSGAN_MLP_TRAIN],
-                         ids=["stylegan", "vae", "began", "discogan", "ssgan"])
+                                         BEGAN_TRAIN, DISCO_TRAIN, SSGAN_MLP_TRAIN, DESIGN_TRAIN],
+                         ids=["stylegan", "vae", "began", "discogan", "ssgan", "design"])
 def test_a_run_killed_with_sigkill_resumes_bit_identically(image_folder, tmp_path, family_args):
     steps = 40
     subprocess.run(_cmd(image_folder, tmp_path / "straight", steps, family_args), check=True, capture_output=True)
