@@ -519,7 +519,7 @@ def classify(
         if path is not None:
             _check_output(path, option, example)
             if not path.resolve().parent.is_dir():
-                fail(f"cannot write {path}: {path.parent} is not a folder")
+                fail(f"cannot write {path}: {path.parent} " + ("is not a folder" if path.parent.exists() else "does not exist"))
     model = _load(name, device, verbose)
     predictions, skipped = classify_files(model, inputs, batch_size)
     for path, why in skipped:
@@ -653,7 +653,7 @@ def eval_model(
     if json_path is not None:  # say so before minutes of work
         _check_output(json_path, "--json", "results.json")
         if not json_path.resolve().parent.is_dir():
-            fail(f"cannot write {json_path}: {json_path.parent} is not a folder")
+            fail(f"cannot write {json_path}: {json_path.parent} " + ("is not a folder" if json_path.parent.exists() else "does not exist"))
     psis = _numbers(truncation, "--truncation") if truncation is not None else None
     if novelty_grid is not None:
         from gancli.imageio import format_of
@@ -661,7 +661,7 @@ def eval_model(
         format_of(novelty_grid)
         _check_output(novelty_grid, "--novelty-grid", "novelty.png")
         if not novelty_grid.resolve().parent.is_dir():
-            fail(f"cannot write {novelty_grid}: {novelty_grid.parent} is not a folder")
+            fail(f"cannot write {novelty_grid}: {novelty_grid.parent} " + ("is not a folder" if novelty_grid.parent.exists() else "does not exist"))
     with _progress() as progress:
         tasks = {}
 
@@ -697,6 +697,8 @@ def eval_model(
 
         atomic_write(json_path, lambda f: f.write((json.dumps(result, indent=2) + "\n").encode()))
         out.print(f"wrote {json_path}")
+    if novelty_grid is not None:
+        out.print(f"wrote {novelty_grid} (samples in the top row, each above its nearest training image)")
 
 
 # ----------------------------------------------------------------------------------------------- train
@@ -782,6 +784,8 @@ def _train(ctx, data: list[Path], arch: str, given: dict):
 
     if len(data) > 1:
         given["data_b"] = str(data[1])
+    if given.get("out") is not None and not str(given["out"]).strip():
+        fail("--out needs a folder name (the run directory)")
     out_dir = Path(given.get("out") or next(o.default for o in LOOP if o.name == "out"))
     for where in (out_dir, *out_dir.parents):  # before the data is read, not when the first checkpoint is written
         if where.exists() and not where.is_dir():
@@ -839,7 +843,9 @@ def _train(ctx, data: list[Path], arch: str, given: dict):
             console.print(f"note: the loss became non-finite {len(trainer.rollbacks)} time(s); rolled back and "
                           f"continued with learning rates x{trainer.lr_scale:g} (see log.txt)")
         use = family.card_use(trainer.export_config(), shlex.quote(str(export)))[0]
-        out.print(f"trained {trainer.step} steps in {trainer.train_seconds:.0f} s on {describe(trainer.device)}; "
+        session = trainer.step - trainer.started_at
+        done = f"{trainer.step} steps" if session == trainer.step else f"{session} steps ({trainer.step} in all)"
+        out.print(f"trained {done} in {trainer.train_seconds:.0f} s on {describe(trainer.device)}; "
                   f"model exported to {export}  (try: {use.split('#')[0].strip()})", markup=False)
 
 

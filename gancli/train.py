@@ -666,11 +666,11 @@ class Trainer:
             save_animation(frames, self.out / "progress.gif", fps=4)
         epochs_per_step = self.objective.batches_per_step / self.batches_per_epoch if self.batches_per_epoch else None
         rows = self._metrics()
-        if len(rows) > 1:
+        if rows:  # one row (a short run) is still a figure: its points are marked
             panels = plots.training_panels(rows, self.objective.shown, self.objective.guides)
             plots.save_figure(panels, self.out / "losses.png", self.objective.title, epochs_per_step)
         evals = self._metrics("eval")
-        if len(evals) > 1:
+        if evals:
             plots.save_figure(plots.quality_panels(evals), self.out / "quality.png",
                               f"{self.objective.title}: --eval-every measures", epochs_per_step)
 

@@ -172,3 +172,22 @@ def test_a_resumed_runs_card_shows_one_command_that_sets_the_whole_run_up(image_
         assert words in command, words
     assert "--lr-d" not in command  # left at its default
     assert command in (run / "export" / "README.md").read_text()
+
+
+def test_a_short_run_still_plots_and_a_resumed_one_counts_its_own_steps(image_folder, tmp_path):
+    run = tmp_path / "short"
+    base = ["train", str(image_folder), "--arch", "dcgan", "--out", str(run), "--batch-size", "8", "--g-width", "4",
+            "--d-width", "4", "--latent-dim", "8", "--device", "cpu"]
+    r = runner.invoke(app, base + ["--steps", "3"])  # one metrics row (--log-every 50): a figure all the same
+    assert r.exit_code == 0, r.output
+    assert (run / "losses.png").is_file() and "trained 3 steps" in r.output
+    r = runner.invoke(app, ["train", str(image_folder), "--out", str(run), "--steps", "5", "--resume"])
+    assert r.exit_code == 0, r.output
+    assert "trained 2 steps (5 in all)" in r.output
+
+
+def test_an_empty_out_is_refused_not_replaced_by_the_default(image_folder, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = runner.invoke(app, ["train", str(image_folder), "--out", " ", "--steps", "2", "--device", "cpu"])
+    assert r.exit_code == 2 and "--out needs a folder name" in r.output
+    assert not (tmp_path / "runs").exists()
