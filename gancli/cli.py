@@ -186,7 +186,8 @@ def _plural(n: int, word: str) -> str:
 
 
 def _check_output(path: Path, option: str, example: str):
-    """Say now, not after the work, that an output file cannot be written there."""
+    """Say now, not after the work, that an output file cannot be written there. Missing folders on its path are
+    made when it is written, as for every output."""
     if path.name in ("", ".", ".."):  # -o '' arrives as Path('.')
         fail(f"{option} needs a file name, e.g. {option} {example}")
     if path.is_dir():
@@ -512,14 +513,13 @@ def classify(
     import json
 
     from gancli.classify import classify_files
+    from gancli.imageio import make_parent
 
     if batch_size < 1:
         fail("--batch-size must be at least 1")
     for path, option, example in ((csv_path, "--csv", "classes.csv"), (json_path, "--json", "classes.json")):
         if path is not None:
             _check_output(path, option, example)
-            if not path.resolve().parent.is_dir():
-                fail(f"cannot write {path}: {path.parent} " + ("is not a folder" if path.parent.exists() else "does not exist"))
     model = _load(name, device, verbose)
     predictions, skipped = classify_files(model, inputs, batch_size)
     for path, why in skipped:
@@ -535,6 +535,7 @@ def classify(
     if len(predictions) > 50:
         out.print(f"... and {len(predictions) - 50} more (all of them with --csv or --json)")
     if csv_path is not None:
+        make_parent(csv_path)
         with open(csv_path, "w", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(["file", "class", "probability"])
@@ -542,6 +543,7 @@ def classify(
         out.print(f"wrote {csv_path}")
     if json_path is not None:
         classes = model.classifier_classes
+        make_parent(json_path)
         json_path.write_text(json.dumps([{"file": str(p.path), "class": p.label, "probability": p.probability,
                                           "probabilities": dict(zip(classes, p.probabilities))}
                                          for p in predictions], indent=2) + "\n")
@@ -652,16 +654,12 @@ def eval_model(
         fail(f"--inception-weights {inception_weights} is not a file")
     if json_path is not None:  # say so before minutes of work
         _check_output(json_path, "--json", "results.json")
-        if not json_path.resolve().parent.is_dir():
-            fail(f"cannot write {json_path}: {json_path.parent} " + ("is not a folder" if json_path.parent.exists() else "does not exist"))
     psis = _numbers(truncation, "--truncation") if truncation is not None else None
     if novelty_grid is not None:
         from gancli.imageio import format_of
 
         format_of(novelty_grid)
         _check_output(novelty_grid, "--novelty-grid", "novelty.png")
-        if not novelty_grid.resolve().parent.is_dir():
-            fail(f"cannot write {novelty_grid}: {novelty_grid.parent} " + ("is not a folder" if novelty_grid.parent.exists() else "does not exist"))
     with _progress() as progress:
         tasks = {}
 
@@ -693,8 +691,9 @@ def eval_model(
     for note in result.get("notes", []):
         console.print(f"[dim]note: {note}[/]", highlight=False)
     if json_path is not None:
-        from gancli.imageio import atomic_write
+        from gancli.imageio import atomic_write, make_parent
 
+        make_parent(json_path)
         atomic_write(json_path, lambda f: f.write((json.dumps(result, indent=2) + "\n").encode()))
         out.print(f"wrote {json_path}")
     if novelty_grid is not None:

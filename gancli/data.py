@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import struct
 import zipfile
 import zlib
@@ -196,7 +195,7 @@ def _escapes(name: str) -> bool:
 
 def max_entry_bytes() -> int:
     """What one zip entry may declare uncompressed: an 8-bit RGBA image at the pixel limit, stored raw. An image
-    file is never larger than that in practice; a zip bomb's entry is."""
+    file is never larger than that in practice; a zip bomb's entry is. (A function: it follows MAX_PIXELS.)"""
     return 4 * MAX_PIXELS
 
 

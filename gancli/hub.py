@@ -65,7 +65,7 @@ MAX_JSON_BYTES = 4 << 20  # a config.json or shard index is a few KiB; a bigger 
 
 
 def read_json(path: Path) -> dict:
-    """A JSON object from a model folder, which is untrusted: bounded in size, any nesting, an object at the top."""
+    """A JSON object from a model folder, which is untrusted: bounded in size and nesting, an object at the top."""
     path = Path(path)
     size = path.stat().st_size
     if size > MAX_JSON_BYTES:

@@ -147,8 +147,9 @@ def test_eval_errors_are_one_line(tiny_model_dir, tmp_path):
     assert r.exit_code == 2 and "Did you mean" in r.output and "Traceback" not in r.output
     r = runner.invoke(app, ["eval", str(tiny_model_dir), "--real", "fashon"])
     assert r.exit_code == 2 and "Did you mean: fashion" in r.output
-    r = runner.invoke(app, ["eval", "gan-mnist", "--json", str(tmp_path / "missing" / "r.json")])
-    assert r.exit_code == 2 and "missing does not exist" in r.output
+    (tmp_path / "a-file").write_text("")
+    r = runner.invoke(app, ["eval", "gan-mnist", "--json", str(tmp_path / "a-file" / "r.json")])
+    assert r.exit_code == 2 and "a-file is a file, not a folder" in r.output
     r = runner.invoke(app, ["eval", str(tiny_model_dir)])
     assert r.exit_code == 2 and "--real" in r.output
     r = runner.invoke(app, ["sample", "classifier-mnist"])

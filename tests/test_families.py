@@ -457,11 +457,11 @@ def test_ssgan_classifies_files_and_folders(image_folder, tmp_path):
     for i in range(3):
         _digit_file(digits / f"{i}.png", i)
     (digits / "broken.png").write_text("not an image")
-    r = run("classify", tmp_path / "s", digits, image_folder / "a" / "000.png", "--csv", tmp_path / "c.csv",
+    r = run("classify", tmp_path / "s", digits, image_folder / "a" / "000.png", "--csv", tmp_path / "new" / "c.csv",
             "--json", tmp_path / "c.json")
     assert r.exit_code == 0, r.output
     assert "skipped" in r.output and "broken.png" in r.output
-    lines = (tmp_path / "c.csv").read_text().splitlines()
+    lines = (tmp_path / "new" / "c.csv").read_text().splitlines()  # its folder made, as for every output
     assert lines[0] == "file,class,probability" and len(lines) == 5
     rows = json.loads((tmp_path / "c.json").read_text())
     assert all(r["class"] in ("a", "b") and abs(sum(r["probabilities"].values()) - 1) < 1e-3 for r in rows)
