@@ -115,7 +115,8 @@ def theory_1d(p_data, p_g, d, grid) -> dict:
 
     eps = 1e-12
     d = d.double().clamp(1e-7, 1 - 1e-7)
-    d_star = p_data / (p_data + p_g).clamp_min(eps)
+    total = p_data + p_g  # where both are 0, D* is undefined (no x is ever seen there): 1/2, as at the optimum
+    d_star = torch.where(total > 0, p_data / total.clamp_min(1e-300), 0.5)
     value = _integral(p_data * torch.log(d) + p_g * torch.log(1 - d), grid)
     m = (p_data + p_g) / 2
     kl = lambda p: _integral(torch.where(p > eps, p * torch.log(p.clamp_min(eps) / m.clamp_min(eps)), 0 * p), grid)

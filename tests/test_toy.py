@@ -1,0 +1,131 @@
+"""`gan toy`: the theory's numbers hold on toy data (V -> -log 4, D -> D*), the 2-D mode measure is right on
+hand-made samples, and the command writes its pictures and JSON, or one error line."""
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from gancli import toy
+
+ROOT = Path(__file__).resolve().parents[1]
+RING = toy.DATA_2D["ring"][0]
+
+
+def gan(*args, cwd=None):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), COLUMNS="100", OMP_NUM_THREADS="1")
+    return subprocess.run([sys.executable, "-m", "gancli", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=120)
+
+
+def one_error_line(p, message: str):
+    assert p.returncode == 2, (p.returncode, p.stderr[-2000:])
+    assert p.stderr.startswith("error: ") and p.stderr.strip().count("\n") == 0, p.stderr[-2000:]
+    assert message in p.stderr and "Traceback" not in p.stderr, p.stderr
+
+
+# ------------------------------------------------------------------------------------------------ 1-D theory
+def test_1d_training_ends_at_the_global_optimum():
+    """The default run (seed 0): V within 0.01 of -log 4, p_g near p_data (JSD), D near D* where the data is."""
+    result = toy.train_1d(seed=0, frames=2)
+    end, start = result.final, result.history[0]
+    assert abs(end["value"] + math.log(4)) < 0.01, end
+    assert end["jsd"] < 0.01 and start["jsd"] > 0.5, (start, end)
+    assert end["max_d_error"] < 0.1, end
+    assert abs(end["optimal_d_value"] - (-math.log(4) + 2 * end["jsd"])) < 1e-5  # V(D*, G) = -log 4 + 2 JSD
+
+
+def test_d_trained_against_a_fixed_g_is_the_optimal_discriminator():
+    result = toy.train_1d(fixed_g=True, steps=800, frames=1)
+    end = result.final
+    assert result.history[0]["max_d_error"] > 0.3  # an untrained D is far from D*: the check can fail
+    assert end["max_d_error"] < 0.03, end
+    assert abs(end["value"] - end["optimal_d_value"]) < 0.02, end  # D* maximises V: the trained D reaches it
+
+
+def test_theory_on_known_densities():
+    """p_g = p_data: D* = 1/2, JSD = 0, V(1/2) = -log 4; disjoint densities: JSD = log 2."""
+    grid = torch.linspace(-4, 4, 801, dtype=torch.float64)
+    p = toy.density_1d("gauss", grid)
+    same = toy.theory_1d(p, p, torch.full_like(grid, 0.5), grid)
+    assert abs(same["value"] + math.log(4)) < 1e-4 and abs(same["jsd"]) < 1e-9
+    assert float((same["d_star"] - 0.5).abs().max()) < 1e-9
+    far = torch.exp(-0.5 * ((grid + 2.5) / 0.3) ** 2) / (0.3 * math.sqrt(2 * math.pi))
+    apart = toy.theory_1d(toy.density_1d("gauss", grid), far, torch.full_like(grid, 0.5), grid)
+    assert abs(apart["jsd"] - math.log(2)) < 1e-3
+
+
+def test_kde_recovers_a_known_density():
+    grid = torch.linspace(-4, 4, 801)
+    x = 1.5 + 0.5 * torch.randn(100_000, generator=torch.Generator().manual_seed(0))
+    est, true = toy.kde(x, grid), toy.density_1d("gauss", grid)
+    assert float((est - true).abs().max()) < 0.03 * float(true.max())
+    assert abs(float(torch.trapezoid(est, grid)) - 1) < 1e-3
+
+
+# ------------------------------------------------------------------------------------------------ 2-D measure
+def test_mode_stats_on_hand_made_samples():
+    exact = toy.mode_stats(torch.tensor(RING), RING, 0.05)
+    assert exact["modes_covered"] == 8 and exact["high_quality"] == 1.0
+    one = toy.mode_stats(torch.tensor([RING[3]] * 100), RING, 0.05)
+    assert one["modes_covered"] == 1 and one["high_quality"] == 1.0 and one["per_mode"][3] == 100
+    # half the samples at the centre, far from every mode: low quality; one stray at a mode covers nothing
+    mixed = torch.cat([torch.tensor([RING[0]] * 50), torch.zeros(49, 2), torch.tensor([RING[1]])])
+    m = toy.mode_stats(mixed, RING, 0.05)
+    assert m["modes_covered"] == 1 and m["high_quality"] == 0.51
+    # 3 std is the line: 0.14 from a mode (std 0.05) is high quality, 0.16 is not
+    near = toy.mode_stats(torch.tensor([[2.14, 0.0], [2.16, 0.0]]), RING, 0.05)
+    assert near["high_quality"] == 0.5
+
+
+def test_2d_runs_and_cures_are_measured():
+    """A short run reports the measure for each frame; the cures change what D sees (pack) or G's loss (unrolled)
+    and are deterministic given the seed."""
+    a = toy.train_2d(steps=40, frames=2, pack=2)
+    b = toy.train_2d(steps=40, frames=2, pack=2)
+    assert [h["step"] for h in a.history] == [0, 20, 40] and a.final == b.final
+    c = toy.train_2d(steps=10, frames=1, unrolled=2)
+    assert c.final["num_modes"] == 8 and 0 <= c.final["high_quality"] <= 1
+    with pytest.raises(ValueError, match="--pack or --unrolled"):
+        toy.train_2d(steps=1, pack=2, unrolled=2)
+
+
+# ------------------------------------------------------------------------------------------------ the command
+def test_cli_writes_the_animation_and_json(tmp_path):
+    p = gan("toy", "1d", "--steps", 60, "--frames", 4, "-o", "toy.gif", "--json", "toy.json", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "V(D, G)" in p.stdout and "JSD" in p.stdout
+    gif = Image.open(tmp_path / "toy.gif")
+    assert gif.n_frames == 5
+    numbers = json.loads((tmp_path / "toy.json").read_text())
+    assert numbers["kind"] == "1d" and numbers["final"]["step"] == 60 and len(numbers["history"]) == 5
+    assert abs(numbers["optimal_value"] + math.log(4)) < 1e-12
+
+
+def test_cli_2d_png_and_json_on_stdout(tmp_path):
+    p = gan("toy", "2d", "--steps", 20, "--frames", 3, "--pack", 2, "-o", "ring.png", "--json", "-", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    numbers = json.loads(p.stdout)
+    assert numbers["pack"] == 2 and numbers["final"]["num_modes"] == 8
+    strip = Image.open(tmp_path / "ring.png")
+    assert strip.width > 3 * strip.height  # four moments side by side
+    assert len(set(strip.convert("L").tobytes())) > 10  # drawn, not blank
+
+
+@pytest.mark.parametrize("args, message", [
+    (("1d", "--loss", "wgan"), "unknown --loss 'wgan'"),
+    (("1d", "--data", "ring"), "unknown --data 'ring' for 1d"),
+    (("2d", "--pack", "2", "--unrolled", "5"), "give --pack or --unrolled, not both"),
+    (("2d", "--steps", "0"), "--steps must be between"),
+    (("1d", "-o", "toy.bmpx"), "unsupported image format"),
+    (("1d", "--bogus"), "No such option"),
+])
+def test_bad_options_are_one_error_line(tmp_path, args, message):
+    p = gan("toy", *args, cwd=tmp_path)
+    one_error_line(p, message)
+    assert not any(tmp_path.iterdir())  # nothing written
