@@ -977,6 +977,7 @@ def toy_1d(
     """
     from gancli import toy
 
+    toy.check_1d(data, loss, steps, seed, frames)
     _toy_outputs(output, json_path)
     result = toy.train_1d(data, loss, steps, seed, frames, fixed_g)
     f = result.final
@@ -990,7 +991,7 @@ def toy_1d(
 def toy_2d(
     data: str = typer.Option("ring", "--data", help="ring (8 Gaussians on a circle) or grid (5x5 Gaussians)."),
     loss: str = TOY_LOSS,
-    steps: int = typer.Option(2000, "--steps", help="Training steps (one D and one G update each)."),
+    steps: int = typer.Option(3000, "--steps", help="Training steps (one D and one G update each)."),
     pack: int = typer.Option(1, "--pack", help="PacGAN: D judges this many samples at once (2 is usual)."),
     unrolled: int = typer.Option(0, "--unrolled", help="Unrolled GAN: G's loss against D unrolled K steps (5)."),
     seed: int = TOY_SEED,
@@ -1004,6 +1005,7 @@ def toy_2d(
     """
     from gancli import toy
 
+    toy.check_2d(data, loss, steps, seed, frames, pack, unrolled)
     _toy_outputs(output, json_path)
     result = toy.train_2d(data, loss, steps, seed, frames, pack, unrolled)
     f = result.final

@@ -28,6 +28,7 @@ LOSSES = ("ns", "minimax")  # the two generator losses of the paper; V(D, G) is 
 # A 1-D z folds under a non-monotone G into spikes of p_g (infinite density where G turns); a few more noise
 # dimensions blur the folds into a smooth p_g.
 Z_1D = 4
+Z_2D = 256
 GRID_1D = (-4.0, 4.0, 801)  # where the 1-D densities are evaluated
 SUPPORT = 0.05  # max|D - D*| is measured where (p_data + p_g) / 2 is at least this share of its peak
 QUALITY_SIGMAS = 3.0  # a high-quality 2-D sample lies within 3 standard deviations of a mode (Metz et al. 2017)
@@ -45,6 +46,26 @@ def _check(loss: str, steps: int, seed: int, frames: int):
         raise ValueError("--seed must be 0 or more")
 
 
+def check_1d(data: str, loss: str, steps: int, seed: int, frames: int):
+    """The 1-D options' checks; torch-free, so that a wrong option is refused before anything heavy loads."""
+    _check(loss, steps, seed, frames)
+    if data not in DATA_1D:
+        raise ValueError(f"unknown --data {data!r} for 1d: use one of {', '.join(DATA_1D)}")
+
+
+def check_2d(data: str, loss: str, steps: int, seed: int, frames: int, pack: int, unrolled: int):
+    """The 2-D options' checks, torch-free as check_1d's."""
+    _check(loss, steps, seed, frames)
+    if data not in DATA_2D:
+        raise ValueError(f"unknown --data {data!r} for 2d: use one of {', '.join(DATA_2D)}")
+    if not 1 <= pack <= 16:
+        raise ValueError("--pack must be between 1 and 16")
+    if not 0 <= unrolled <= 20:
+        raise ValueError("--unrolled must be between 0 and 20")
+    if pack > 1 and unrolled:
+        raise ValueError("give --pack or --unrolled, not both: each is one cure, measured on its own")
+
+
 def _mlp(sizes, act="lrelu"):
     import torch.nn as nn
 
@@ -52,7 +73,7 @@ def _mlp(sizes, act="lrelu"):
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
         layers.append(nn.Linear(a, b))
         if i < len(sizes) - 2:
-            layers.append(nn.LeakyReLU(0.2) if act == "lrelu" else nn.Tanh())
+            layers.append({"lrelu": lambda: nn.LeakyReLU(0.2), "relu": nn.ReLU, "tanh": nn.Tanh}[act]())
     return nn.Sequential(*layers)
 
 
@@ -158,13 +179,11 @@ def train_1d(data: str = "gauss", loss: str = "ns", steps: int = 1500, seed: int
              fixed_g: bool = False, batch: int = 512, lr: float = 2e-3, g_samples: int = 50_000) -> Toy1DResult:
     """Train G and D (or only D, against a fixed random G) and measure the theory's quantities at ``frames``
     evenly spaced steps, the last one at the end."""
+    check_1d(data, loss, steps, seed, frames)
     import torch
 
     from gancli.losses import d_loss, g_loss
 
-    _check(loss, steps, seed, frames)
-    if data not in DATA_1D:
-        raise ValueError(f"unknown --data {data!r} for 1d: use one of {', '.join(DATA_1D)}")
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     G, D = _mlp([Z_1D, 32, 32, 1]), _mlp([1, 64, 64, 1], act="tanh")  # tanh: a smooth D, like D*
@@ -251,32 +270,29 @@ class Toy2DResult:
                 "quality_sigmas": QUALITY_SIGMAS, "final": self.final, "history": self.history}
 
 
-def train_2d(data: str = "ring", loss: str = "ns", steps: int = 2000, seed: int = 0, frames: int = 30,
-             pack: int = 1, unrolled: int = 0, batch: int = 256, lr: float = 1e-3, unroll_lr: float = 0.1,
+def train_2d(data: str = "ring", loss: str = "ns", steps: int = 3000, seed: int = 0, frames: int = 30,
+             pack: int = 1, unrolled: int = 0, batch: int = 512, lr: float = 1e-3, unroll_lr: float = 0.01,
              n_eval: int = 2500) -> Toy2DResult:
     """Train on a 2-D mixture and measure modes covered and the high-quality share of ``n_eval`` samples at
     ``frames`` evenly spaced steps. ``pack`` > 1: PacGAN; ``unrolled`` K > 0: G's loss against D unrolled K
-    differentiable SGD steps (learning rate ``unroll_lr``), D's own update unchanged."""
+    differentiable SGD steps (learning rate ``unroll_lr``), D's own update unchanged.
+
+    The networks are Metz et al. 2017's (G: z of 256, two hidden ReLU layers of 128; D: one hidden ReLU layer of
+    128), with Adam at 1e-3: with these, plain training collapses onto one mode at a time and hops around the ring
+    (docs/theory.md has the measured runs). A deeper D, or a lower learning rate, hides the collapse; an unroll step
+    of 0.1 makes the unrolled D overshoot and G diverge, so 0.01."""
+    check_2d(data, loss, steps, seed, frames, pack, unrolled)
     import torch
 
-    from gancli.losses import d_loss
+    from gancli.losses import d_loss, g_loss
 
-    _check(loss, steps, seed, frames)
-    if data not in DATA_2D:
-        raise ValueError(f"unknown --data {data!r} for 2d: use one of {', '.join(DATA_2D)}")
-    if not 1 <= pack <= 16:
-        raise ValueError("--pack must be between 1 and 16")
-    if not 0 <= unrolled <= 20:
-        raise ValueError("--unrolled must be between 0 and 20")
-    if pack > 1 and unrolled:
-        raise ValueError("give --pack or --unrolled, not both: each is one cure, measured on its own")
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     modes, std = DATA_2D[data]
-    G, D = _mlp([8, 128, 128, 2]), _mlp([2 * pack, 128, 128, 1])
+    G, D = _mlp([Z_2D, 128, 128, 2], act="relu"), _mlp([2 * pack, 128, 1], act="relu")
     opt_g = torch.optim.Adam(G.parameters(), lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), lr, betas=(0.5, 0.999))
-    z_eval = torch.randn(n_eval, 8, generator=gen)
+    z_eval = torch.randn(n_eval, Z_2D, generator=gen)
     at = sorted({round(i * steps / frames) for i in range(frames + 1)})
     result = Toy2DResult(data, loss, steps, seed, pack, unrolled)
     packed = lambda x: x.reshape(-1, 2 * pack)  # m consecutive samples side by side: one input of D
@@ -284,31 +300,25 @@ def train_2d(data: str = "ring", loss: str = "ns", steps: int = 2000, seed: int 
         if step in at:
             with torch.no_grad():
                 samples = G(z_eval)
-            result.history.append({"step": step, **{k: v for k, v in mode_stats(samples, modes, std).items()}})
+            result.history.append({"step": step, **mode_stats(samples, modes, std)})
             result.snapshots.append((step, samples.numpy()))
         if step == steps:
             break
         real = _sample_mixture(modes, std, batch * pack, gen)
-        z = torch.randn(batch * pack, 8, generator=gen)
         with torch.no_grad():
-            fake = G(z)
+            fake = G(torch.randn(batch * pack, Z_2D, generator=gen))
         opt_d.zero_grad()
         d_loss(loss, D(packed(real)), D(packed(fake))).backward()
         opt_d.step()
         opt_g.zero_grad()
-        fake = G(torch.randn(batch * pack, 8, generator=gen))
-        if unrolled:
-            logits = _unrolled_logits(D, loss, packed(fake), modes, std, batch, unrolled, unroll_lr, gen)
-        else:
-            logits = D(packed(fake))
-        from gancli.losses import g_loss
-
+        fake = packed(G(torch.randn(batch * pack, Z_2D, generator=gen)))
+        logits = _unrolled_logits(D, loss, fake, modes, std, unrolled, unroll_lr, gen) if unrolled else D(fake)
         g_loss(loss, logits).backward()
         opt_g.step()
     return result
 
 
-def _unrolled_logits(D, loss, fake, modes, std, batch, k, lr, gen):
+def _unrolled_logits(D, loss, fake, modes, std, k, lr, gen):
     """D's logits on ``fake`` after K differentiable SGD steps of D's loss (Metz et al. 2017): the graph runs
     through the steps, so G's gradient sees how D would answer its move, which discourages hopping between modes."""
     import torch
@@ -318,7 +328,7 @@ def _unrolled_logits(D, loss, fake, modes, std, batch, k, lr, gen):
 
     params = dict(D.named_parameters())
     for _ in range(k):
-        real = _sample_mixture(modes, std, len(fake), gen)
+        real = _sample_mixture(modes, std, fake.numel() // 2, gen).reshape(fake.shape)
         lossd = d_loss(loss, functional_call(D, params, (real,)), functional_call(D, params, (fake,)))
         grads = torch.autograd.grad(lossd, list(params.values()), create_graph=True)
         params = {n: p - lr * g for (n, p), g in zip(params.items(), grads)}

@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 from PIL import Image
+from typer.testing import CliRunner
+
+from gancli.cli import app
 
 from gancli import toy
 
@@ -83,16 +86,37 @@ def test_mode_stats_on_hand_made_samples():
     assert near["high_quality"] == 0.5
 
 
-def test_2d_runs_and_cures_are_measured():
-    """A short run reports the measure for each frame; the cures change what D sees (pack) or G's loss (unrolled)
-    and are deterministic given the seed."""
-    a = toy.train_2d(steps=40, frames=2, pack=2)
-    b = toy.train_2d(steps=40, frames=2, pack=2)
-    assert [h["step"] for h in a.history] == [0, 20, 40] and a.final == b.final
-    c = toy.train_2d(steps=10, frames=1, unrolled=2)
-    assert c.final["num_modes"] == 8 and 0 <= c.final["high_quality"] <= 1
-    with pytest.raises(ValueError, match="--pack or --unrolled"):
-        toy.train_2d(steps=1, pack=2, unrolled=2)
+def test_2d_plain_training_collapses_and_packing_cures_it():
+    """The default networks at batch 128 (a quarter of the default's cost; docs/theory.md has the batch-512 runs):
+    plain training ends on at most one mode of the ring, PacGAN with pairs covers all eight."""
+    plain = toy.train_2d(batch=128, frames=1)
+    packed = toy.train_2d(batch=128, frames=1, pack=2)
+    assert plain.final["modes_covered"] <= 1 and plain.final["high_quality"] < 0.1, plain.final
+    assert packed.final["modes_covered"] == 8 and packed.final["high_quality"] > 0.2, packed.final
+    assert [h["step"] for h in packed.history] == [0, 3000]
+
+
+def test_unrolled_logits_are_d_after_k_sgd_steps():
+    """K = 0 is D itself; K steps equal K plain SGD steps of D's loss on a copy of D (the same real batches), and G's
+    gradient flows through them back to the fakes."""
+    import copy
+
+    from gancli.losses import d_loss
+
+    torch.manual_seed(0)
+    D = toy._mlp([2, 16, 1], act="relu")
+    fake = torch.randn(64, 2, requires_grad=True)
+    assert torch.equal(toy._unrolled_logits(D, "ns", fake, RING, 0.05, 0, 0.1, torch.Generator()), D(fake))
+    ahead = toy._unrolled_logits(D, "ns", fake, RING, 0.05, 5, 0.1, torch.Generator().manual_seed(3))
+    twin, gen = copy.deepcopy(D), torch.Generator().manual_seed(3)
+    opt = torch.optim.SGD(twin.parameters(), lr=0.1)
+    for _ in range(5):
+        opt.zero_grad()
+        d_loss("ns", twin(toy._sample_mixture(RING, 0.05, 64, gen)), twin(fake.detach())).backward()
+        opt.step()
+    assert torch.allclose(ahead, twin(fake), atol=1e-5) and not torch.allclose(ahead, D(fake), atol=1e-3)
+    ahead.mean().backward()
+    assert fake.grad is not None and float(fake.grad.abs().sum()) > 0
 
 
 # ------------------------------------------------------------------------------------------------ the command
@@ -123,9 +147,15 @@ def test_cli_2d_png_and_json_on_stdout(tmp_path):
     (("2d", "--pack", "2", "--unrolled", "5"), "give --pack or --unrolled, not both"),
     (("2d", "--steps", "0"), "--steps must be between"),
     (("1d", "-o", "toy.bmpx"), "unsupported image format"),
-    (("1d", "--bogus"), "No such option"),
 ])
-def test_bad_options_are_one_error_line(tmp_path, args, message):
-    p = gan("toy", *args, cwd=tmp_path)
-    one_error_line(p, message)
-    assert not any(tmp_path.iterdir())  # nothing written
+def test_bad_options_are_one_error_line(tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(app, ["toy", *args])
+    assert r.exit_code == 2 and r.output.startswith("error: ") and message in r.output, r.output
+    assert r.output.strip().count("\n") == 0 and not any(tmp_path.iterdir())  # one line, nothing written
+
+
+def test_bad_option_through_the_real_entry_point(tmp_path):
+    one_error_line(gan("toy", "2d", "--unrolled", "99", cwd=tmp_path), "--unrolled must be between 0 and 20")
+    one_error_line(gan("toy", "1d", "--bogus", cwd=tmp_path), "No such option")
+    assert not any(tmp_path.iterdir())
