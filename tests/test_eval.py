@@ -13,7 +13,7 @@ from gancli.cli import app
 from gancli.evaluate import (Reference, TrainingMonitor, build_reference, collapse_alarms, embed,
                              evaluate_translation)
 
-from conftest import SHARED, make_image_folder
+from conftest import SHARED, make_image_folder, share_references
 
 runner = CliRunner()
 needs_mnist = pytest.mark.skipif(not (SHARED / "mnist").is_dir(), reason="needs ../shared/data/mnist")
@@ -86,14 +86,17 @@ def test_stacked_mnist_modes_are_read_channel_by_channel():
 # ------------------------------------------------------------------------------------------------ gan eval
 @pytest.fixture(scope="module")
 def gan_mnist_measured():
-    """One library evaluation of the zoo's gan-mnist, shared: each embeds the 10,000 real test digits."""
+    """One library evaluation of the zoo's gan-mnist, shared; its reference (the 10,000 real test digits, embedded)
+    is shared with the tests that use the shared_references fixture."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("GAN_DATA", str(SHARED))
+        share_references(mp)
         return gancli.evaluate.evaluate("gan-mnist", "mnist", n=500, device="cpu")
 
 
 @needs_mnist
 def test_gan_eval_measures_a_zoo_model_deterministically(tmp_path, gan_mnist_measured):
+    """The CLI builds its own reference (no shared_references): two builds, run apart, must agree."""
     r = runner.invoke(app, ["eval", "gan-mnist", "--real", "mnist", "-n", "500", "--device", "cpu", "--json",
                             str(tmp_path / "a.json")])
     assert r.exit_code == 0, r.output
@@ -108,7 +111,7 @@ def test_gan_eval_measures_a_zoo_model_deterministically(tmp_path, gan_mnist_mea
 
 
 @needs_mnist
-def test_a_broken_generator_scores_far_worse_than_a_trained_one(tiny_model_dir, gan_mnist_measured):
+def test_a_broken_generator_scores_far_worse_than_a_trained_one(tiny_model_dir, gan_mnist_measured, shared_references):
     trained = gan_mnist_measured
     broken = gancli.evaluate.evaluate(str(tiny_model_dir), "mnist", n=500, device="cpu")
     assert broken["fid"] > 10 * trained["fid"]
@@ -116,7 +119,7 @@ def test_a_broken_generator_scores_far_worse_than_a_trained_one(tiny_model_dir, 
 
 
 @needs_mnist
-def test_conditional_model_label_accuracy():
+def test_conditional_model_label_accuracy(shared_references):
     r = gancli.evaluate.evaluate("cgan-mnist", "mnist", n=500, device="cpu")
     assert r["label_accuracy"] > 0.9
     assert set(r["label_accuracy_per_class"]) == {str(i) for i in range(10)}

@@ -307,7 +307,7 @@ def test_vae_samples_like_any_model(vae_dir, tmp_path):
 
 # ------------------------------------------------------------------------------------------------ gan eval
 @needs_mnist
-def test_eval_reports_the_vae_test_elbo(vae_dir):
+def test_eval_reports_the_vae_test_elbo(vae_dir, shared_references):
     from gancli.evaluate import evaluate
 
     r = evaluate(str(vae_dir), "mnist", n=200, device="cpu")
@@ -481,7 +481,7 @@ def test_ssgan_baseline_trains_the_classifier_alone(image_folder, tmp_path):
 
 
 @needs_mnist
-def test_eval_reports_ssgan_test_accuracy(tmp_path):
+def test_eval_reports_ssgan_test_accuracy(tmp_path, shared_references):
     from gancli.evaluate import evaluate
 
     torch.manual_seed(0)
@@ -518,7 +518,7 @@ def test_discogan_eval_between_fashion_classes(tmp_path):
 
 
 @needs_mnist
-def test_eval_novelty_tells_copies_from_new_images(tiny_model_dir, tmp_path):
+def test_eval_novelty_tells_copies_from_new_images(tiny_model_dir, tmp_path, shared_references):
     """A "generator" that returns training digits is a copier: distance 0 to the training set. Real test digits are
     new, at a distance like a good generator's."""
     from gancli.classifiers import load_judge
@@ -526,9 +526,9 @@ def test_eval_novelty_tells_copies_from_new_images(tiny_model_dir, tmp_path):
     from gancli.evaluate import build_reference, novelty
 
     judge = load_judge("classifier-mnist")
-    ref = build_reference("mnist", judge, DATASETS["mnist"])
-    train = load_idx_split(find(DATASETS["mnist"]), "train").images
     model = gancli.load(tiny_model_dir, device="cpu")
+    ref = build_reference("mnist", judge, DATASETS["mnist"], size=model.image_size)  # as `gan eval` builds it
+    train = load_idx_split(find(DATASETS["mnist"]), "train").images
     model.generate = lambda z, labels=None, batch_size=256, truncation=None: iter([train[:len(z)].float() / 127.5 - 1])
     r = novelty(model, ref, DATASETS["mnist"], n=200, grid_path=tmp_path / "nearest.png")
     assert r["nearest_train_distance"] < 0.05 and r["real_nearest_train_distance"] > 3
