@@ -94,8 +94,10 @@ BEGAN_TRAIN = ["--arch", "began", "--latent-dim", "4", "--g-width", "4", "--d-wi
 
 
 def _cmd(data, out, steps, family_args, *extra):
+    """A checkpoint every 4 steps: the kill lands between two, so the resumed run also replays steps the killed one
+    had taken (and logged), which must come out the same."""
     return [sys.executable, "-m", "gancli", "train", str(data), "--out", str(out), "--steps", str(steps), "--device",
-            "cpu", "--log-every", "1", "--sample-every", "1000", "--checkpoint-every", "1", *family_args, *extra]
+            "cpu", "--log-every", "1", "--sample-every", "1000", "--checkpoint-every", "4", *family_args, *extra]
 
 
 def _final_state(run):
