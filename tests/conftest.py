@@ -109,10 +109,10 @@ def share_references(mp: pytest.MonkeyPatch):
     """Make ``gancli.evaluate.build_reference`` remember its references for the rest of the session.
 
     Embedding the 10,000 MNIST test digits costs ~13 s of CPU, and several tests evaluate against the same set: each
-    that uses this gets the same numbers as before (a reference is a function of its arguments, which
-    test_gan_eval_measures_a_zoo_model_deterministically checks by building it twice, unshared), with the cost paid
-    once. References with Inception features are not shared. Callers get a copy whose notes they may change; the
-    tensors are shared and must only be read."""
+    that uses this gets the same numbers as before (a reference is a function of its arguments;
+    test_gan_eval_measures_a_zoo_model_deterministically checks a shared one against a fresh embedding), with the
+    cost paid once. References with Inception features are not shared. Callers get a copy whose notes they may
+    change; the tensors are shared and must only be read."""
     import dataclasses
 
     from gancli import evaluate

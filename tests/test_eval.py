@@ -99,8 +99,9 @@ def gan_mnist_measured():
 
 
 @needs_mnist
-def test_gan_eval_measures_a_zoo_model_deterministically(tmp_path, gan_mnist_measured):
-    """The CLI builds its own reference (no shared_references): two builds, run apart, must agree."""
+def test_gan_eval_measures_a_zoo_model_deterministically(tmp_path, gan_mnist_measured, shared_references):
+    """The CLI and the library sample and measure apart and must agree; the reference they share is checked against
+    a fresh embedding of real digits (its first 1,000: two batches of the judge's 500, as in the full build)."""
     r = runner.invoke(app, ["eval", "gan-mnist", "--real", "mnist", "-n", "500", "--device", "cpu", "--json",
                             str(tmp_path / "a.json")])
     assert r.exit_code == 0, r.output
@@ -112,6 +113,12 @@ def test_gan_eval_measures_a_zoo_model_deterministically(tmp_path, gan_mnist_mea
     assert a["feature_extractor"] == "classifier-mnist" and a["command"].startswith("gan eval gan-mnist")
     same = lambda r: {k: v for k, v in r.items() if k not in ("seconds", "command")}
     assert same(a) == same(gan_mnist_measured)  # the CLI and the library, run apart, measure the same numbers
+    shared = gancli.evaluate.build_reference("mnist", load_judge("classifier-mnist"), datasets.DATASETS["mnist"],
+                                             size=28)
+    test = datasets.load_idx_split(SHARED / "mnist", "test")
+    fresh, _ = embed(load_judge("classifier-mnist"), test.images[:1000])
+    assert shared.images == 10000 and torch.equal(shared.features[:1000], fresh)
+    assert torch.equal(shared.labels, test.labels)
 
 
 @needs_mnist
