@@ -87,3 +87,52 @@ def translator(tmp_path):
         torch.nn.init.normal_(p, 0.0, 0.3)
     return m.save_pretrained(tmp_path / "h2z", card="---\nlicense: mit\nlibrary_name: gancli\ntags:\n- gan\n---\n# t\n",
                              include_discriminator=False)
+
+
+_REFERENCES = {}  # build_reference's results, for this test session
+
+
+def _data_folder(real, dataset) -> str | None:
+    """Where the real images are read from: two data roots (GAN_DATA) holding "mnist" are two references."""
+    from gancli import datasets
+    from gancli.data import DataError
+
+    if Path(real).expanduser().is_dir():
+        return str(Path(real).expanduser().resolve())
+    try:
+        return str(datasets.find(dataset).resolve()) if dataset is not None else None
+    except DataError:
+        return None
+
+
+def share_references(mp: pytest.MonkeyPatch):
+    """Make ``gancli.evaluate.build_reference`` remember its references for the rest of the session.
+
+    Embedding the 10,000 MNIST test digits costs ~13 s of CPU, and several tests evaluate against the same set: each
+    that uses this gets the same numbers as before (a reference is a function of its arguments;
+    test_gan_eval_measures_a_zoo_model_deterministically checks a shared one against a fresh embedding), with the
+    cost paid once. References with Inception features are not shared. Callers get a copy whose notes they may
+    change; the tensors are shared and must only be read."""
+    import dataclasses
+
+    from gancli import evaluate
+
+    build = evaluate.build_reference
+
+    def remembered(real, judge, dataset, n=None, seed=0, split="test", inception=None, size=None):
+        if inception is not None:
+            return build(real, judge, dataset, n, seed, split, inception, size)
+        key = (str(real), _data_folder(real, dataset), judge.name, judge.source, str(judge.device),
+               dataset.name if dataset else None, n, seed, split, size)
+        if key not in _REFERENCES:
+            _REFERENCES[key] = build(real, judge, dataset, n, seed, split, None, size)
+        ref = _REFERENCES[key]
+        return dataclasses.replace(ref, notes=list(ref.notes))
+
+    mp.setattr(evaluate, "build_reference", remembered)
+
+
+@pytest.fixture
+def shared_references(monkeypatch):
+    """``gancli.evaluate.build_reference`` shared across the session (see share_references)."""
+    share_references(monkeypatch)

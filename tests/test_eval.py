@@ -1,5 +1,6 @@
 """`gan eval`, its metrics, the shipped judges, and evaluation during training."""
 import json
+import shutil
 
 import pytest
 import torch
@@ -9,11 +10,12 @@ from typer.testing import CliRunner
 import gancli
 from gancli import datasets, metrics
 from gancli.classifiers import load_judge
+from gancli.data import list_images, load_image_folder
 from gancli.cli import app
 from gancli.evaluate import (Reference, TrainingMonitor, build_reference, collapse_alarms, embed,
                              evaluate_translation)
 
-from conftest import SHARED, make_image_folder
+from conftest import SHARED, make_image_folder, share_references
 
 runner = CliRunner()
 needs_mnist = pytest.mark.skipif(not (SHARED / "mnist").is_dir(), reason="needs ../shared/data/mnist")
@@ -33,10 +35,12 @@ def test_distances_are_zero_for_one_distribution_and_grow_with_a_shift():
     shifted = same + 0.5
     assert metrics.frechet_distance(real, same) < 0.1  # finite-sample bias only
     assert metrics.frechet_distance(real, shifted) == pytest.approx(16 * 0.25, rel=0.1)  # |mu|^2 = 16 * 0.5^2
-    kid_same, _ = metrics.kernel_distance(real, same)
-    kid_shift, _ = metrics.kernel_distance(real, shifted)
+    # 10 subsets of 1000, not `gan eval`'s 100: the gap checked is wide, and each 100 costs ~2.5 s of CPU here
+    kid_same, _ = metrics.kernel_distance(real, same, subsets=10)
+    kid_shift, _ = metrics.kernel_distance(real, shifted, subsets=10)
     assert abs(kid_same) < 0.01 < kid_shift
-    assert metrics.kernel_distance(real, shifted, seed=3) == metrics.kernel_distance(real, shifted, seed=3)
+    assert metrics.kernel_distance(real, shifted, subsets=10, seed=3) == \
+        metrics.kernel_distance(real, shifted, subsets=10, seed=3)
 
 
 def test_precision_recall_tell_collapse_from_breadth():
@@ -86,14 +90,18 @@ def test_stacked_mnist_modes_are_read_channel_by_channel():
 # ------------------------------------------------------------------------------------------------ gan eval
 @pytest.fixture(scope="module")
 def gan_mnist_measured():
-    """One library evaluation of the zoo's gan-mnist, shared: each embeds the 10,000 real test digits."""
+    """One library evaluation of the zoo's gan-mnist, shared; its reference (the 10,000 real test digits, embedded)
+    is shared with the tests that use the shared_references fixture."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("GAN_DATA", str(SHARED))
+        share_references(mp)
         return gancli.evaluate.evaluate("gan-mnist", "mnist", n=500, device="cpu")
 
 
 @needs_mnist
-def test_gan_eval_measures_a_zoo_model_deterministically(tmp_path, gan_mnist_measured):
+def test_gan_eval_measures_a_zoo_model_deterministically(tmp_path, gan_mnist_measured, shared_references):
+    """The CLI and the library sample and measure apart and must agree; the reference they share is checked against
+    a fresh embedding of real digits (its first 1,000: two batches of the judge's 500, as in the full build)."""
     r = runner.invoke(app, ["eval", "gan-mnist", "--real", "mnist", "-n", "500", "--device", "cpu", "--json",
                             str(tmp_path / "a.json")])
     assert r.exit_code == 0, r.output
@@ -105,10 +113,16 @@ def test_gan_eval_measures_a_zoo_model_deterministically(tmp_path, gan_mnist_mea
     assert a["feature_extractor"] == "classifier-mnist" and a["command"].startswith("gan eval gan-mnist")
     same = lambda r: {k: v for k, v in r.items() if k not in ("seconds", "command")}
     assert same(a) == same(gan_mnist_measured)  # the CLI and the library, run apart, measure the same numbers
+    shared = gancli.evaluate.build_reference("mnist", load_judge("classifier-mnist"), datasets.DATASETS["mnist"],
+                                             size=28)
+    test = datasets.load_idx_split(SHARED / "mnist", "test")
+    fresh, _ = embed(load_judge("classifier-mnist"), test.images[:1000])
+    assert shared.images == 10000 and torch.equal(shared.features[:1000], fresh)
+    assert torch.equal(shared.labels, test.labels)
 
 
 @needs_mnist
-def test_a_broken_generator_scores_far_worse_than_a_trained_one(tiny_model_dir, gan_mnist_measured):
+def test_a_broken_generator_scores_far_worse_than_a_trained_one(tiny_model_dir, gan_mnist_measured, shared_references):
     trained = gan_mnist_measured
     broken = gancli.evaluate.evaluate(str(tiny_model_dir), "mnist", n=500, device="cpu")
     assert broken["fid"] > 10 * trained["fid"]
@@ -116,7 +130,7 @@ def test_a_broken_generator_scores_far_worse_than_a_trained_one(tiny_model_dir, 
 
 
 @needs_mnist
-def test_conditional_model_label_accuracy():
+def test_conditional_model_label_accuracy(shared_references):
     r = gancli.evaluate.evaluate("cgan-mnist", "mnist", n=500, device="cpu")
     assert r["label_accuracy"] > 0.9
     assert set(r["label_accuracy_per_class"]) == {str(i) for i in range(10)}
@@ -133,8 +147,8 @@ def test_stacked_mnist_eval_counts_modes(tmp_path):
     model = GANModel.from_config(tiny_config(channels=3) | {"dataset": "stacked-mnist"})
     judge_name, ds = pick_judge(None, model.config, None)
     assert (judge_name, ds.name) == ("classifier-mnist", "stacked-mnist")
-    ref = build_reference("stacked-mnist", load_judge(judge_name), ds, n=2000)
-    assert ref.num_modes == 1000 and ref.features.shape == (2000, 3 * 128)
+    ref = build_reference("stacked-mnist", load_judge(judge_name), ds, n=1000)  # `gan eval` takes 10,000 or more
+    assert ref.num_modes == 1000 and ref.features.shape == (1000, 3 * 128)
     r = evaluate_generator(model, ref, n=300)
     assert r["num_modes"] == 1000 and 0 < r["modes_covered"] <= 300
     assert r["kl"] > 1.0  # an untrained generator is nowhere near uniform over the modes
@@ -159,22 +173,22 @@ def test_eval_errors_are_one_line(tiny_model_dir, tmp_path):
 def test_eval_against_a_folder_and_with_inception_weights(tiny_model_dir, tmp_path):
     from gancli.inception import FIDInceptionV3
 
-    folder = make_image_folder(tmp_path / "digits", n_per_class=10, classes=("0", "1"))
+    folder = make_image_folder(tmp_path / "digits", n_per_class=4, classes=("0", "1"))  # Inception: 0.3 s an image
     weights = tmp_path / "pt_inception.pth"
     torch.manual_seed(0)
     torch.save(FIDInceptionV3().state_dict(), weights)
-    r = runner.invoke(app, ["eval", str(tiny_model_dir), "--real", str(folder), "-n", "20", "--device", "cpu",
+    r = runner.invoke(app, ["eval", str(tiny_model_dir), "--real", str(folder), "-n", "8", "--device", "cpu",
                             "--inception-weights", str(weights), "--json", str(tmp_path / "r.json")])
     assert r.exit_code == 0, r.output
     res = json.loads((tmp_path / "r.json").read_text())
-    assert res["real_images"] == 20 and res["fid_inception"] >= 0 and res["feature_extractor"] == "classifier-mnist"
+    assert res["real_images"] == 8 and res["fid_inception"] >= 0 and res["feature_extractor"] == "classifier-mnist"
     # the folder's classes are digits the judge knows: its labels are the reference class shares
     assert "notes" not in res and res["num_classes"] == 10
     # a model trained on MNIST, measured against another folder: that folder is the reference, not MNIST
-    r = runner.invoke(app, ["eval", "gan-mnist", "--real", str(folder), "-n", "20", "--device", "cpu", "--json",
+    r = runner.invoke(app, ["eval", "gan-mnist", "--real", str(folder), "-n", "8", "--device", "cpu", "--json",
                             str(tmp_path / "g.json")])
     assert r.exit_code == 0, r.output
-    assert json.loads((tmp_path / "g.json").read_text())["real_images"] == 20
+    assert json.loads((tmp_path / "g.json").read_text())["real_images"] == 8
 
 
 # ------------------------------------------------------------------------------------------------ translation
@@ -199,12 +213,17 @@ class _Oracle:
 
 
 @needs_h2z
-def test_translation_scores_separate_doing_nothing_from_changing_everything():
+def test_translation_scores_separate_doing_nothing_from_changing_everything(tmp_path):
     judge = load_judge("classifier-horse2zebra")
     identity = evaluate_translation(_Oracle("identity"), "horse2zebra", judge, "a2b", size=64)
     assert identity["structure"] == pytest.approx(1.0)
     assert identity["target_domain_rate"] == identity["input_target_domain_rate"] < 0.2
-    zebras = datasets.load_domain_split(SHARED / "horse2zebra", "train", 64)[1].images
+    # the swap uses one training zebra per test horse, in file order: load those, not all 2,401 training images
+    horses = len(list_images(SHARED / "horse2zebra" / "testA"))
+    (tmp_path / "zebras").mkdir()
+    for f in list_images(SHARED / "horse2zebra" / "trainB")[:horses]:
+        shutil.copy(f, tmp_path / "zebras" / f.name)
+    zebras = load_image_folder(tmp_path / "zebras", 64, 3).images
     swap = evaluate_translation(_Oracle("swap", zebras), "horse2zebra", judge, "a2b", size=64)
     assert swap["target_domain_rate"] > 0.8 and swap["structure"] < 0.3
     assert swap["fid"] < identity["fid"]
