@@ -21,6 +21,7 @@ Stage I's real images are the 32x32 training images average-pooled to 16x16. Fas
 """
 from __future__ import annotations
 
+import difflib
 import re
 
 import torch
@@ -92,7 +93,10 @@ def tokens(vocabulary: list[str], texts: list[str]) -> torch.Tensor:
             raise ValueError(f"--text {text!r} has {len(ws)} words; captions have at most {MAX_WORDS}")
         for col, w in enumerate(ws):
             if w not in index:
-                raise LookupError(f"unknown word {w!r} in --text {text!r}: the vocabulary is: {', '.join(vocabulary)}")
+                close = difflib.get_close_matches(w, vocabulary, n=2, cutoff=0.75)
+                hint = f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
+                raise LookupError(f"unknown word {w!r} in --text {text!r}{hint}; the vocabulary is: "
+                                  f"{', '.join(vocabulary)}")
             out[row, col] = index[w]
     return out
 
@@ -430,3 +434,32 @@ class StackGAN(Family):
     def default_texts(self, config: dict) -> list[str]:
         """What a sampler draws without --text (``gan eval``): each class's first training phrasing in turn."""
         return [CAPTIONS[CAPTION_KEYS[_key(c)]][0][0] for c in config.get("class_names") or []]
+
+    @torch.no_grad()
+    def evaluate_extra(self, model, real, judge=None) -> dict:
+        """How often the judge reads a caption's class in the images drawn from it: per class, from the class's
+        first training phrasing and from its unseen phrasings (TEXT_SAMPLES each, seeds 1000 + class), at stage II;
+        and overall at stage I."""
+        names = model.class_names or []
+        index = {_key(c): i for i, c in enumerate(judge.class_names)} if judge is not None else {}
+        if not names or not all(_key(c) in index for c in names):
+            return {"text_accuracy_note": f"the judge does not know the classes {', '.join(names)}"}
+        seen = {c: list(CAPTIONS[CAPTION_KEYS[_key(c)]][0][:1]) for c in names}
+        unseen = {c: list(CAPTIONS[CAPTION_KEYS[_key(c)]][1]) for c in names}
+        out = {"text_samples_per_class": TEXT_SAMPLES, "text_prompts": seen, "text_prompts_unseen": unseen}
+        for key, prompts, stage in (("text_accuracy", seen, 2), ("text_accuracy_unseen", unseen, 2),
+                                    ("text_accuracy_stage1", seen, 1)):
+            per = {c: _read_as(model, judge, prompts[c], k, stage, index[_key(c)]) for k, c in enumerate(names)}
+            out[key] = round(sum(per.values()) / len(per), 4)
+            out[f"{key}_per_class"] = per
+        return out
+
+
+TEXT_SAMPLES = 200  # samples per class (and prompt set) that `gan eval` judges
+
+
+def _read_as(model, judge, prompts: list[str], k: int, stage: int, want: int) -> float:
+    """Share of TEXT_SAMPLES images drawn from ``prompts`` (cycled) that the judge reads as class ``want``."""
+    z = model.latents_for(TEXT_SAMPLES, seed=1000 + k)
+    images = torch.cat(list(model.generate(z, model.labels_for(TEXT_SAMPLES, text=prompts), stage=stage)))
+    return round(float((judge.run(images)[1].argmax(1) == want).float().mean()), 4)
