@@ -8,7 +8,7 @@
   stage I's generator, by the GAN losses and an auxiliary caption -> class cross-entropy: without it the GAN
   gradient alone reaches the word vectors weakly and late, and synonyms ("pants", "trousers") need not meet.
 - **Conditioning augmentation.** Each stage maps the text embedding e to N(mu(e), sigma(e)^2) and draws its
-  condition c from it, with KL(N(mu, sigma^2) || N(0, I)) added to G's loss (``--kl-weight``, 2.0 as in the
+  condition c from it, with KL(N(mu, sigma^2) || N(0, I)) added to G's loss (``--ca-kl-weight``, 2.0 as in the
   authors' configurations). The two draws' noise is part of the sampler's z (``noise_dim + 2 ca_dim``
   numbers), so image i of a seed is still a pure function of (seed, i).
 - **Stages.** One run trains stage I (with the text encoder) for ``--stage1-steps`` steps, then freezes it and
@@ -336,7 +336,7 @@ class StackObjective(Objective):
         self.t.optimize(f"d{stage}", loss_d)
         gen_out = D(fake, e_d)
         kl = kl_term(mu, logvar)
-        loss_g = bce(gen_out, torch.ones_like(gen_out)) + self.opts.kl_weight * kl
+        loss_g = bce(gen_out, torch.ones_like(gen_out)) + self.opts.ca_kl_weight * kl
         stats = {}
         if stage == 1:
             logits = G.text.classify(e)
@@ -382,7 +382,7 @@ class StackGAN(Family):
         "stackgan options",
         Option("stage1_steps", int, 2000, "Steps of stage I (with the text encoder); the rest train stage II "
                                           "with stage I frozen.", check=at_least(1), resume=True),
-        Option("kl_weight", float, 2.0, "Weight of the conditioning augmentation's KL term.", check=non_negative,
+        Option("ca_kl_weight", float, 2.0, "Weight of the conditioning augmentation's KL term.", check=non_negative,
                resume=True),
         Option("text_weight", float, 1.0, "Weight of the text encoder's auxiliary caption -> class loss.",
                check=non_negative, resume=True),
@@ -423,6 +423,9 @@ class StackGAN(Family):
 
     def objective(self, trainer):
         return StackObjective(trainer)
+
+    def pipeline_tag(self, config: dict) -> str:
+        return "text-to-image"
 
     def check_config(self, config: dict, where) -> str | None:
         why = check_vocabulary(config.get("vocabulary"), config.get("arch_args", {}).get("vocab_size"))
