@@ -67,7 +67,8 @@ def test_the_registry_and_errors_are_leaves():
 
 def test_the_loop_and_the_cli_name_no_family():
     """No `arch == "dcgan"` or `task == "translation"` test outside a family's own module."""
-    names = set(catalog.all_families()) | {"translation", "conditional", "unconditional", "text-to-image"}  # families and tasks
+    tasks = {"translation", "conditional", "unconditional", "text-to-image"}
+    names = set(catalog.all_families()) | tasks
     for path in PACKAGE.rglob("*.py"):
         if path.parent.name == "families":
             continue

@@ -396,7 +396,8 @@ class StackGAN(Family):
     summary = ("A StackGAN (Zhang et al. 2017) drawing {images} from short captions, trained on {dataset} with "
                "gan {gan_version}: stage I draws a 16x16 image, stage II the 32x32 one from it.")
     examples = ("gan sample {where} --text 'an ankle boot' -n 16 -o boots.png",
-                "gan sample {where} --text 'a pair of trousers' --stage 1 -n 16 -o coarse.png   # stage I")
+                "gan sample {where} --text 'a pair of trousers' --stage 1 -n 16 -o coarse.png   # stage I",
+                "gan eval {where} -n 10000   # FID etc., and how often each caption's class is drawn")
 
     def build(self, vocab_size: int, text_classes: int, noise_dim: int = 32, ca_dim: int = 16, channels: int = 1,
               image_size: int = 32, word_dim: int = 32, text_dim: int = 64, g_width: int = 32, d_width: int = 32):
@@ -426,6 +427,9 @@ class StackGAN(Family):
 
     def pipeline_tag(self, config: dict) -> str:
         return "text-to-image"
+
+    def card_use(self, config: dict, where: str) -> list[str]:
+        return [e.format(where=where, **config) for e in self.examples]  # no `gan sample` without a caption
 
     def check_config(self, config: dict, where) -> str | None:
         why = check_vocabulary(config.get("vocabulary"), config.get("arch_args", {}).get("vocab_size"))
