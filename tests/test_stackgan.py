@@ -84,6 +84,25 @@ def test_text_on_a_model_without_text(tiny_model_dir, tmp_path):
         assert r.exit_code == 2 and "is for stackgan models" in r.output, r.output
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--ema"], "--ema is not supported by stackgan"),
+    (["--eval-every", 2], "--eval-every measures generators of images from noise; for stackgan use `gan eval`"),
+    (["--size", 28], "stackgan draws 32x32 images"),
+])
+def test_training_options_it_refuses(tmp_path, args, message):
+    data = make_image_folder(tmp_path / "d", n_per_class=4, size=32, classes=("Trouser", "Bag"))
+    r = run("train", data, "--arch", "stackgan", "--out", tmp_path / "r", "--steps", 1, "--batch-size", 4,
+            "--stack-width", 4, *args)
+    assert r.exit_code == 2 and message in r.output, r.output
+    assert not (tmp_path / "r").exists()
+
+
+def test_data_without_its_classes(image_folder, tmp_path):
+    r = run("train", image_folder, "--arch", "stackgan", "--out", tmp_path / "r", "--steps", 1)
+    assert r.exit_code == 2 and "stackgan's captions are written for Fashion-MNIST's classes" in r.output
+    assert "not a, b" in r.output, r.output
+
+
 def test_kl_term():
     zero = torch.zeros(5, 3)
     assert stackgan.kl_term(zero, zero).item() == 0.0  # N(0, I) against itself

@@ -30,6 +30,7 @@ from torch import nn
 
 from gancli import latents
 from gancli.adversarial import OPTIMISER
+from gancli.errors import OptionError
 from gancli.family import Family, Objective, TrainingData
 from gancli.options import Option, at_least, group, non_negative
 from gancli.registry import register
@@ -276,6 +277,7 @@ class StackObjective(Objective):
     frozen. Captions and mismatched captions are a pure function of (seed, step), so a resumed run is exact."""
 
     shown = ("loss_d", "loss_g", "kl", "text_acc")
+    measurable = False  # --eval-every draws without captions; `gan eval` draws each class's caption
     divergence_hint = "try lower --lr-g/--lr-d"
 
     def __init__(self, trainer):
@@ -406,6 +408,11 @@ class StackGAN(Family):
         return {"generator": StackGenerator(vocab_size, text_classes, noise_dim, ca_dim, channels, word_dim,
                                             text_dim, g_width),
                 "discriminator": StackDiscriminators(channels, d_width, text_dim)}
+
+    def check_options(self, opts):
+        if opts.ema:  # the EMA's batch norms are re-measured on caption-less draws, which no sample is
+            raise OptionError("--ema is not supported by stackgan: its batch-norm statistics are measured per "
+                              "caption")
 
     def load_data(self, opts) -> TrainingData:
         data = super().load_data(opts)
