@@ -120,12 +120,25 @@ def test_kl_term():
     (["w"] * 5000, "a list of 1 to 1000 words"),
 ])
 def test_config_vocabulary_is_checked_before_loading(tiny_stack, tmp_path, vocabulary, message):
+    _sample_with_config(tiny_stack, tmp_path, {"vocabulary": vocabulary}, message)
+
+
+@pytest.mark.parametrize("names, message", [
+    (["Trouser", "Pyjamas"], "class_names must list classes stackgan has captions for"),
+    ("Trouser", "class_names must be a list of names"),
+    (["Trouser"], "class_names lists 1 classes but arch_args.text_classes is 2"),
+])
+def test_config_class_names_are_checked_before_loading(tiny_stack, tmp_path, names, message):
+    _sample_with_config(tiny_stack, tmp_path, {"class_names": names}, message)
+
+
+def _sample_with_config(export: Path, tmp_path: Path, change: dict, message: str):
     import shutil
 
     folder = tmp_path / "m"
-    shutil.copytree(tiny_stack, folder)
+    shutil.copytree(export, folder)
     config = json.loads((folder / "config.json").read_text())
-    (folder / "config.json").write_text(json.dumps(config | {"vocabulary": vocabulary}))
+    (folder / "config.json").write_text(json.dumps(config | change))
     r = run("sample", folder, "--text", "trousers", "-o", tmp_path / "x.png")
     assert r.exit_code == 2 and message in r.output and "Traceback" not in r.output, r.output
 

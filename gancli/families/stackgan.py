@@ -116,6 +116,15 @@ def check_vocabulary(vocabulary, vocab_size: int) -> str | None:
     return None
 
 
+def check_classes(names, text_classes) -> str | None:
+    """Why config.json's ``class_names`` cannot name the captions' classes (None if they can)."""
+    if not isinstance(names, list) or not all(isinstance(c, str) and _key(c) in CAPTION_KEYS for c in names):
+        return f"class_names must list classes stackgan has captions for ({', '.join(CAPTIONS)})"
+    if len(names) != text_classes:
+        return f"class_names lists {len(names)} classes but arch_args.text_classes is {text_classes}"
+    return None
+
+
 def kl_term(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(N(mu, exp(logvar)) || N(0, I)), summed over dimensions, averaged over the batch."""
     return 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1).mean()
@@ -439,7 +448,9 @@ class StackGAN(Family):
         return [e.format(where=where, **config) for e in self.examples]  # no `gan sample` without a caption
 
     def check_config(self, config: dict, where) -> str | None:
-        why = check_vocabulary(config.get("vocabulary"), config.get("arch_args", {}).get("vocab_size"))
+        args = config.get("arch_args", {})
+        why = check_vocabulary(config.get("vocabulary"), args.get("vocab_size")) \
+            or check_classes(config.get("class_names"), args.get("text_classes"))
         return f"{where}: {why}" if why else None
 
     def text_tokens(self, config: dict, texts: list[str]) -> torch.Tensor:
