@@ -53,7 +53,9 @@ def add(run: Path, name: str, fp16: bool = False, plot: list[str] | None = None)
         model = gancli.load(target, device="cpu")
     else:
         (target / "README.md").write_text(card)
-    if not model.is_translation:
+    if model.takes_text:
+        save_image(grid_image(text_grid(model), 8), target / "samples.png")
+    elif not model.is_translation:
         nrow = model.config["arch_args"]["num_classes"] if model.is_conditional else 8
         save_image(grid_image(model.sample(nrow * 8, seed=0), nrow), target / "samples.png")
     elif model.config.get("domain_classes"):  # rows: A test images, their B; B test images, their A
@@ -74,6 +76,41 @@ def add(run: Path, name: str, fp16: bool = False, plot: list[str] | None = None)
         series = {k: [(r["step"], r[k]) for r in rows if k in r and r.get("event") is None] for k in plot}
         line_plot(series, target / "training.png", title=f"{name}: {', '.join(plot)} by training step")
     print(f"published {run} as {target}; now run: python bench/publish_zoo.py results {name}")
+
+
+def text_grid(model, seeds: int = 4):
+    """A text model's preview: one row per class's first training phrasing, each seed's stage I (upscaled) just
+    left of its stage II."""
+    import torch
+
+    rows = []
+    for prompt in model.family.default_texts(model.config):
+        z, ids = model.latents_for(seeds, seed=0), model.labels_for(seeds, text=prompt)
+        coarse, final = (torch.cat(list(model.generate(z, ids, stage=s))) for s in (1, 2))
+        rows.append(torch.stack([coarse, final], 1).flatten(0, 1))
+    return torch.cat(rows)
+
+
+def text_section(r: dict) -> str:
+    """A text model's captions, judged: per class, its training phrasing and its unseen ones."""
+    lines = ["### Captions judged as their class", "",
+             f"`gan eval` draws {r['text_samples_per_class']} images per class from the class's first training "
+             "phrasing, and as many from its two unseen phrasings (never shown in training; made of vocabulary "
+             f"words), and asks `{r['feature_extractor']}` (resizing to 28 px) which class each is. The same judge "
+             f"reads {r['feature_extractor_test_accuracy']:.1%} of real Fashion-MNIST test images right: that is "
+             "the scale, about the most it can certify.", "",
+             "| class | training phrasing | stage II | unseen phrasings | stage II | stage I (training phrasing) |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for c, acc in r["text_accuracy_per_class"].items():
+        lines.append(f"| {c} | {r['text_prompts'][c][0]} | {acc:.1%} | {' / '.join(r['text_prompts_unseen'][c])} | "
+                     f"{r['text_accuracy_unseen_per_class'][c]:.1%} | {r['text_accuracy_stage1_per_class'][c]:.1%} |")
+    lines.append(f"| **mean** | | **{r['text_accuracy']:.1%}** | | **{r['text_accuracy_unseen']:.1%}** | "
+                 f"**{r['text_accuracy_stage1']:.1%}** |")
+    lines += ["", "FID and the other distribution measures above are of samples drawn from the training phrasings "
+              "above in turn (each class's first), so every class is asked for equally often.", "",
+              "samples.png: one row per training phrasing above, top to bottom; in each row four seeds, each seed's "
+              "stage I image (16x16, shown upscaled) just left of its stage II image (32x32)."]
+    return "\n".join(lines)
 
 
 def measure(name: str) -> dict:
@@ -234,6 +271,9 @@ def update_card(name: str, r: dict):
     if config.get("evaluation_sweep"):
         body = body.replace("\n\nFID and KID are comparable", "\n\n" + sweep_section(name, config["evaluation_sweep"])
                             + "\n\nFID and KID are comparable")
+    if r.get("text_accuracy_per_class"):
+        body = body.replace("\n\nFID and KID are comparable", "\n\n" + text_section(r)
+                            + "\n\nFID and KID are comparable")
     if config.get("notes"):  # what the numbers mean against the paper, written by whoever published the model
         body = body.replace("\n\nFID and KID are comparable", "\n\n### Against the paper\n\n" + config["notes"]
                             + "\n\nFID and KID are comparable")
@@ -257,7 +297,9 @@ def update_doc():
             continue
         coverage = (f"{r['classes_covered']}/{r['num_classes']} classes" if "classes_covered" in r
                     else f"{r['modes_covered']}/1000 modes" if "modes_covered" in r else "")
-        label = f"{r['label_accuracy']:.1%}" if r.get("label_accuracy") else ""
+        label = f"{r['label_accuracy']:.1%}" if r.get("label_accuracy") else \
+            f"captions: {r['text_accuracy']:.1%} (unseen phrasings {r['text_accuracy_unseen']:.1%})" \
+            if r.get("text_accuracy") is not None else ""
         rows.append(f"| `{folder.name}` | {r['fid']:.3f} | {1000 * r['kid']:.2f} | {r['precision']:.3f} / "
                     f"{r['recall']:.3f} | {coverage} | {r.get('kl', '')} | {label} | `{r['command']}` |")
     judges = ["| judge | input | classes | test accuracy | trained |", "| --- | --- | --- | --- | --- |"]

@@ -206,6 +206,11 @@ def sample(
     seed: int = typer.Option(0, "--seed", help="Image i of the request is a pure function of (seed, i)."),
     seeds: Optional[str] = typer.Option(None, "--seeds", help="One image per seed, e.g. 0-7,42."),
     label: Optional[str] = typer.Option(None, "--label", help="Conditional models: the class, by name or index."),
+    text: Optional[str] = typer.Option(None, "--text", help="Text-to-image models (StackGAN): the caption, e.g. "
+                                                            "'an ankle boot'; its words must be in the model's "
+                                                            "vocabulary."),
+    stage: Optional[int] = typer.Option(None, "--stage", help="StackGAN models: 1 for stage I's coarse image "
+                                                              "(upscaled), 2 (default) for the final one."),
     per_class: Optional[int] = typer.Option(None, "--per-class",
                                             help="Conditional models: K images of every class, one folder per "
                                                  "class in OUTDIR."),
@@ -224,7 +229,7 @@ def sample(
     """Draw images from a model: one grid, or one file per image with --outdir.
 
     Example: `gan sample dcgan-mnist -n 64 --seed 1 -o digits.png`; `gan sample cgan-mnist --label 7 -n 64`;
-    `gan sample cgan-mnist --per-class 100 --outdir aug/`
+    `gan sample cgan-mnist --per-class 100 --outdir aug/`; `gan sample stackgan-fashion --text "an ankle boot"`
     """
     import torch
 
@@ -259,6 +264,7 @@ def sample(
     model = _load(name, device, verbose, sampling=True)
     if per_class is not None and not model.is_conditional:
         fail(f"{name} is not a conditional model: --per-class needs one (e.g. cgan-mnist)")
+    model.require_text(text)
 
     if per_class is not None:
         classes = model.config["arch_args"]["num_classes"]
@@ -271,7 +277,7 @@ def sample(
                  for c in range(classes) for i in range(per_class)]
     else:
         z = model.latents_for(seeds=seed_list) if seed_list else model.latents_for(count, seed)
-        labels = model.labels_for(count, label)
+        labels = model.labels_for(count, label, text)
         ids = seed_list if seed_list else list(range(count))
         paths = [outdir / (f"seed{i:04d}.{fmt}" if seed_list else f"seed{seed}-{i:06d}.{fmt}") for i in ids] \
             if outdir is not None else None
@@ -279,7 +285,7 @@ def sample(
     images, done = [], 0
     with _progress() as progress:
         task = progress.add_task("sampling", total=count)
-        for batch in model.generate(z, labels, batch_size, truncation):
+        for batch in model.generate(z, labels, batch_size, truncation, stage):
             if paths is not None:
                 for k, img in enumerate(to_pil(batch)):
                     save_image(img, paths[done + k], fmt)
@@ -291,6 +297,8 @@ def sample(
         + f", {describe(model.device)}"
     if label is not None:
         what = f"class {model.class_names[model.class_index(label)] if model.class_names else label}, " + what
+    if text is not None:
+        what = f"{text!r}" + (f", stage {stage}" if stage else "") + ", " + what
     if paths is not None:
         tree = f" in {count // per_class} class folders" if per_class else ""
         out.print(f"wrote {_plural(count, 'image')} to {outdir}/{tree}  ({what})")
@@ -340,6 +348,8 @@ def interpolate(
                                                                "enough for 256 px)."),
     nrow: Optional[int] = typer.Option(None, "--nrow", help="Frames per row of a .png grid."),
     label: Optional[str] = typer.Option(None, "--label", help="Conditional models: the class (default: the first)."),
+    text: Optional[str] = typer.Option(None, "--text", help="Text-to-image models (StackGAN): the caption of every "
+                                                            "frame."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
     verbose: bool = typer.Option(False, "-v", "--verbose", help="Say where the model came from and which device ran."),
 ):
@@ -384,6 +394,7 @@ def interpolate(
         if not path.is_file():
             fail(f"--between: {path} is not a file")
     model = _load(name, device, verbose, sampling=True)
+    model.require_text(text)
     factor = 1 if ext == ".png" else scale or max(1, -(-256 // model.image_size))  # the least that reaches 256 px
     keys_n = len(images) if between else len(key_seeds)
     frames_n = steps * (keys_n - 1) + 1 if between else steps * keys_n  # as latents.walk makes them
@@ -403,7 +414,7 @@ def interpolate(
         method = "lerp in w"
     else:
         z = latents.walk(keys, steps, method, loop=not between)
-        labels = model.labels_for(len(z), label if label is not None else (0 if model.is_conditional else None))
+        labels = model.labels_for(len(z), label if label is not None else (0 if model.is_conditional else None), text)
         frames = torch.cat(list(model.generate(z, labels, truncation=truncation)))
     if ext == ".png":
         save_image(grid_image(frames, nrow or steps), output)
@@ -689,6 +700,8 @@ def eval_model(
         for row in result["by_truncation"]:
             sweep.add_row(*(f"{row[k]:,}" if isinstance(row[k], int) else f"{row[k]:.4g}" for k in keys))
         out.print(sweep)
+    if "text_accuracy_per_class" in result:
+        out.print(_text_table(result))
     for note in result.get("notes", []):
         console.print(f"[dim]note: {note}[/]", highlight=False)
     if json_path is not None:
@@ -699,6 +712,20 @@ def eval_model(
         out.print(f"wrote {json_path}")
     if novelty_grid is not None:
         out.print(f"wrote {novelty_grid} (samples in the top row, each above its nearest training image)")
+
+
+def _text_table(result: dict) -> Table:
+    """A text model's per-class readings: its training phrasing and its unseen phrasings, stage II; stage I."""
+    table = Table(title=f"captions judged as their class ({result['text_samples_per_class']} samples per class "
+                        f"and prompt set; the judge reads {result['feature_extractor_test_accuracy']:.1%} of real "
+                        "test images right)")
+    for column in ("class", "training phrasing", "stage II", "unseen phrasings", "stage II ", "stage I"):
+        table.add_column(column, justify="right" if column.startswith("stage") else "left")
+    for c, acc in result["text_accuracy_per_class"].items():
+        table.add_row(c, result["text_prompts"][c][0], f"{acc:.1%}", " / ".join(result["text_prompts_unseen"][c]),
+                      f"{result['text_accuracy_unseen_per_class'][c]:.1%}",
+                      f"{result['text_accuracy_stage1_per_class'][c]:.1%}")
+    return table
 
 
 # ----------------------------------------------------------------------------------------------- train

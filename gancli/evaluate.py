@@ -491,7 +491,7 @@ def evaluate(name: str, real: str | None = None, n: int = 10000, seed: int = 0, 
     else:
         result = head | evaluate_generator(model, ref, n, seed, batch_size, progress,
                                            truncation[0] if truncation else None)
-    result |= model.family.evaluate_extra(model, ref.data)
+    result |= model.family.evaluate_extra(model, ref.data, ref.judge)
     if with_novelty or novelty_grid is not None:
         result |= novelty(model, ref, ds, min(n, 2000), seed, batch_size, novelty_grid)
     if ref.notes:

@@ -141,9 +141,23 @@ class Family:
 
     convert = None  # a family that reads published checkpoints defines convert(files, **kw) -> (config, state)
 
-    def evaluate_extra(self, model, real: ImageData) -> dict:
-        """Measures only this family has, for ``gan eval`` (the VAE's test ELBO)."""
+    def evaluate_extra(self, model, real: ImageData, judge=None) -> dict:
+        """Measures only this family has, for ``gan eval`` (the VAE's test ELBO). ``judge``: the classifier
+        ``gan eval`` judges with (gancli.classifiers.Judge)."""
         return {}
+
+    def check_config(self, config: dict, where) -> str | None:
+        """What is wrong with the keys of an (untrusted) config.json only this family reads, or None."""
+        return None
+
+    # ------------------------------------------------------------------ text models (capability "text")
+    def text_tokens(self, config: dict, texts: list[str]):
+        """Captions -> what the generator takes as its ``labels``."""
+        raise NotImplementedError
+
+    def default_texts(self, config: dict) -> list[str]:
+        """The captions a text model draws from when none is given (``gan eval``), cycled through."""
+        raise NotImplementedError
 
 
 def images_phrase(config: dict) -> str:

@@ -85,6 +85,9 @@ class GANModel:
         check_config(config, folder / hub.CONFIG_NAME)  # before the family is looked up by its name
         _check_latent_dim(config, folder / hub.CONFIG_NAME)
         family = catalog.get(config["architecture"])
+        why = family.check_config(config, folder / hub.CONFIG_NAME)
+        if why:
+            raise WeightsError(why)
         nets = load_networks(folder, config, family.build, {"generator"})
         return cls(config, nets.pop("generator"), nets.pop("discriminator", None), device=resolve_device(device),
                    source=f"{resolved.source}:{folder}", others=nets)
@@ -176,8 +179,26 @@ class GANModel:
         raise LookupError(f"{what} for {self.config.get('name', 'this model')}: "
                           + (f"the classes are {valid}" if indexed else f"give a class name or its index: {valid}"))
 
-    def labels_for(self, n: int, label: int | str | None = None) -> torch.Tensor | None:
-        """Labels for n images: all ``label``, or (conditional models, no label) cycling through the classes."""
+    @property
+    def takes_text(self) -> bool:
+        return "text" in self.family.capabilities
+
+    def labels_for(self, n: int, label: int | str | None = None,
+                   text: str | list[str] | None = None) -> torch.Tensor | None:
+        """Labels for n images: all ``label``, or (conditional models, no label) cycling through the classes.
+        Text models (StackGAN): the caption ``text`` (a list: one per image, cycled) as word indices; without one,
+        the family's default captions (each class's first training phrasing) in turn."""
+        if text is not None:
+            self.requires("text", "--text")
+        if self.takes_text:
+            if label is not None:
+                raise ValueError(f"{self.config.get('name', 'this model')} draws from a caption: give --text, "
+                                 "not --label")
+            texts = [text] if isinstance(text, str) else list(text or self.family.default_texts(self.config))
+            if not texts:
+                raise ValueError("no caption given: give --text")
+            ids = self.family.text_tokens(self.config, texts)
+            return ids[torch.arange(n) % len(ids)]
         if label is not None:
             return torch.full((n,), self.class_index(label), dtype=torch.long)
         if self.is_conditional:
@@ -202,14 +223,21 @@ class GANModel:
 
     @torch.inference_mode()
     def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None, batch_size: int = 256,
-                 truncation: float | None = None) -> Iterator[torch.Tensor]:
+                 truncation: float | None = None, stage: int | None = None) -> Iterator[torch.Tensor]:
         """Images for the given latents (and labels), batch by batch, as CPU float tensors in [-1, 1].
 
-        ``truncation`` (psi, StyleGAN): pull each w towards the average w; 1 leaves it, 0 gives the average image."""
+        ``truncation`` (psi, StyleGAN): pull each w towards the average w; 1 leaves it, 0 gives the average image.
+        ``stage`` (StackGAN): 1 for stage I's coarse image (upscaled to the model's size), 2 (the default) for the
+        final one."""
         kwargs = {}
         if truncation is not None:
             kwargs["truncation"] = self.truncation(truncation)
-        if self.is_conditional and labels is None:
+        if stage is not None:
+            self.requires("stages", "--stage")
+            if stage not in (1, 2):
+                raise ValueError(f"--stage {stage}: a StackGAN has stage 1 (coarse) and stage 2 (final)")
+            kwargs["stage"] = stage
+        if (self.is_conditional or self.takes_text) and labels is None:
             labels = self.labels_for(len(z))
         for start in range(0, len(z), batch_size):
             y = labels[start:start + batch_size].to(self.device) if labels is not None else None
@@ -309,21 +337,33 @@ class GANModel:
         return latents.latents(pairs, self.latent_dim)
 
     def sample(self, n: int | None = None, seed: int = 0, seeds: list[int] | None = None,
-               label: int | str | None = None, batch_size: int = 256, truncation: float | None = None) -> torch.Tensor:
+               label: int | str | None = None, batch_size: int = 256, truncation: float | None = None,
+               text: str | list[str] | None = None, stage: int | None = None) -> torch.Tensor:
         """``n`` images from ``seed`` (or one per entry of ``seeds``): a (N, C, H, W) tensor in [-1, 1].
 
-        Conditional models draw class ``label`` (an index or a class name), or cycle through the classes."""
+        Conditional models draw class ``label`` (an index or a class name), or cycle through the classes. Text
+        models (StackGAN) draw ``text`` (a caption, or a list of captions cycled through the images); ``stage=1``
+        gives their coarse stage-I images."""
         if self.is_translation:
             raise ValueError(f"{self.config.get('name', 'this model')} translates images rather than sampling them: "
                              "use `gan translate`")
+        self.require_text(text)
         z = self.latents_for(n, seed, seeds)
         if len(z) == 0:
             return torch.empty(0, self.channels, self.image_size, self.image_size)
-        return torch.cat(list(self.generate(z, self.labels_for(len(z), label), batch_size, truncation)))
+        return torch.cat(list(self.generate(z, self.labels_for(len(z), label, text), batch_size, truncation, stage)))
+
+    def require_text(self, text):
+        """A text model samples what it is told: without a caption, one line that says how to give one."""
+        if self.takes_text and text is None:
+            prompts = self.family.default_texts(self.config)
+            raise ValueError(f"{self.config.get('name', 'this model')} draws images from a caption: give --text, "
+                             f"e.g. --text {prompts[-1]!r}" if prompts else "give --text")
 
     def sample_images(self, n: int | None = None, seed: int = 0, seeds: list[int] | None = None,
-                      label: int | str | None = None, truncation: float | None = None):
-        return to_pil(self.sample(n, seed, seeds, label, truncation=truncation))
+                      label: int | str | None = None, truncation: float | None = None,
+                      text: str | list[str] | None = None, stage: int | None = None):
+        return to_pil(self.sample(n, seed, seeds, label, truncation=truncation, text=text, stage=stage))
 
     def __repr__(self):
         return (f"GANModel({self.architecture}, {self.image_size}x{self.image_size}x{self.channels}, "

@@ -67,7 +67,8 @@ def test_the_registry_and_errors_are_leaves():
 
 def test_the_loop_and_the_cli_name_no_family():
     """No `arch == "dcgan"` or `task == "translation"` test outside a family's own module."""
-    names = set(catalog.all_families()) | {"translation", "conditional", "unconditional"}  # families and tasks
+    tasks = {"translation", "conditional", "unconditional", "text-to-image"}
+    names = set(catalog.all_families()) | tasks
     for path in PACKAGE.rglob("*.py"):
         if path.parent.name == "families":
             continue
@@ -93,12 +94,12 @@ def test_every_option_is_declared_once():
 @pytest.mark.parametrize("name", sorted(catalog.all_families()))
 def test_family_contract(name):
     fam = catalog.get(name)
-    assert fam.description and fam.task in ("unconditional", "conditional", "translation")
+    assert fam.description and fam.task in ("unconditional", "conditional", "translation", "text-to-image")
     for o in fam.options:
         assert o.name not in {x.name for x in LOOP}
     for key in fam.defaults:  # a family's default is for an option it has
         assert key in {o.name for o in fam.declared()}, (name, key)
     nets = fam.build(**{"acgan": {"num_classes": 3}, "design": {"design_classes": 3},
-                        "ssgan": {"ssgan_classes": 3}}.get(name, {}))
+                        "ssgan": {"ssgan_classes": 3}, "stackgan": {"vocab_size": 5, "text_classes": 2}}.get(name, {}))
     assert set(nets) == set(fam.networks) and "generator" in nets
     assert set(fam.exported) <= set(nets)

@@ -234,7 +234,8 @@ def test_every_family_builds_the_same_shapes_on_the_meta_device(arch):
              "ssgan": {"ssgan_classes": 3, "g_width": 4, "d_width": 4}, "design": {"design_classes": 3},
              "mlp": {"g_hidden": [8], "d_hidden": [8], "num_classes": 2}, "cyclegan": {"g_width": 4, "d_width": 4,
                                                                                      "n_blocks": 2},
-             "discogan": {"g_width": 4, "d_width": 4, "image_size": 32}}.get(arch, {})
+             "discogan": {"g_width": 4, "d_width": 4, "image_size": 32},
+             "stackgan": {"vocab_size": 5, "text_classes": 2, "g_width": 4, "d_width": 4}}.get(arch, {})
     build = catalog.get(arch).build
     meta, real = build_on_meta(build, small, "test"), build(**small)
     assert {n: {k: (tuple(v.shape), v.dtype) for k, v in net.state_dict().items()} for n, net in meta.items()} == \

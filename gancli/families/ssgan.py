@@ -211,7 +211,7 @@ class SSGAN(Family):
                 "(`gan classify`), its generator draws images.")
 
     @torch.no_grad()
-    def evaluate_extra(self, model, real) -> dict:
+    def evaluate_extra(self, model, real, judge=None) -> dict:
         """The classifier's accuracy on the real (test) images, over all of them."""
         if real is None or real.labels is None or model.discriminator is None:
             return {}

@@ -127,7 +127,7 @@ class VAE(Family):
         return ELBO(trainer)
 
     @torch.no_grad()
-    def evaluate_extra(self, model, real) -> dict:
+    def evaluate_extra(self, model, real, judge=None) -> dict:
         """The test ELBO in nats per image (one z per image, drawn from a fixed seed)."""
         encoder, decoder = model.others.get("encoder"), model.generator
         if encoder is None:

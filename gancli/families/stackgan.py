@@ -1,0 +1,490 @@
+"""StackGAN (Zhang et al. 2017), small: text -> a coarse 16x16 image (stage I) -> the 32x32 image (stage II).
+
+- **Text.** There is no caption data set offline, so the captions are written here from Fashion-MNIST's labels:
+  five training phrasings per class ("a pair of trousers", "pants", ...) and two *unseen* phrasings per class, made
+  only of vocabulary words ("long pants"), which training never shows and ``gan eval`` measures. A caption is
+  lower-case words; its embedding is the mean of learned word vectors through a dense layer (the words of these
+  captions say the class whatever their order, so a GRU would buy nothing but time). The encoder is trained with
+  stage I's generator, by the GAN losses and an auxiliary caption -> class cross-entropy: without it the GAN
+  gradient alone reaches the word vectors weakly and late, and synonyms ("pants", "trousers") need not meet.
+- **Conditioning augmentation.** Each stage maps the text embedding e to N(mu(e), sigma(e)^2) and draws its
+  condition c from it, with KL(N(mu, sigma^2) || N(0, I)) added to G's loss (``--ca-kl-weight``, 2.0 as in the
+  authors' configurations). The two draws' noise is part of the sampler's z (``noise_dim + 2 ca_dim``
+  numbers), so image i of a seed is still a pure function of (seed, i).
+- **Stages.** One run trains stage I (with the text encoder) for ``--stage1-steps`` steps, then freezes it and
+  trains stage II on its outputs, as the paper does; the loop checkpoints and resumes either phase.
+- **Matching-aware discriminators** (Reed et al. 2016): real image + its caption is real; a generated image + its
+  caption, and a real image + a caption of another class, are fake (half weight each).
+
+Stage I's real images are the 32x32 training images average-pooled to 16x16. Fashion-MNIST is trained at
+``--size 32``. The vocabulary is stored in config.json (``vocabulary``) and checked as untrusted input.
+"""
+from __future__ import annotations
+
+import difflib
+import re
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gancli import latents
+from gancli.adversarial import OPTIMISER
+from gancli.errors import OptionError
+from gancli.family import Family, Objective, TrainingData
+from gancli.options import Option, at_least, group, non_negative
+from gancli.registry import register
+
+# class (Fashion-MNIST's names) -> (training phrasings, unseen phrasings made of vocabulary words)
+CAPTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "T-shirt/top": (("a t-shirt", "a short sleeved top", "a plain tee", "a top", "a casual t-shirt"),
+                    ("a short sleeved tee", "a plain casual top")),
+    "Trouser": (("a pair of trousers", "trousers", "long trousers", "a pair of pants", "pants"),
+                ("long pants", "a pair of long trousers")),
+    "Pullover": (("a pullover", "a warm sweater", "a knitted jumper", "a sweater", "a long sleeved pullover"),
+                 ("a knitted sweater", "a warm long sleeved jumper")),
+    "Dress": (("a dress", "a summer dress", "a long dress", "a short dress", "an evening dress"),
+              ("a long summer dress", "a short evening dress")),
+    "Coat": (("a coat", "a warm coat", "a winter coat", "a long coat", "a jacket"),
+             ("a warm winter jacket", "a long jacket")),
+    "Sandal": (("a sandal", "a summer sandal", "an open sandal", "a flat sandal", "a strappy shoe"),
+               ("an open summer sandal", "a flat strappy sandal")),
+    "Shirt": (("a shirt", "a button shirt", "a collared shirt", "a long sleeved shirt", "a blouse"),
+              ("a collared button shirt", "a long sleeved blouse")),
+    "Sneaker": (("a sneaker", "a running shoe", "a trainer", "a sports shoe", "a canvas sneaker"),
+                ("a canvas running shoe", "a sports sneaker")),
+    "Bag": (("a bag", "a handbag", "a leather bag", "a shoulder bag", "a tote bag"),
+            ("a leather handbag", "a leather shoulder bag")),
+    "Ankle boot": (("an ankle boot", "a boot", "a leather boot", "a short boot", "a winter boot"),
+                   ("a leather ankle boot", "a short winter boot")),
+}
+MAX_WORDS = 12          # words in one caption
+MAX_VOCABULARY = 1000   # words a model's config.json may list
+WORD = re.compile(r"[a-z0-9][a-z0-9'-]{0,31}")
+
+
+def _key(name: str) -> str:
+    return "".join(ch for ch in name.lower() if ch.isalnum())
+
+
+CAPTION_KEYS = {_key(name): name for name in CAPTIONS}
+
+
+def words(text: str) -> list[str]:
+    """A caption's words: lower case, split on spaces, commas and full stops."""
+    return [w for w in re.split(r"[\s,.;:!?]+", text.lower()) if w]
+
+
+def vocabulary_of(class_names: list[str]) -> list[str]:
+    """Every word of the classes' captions, training and unseen, sorted."""
+    return sorted({w for c in class_names for group_ in CAPTIONS[CAPTION_KEYS[_key(c)]] for t in group_
+                   for w in words(t)})
+
+
+def tokens(vocabulary: list[str], texts: list[str]) -> torch.Tensor:
+    """Captions -> word indices (N, MAX_WORDS), 1-based, 0-padded. An unknown word is a LookupError that lists the
+    vocabulary (it is small): the encoder has no vector for it."""
+    index = {w: i + 1 for i, w in enumerate(vocabulary)}
+    out = torch.zeros(len(texts), MAX_WORDS, dtype=torch.long)
+    for row, text in enumerate(texts):
+        ws = words(text)
+        if not ws:
+            raise ValueError("--text is empty: give a caption, e.g. --text 'an ankle boot'")
+        if len(ws) > MAX_WORDS:
+            raise ValueError(f"--text {text!r} has {len(ws)} words; captions have at most {MAX_WORDS}")
+        for col, w in enumerate(ws):
+            if w not in index:
+                close = difflib.get_close_matches(w, vocabulary, n=2, cutoff=0.75)
+                hint = f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
+                raise LookupError(f"unknown word {w!r} in --text {text!r}{hint}; the vocabulary is: "
+                                  f"{', '.join(vocabulary)}")
+            out[row, col] = index[w]
+    return out
+
+
+def check_vocabulary(vocabulary, vocab_size: int) -> str | None:
+    """Why a config.json ``vocabulary`` cannot be used (None if it can): untrusted, so bounded and plain."""
+    if not isinstance(vocabulary, list) or not 1 <= len(vocabulary) <= MAX_VOCABULARY:
+        return f"vocabulary must be a list of 1 to {MAX_VOCABULARY} words"
+    for w in vocabulary:
+        if not isinstance(w, str) or not WORD.fullmatch(w):
+            return f"vocabulary holds {str(w)[:40]!r}, not a lower-case word of at most 32 letters, digits, ' or -"
+    if len(set(vocabulary)) != len(vocabulary):
+        return "vocabulary lists a word twice"
+    if len(vocabulary) + 1 != vocab_size:
+        return f"vocabulary has {len(vocabulary)} words but arch_args.vocab_size is {vocab_size} (words + padding)"
+    return None
+
+
+def check_classes(names, text_classes) -> str | None:
+    """Why config.json's ``class_names`` cannot name the captions' classes (None if they can)."""
+    if not isinstance(names, list) or not all(isinstance(c, str) and _key(c) in CAPTION_KEYS for c in names):
+        return f"class_names must list classes stackgan has captions for ({', '.join(CAPTIONS)})"
+    if len(names) != text_classes:
+        return f"class_names lists {len(names)} classes but arch_args.text_classes is {text_classes}"
+    return None
+
+
+def kl_term(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, exp(logvar)) || N(0, I)), summed over dimensions, averaged over the batch."""
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1).mean()
+
+
+# ------------------------------------------------------------------------------------------------ networks
+class TextEncoder(nn.Module):
+    """Word indices -> embedding e (mean of word vectors, then a dense layer), and e's class logits (the auxiliary
+    loss that trains the encoder)."""
+
+    def __init__(self, vocab_size: int, word_dim: int, text_dim: int, num_classes: int):
+        super().__init__()
+        self.words = nn.Embedding(vocab_size, word_dim, padding_idx=0)
+        self.dense = nn.Sequential(nn.Linear(word_dim, text_dim), nn.LeakyReLU(0.2))
+        self.classify = nn.Linear(text_dim, num_classes)
+        self.text_dim = text_dim
+
+    def forward(self, ids: torch.Tensor | None, n: int) -> torch.Tensor:
+        if ids is None:  # no caption: the empty one (what the loop's EMA calibration passes)
+            ids = torch.zeros(n, 1, dtype=torch.long, device=self.words.weight.device)
+        mask = (ids > 0).unsqueeze(-1).to(self.words.weight.dtype)
+        mean = (self.words(ids) * mask).sum(1) / mask.sum(1).clamp(min=1)
+        return self.dense(mean)
+
+
+class Augmentation(nn.Module):
+    """Conditioning augmentation: e -> (mu, logvar) of the condition c."""
+
+    def __init__(self, text_dim: int, ca_dim: int):
+        super().__init__()
+        self.fc = nn.Linear(text_dim, 2 * ca_dim)
+
+    def forward(self, e: torch.Tensor, eps: torch.Tensor):
+        mu, logvar = self.fc(e).chunk(2, 1)
+        logvar = logvar.clamp(-10, 10)
+        return mu + torch.exp(0.5 * logvar) * eps, mu, logvar
+
+
+def _up(w_in: int, w_out: int) -> list[nn.Module]:
+    # upsampling then a 3x3 convolution, as StackGAN's generators (no checkerboard of transposed convolutions)
+    return [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(w_in, w_out, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(w_out), nn.ReLU(True)]
+
+
+class StageOne(nn.Module):
+    """(z, c) -> a 16x16 image."""
+
+    def __init__(self, noise_dim: int, ca_dim: int, channels: int, width: int):
+        super().__init__()
+        self.width = width
+        self.fc = nn.Sequential(nn.Linear(noise_dim + ca_dim, 4 * width * 16, bias=False),
+                                nn.BatchNorm1d(4 * width * 16), nn.ReLU(True))
+        self.net = nn.Sequential(*_up(4 * width, 2 * width), *_up(2 * width, width),
+                                 nn.Conv2d(width, channels, 3, 1, 1), nn.Tanh())
+
+    def forward(self, z, c):
+        return self.net(self.fc(torch.cat([z, c], 1)).view(len(z), 4 * self.width, 4, 4))
+
+
+class Residual(nn.Module):
+    def __init__(self, width: int):
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv2d(width, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(True),
+                                 nn.Conv2d(width, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width))
+
+    def forward(self, x):
+        return F.relu(x + self.net(x))
+
+
+class StageTwo(nn.Module):
+    """(16x16 image, c) -> the 32x32 image: encode to 8x8, join c, residual blocks, two upsamplings."""
+
+    def __init__(self, ca_dim: int, channels: int, width: int):
+        super().__init__()
+        self.encode = nn.Sequential(nn.Conv2d(channels, width, 3, 1, 1), nn.ReLU(True),
+                                    nn.Conv2d(width, 2 * width, 4, 2, 1, bias=False), nn.BatchNorm2d(2 * width),
+                                    nn.ReLU(True))
+        self.join = nn.Sequential(nn.Conv2d(2 * width + ca_dim, 2 * width, 3, 1, 1, bias=False),
+                                  nn.BatchNorm2d(2 * width), nn.ReLU(True))
+        self.residual = nn.Sequential(Residual(2 * width), Residual(2 * width))
+        self.decode = nn.Sequential(*_up(2 * width, width), *_up(width, width // 2 or 1),
+                                    nn.Conv2d(width // 2 or 1, channels, 3, 1, 1), nn.Tanh())
+
+    def forward(self, image, c):
+        h = self.encode(image)
+        h = self.join(torch.cat([h, c[:, :, None, None].expand(-1, -1, *h.shape[-2:])], 1))
+        return self.decode(self.residual(h))
+
+
+class StackGenerator(nn.Module):
+    """z = (noise, stage I's CA noise, stage II's CA noise); ``labels`` are caption word indices (N, words).
+    Returns the 32x32 image, or with ``stage=1`` the 16x16 one upscaled (nearest) to 32x32, so that both stages'
+    samples have one shape."""
+
+    def __init__(self, vocab_size: int, num_classes: int, noise_dim: int, ca_dim: int, channels: int,
+                 word_dim: int, text_dim: int, g_width: int):
+        super().__init__()
+        self.noise_dim, self.ca_dim = noise_dim, ca_dim
+        self.text = TextEncoder(vocab_size, word_dim, text_dim, num_classes)
+        self.ca1, self.ca2 = Augmentation(text_dim, ca_dim), Augmentation(text_dim, ca_dim)
+        self.stage1 = StageOne(noise_dim, ca_dim, channels, g_width)
+        self.stage2 = StageTwo(ca_dim, channels, g_width)
+
+    def split(self, z):
+        return z.flatten(1).split([self.noise_dim, self.ca_dim, self.ca_dim], 1)
+
+    def first(self, z, e):
+        """Stage I: (16x16 image, mu, logvar)."""
+        noise, eps1, _ = self.split(z)
+        c, mu, logvar = self.ca1(e, eps1)
+        return self.stage1(noise, c), mu, logvar
+
+    def second(self, z, e, low):
+        """Stage II on stage I's image: (32x32 image, mu, logvar)."""
+        _, _, eps2 = self.split(z)
+        c, mu, logvar = self.ca2(e, eps2)
+        return self.stage2(low, c), mu, logvar
+
+    def forward(self, z, labels=None, stage: int = 2):
+        e = self.text(labels, len(z))
+        low = self.first(z, e)[0]
+        if stage == 1:
+            return F.interpolate(low, scale_factor=2, mode="nearest")
+        return self.second(z, e, low)[0]
+
+
+class MatchingDiscriminator(nn.Module):
+    """(image, text embedding) -> one logit: convolutions down to 4x4, the compressed embedding stacked on as
+    planes, a 1x1 convolution that judges them together."""
+
+    def __init__(self, image_size: int, channels: int, width: int, text_dim: int, cond_dim: int):
+        super().__init__()
+        layers, w_in, size, w = [], channels, image_size, width
+        while size > 4:
+            layers += [nn.Conv2d(w_in, w, 4, 2, 1, bias=w_in == channels)]
+            layers += [nn.LeakyReLU(0.2, True)] if w_in == channels else [nn.BatchNorm2d(w), nn.LeakyReLU(0.2, True)]
+            w_in, w, size = w, w * 2, size // 2
+        self.net = nn.Sequential(*layers)
+        self.compress = nn.Sequential(nn.Linear(text_dim, cond_dim), nn.LeakyReLU(0.2, True))
+        self.judge = nn.Sequential(nn.Conv2d(w_in + cond_dim, w_in, 1), nn.BatchNorm2d(w_in),
+                                   nn.LeakyReLU(0.2, True), nn.Conv2d(w_in, 1, 4))
+
+    def forward(self, x, e):
+        h = self.net(x)
+        c = self.compress(e)[:, :, None, None].expand(-1, -1, *h.shape[-2:])
+        return self.judge(torch.cat([h, c], 1)).flatten()
+
+
+class StackDiscriminators(nn.Module):
+    def __init__(self, channels: int, width: int, text_dim: int):
+        super().__init__()
+        self.d1 = MatchingDiscriminator(16, channels, width, text_dim, text_dim // 2)
+        self.d2 = MatchingDiscriminator(32, channels, width // 2 or 1, text_dim, text_dim // 2)
+
+
+# ------------------------------------------------------------------------------------------------ training
+class StackObjective(Objective):
+    """Stage I (G1 with the text encoder, D1) for ``--stage1-steps`` steps, then stage II (G2, D2) with stage I
+    frozen. Captions and mismatched captions are a pure function of (seed, step), so a resumed run is exact."""
+
+    shown = ("loss_d", "loss_g", "kl", "text_acc")
+    measurable = False  # --eval-every draws without captions; `gan eval` draws each class's caption
+    divergence_hint = "try lower --lr-g/--lr-d"
+
+    def __init__(self, trainer):
+        super().__init__(trainer)
+        args = trainer.arch_args
+        self.G, self.D = trainer.nets["generator"], trainer.nets["discriminator"]
+        self.latent_dim = args["noise_dim"] + 2 * args["ca_dim"]
+        self.images = trainer.images[0]
+        self.labels = trainer.data.labels.to(trainer.device)
+        names = trainer.data.class_names
+        vocabulary = vocabulary_of(names)
+        self.train_ids = torch.stack([tokens(vocabulary, list(CAPTIONS[CAPTION_KEYS[_key(c)]][0]))
+                                      for c in names]).to(trainer.device)  # (classes, phrasings, words)
+        self.names, self.vocabulary = names, vocabulary
+
+    def optimizers(self):
+        betas, o = (self.opts.beta1, self.opts.beta2), self.opts
+        g1 = [*self.G.text.parameters(), *self.G.ca1.parameters(), *self.G.stage1.parameters()]
+        g2 = [*self.G.ca2.parameters(), *self.G.stage2.parameters()]
+        return {"g1": (g1, o.lr_g, betas), "d1": (list(self.D.d1.parameters()), o.lr_d, betas),
+                "g2": (g2, o.lr_g, betas), "d2": (list(self.D.d2.parameters()), o.lr_d, betas)}
+
+    def captions(self, step: int, y: torch.Tensor):
+        """Word indices of a training caption of each image's class, and of a caption of another class."""
+        g = torch.Generator().manual_seed(latents._mix(self.opts.seed + 11, step))
+        classes, phrasings = self.train_ids.shape[:2]
+        pick = torch.randint(0, phrasings, (2, len(y)), generator=g).to(y.device)
+        other = (y + torch.randint(1, max(classes, 2), (len(y),), generator=g).to(y.device)) % classes
+        return self.train_ids[y, pick[0]], self.train_ids[other, pick[1]]
+
+    def step(self, step: int) -> dict:
+        x, idx = self.t.take(self.images, self.opts.seed, self.opts.seed + 7, step)
+        y = self.labels[idx.to(self.t.device)]
+        right, wrong = self.captions(step, y)
+        z = self.t.noise(step, len(x), self.latent_dim)
+        if step < self.opts.stage1_steps:
+            return self._stage(1, F.avg_pool2d(x, 2), y, right, wrong, z)
+        return self._stage(2, x, y, right, wrong, z)
+
+    def _stage(self, stage: int, real, y, right, wrong, z) -> dict:
+        G, D = self.G, (self.D.d1 if stage == 1 else self.D.d2)
+        if stage == 2:
+            G.text.eval(), G.ca1.eval(), G.stage1.eval()  # frozen: its batch norms keep their statistics
+        with torch.set_grad_enabled(stage == 1):
+            e = G.text(right, len(z))
+            low, mu, logvar = G.first(z, e)
+        with torch.no_grad():
+            e_wrong = G.text(wrong, len(z))
+        if stage == 2:
+            fake, mu, logvar = G.second(z, e, low)
+        else:
+            fake = low
+        e_d, e_wrong_d = e.detach(), e_wrong.detach()
+        bce = F.binary_cross_entropy_with_logits
+        real_out, wrong_out, fake_out = D(real, e_d), D(real, e_wrong_d), D(fake.detach(), e_d)
+        loss_d = bce(real_out, torch.ones_like(real_out)) + 0.5 * (bce(wrong_out, torch.zeros_like(wrong_out))
+                                                                   + bce(fake_out, torch.zeros_like(fake_out)))
+        self.t.optimize(f"d{stage}", loss_d)
+        gen_out = D(fake, e_d)
+        kl = kl_term(mu, logvar)
+        loss_g = bce(gen_out, torch.ones_like(gen_out)) + self.opts.ca_kl_weight * kl
+        stats = {}
+        if stage == 1:
+            logits = G.text.classify(e)
+            loss_g = loss_g + self.opts.text_weight * F.cross_entropy(logits, y)
+            stats["text_acc"] = (logits.argmax(1) == y).float().mean().detach()
+        self.t.optimize(f"g{stage}", loss_g)
+        return stats | {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), "kl": kl.detach(),
+                        "stage": torch.tensor(float(stage)),
+                        "d_real": torch.sigmoid(real_out).mean().detach(),
+                        "d_fake": torch.sigmoid(fake_out).mean().detach()}
+
+    @torch.no_grad()
+    def grid(self, sampler):
+        """One row per class (its first training phrasing): four seeds' stage I (upscaled), then stage II."""
+        n, ids = 4, self.train_ids[:, 0]
+        z = latents.latents([(self.opts.seed, i) for i in range(n)], self.latent_dim).to(self.t.device)
+        rows = []
+        for c in range(len(ids)):
+            caption = ids[c:c + 1].expand(n, -1)
+            rows += [sampler(z, caption, stage=1), sampler(z, caption, stage=2)]
+        return torch.cat(rows).float().cpu(), 2 * n
+
+    def export_config(self) -> dict:
+        return {"task": "text-to-image", "latent_dim": self.latent_dim, "class_names": list(self.names),
+                "vocabulary": self.vocabulary,
+                "prompts": {c: list(CAPTIONS[CAPTION_KEYS[_key(c)]][0][:1]) for c in self.names}}
+
+    def record(self) -> dict:
+        return {"loss": "ns, matching-aware", "stage1_steps": self.opts.stage1_steps}
+
+    export_dtype = torch.float16
+
+
+# ------------------------------------------------------------------------------------------------ the family
+@register
+class StackGAN(Family):
+    name = "stackgan"
+    description = "StackGAN (Zhang et al. 2017): captions -> 16x16 stage I -> 32x32 stage II, for Fashion-MNIST"
+    task = "text-to-image"
+    capabilities = frozenset({"text", "stages"})
+    exported = ("generator",)
+    options = OPTIMISER + group(
+        "stackgan options",
+        Option("stage1_steps", int, 2000, "Steps of stage I (with the text encoder); the rest train stage II "
+                                          "with stage I frozen.", check=at_least(1), resume=True),
+        Option("ca_kl_weight", float, 2.0, "Weight of the conditioning augmentation's KL term.", check=non_negative,
+               resume=True),
+        Option("text_weight", float, 1.0, "Weight of the text encoder's auxiliary caption -> class loss.",
+               check=non_negative, resume=True),
+        Option("noise_dim", int, 32, "Size of the noise z (the sampler's z adds two CA draws).", check=at_least(1),
+               resume=True),
+        Option("ca_dim", int, 16, "Size of the condition c of each stage.", check=at_least(1), resume=True),
+        Option("stack_width", int, 32, "Generator and discriminator width.",
+               check=at_least(2), resume=True),
+    )
+    defaults = {"size": 32}
+    summary = ("A StackGAN (Zhang et al. 2017) drawing {images} from short captions, trained on {dataset} with "
+               "gan {gan_version}: stage I draws a 16x16 image, stage II the 32x32 one from it.")
+    examples = ("gan sample {where} --text 'an ankle boot' -n 16 -o boots.png",
+                "gan sample {where} --text 'a pair of trousers' --stage 1 -n 16 -o coarse.png   # stage I",
+                "gan eval {where} -n 10000   # FID etc., and how often each caption's class is drawn")
+
+    def build(self, vocab_size: int, text_classes: int, noise_dim: int = 32, ca_dim: int = 16, channels: int = 1,
+              image_size: int = 32, word_dim: int = 32, text_dim: int = 64, g_width: int = 32, d_width: int = 32):
+        if image_size != 32:
+            raise ValueError(f"stackgan draws 32x32 images (stage I 16x16): train with --size 32, not {image_size}")
+        return {"generator": StackGenerator(vocab_size, text_classes, noise_dim, ca_dim, channels, word_dim,
+                                            text_dim, g_width),
+                "discriminator": StackDiscriminators(channels, d_width, text_dim)}
+
+    def check_options(self, opts):
+        if opts.ema:  # the EMA's batch norms are re-measured on caption-less draws, which no sample is
+            raise OptionError("--ema is not supported by stackgan: its batch-norm statistics are measured per "
+                              "caption")
+
+    def load_data(self, opts) -> TrainingData:
+        data = super().load_data(opts)
+        names = data.class_names or []
+        unknown = [c for c in names if _key(c) not in CAPTION_KEYS]
+        if data.labels is None or unknown or len(names) < 2:
+            raise ValueError(f"stackgan's captions are written for Fashion-MNIST's classes ({', '.join(CAPTIONS)}): "
+                             f"{opts.data} needs labelled images of two or more of them"
+                             + (f", not {', '.join(unknown)}" if unknown else ""))
+        return data
+
+    def arch_args(self, opts, data):
+        return {"vocab_size": len(vocabulary_of(data.class_names)) + 1, "text_classes": len(data.class_names),
+                "noise_dim": opts.noise_dim, "ca_dim": opts.ca_dim, "channels": data.channels,
+                "image_size": data.crop, "g_width": opts.stack_width, "d_width": opts.stack_width}
+
+    def objective(self, trainer):
+        return StackObjective(trainer)
+
+    def pipeline_tag(self, config: dict) -> str:
+        return "text-to-image"
+
+    def card_use(self, config: dict, where: str) -> list[str]:
+        return [e.format(where=where, **config) for e in self.examples]  # no `gan sample` without a caption
+
+    def check_config(self, config: dict, where) -> str | None:
+        args = config.get("arch_args", {})
+        why = check_vocabulary(config.get("vocabulary"), args.get("vocab_size")) \
+            or check_classes(config.get("class_names"), args.get("text_classes"))
+        return f"{where}: {why}" if why else None
+
+    def text_tokens(self, config: dict, texts: list[str]) -> torch.Tensor:
+        return tokens(config["vocabulary"], texts)
+
+    def default_texts(self, config: dict) -> list[str]:
+        """What a sampler draws without --text (``gan eval``): each class's first training phrasing in turn."""
+        return [CAPTIONS[CAPTION_KEYS[_key(c)]][0][0] for c in config.get("class_names") or []]
+
+    @torch.no_grad()
+    def evaluate_extra(self, model, real, judge=None) -> dict:
+        """How often the judge reads a caption's class in the images drawn from it: per class, from the class's
+        first training phrasing and from its unseen phrasings (TEXT_SAMPLES each, seeds 1000 + class), at stage II;
+        and overall at stage I."""
+        names = model.class_names or []
+        index = {_key(c): i for i, c in enumerate(judge.class_names)} if judge is not None else {}
+        if not names or not all(_key(c) in index for c in names):
+            return {"text_accuracy_note": f"the judge does not know the classes {', '.join(names)}"}
+        seen = {c: list(CAPTIONS[CAPTION_KEYS[_key(c)]][0][:1]) for c in names}
+        unseen = {c: list(CAPTIONS[CAPTION_KEYS[_key(c)]][1]) for c in names}
+        out = {"text_samples_per_class": TEXT_SAMPLES, "text_prompts": seen, "text_prompts_unseen": unseen}
+        for key, prompts, stage in (("text_accuracy", seen, 2), ("text_accuracy_unseen", unseen, 2),
+                                    ("text_accuracy_stage1", seen, 1)):
+            per = {c: _read_as(model, judge, prompts[c], k, stage, index[_key(c)]) for k, c in enumerate(names)}
+            out[key] = round(sum(per.values()) / len(per), 4)
+            out[f"{key}_per_class"] = per
+        return out
+
+
+TEXT_SAMPLES = 200  # samples per class (and prompt set) that `gan eval` judges
+
+
+def _read_as(model, judge, prompts: list[str], k: int, stage: int, want: int) -> float:
+    """Share of TEXT_SAMPLES images drawn from ``prompts`` (cycled) that the judge reads as class ``want``."""
+    z = model.latents_for(TEXT_SAMPLES, seed=1000 + k)
+    images = torch.cat(list(model.generate(z, model.labels_for(TEXT_SAMPLES, text=prompts), stage=stage)))
+    return round(float((judge.run(images)[1].argmax(1) == want).float().mean()), 4)

@@ -1,0 +1,158 @@
+"""StackGAN: a tiny text-to-image model trained through the CLI on two captioned classes, then sampled from its
+captions (both stages), its vocabulary's errors, the KL term, config.json's vocabulary as untrusted input, and the
+zoo model's trousers."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from gancli.cli import app
+from gancli.families import stackgan
+from gancli.pretrained import GANModel
+
+from conftest import make_image_folder
+
+runner = CliRunner()
+ZOO = Path(__file__).resolve().parents[1] / "zoo" / "stackgan-fashion"
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def tiny_stack(tmp_path_factory) -> Path:
+    """A StackGAN trained 4 steps (2 per stage) on 32 px rings labelled Trouser and Ankle boot: its export folder."""
+    root = tmp_path_factory.mktemp("stack")
+    data = make_image_folder(root / "clothes", n_per_class=8, size=32, classes=("Trouser", "Ankle boot"))
+    r = run("train", data, "--arch", "stackgan", "--out", root / "run", "--steps", 4, "--stage1-steps", 2,
+            "--batch-size", 8, "--stack-width", 4, "--noise-dim", 4, "--ca-dim", 2, "--device", "cpu")
+    assert r.exit_code == 0, r.output
+    return root / "run" / "export"
+
+
+def test_trained_model_samples_its_captions_at_both_stages(tiny_stack, tmp_path):
+    config = json.loads((tiny_stack / "config.json").read_text())
+    assert "trousers" in config["vocabulary"] and "sneaker" not in config["vocabulary"]  # only its classes' words
+    r = run("sample", tiny_stack, "--text", "a pair of trousers", "-n", 6, "--nrow", 3, "-o", tmp_path / "g.png")
+    assert r.exit_code == 0, r.output
+    with Image.open(tmp_path / "g.png") as im:
+        assert im.size == (3 * 34 + 2, 2 * 34 + 2)
+    for stage in (1, 2):
+        r = run("sample", tiny_stack, "--text", "an ankle boot", "-n", 2, "--stage", stage, "--outdir",
+                tmp_path / f"s{stage}")
+        assert r.exit_code == 0, r.output
+    coarse = np.asarray(Image.open(tmp_path / "s1" / "seed0-000000.png"), dtype=int)
+    final = np.asarray(Image.open(tmp_path / "s2" / "seed0-000000.png"), dtype=int)
+    assert coarse.shape == final.shape == (32, 32)
+    # stage I draws 16x16, shown upscaled: every 2x2 block is one pixel; stage II's are not
+    assert (coarse[::2, ::2] == coarse[1::2, 1::2]).all() and not (final[::2, ::2] == final[1::2, 1::2]).all()
+
+
+def test_sampling_is_a_function_of_seed_and_caption(tiny_stack):
+    model = GANModel.from_pretrained(tiny_stack, device="cpu")
+    a = model.sample(4, seed=3, text="trousers")
+    assert torch.equal(a, model.sample(4, seed=3, text="trousers"))
+    assert not torch.equal(a, model.sample(4, seed=3, text="an ankle boot"))
+    mixed = model.sample(4, seed=3, text=["trousers", "an ankle boot"])  # a list: cycled through the images
+    assert torch.equal(mixed[0], a[0]) and not torch.equal(mixed[1], a[1])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--text", "a leather boots"], "unknown word 'boots' in --text 'a leather boots' (did you mean 'boot'?); "
+                                    "the vocabulary is: a, an, ankle, boot, leather, long, of, pair, pants, short, "
+                                    "trousers, winter"),
+    (["--text", "a sneaker"], "unknown word 'sneaker'"),  # a Fashion-MNIST word, but not of this model's classes
+    (["--text", "  "], "--text is empty"),
+    ([], "draws images from a caption: give --text, e.g. --text 'a pair of trousers'"),
+    (["--text", "trousers", "--label", "1"], "give --text, not --label"),
+    (["--text", "trousers", "--stage", "3"], "--stage 3"),
+])
+def test_caption_errors_are_one_line(tiny_stack, tmp_path, args, message):
+    r = run("sample", tiny_stack, *args, "-n", 2, "-o", tmp_path / "x.png")
+    assert r.exit_code == 2 and message in r.output and r.output.count("error:") == 1, r.output
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_text_on_a_model_without_text(tiny_model_dir, tmp_path):
+    for extra in (["--text", "a boot"], ["--stage", "1"]):
+        r = run("sample", tiny_model_dir, *extra, "-o", tmp_path / "x.png")
+        assert r.exit_code == 2 and "is for stackgan models" in r.output, r.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--ema"], "--ema is not supported by stackgan"),
+    (["--eval-every", 2], "--eval-every measures generators of images from noise; for stackgan use `gan eval`"),
+    (["--size", 28], "stackgan draws 32x32 images"),
+])
+def test_training_options_it_refuses(tmp_path, args, message):
+    data = make_image_folder(tmp_path / "d", n_per_class=4, size=32, classes=("Trouser", "Bag"))
+    r = run("train", data, "--arch", "stackgan", "--out", tmp_path / "r", "--steps", 1, "--batch-size", 4,
+            "--stack-width", 4, *args)
+    assert r.exit_code == 2 and message in r.output, r.output
+    assert not (tmp_path / "r").exists()
+
+
+def test_data_without_its_classes(image_folder, tmp_path):
+    r = run("train", image_folder, "--arch", "stackgan", "--out", tmp_path / "r", "--steps", 1)
+    assert r.exit_code == 2 and "stackgan's captions are written for Fashion-MNIST's classes" in r.output
+    assert "not a, b" in r.output, r.output
+
+
+def test_kl_term():
+    zero = torch.zeros(5, 3)
+    assert stackgan.kl_term(zero, zero).item() == 0.0  # N(0, I) against itself
+    # KL(N(1, 1) || N(0, 1)) = 1/2 per dimension; a variance of e: (e - 1 - 1) / 2 per dimension
+    assert stackgan.kl_term(torch.ones(5, 3), zero).item() == pytest.approx(1.5)
+    assert stackgan.kl_term(zero, torch.ones(5, 3)).item() == pytest.approx(1.5 * (np.e - 2))
+
+
+@pytest.mark.parametrize("vocabulary, message", [
+    ("a b", "vocabulary must be a list"),
+    (["a", 3], "vocabulary holds '3'"),
+    (["a", "../x"], "vocabulary holds '../x'"),
+    (["a", "a"], "lists a word twice"),
+    (["a"], "vocabulary has 1 words but arch_args.vocab_size is"),
+    (["w"] * 5000, "a list of 1 to 1000 words"),
+])
+def test_config_vocabulary_is_checked_before_loading(tiny_stack, tmp_path, vocabulary, message):
+    _sample_with_config(tiny_stack, tmp_path, {"vocabulary": vocabulary}, message)
+
+
+@pytest.mark.parametrize("names, message", [
+    (["Trouser", "Pyjamas"], "class_names must list classes stackgan has captions for"),
+    ("Trouser", "class_names must be a list of names"),
+    (["Trouser"], "class_names lists 1 classes but arch_args.text_classes is 2"),
+])
+def test_config_class_names_are_checked_before_loading(tiny_stack, tmp_path, names, message):
+    _sample_with_config(tiny_stack, tmp_path, {"class_names": names}, message)
+
+
+def _sample_with_config(export: Path, tmp_path: Path, change: dict, message: str):
+    import shutil
+
+    folder = tmp_path / "m"
+    shutil.copytree(export, folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps(config | change))
+    r = run("sample", folder, "--text", "trousers", "-o", tmp_path / "x.png")
+    assert r.exit_code == 2 and message in r.output and "Traceback" not in r.output, r.output
+
+
+@pytest.mark.skipif(not ZOO.is_dir(), reason="stackgan-fashion is not published")
+def test_zoo_model_draws_trousers_when_asked(monkeypatch):
+    """The one real check: `gan eval`'s caption measure on the zoo model, at a few samples per class."""
+    from gancli.classifiers import load_judge
+
+    monkeypatch.setattr(stackgan, "TEXT_SAMPLES", 40)
+    model = GANModel.from_pretrained("stackgan-fashion", device="cpu")
+    result = model.family.evaluate_extra(model, None, load_judge("classifier-fashion", device="cpu"))
+    assert result["text_prompts"]["Trouser"] == ["a pair of trousers"]
+    # mostly trousers (chance: 10%; the full `gan eval`: 86% and 80%)
+    assert result["text_accuracy_per_class"]["Trouser"] >= 0.7
+    assert result["text_accuracy_unseen_per_class"]["Trouser"] >= 0.6  # "long pants", "a pair of long trousers"
+    assert result["text_accuracy"] > 0.4  # and the other captions, on average, far above chance
