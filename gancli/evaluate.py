@@ -6,10 +6,12 @@ true labels where the data has them. A generator's samples are embedded by the s
 - ``fid`` / ``kid``: Fréchet distance and kernel distance of the feature distributions (lower is better);
 - ``precision`` / ``recall``: realism of samples / coverage of the data (k-NN manifolds);
 - ``classes_covered`` / ``kl``: which classes the judge assigns the samples to, and KL(samples ‖ real) of the shares;
+- ``legible_share``: share of samples the judge is at least 90% sure of, beside the real images' share;
 - ``modes_covered`` / ``kl``: Stacked-MNIST, where the judge reads each channel's digit (1000 modes);
 - ``label_accuracy``: conditional models, share of ``--label k`` samples judged as k;
 - ``target_domain_rate`` / ``structure``: translation models, share of outputs judged as the target domain and SSIM
-  between input and output (both in grey).
+  between input and output (both in grey);
+- ``parzen_log_likelihood`` (``--parzen``): Goodfellow et al. 2014's Parzen-window estimate for 28x28 grey data.
 
 Every sample is a function of (seed, i), so the same command gives the same numbers.
 """
@@ -469,16 +471,16 @@ def novelty(model, ref: Reference, dataset: datasets.Dataset | None, n: int = 20
 PARZEN_VALIDATION = 10000  # the last 10,000 training images, as the original code's MNIST 'valid' split
 
 
-def parzen_data(real: str | None, dataset: datasets.Dataset | None, model) -> tuple[Path, str]:
-    """(the IDX folder whose splits the Parzen protocol reads, the reason it cannot run, or '')."""
+def parzen_folder(real: str | None, dataset: datasets.Dataset | None, model) -> Path:
+    """The IDX folder whose training and test splits the Parzen protocol reads; a DataError where it cannot run."""
     if model.channels != 1 or model.image_size != 28:
-        return Path(), (f"--parzen is the 28x28 grey-image protocol of Goodfellow et al. 2014; this model draws "
+        raise DataError(f"--parzen is the 28x28 grey-image protocol of Goodfellow et al. 2014; this model draws "
                         f"{model.image_size}x{model.image_size}x{model.channels} images")
     if dataset is None or dataset.kind != "idx" or dataset.stack > 1:
-        return Path(), ("--parzen needs a data set with training and test splits: --real mnist or fashion (or their "
+        raise DataError("--parzen needs a data set with training and test splits: --real mnist or fashion (or their "
                         "IDX folder)")
     folder = Path(real).expanduser() if real else Path()
-    return (folder if real and folder.is_dir() else datasets.find(dataset)), ""
+    return folder if real and folder.is_dir() else datasets.find(dataset)
 
 
 def parzen(model, folder: Path, n: int, seed: int, batch_size: int = 256, progress: Progress = _quiet) -> dict:
@@ -529,9 +531,7 @@ def evaluate(name: str, real: str | None = None, n: int = 10000, seed: int = 0, 
             raise ValueError(f"{name} does not say which data it was trained on: give --real DIR or a dataset name "
                              f"({', '.join(datasets.DATASETS)})")
         real = ds.name
-    parzen_folder, why_not = parzen_data(real, ds, model) if with_parzen else (None, "")
-    if why_not:  # before minutes of sampling
-        raise DataError(why_not)
+    parzen_data = parzen_folder(real, ds, model) if with_parzen else None  # refused before minutes of sampling
     judge = load_judge(judge_name, device=model.device)
     inception = None
     if inception_weights is not None:
@@ -558,7 +558,7 @@ def evaluate(name: str, real: str | None = None, n: int = 10000, seed: int = 0, 
     if with_novelty or novelty_grid is not None:
         result |= novelty(model, ref, ds, min(n, 2000), seed, batch_size, novelty_grid)
     if with_parzen:
-        result |= parzen(model, parzen_folder, n, seed, batch_size, progress)
+        result |= parzen(model, parzen_data, n, seed, batch_size, progress)
     if ref.notes:
         result["notes"] = ref.notes
     return result
