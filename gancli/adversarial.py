@@ -44,9 +44,9 @@ WIDTHS = group(
 PACK = group(
     "PacGAN",
     Option("pack", int, 1, "PacGAN (Lin et al. 2018): D judges this many samples at once, stacked on its input "
-           "channels, so a G that repeats itself is easy to catch. --batch-size must be a multiple of it. Families "
-           "whose D judges single images only: mlp, dcgan (and --conditional, labels packed with their images), "
-           "stylegan.", check=lambda v: None if 1 <= v <= 8 else "must be between 1 and 8", resume=True),
+           "channels (with --conditional, each with its label planes), so a G that repeats itself is easy to catch. "
+           "--batch-size must be a multiple of it.",
+           check=lambda v: None if 1 <= v <= 8 else "must be between 1 and 8", resume=True),
 )
 GAN = OPTIMISER + LOSS + D_STEPS + LATENT
 
