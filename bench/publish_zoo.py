@@ -147,6 +147,13 @@ def results_section(r: dict) -> str:
             ("classes covered", f"{r['classes_covered']} / {r['num_classes']}" if "classes_covered" in r else None),
             ("modes covered (of 1000)", r.get("modes_covered")),
             ("KL(sample classes ‖ real)" if "classes_covered" in r else "KL(sample modes ‖ uniform)", r.get("kl")),
+            (f"legible share (judge's confidence ≥ 0.9; real test images: {r.get('real_legible_share', 0):.1%})",
+             f"{r['legible_share']:.1%}" if "legible_share" in r else None),
+            (f"Parzen-window log-likelihood of {r.get('parzen_test_images', 0):,} test images, nats (sigma "
+             f"{r.get('parzen_sigma', 0):g} chosen on {r.get('parzen_validation_images', 0):,} held-out training images, "
+             f"{r.get('parzen_samples', 0):,} samples; Goodfellow et al. 2014)",
+             f"{r['parzen_log_likelihood']:.2f} ± {r['parzen_standard_error']:.2f}" if "parzen_log_likelihood" in r
+             else None),
             ("smallest / largest class share", f"{r['smallest_class_share']:.1%} / {r['largest_class_share']:.1%}"
              if "smallest_class_share" in r else None),
             ("`--label k` samples judged as k", f"{r['label_accuracy']:.1%}" if r.get("label_accuracy") else None),

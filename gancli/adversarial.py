@@ -41,13 +41,37 @@ WIDTHS = group(
     Option("g_width", int, 64, "Generator width (its narrowest layer's channels).", check=at_least(1), resume=True),
     Option("d_width", int, 64, "Discriminator width.", check=at_least(1), resume=True),
 )
+PACK = group(
+    "PacGAN",
+    Option("pack", int, 1, "PacGAN (Lin et al. 2018): D judges this many samples at once, stacked on its input "
+           "channels (with --conditional, each with its label planes), so a G that repeats itself is easy to catch. "
+           "--batch-size must be a multiple of it.",
+           check=lambda v: None if 1 <= v <= 8 else "must be between 1 and 8", resume=True),
+)
 GAN = OPTIMISER + LOSS + D_STEPS + LATENT
+
+
+def pack(x: torch.Tensor, m: int) -> torch.Tensor:
+    """m consecutive inputs of D as one: (B, C, ...) -> (B/m, m*C, ...) (Lin et al.'s packing)."""
+    return x if m == 1 else x.reshape(x.shape[0] // m, m * x.shape[1], *x.shape[2:])
+
+
+def check_pack(opts):
+    """A packed D needs whole packs in every batch: the batch is not rounded, the user picks a multiple."""
+    m = opts.get("pack") or 1
+    if opts.batch_size % m:
+        from gancli.errors import OptionError
+
+        raise OptionError(f"--batch-size {opts.batch_size} must be a multiple of --pack {m}: D judges packs of {m} "
+                          "samples")
 
 
 def noise_arch_args(opts, data, conditional: bool) -> dict:
     """Builder arguments every noise-to-image family shares: z size, image size and channels, classes."""
     check_stack(opts, conditional)
     args = {"latent_dim": opts.latent_dim, "image_size": data.crop, "channels": data.channels}
+    if (opts.get("pack") or 1) > 1:  # only then, so that unpacked models' config.json stays as it was
+        args["pack"] = opts.pack
     if conditional:
         if data.labels is None:
             raise ValueError(f"a conditional model needs labelled data: put each class's images in its own "
@@ -80,7 +104,7 @@ class GradientPenalty(Term):
         self.weight = weight
 
     def discriminator(self, obj, step, real, fake, labels, real_extra, fake_extra, stats):
-        return self.weight * losses.gradient_penalty(obj.D_train, real, fake.float(), labels)
+        return self.weight * losses.gradient_penalty(obj.D_train, real, fake.float(), labels, obj.pack)
 
 
 class AuxiliaryClassifier(Term):
@@ -110,7 +134,7 @@ class R1(Term):
         out = obj.D_train(x, labels)
         out = out[0] if isinstance(out, tuple) else out
         (grad,) = torch.autograd.grad(out.sum(), x, create_graph=True)
-        penalty = grad.flatten(1).pow(2).sum(1).mean()
+        penalty = grad.reshape(len(grad) // obj.pack, -1).pow(2).sum(1).mean()  # per input of D, a pack
         stats["r1"] = penalty.detach()
         return penalty * (self.gamma / 2 * self.every)
 
@@ -155,6 +179,7 @@ class AdversarialObjective(TwoPlayer, NoiseObjective):
         self.G_train, self.D_train = trainer.train_nets["generator"], trainer.train_nets["discriminator"]
         self.terms = list(terms) + ([GradientPenalty(opts.gp_weight)] if opts.loss == "wgan-gp" else [])
         self.batches_per_step = opts.d_steps
+        self.pack = opts.get("pack") or 1  # the networks pack their inputs; the penalties' norms are per pack
         self.labels = trainer.data.labels.to(trainer.device) if self.num_classes else None
 
     def batch(self, index: int):

@@ -645,6 +645,8 @@ def eval_model(
                                                           "the nearest training image, beside real test images'."),
     novelty_grid: Optional[Path] = typer.Option(None, "--novelty-grid", help="With --novelty: write 8 samples above "
                                                                              "their nearest training images here."),
+    parzen: bool = typer.Option(False, "--parzen", help="Also: Goodfellow et al. 2014's Parzen-window log-likelihood "
+                                                        "of the test images (28x28 grey data sets: mnist, fashion)."),
     batch_size: int = typer.Option(256, "--batch-size", help="Images per forward pass."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the results here as JSON."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
@@ -682,7 +684,7 @@ def eval_model(
 
         result = evaluate(name, real, n, seed, features, direction, size, batch_size, device, advance,
                           inception_weights=inception_weights, truncation=psis, with_novelty=novelty,
-                          novelty_grid=novelty_grid)
+                          novelty_grid=novelty_grid, with_parzen=parzen)
     result["command"] = _command_line(ctx, exclude={"json_path", "device"})
     table = Table(title=f"{name} vs {result['real']}  (features: {result['feature_extractor']})")
     table.add_column("measure")
@@ -691,6 +693,11 @@ def eval_model(
         if isinstance(value, (int, float)) and not isinstance(value, bool) or key == "label_accuracy":
             table.add_row(key, "-" if value is None else f"{value:,}" if isinstance(value, int) else f"{value:.4g}")
     out.print(table)
+    if "parzen_log_likelihood" in result:
+        out.print(f"Parzen-window log-likelihood of {result['parzen_test_images']:,} test images: "
+                  f"{result['parzen_log_likelihood']:.2f} ± {result['parzen_standard_error']:.2f} nats (sigma "
+                  f"{result['parzen_sigma']:.4g}, chosen on the last {result['parzen_validation_images']:,} training "
+                  f"images; {result['parzen_samples']:,} samples)")
     if "by_truncation" in result:
         sweep = Table(title="truncation trade-off (lower psi: samples nearer the average w)")
         keys = [k for k in ("truncation", "fid", "kid", "precision", "recall", "diversity", "classes_covered", "kl")

@@ -6,10 +6,12 @@ true labels where the data has them. A generator's samples are embedded by the s
 - ``fid`` / ``kid``: Fréchet distance and kernel distance of the feature distributions (lower is better);
 - ``precision`` / ``recall``: realism of samples / coverage of the data (k-NN manifolds);
 - ``classes_covered`` / ``kl``: which classes the judge assigns the samples to, and KL(samples ‖ real) of the shares;
+- ``legible_share``: share of samples the judge is at least 90% sure of, beside the real images' share;
 - ``modes_covered`` / ``kl``: Stacked-MNIST, where the judge reads each channel's digit (1000 modes);
 - ``label_accuracy``: conditional models, share of ``--label k`` samples judged as k;
 - ``target_domain_rate`` / ``structure``: translation models, share of outputs judged as the target domain and SSIM
-  between input and output (both in grey).
+  between input and output (both in grey);
+- ``parzen_log_likelihood`` (``--parzen``): Goodfellow et al. 2014's Parzen-window estimate for 28x28 grey data.
 
 Every sample is a function of (seed, i), so the same command gives the same numbers.
 """
@@ -47,6 +49,7 @@ class Reference:
     inception: torch.nn.Module | None = None     # the standard FID network, when the user has its weights
     inception_features: torch.Tensor | None = None
     data: ImageData | None = None                # the real images themselves (a VAE's test ELBO reads them)
+    confidence: torch.Tensor | None = None       # the judge's confidence in each real image's class
 
     @property
     def num_modes(self) -> int:
@@ -54,17 +57,25 @@ class Reference:
 
 
 def embed(judge: Judge, images: torch.Tensor, stack: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
-    """(features, predicted class) of images; with ``stack`` > 1 each channel is judged on its own and the features
-    are concatenated, the prediction read as a number (channel 0 = most significant digit)."""
+    """(features, predicted class) of images; see ``judged``."""
+    return judged(judge, images, stack)[:2]
+
+
+def judged(judge: Judge, images: torch.Tensor, stack: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(features, predicted class, the judge's confidence in it) of images; with ``stack`` > 1 each channel is
+    judged on its own and the features are concatenated, the prediction read as a number (channel 0 = most
+    significant digit), and the confidence is the least sure channel's (every digit must be legible)."""
     if stack == 1:
         feats, logits = judge.run(images)
-        return feats, logits.argmax(1)
+        return feats, logits.argmax(1), logits.softmax(1).amax(1)
     parts, modes = [], torch.zeros(len(images), dtype=torch.long)
+    confidence = torch.ones(len(images))
     for c in range(stack):
         f, logits = judge.run(images[:, c:c + 1])
         parts.append(f)
         modes = modes * judge.net.head[-1].out_features + logits.argmax(1)
-    return torch.cat(parts, 1), modes
+        confidence = torch.minimum(confidence, logits.softmax(1).amax(1))
+    return torch.cat(parts, 1), modes, confidence
 
 
 def pick_judge(real: str | None, model_config: dict | None, features: str | None) -> tuple[str, datasets.Dataset | None]:
@@ -115,12 +126,12 @@ def build_reference(real: str, judge: Judge, dataset: datasets.Dataset | None, n
         data = ImageData(data.images[keep], data.labels[keep] if data.labels is not None else None, data.class_names,
                          data.source)
     stack = dataset.stack if dataset is not None else 1
-    feats, judged = embed(judge, data.images, stack)
+    feats, judged_as, confidence = judged(judge, data.images, stack)
     ref = Reference(real, judge, feats, images=len(data), stack=stack, num_classes=len(judge.class_names),
-                    inception=inception, data=data)
+                    inception=inception, data=data, confidence=confidence)
     if inception is not None:
         ref.inception_features = inception_embed(inception, data.images)
-    ref.labels = _reference_labels(data.labels, data.class_names, judge, judged, stack)
+    ref.labels = _reference_labels(data.labels, data.class_names, judge, judged_as, stack)
     if ref.labels is judged:
         ref.notes.append("real class shares are the judge's reading of the real images (no matching labels)")
     return ref
@@ -146,8 +157,9 @@ def _same_classes(a: list[str], b: list[str]) -> bool:
 
 
 def compare(ref: Reference, fake_feats: torch.Tensor, fake_classes: torch.Tensor, seed: int = 0,
-            kid_subsets: int = 100) -> dict:
-    """The distribution measures of samples against the reference."""
+            kid_subsets: int = 100, confidence: torch.Tensor | None = None) -> dict:
+    """The distribution measures of samples against the reference; ``confidence``: the judge's in each sample's
+    class, for the legible share."""
     kid_mean, kid_std = metrics.kernel_distance(ref.features, fake_feats, subsets=kid_subsets, seed=seed)
     fid = metrics.frechet_distance(ref.features, fake_feats)
     precision, recall = metrics.precision_recall(ref.features, fake_feats)
@@ -166,6 +178,9 @@ def compare(ref: Reference, fake_feats: torch.Tensor, fake_classes: torch.Tensor
             result |= {k: cov[k] for k in ("classes_covered", "num_classes", "kl", "smallest_class_share",
                                            "largest_class_share")}
             result["class_shares"] = dict(zip(ref.judge.class_names, cov["histogram"]))
+        if confidence is not None and ref.confidence is not None:  # beside the real images' share, its scale
+            result["legible_share"] = round(metrics.legible_share(confidence), 4)
+            result["real_legible_share"] = round(metrics.legible_share(ref.confidence), 4)
     return result
 
 
@@ -178,11 +193,11 @@ def evaluate_generator(model, ref: Reference, n: int = 10000, seed: int = 0, bat
         raise DataError(f"{ref.name} images have {ref.stack} channels (one digit each); the model draws "
                         f"{model.channels}")
     what = "sampling" if truncation is None else f"sampling, psi {truncation:g}"
-    feats, classes, inception, sharpness = _embed_batches(ref, model.generate(model.latents_for(n, seed), model.labels_for(n),
+    feats, classes, inception, sharpness, confidence = _embed_batches(ref, model.generate(model.latents_for(n, seed), model.labels_for(n),
                                                                    batch_size, truncation),
                                                lambda d: progress(what, d, n))
     result = {"samples": n, "seed": seed, "real_images": ref.images} \
-        | ({"truncation": truncation} if truncation is not None else {}) | compare(ref, feats, classes, seed)
+        | ({"truncation": truncation} if truncation is not None else {}) | compare(ref, feats, classes, seed, confidence=confidence)
     if ref.data is not None:  # blur shows here, where class-feature distances barely see it
         real_sharpness = float(metrics.laplacian_energy(ref.data.images).mean())
         result["sharpness"] = round(float(sharpness.mean()) / max(real_sharpness, 1e-12), 4)
@@ -197,11 +212,13 @@ def evaluate_generator(model, ref: Reference, n: int = 10000, seed: int = 0, bat
 
 def _embed_batches(ref: Reference, batches, advance: Callable[[int], None] = lambda done: None,
                    inception: bool = True):
-    """Judge features and classes, Inception features (if the reference has them) and sharpness of image batches."""
-    feats, classes, incep, sharp, done = [], [], [], [], 0
+    """Judge features, classes, Inception features (if the reference has them), sharpness and the judge's confidence
+    of image batches."""
+    feats, classes, incep, sharp, sure, done = [], [], [], [], [], 0
     for batch in batches:
         batch = batch.float().cpu()
-        f, c = embed(ref.judge, batch, ref.stack)
+        f, c, p = judged(ref.judge, batch, ref.stack)
+        sure.append(p)
         sharp.append(metrics.laplacian_energy(_at_size(batch, ref.data)))
         feats.append(f)
         classes.append(c)
@@ -209,7 +226,8 @@ def _embed_batches(ref: Reference, batches, advance: Callable[[int], None] = lam
             incep.append(inception_embed(ref.inception, batch))
         done += len(batch)
         advance(done)
-    return torch.cat(feats), torch.cat(classes), (torch.cat(incep) if incep else None), torch.cat(sharp)
+    return torch.cat(feats), torch.cat(classes), (torch.cat(incep) if incep else None), torch.cat(sharp), \
+        torch.cat(sure)
 
 
 def _at_size(batch: torch.Tensor, real: ImageData | None) -> torch.Tensor:
@@ -244,10 +262,10 @@ def label_accuracy(model, ref: Reference, per_class: int, seed: int, batch_size:
     per = {}
     for k, name in enumerate(names):
         z = model.latents_for(per_class, seed + k)
-        _, judged, _, _ = _embed_batches(ref, model.generate(z, torch.full((per_class,), k), batch_size),
+        _, judged_as, _, _, _ = _embed_batches(ref, model.generate(z, torch.full((per_class,), k), batch_size),
                                       lambda d, k=k: progress("label accuracy", k * per_class + d,
                                                               len(names) * per_class), inception=False)
-        per[name] = round(float((judged == judge_index[_key(name)]).float().mean()), 4)
+        per[name] = round(float((judged_as == judge_index[_key(name)]).float().mean()), 4)
     return {"label_accuracy": round(sum(per.values()) / len(per), 4), "label_accuracy_per_class": per}
 
 
@@ -265,11 +283,11 @@ class TrainingMonitor:
             (datasets.identify(Path(data_path)) if Path(data_path).is_dir() else None)
         judge = load_judge(default_judge(ds, data.channels), device)
         keep = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:n]
-        feats, judged = embed(judge, data.images[keep], stack)
+        feats, judged_as, confidence = judged(judge, data.images[keep], stack)
         ref = Reference(f"{len(keep)} training images", judge, feats, images=len(keep), stack=stack,
-                        num_classes=len(judge.class_names))
+                        num_classes=len(judge.class_names), confidence=confidence)
         ref.labels = _reference_labels(data.labels[keep] if data.labels is not None else None, data.class_names, judge,
-                                       judged, stack)
+                                       judged_as, stack)
         return cls(ref, len(keep), seed)
 
     @torch.no_grad()
@@ -280,8 +298,8 @@ class TrainingMonitor:
         y = torch.arange(self.n) % num_classes if num_classes else None
         batches = (generate(z[i:i + batch_size], y[i:i + batch_size] if y is not None else None)
                    for i in range(0, self.n, batch_size))
-        feats, classes, _, _ = _embed_batches(self.ref, batches)
-        result = compare(self.ref, feats, classes, self.seed, kid_subsets=10)
+        feats, classes, _, _, confidence = _embed_batches(self.ref, batches)
+        result = compare(self.ref, feats, classes, self.seed, kid_subsets=10, confidence=confidence)
         result.pop("class_shares", None)
         result["alarms"] = collapse_alarms(result, self.best)
         self.remember([result])
@@ -449,12 +467,56 @@ def novelty(model, ref: Reference, dataset: datasets.Dataset | None, n: int = 20
             "real_nearest_train_distance": round(float(real_dist.mean()), 4)}
 
 
+# ---------------------------------------------------------------------------------------------- Parzen window
+PARZEN_VALIDATION = 10000  # the last 10,000 training images, as the original code's MNIST 'valid' split
+
+
+def parzen_folder(real: str | None, dataset: datasets.Dataset | None, model) -> Path:
+    """The IDX folder whose training and test splits the Parzen protocol reads; a DataError where it cannot run."""
+    if model.channels != 1 or model.image_size != 28:
+        raise DataError(f"--parzen is the 28x28 grey-image protocol of Goodfellow et al. 2014; this model draws "
+                        f"{model.image_size}x{model.image_size}x{model.channels} images")
+    if dataset is None or dataset.kind != "idx" or dataset.stack > 1:
+        raise DataError("--parzen needs a data set with training and test splits: --real mnist or fashion (or their "
+                        "IDX folder)")
+    folder = Path(real).expanduser() if real else Path()
+    return folder if real and folder.is_dir() else datasets.find(dataset)
+
+
+def parzen(model, folder: Path, n: int, seed: int, batch_size: int = 256, progress: Progress = _quiet) -> dict:
+    """Goodfellow et al. 2014, Table 1: a Gaussian Parzen window on ``n`` samples (pixels in [0, 1]); sigma is the
+    grid value (``metrics.PARZEN_SIGMAS``, the original code's logspace(-1, 0, 10)) that gives the last 10,000
+    training images (held out from the score, never the test set) the highest likelihood; the score is the mean
+    log-likelihood of the test images in nats with its standard error."""
+    t0 = time.time()
+    train = datasets.load_idx_split(folder, "train").images
+    test = datasets.load_idx_split(folder, "test").images.double() / 255
+    validation = train[-PARZEN_VALIDATION:].double() / 255
+    samples, done = [], 0
+    for batch in model.generate(model.latents_for(n, seed), model.labels_for(n), batch_size):
+        samples.append((batch.double() + 1) / 2)
+        done += len(batch)
+        progress("Parzen: sampling", done, n)
+    samples = torch.cat(samples)
+    progress("Parzen: choosing sigma on held-out training images", 0, 2)
+    sigma, per_sigma = metrics.parzen_select_sigma(samples, validation)
+    progress("Parzen: scoring the test images", 1, 2)
+    ll, se = metrics.parzen_score(samples, test, sigma)
+    progress("Parzen: scoring the test images", 2, 2)
+    return {"parzen_log_likelihood": round(ll, 2), "parzen_standard_error": round(se, 2),
+            "parzen_sigma": round(sigma, 4), "parzen_samples": n,
+            "parzen_validation_images": len(validation), "parzen_test_images": len(test),
+            "parzen_validation_log_likelihood": {f"{s:.4f}": round(v, 2) for s, v in
+                                                 zip(metrics.PARZEN_SIGMAS, per_sigma)},
+            "parzen_seconds": round(time.time() - t0, 1)}
+
+
 # ---------------------------------------------------------------------------------------------- the whole command
 def evaluate(name: str, real: str | None = None, n: int = 10000, seed: int = 0, features: str | None = None,
              direction: str = "a2b", size: int | None = None, batch_size: int = 256, device: str = "auto",
              progress: Progress = _quiet, inception_weights: str | Path | None = None,
              truncation: list[float] | None = None, novelty_grid: str | Path | None = None,
-             with_novelty: bool = False) -> dict:
+             with_novelty: bool = False, with_parzen: bool = False) -> dict:
     """What ``gan eval`` prints: a dict of measures (see the module docstring) plus what produced them.
 
     ``truncation`` (StyleGAN): several psi give ``by_truncation``, one full set of measures per psi, on the same
@@ -469,6 +531,7 @@ def evaluate(name: str, real: str | None = None, n: int = 10000, seed: int = 0, 
             raise ValueError(f"{name} does not say which data it was trained on: give --real DIR or a dataset name "
                              f"({', '.join(datasets.DATASETS)})")
         real = ds.name
+    parzen_data = parzen_folder(real, ds, model) if with_parzen else None  # refused before minutes of sampling
     judge = load_judge(judge_name, device=model.device)
     inception = None
     if inception_weights is not None:
@@ -494,6 +557,8 @@ def evaluate(name: str, real: str | None = None, n: int = 10000, seed: int = 0, 
     result |= model.family.evaluate_extra(model, ref.data, ref.judge)
     if with_novelty or novelty_grid is not None:
         result |= novelty(model, ref, ds, min(n, 2000), seed, batch_size, novelty_grid)
+    if with_parzen:
+        result |= parzen(model, parzen_data, n, seed, batch_size, progress)
     if ref.notes:
         result["notes"] = ref.notes
     return result

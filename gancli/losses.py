@@ -41,14 +41,16 @@ def g_loss(kind: str, fake: torch.Tensor) -> torch.Tensor:
     raise ValueError(f"unknown loss {kind!r}: use one of {', '.join(LOSSES)}")
 
 
-def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, labels=None) -> torch.Tensor:
-    """WGAN-GP (Gulrajani et al. 2017): (||grad D(x_hat)|| - 1)^2 on random mixes of real and fake."""
-    alpha = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
+def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, labels=None, pack: int = 1) -> torch.Tensor:
+    """WGAN-GP (Gulrajani et al. 2017): (||grad D(x_hat)|| - 1)^2 on random mixes of real and fake. ``pack`` > 1
+    (PacGAN): the critic's input is ``pack`` images, so one mixing weight and one norm per pack."""
+    alpha = torch.rand(real.shape[0] // pack, *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
+    alpha = alpha.repeat_interleave(pack, 0)
     mixed = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
     out = critic(mixed, labels)
     out = out[0] if isinstance(out, tuple) else out
     (grad,) = torch.autograd.grad(out.sum(), mixed, create_graph=True)
-    return (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()
+    return (grad.reshape(len(grad) // pack, -1).norm(dim=1) - 1).pow(2).mean()
 
 
 @torch.no_grad()

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gancli.adversarial import CONDITIONAL, GAN, WIDTHS, AdversarialObjective, noise_arch_args
+from gancli.adversarial import CONDITIONAL, GAN, PACK, WIDTHS, AdversarialObjective, check_pack, noise_arch_args, pack
 from gancli.family import Family
 from gancli.registry import register
 
@@ -70,13 +70,13 @@ class DCGANGenerator(nn.Module):
 
 class DCGANDiscriminator(nn.Module):
     def __init__(self, image_size: int, channels: int, width: int, max_width: int, num_classes: int = 0,
-                 aux_classifier: bool = False, norm: str = "batch"):
+                 aux_classifier: bool = False, norm: str = "batch", pack: int = 1):
         super().__init__()
         start, n = spatial_ladder(image_size)
         widths = [min(width * 2 ** i, max_width) for i in range(n)]
-        self.num_classes, self.aux_classifier = num_classes, aux_classifier
+        self.num_classes, self.aux_classifier, self.pack = num_classes, aux_classifier, pack
         label_planes = num_classes if num_classes and not aux_classifier else 0
-        layers = [nn.Conv2d(channels + label_planes, widths[0], 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)]
+        layers = [nn.Conv2d((channels + label_planes) * pack, widths[0], 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)]
         for w_in, w_out in zip(widths, widths[1:]):
             layers += [nn.Conv2d(w_in, w_out, 4, 2, 1, bias=norm == "none"), *_norm(norm, w_out),
                        nn.LeakyReLU(0.2, inplace=True)]
@@ -87,14 +87,15 @@ class DCGANDiscriminator(nn.Module):
         _init_dcgan(self)
 
     def forward(self, x, labels=None):
-        """Logits, one per image; with an auxiliary classifier, (logits, class logits)."""
+        """Logits, one per image (per pack of ``pack`` images, each with its label planes); with an auxiliary
+        classifier, (logits, class logits)."""
         if self.aux_classifier:
             h = self.net[:-1](x)
             return self.net[-1](h).flatten(), self.classifier(h.flatten(1))
         if self.num_classes:
             planes = F.one_hot(labels, self.num_classes).to(x.dtype)[:, :, None, None].expand(-1, -1, *x.shape[-2:])
             x = torch.cat([x, planes.contiguous(memory_format=_format_of(x))], 1)
-        return self.net(x).flatten()
+        return self.net(pack(x, self.pack)).flatten()
 
 
 def _format_of(x: torch.Tensor) -> torch.memory_format:
@@ -121,13 +122,16 @@ def wgan_critic_norm(opts) -> dict:
 class DCGAN(Family):
     name = "dcgan"
     description = "Deep convolutional GAN (Radford et al. 2016); class-conditional with --conditional"
-    options = GAN + CONDITIONAL + WIDTHS
+    options = GAN + CONDITIONAL + WIDTHS + PACK
+
+    def check_options(self, opts):
+        check_pack(opts)
 
     def build(self, latent_dim: int = 100, image_size: int = 64, channels: int = 3, g_width: int = 64,
-              d_width: int = 64, max_width: int = 512, num_classes: int = 0, d_norm: str = "batch"):
+              d_width: int = 64, max_width: int = 512, num_classes: int = 0, d_norm: str = "batch", pack: int = 1):
         return {"generator": DCGANGenerator(latent_dim, image_size, channels, g_width, max_width, num_classes),
                 "discriminator": DCGANDiscriminator(image_size, channels, d_width, max_width, num_classes,
-                                                    norm=d_norm)}
+                                                    norm=d_norm, pack=pack)}
 
     def arch_args(self, opts, data):
         spatial_ladder(data.crop)  # a clear error before anything is built

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gancli.adversarial import CONDITIONAL, GAN, AdversarialObjective, noise_arch_args
+from gancli.adversarial import CONDITIONAL, GAN, PACK, AdversarialObjective, check_pack, noise_arch_args
 from gancli.family import Family
 from gancli.registry import register
 
@@ -38,10 +38,11 @@ class MLPGenerator(nn.Module):
 
 
 class MLPDiscriminator(nn.Module):
-    def __init__(self, image_size: int, channels: int, hidden: list[int], dropout: float, num_classes: int = 0):
+    def __init__(self, image_size: int, channels: int, hidden: list[int], dropout: float, num_classes: int = 0,
+                 pack: int = 1):
         super().__init__()
-        self.num_classes = num_classes
-        layers, width = [], channels * image_size * image_size + num_classes
+        self.num_classes, self.pack = num_classes, pack
+        layers, width = [], (channels * image_size * image_size + num_classes) * pack
         for h in hidden:
             layers += [nn.Linear(width, h), nn.LeakyReLU(0.2, inplace=True), nn.Dropout(dropout)]
             width = h
@@ -52,20 +53,23 @@ class MLPDiscriminator(nn.Module):
         x = x.flatten(1)
         if self.num_classes:
             x = torch.cat([x, F.one_hot(labels, self.num_classes).to(x.dtype)], 1)
-        return self.net(x).squeeze(1)  # logits
+        return self.net(x.reshape(len(x) // self.pack, -1)).squeeze(1)  # logits, one per pack of images
 
 
 @register
 class MLP(Family):
     name = "mlp"
     description = "Fully-connected GAN of Goodfellow et al. 2014; conditional (Mirza & Osindero) with --conditional"
-    options = GAN + CONDITIONAL
+    options = GAN + CONDITIONAL + PACK
+
+    def check_options(self, opts):
+        check_pack(opts)
 
     def build(self, latent_dim: int = 100, image_size: int = 28, channels: int = 1,
               g_hidden: list[int] = (256, 512, 1024), d_hidden: list[int] = (512, 256), dropout: float = 0.3,
-              num_classes: int = 0):
+              num_classes: int = 0, pack: int = 1):
         return {"generator": MLPGenerator(latent_dim, image_size, channels, list(g_hidden), num_classes),
-                "discriminator": MLPDiscriminator(image_size, channels, list(d_hidden), dropout, num_classes)}
+                "discriminator": MLPDiscriminator(image_size, channels, list(d_hidden), dropout, num_classes, pack)}
 
     def arch_args(self, opts, data):
         return noise_arch_args(opts, data, opts.conditional)

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gancli import latents
-from gancli.adversarial import GAN, R1, WIDTHS, AdversarialObjective, noise_arch_args
+from gancli.adversarial import GAN, PACK, R1, WIDTHS, AdversarialObjective, check_pack, noise_arch_args, pack
 from gancli.family import Family
 from gancli.options import Option, at_least, group, non_negative, unit
 from gancli.registry import register
@@ -238,11 +238,12 @@ class MinibatchStd(nn.Module):
 class StyleDiscriminator(nn.Module):
     """StyleGAN2's residual discriminator: from-RGB, a residual block per halving, minibatch stddev, two dense."""
 
-    def __init__(self, image_size: int, channels: int, d_width: int, max_width: int):
+    def __init__(self, image_size: int, channels: int, d_width: int, max_width: int, pack: int = 1):
         super().__init__()
         ch = widths(d_width, image_size, max_width)
         res = resolutions(image_size)[::-1]  # image_size ... 4
-        self.from_rgb = EqualConv(channels, ch[image_size], 1)
+        self.pack = pack
+        self.from_rgb = EqualConv(channels * pack, ch[image_size], 1)
         self.blocks = nn.ModuleList()
         for r in res[:-1]:
             self.blocks.append(nn.ModuleDict({"conv0": EqualConv(ch[r], ch[r], 3), "conv1": EqualConv(ch[r], ch[r // 2], 3),
@@ -253,7 +254,7 @@ class StyleDiscriminator(nn.Module):
         self.out = EqualLinear(ch[4], 1)
 
     def forward(self, x, labels=None):
-        x = self.from_rgb(x)
+        x = self.from_rgb(pack(x, self.pack))  # one logit per pack of images
         for b in self.blocks:
             skip = b["skip"](F.avg_pool2d(x, 2))
             x = F.avg_pool2d(b["conv1"](b["conv0"](x)), 2)
@@ -288,7 +289,7 @@ class StyleGAN(Family):
                    "styles per layer, noise inputs, style mixing, truncation, lazy R1")
     capabilities = frozenset({"truncation", "w_space", "mixing"})
     exported = ("generator",)
-    options = GAN + WIDTHS + group(
+    options = GAN + WIDTHS + PACK + group(
         "stylegan options",
         Option("w_dim", int, 128, "Size of w (the style vectors).", check=at_least(1), resume=True),
         Option("mapping_layers", int, 8, "Layers of the mapping network z -> w.", check=at_least(1), resume=True),
@@ -310,14 +311,15 @@ class StyleGAN(Family):
                 "d_width": 32}
 
     def check_options(self, opts):
+        check_pack(opts)
         if opts.loss == "wgan-gp":
             raise ValueError("stylegan trains with R1 (--r1-gamma); use --loss ns, hinge, lsgan or minimax")
 
     def build(self, latent_dim: int = 128, image_size: int = 32, channels: int = 1, w_dim: int = 128,
-              mapping_layers: int = 8, g_width: int = 32, d_width: int = 32, max_width: int = 256):
+              mapping_layers: int = 8, g_width: int = 32, d_width: int = 32, max_width: int = 256, pack: int = 1):
         return {"generator": StyleGenerator(latent_dim, w_dim, mapping_layers, image_size, channels, g_width,
                                             max_width),
-                "discriminator": StyleDiscriminator(image_size, channels, d_width, max_width)}
+                "discriminator": StyleDiscriminator(image_size, channels, d_width, max_width, pack)}
 
     def arch_args(self, opts, data):
         resolutions(data.crop)
