@@ -41,6 +41,11 @@ WIDTHS = group(
     Option("g_width", int, 64, "Generator width (its narrowest layer's channels).", check=at_least(1), resume=True),
     Option("d_width", int, 64, "Discriminator width.", check=at_least(1), resume=True),
 )
+BLOCKS = group(
+    "Network widths",
+    Option("n_blocks", int, 9, "Residual blocks of the generator (cyclegan: of each; default 9, srgan 16).",
+           flag="--blocks", check=at_least(1), resume=True),
+)
 GAN = OPTIMISER + LOSS + D_STEPS + LATENT
 
 

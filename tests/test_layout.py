@@ -67,7 +67,7 @@ def test_the_registry_and_errors_are_leaves():
 
 def test_the_loop_and_the_cli_name_no_family():
     """No `arch == "dcgan"` or `task == "translation"` test outside a family's own module."""
-    names = set(catalog.all_families()) | {"translation", "conditional", "unconditional"}  # families and tasks
+    names = set(catalog.all_families()) | {"translation", "conditional", "unconditional", "super-resolution"}  # families and tasks
     for path in PACKAGE.rglob("*.py"):
         if path.parent.name == "families":
             continue
@@ -93,7 +93,7 @@ def test_every_option_is_declared_once():
 @pytest.mark.parametrize("name", sorted(catalog.all_families()))
 def test_family_contract(name):
     fam = catalog.get(name)
-    assert fam.description and fam.task in ("unconditional", "conditional", "translation")
+    assert fam.description and fam.task in ("unconditional", "conditional", "translation", "super-resolution")
     for o in fam.options:
         assert o.name not in {x.name for x in LOOP}
     for key in fam.defaults:  # a family's default is for an option it has

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gancli import losses
-from gancli.adversarial import LOSS, OPTIMISER, WIDTHS
+from gancli.adversarial import BLOCKS, LOSS, OPTIMISER, WIDTHS
 from gancli.data import DataError, ImageData, load_data, to_model_range
 from gancli.family import Family, Objective, TrainingData
 from gancli.options import Option, at_least, group, non_negative, one_of
@@ -122,8 +122,6 @@ def feature_net(device) -> nn.Module:
 SR_OPTIONS = group(
     "srgan options",
     Option("scale", int, 4, "Upscaling factor (a power of 2).", check=one_of(2, 4, 8), resume=True),
-    Option("n_blocks", int, 16, "Residual blocks of the generator.", flag="--blocks", check=at_least(1),
-           resume=True),
     Option("adversarial_weight", float, 1e-3, "Weight of the adversarial loss (the paper's 1e-3). 0 trains the "
                                               "MSE twin, SRResNet: no discriminator step.",
            check=non_negative, resume=True),
@@ -223,18 +221,21 @@ class SuperResolution(Objective):
 
 def init_generator(G: nn.Module, name: str, arch_args: dict):
     """Copy an srgan model's generator into G, after checking it has G's shape (through the safe loader)."""
-    from gancli.pretrained import GANModel
+    from gancli import hub
+    from gancli.weights import load_networks
 
-    model = GANModel.from_pretrained(_export_of(name), device="cpu")
-    if model.architecture != "srgan":
-        raise ValueError(f"--init-from {name} is a {model.architecture} model, not an srgan one")
-    theirs = {k: model.config["arch_args"].get(k) for k in ("channels", "g_width", "n_blocks", "scale",
-                                                              "bicubic_skip")}
+    folder = hub.resolve(_export_of(name)).path
+    config = hub.read_config(folder)
+    if config.get("architecture") != SRGAN.name:
+        raise ValueError(f"--init-from {name} is a {config.get('architecture', 'classifier')} model, not an srgan one")
+    theirs = {k: config.get("arch_args", {}).get(k) for k in ("channels", "g_width", "n_blocks", "scale",
+                                                               "bicubic_skip")}
     ours = {k: arch_args.get(k) for k in theirs}
     if theirs != ours:
         differ = ", ".join(f"{k} {theirs[k]} (here {ours[k]})" for k in theirs if theirs[k] != ours[k])
         raise ValueError(f"--init-from {name} has another generator shape: {differ}")
-    G.load_state_dict({k: v.float() for k, v in model.generator.state_dict().items()})
+    source = load_networks(folder, config, SRGAN().build, {"generator"})["generator"]
+    G.load_state_dict({k: v.float() for k, v in source.state_dict().items()})
 
 
 def _export_of(name: str) -> str:
@@ -259,8 +260,8 @@ class SRGAN(Family):
     task = "super-resolution"
     capabilities = frozenset({"upscale"})
     exported = ("generator",)
-    options = OPTIMISER + LOSS + WIDTHS + SR_OPTIONS
-    defaults = {"lr_g": 1e-4, "lr_d": 1e-4, "beta1": 0.9, "batch_size": 16, "size": 96, "random_crop": True,
+    options = OPTIMISER + LOSS + WIDTHS + BLOCKS + SR_OPTIONS
+    defaults = {"n_blocks": 16, "lr_g": 1e-4, "lr_d": 1e-4, "beta1": 0.9, "batch_size": 16, "size": 96, "random_crop": True,
                 "mirror": True}
 
     def check_options(self, opts):
