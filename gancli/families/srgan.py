@@ -245,12 +245,13 @@ def _export_of(name: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ the family
-def training_folders(root: Path) -> list[Path]:
-    """The folders a data set's training images are in: its train*/ sub-folders when it is laid out as
-    train*/ + test*/ (the CycleGAN data sets), so test images stay unseen; otherwise the folder itself."""
+def split_folders(root: Path, split: str = "train") -> list[Path]:
+    """The folders a data set's ``split`` (train or test) images are in: its train*/ or test*/ sub-folders when it is
+    laid out as train*/ + test*/ (the CycleGAN data sets), so test images stay unseen; otherwise the folder itself."""
     subs = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
     train = [p for p in subs if p.name.lower().startswith("train")]
-    return train if train and any(p.name.lower().startswith("test") for p in subs) else [root]
+    test = [p for p in subs if p.name.lower().startswith("test")]
+    return (train if split == "train" else test) if train and test else [root]
 
 
 @register
@@ -282,7 +283,7 @@ class SRGAN(Family):
         """Images at their own resolution (square, centre-cropped to their typical shorter side); the step crops."""
         root = Path(opts.data).expanduser()
         parts = [load_data(root, None, opts.channels)] if not root.is_dir() else []
-        for folder in training_folders(root) if root.is_dir() else []:
+        for folder in split_folders(root) if root.is_dir() else []:
             size = parts[0].image_size if parts else None
             parts.append(load_data(folder, size, opts.channels or (parts[0].channels if parts else None)))
         data = parts[0] if len(parts) == 1 else ImageData(
