@@ -304,14 +304,15 @@ class SRGAN(Family):
         training = config.get("training", {})
         what = ("SRResNet, the MSE twin of SRGAN (pixel MSE content loss, no adversarial loss)"
                 if not training.get("adversarial_weight") else
-                f"SRGAN ({training.get('content_loss')} content loss + adversarial loss x "
+                f"SRGAN ({'classifier-feature' if training.get('content_loss') == 'features' else 'pixel MSE'} "
+                f"content loss + adversarial loss x "
                 f"{training.get('adversarial_weight'):g})")
         return (f"A x{config['scale']} super-resolution model, {what} (Ledig et al. 2017), trained on random "
                 f"{config['image_size']} px crops of {config['dataset']} with gan {config['gan_version']}; "
                 "it upscales images of any size.")
 
     def card_use(self, config, where):
-        return [f"gan upscale {where} photo.jpg                 # -> photo-x{config['scale']}.png",
+        return [f"gan upscale {where} photo.jpg                 # -> photo-x{config['scale']}.jpg",
                 f"gan upscale {where} photos/ --outdir big/"]
 
     def pipeline_tag(self, config):
