@@ -483,17 +483,23 @@ def translate(
     direction = model.direction(direction)
     target = model.target_domain(direction)
     p = tr.plan(inputs, tr_suffix(target), output, outdir)
+    done, skipped, where = _run_plan(p, f"-> {target}", "translated", outdir, lambda advance: tr.run(
+        model, p, direction, size, batch_size, side, advance=advance))
+    out.print(f"translated {done} image(s) to {target} ({direction}) -> {where}  ({describe(model.device)})"
+              + (f"; skipped {len(skipped)}" if skipped else ""))
+
+
+def _run_plan(p, label: str, verb: str, outdir: Optional[Path], work) -> tuple[int, list, object]:
+    """``work(advance)`` over a plan's jobs under a progress bar; skipped inputs are listed, none done is an error.
+    Returns (done, skipped, where the outputs went)."""
     with _progress() as progress:
-        task = progress.add_task(f"-> {target}", total=len(p.jobs))
-        done, skipped = tr.run(model, p, direction, size, batch_size, side,
-                               advance=lambda k: progress.advance(task, k))
+        task = progress.add_task(label, total=len(p.jobs))
+        done, skipped = work(lambda k: progress.advance(task, k))
     for path, why in skipped:
         console.print(f"[yellow]skipped[/] {path}: {why}", highlight=False)
     if not done:
-        fail(f"nothing translated: {len(skipped)} unreadable input(s)")
-    where = p.jobs[0].target if len(p.jobs) == 1 else (outdir or "next to the inputs")
-    out.print(f"translated {done} image(s) to {target} ({direction}) -> {where}  ({describe(model.device)})"
-              + (f"; skipped {len(skipped)}" if skipped else ""))
+        fail(f"nothing {verb}: {len(skipped)} unreadable input(s)")
+    return done, skipped, p.jobs[0].target if len(p.jobs) == 1 else (outdir or "next to the inputs")
 
 
 # ----------------------------------------------------------------------------------------------- upscale
@@ -524,14 +530,8 @@ def upscale(
     scale = up.check_scale(model, scale)
     up.check_tile(model.generator, tile)
     p = tr.plan(inputs, f"x{scale:g}", output, outdir)
-    with _progress() as progress:
-        task = progress.add_task(f"x{scale:g}", total=len(p.jobs))
-        done, skipped = up.run(model, p, scale, tile, advance=lambda k: progress.advance(task, k))
-    for path, why in skipped:
-        console.print(f"[yellow]skipped[/] {path}: {why}", highlight=False)
-    if not done:
-        fail(f"nothing upscaled: {len(skipped)} unreadable input(s)")
-    where = p.jobs[0].target if len(p.jobs) == 1 else (outdir or "next to the inputs")
+    done, skipped, where = _run_plan(p, f"x{scale:g}", "upscaled", outdir,
+                                     lambda advance: up.run(model, p, scale, tile, advance=advance))
     out.print(f"upscaled {done} image(s) x{scale:g} -> {where}  ({describe(model.device)})"
               + (f"; skipped {len(skipped)}" if skipped else ""))
 
