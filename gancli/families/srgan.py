@@ -122,7 +122,7 @@ def feature_net(device) -> nn.Module:
 # ------------------------------------------------------------------------------------------------ options
 SR_OPTIONS = group(
     "srgan options",
-    Option("scale", int, 4, "Upscaling factor (a power of 2).", check=one_of(2, 4, 8), resume=True),
+    Option("scale", int, 4, "Upscaling factor: 2, 4 or 8.", check=one_of(2, 4, 8), resume=True),
     Option("adversarial_weight", float, 1e-3, "Weight of the adversarial loss (the paper's 1e-3). 0 trains the "
                                               "MSE twin, SRResNet: no discriminator step.",
            check=non_negative, resume=True),
