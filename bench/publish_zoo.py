@@ -125,7 +125,8 @@ def sr_section(name: str) -> str:
     rows = [(n, json.loads((ZOO / n / "config.json").read_text()).get("evaluation")) for n in sr_models()]
     rows = [(n, r) for n, r in rows if r]
     r = dict(rows)[name]
-    lines = [f"Measured offline with `gan eval NAME --real {r['real']}`: each of the {r['images']} held-out test images "
+    lines = [f"Measured offline with `{r['command']}` (each model in the table likewise): each of the "
+             f"{r['images']} held-out test images "
              f"({', '.join(Path(f).name for f in r['folders'])}) downscaled x{r['scale']} (bicubic, antialiased, "
              "8-bit) and restored; PSNR and SSIM on luma with a "
              f"{r['scale']}-pixel border cropped, sharpness = Laplacian energy of the restorations / of the originals "
