@@ -86,7 +86,7 @@ def sr_models() -> list[str]:
                                             .get("adversarial_weight")))
 
 
-def sr_samples(images: int = 3, crop: int = 96, seed: int = 0):
+def sr_samples(images: int = 3, crop: int = 80, seed: int = 0):
     """samples.png of every super-resolution zoo model: per row, a crop of a held-out horse2zebra test image as the
     low-resolution input (nearest), bicubic, each model, the original. Images and crops are drawn from ``seed``,
     not picked; each model restores the whole image (as `gan upscale` does) before the crop is taken."""
