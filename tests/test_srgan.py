@@ -165,7 +165,7 @@ def test_zoo_models_restore_a_real_test_image(tmp_path):
     from gancli import load
     from gancli.families.srgan import bicubic
 
-    hr = torch.from_numpy(np.asarray(Image.open(sorted((SHARED / "testA").iterdir())[0]).convert("RGB")))
+    hr = torch.from_numpy(np.array(Image.open(sorted((SHARED / "testA").iterdir())[0]).convert("RGB")))
     hr = hr.permute(2, 0, 1)[None]
     lr = downscale(hr.float() / 127.5 - 1, 4)
     model = load("srresnet-x4", device="cpu")
