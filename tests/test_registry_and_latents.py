@@ -12,7 +12,7 @@ def build(arch, **arch_args):
 
 
 def test_every_family_is_registered():
-    assert set(catalog.all_families()) == {"acgan", "began", "cyclegan", "dcgan", "design", "discogan", "mlp", "ssgan", "stylegan", "vae"}
+    assert set(catalog.all_families()) == {"acgan", "began", "cyclegan", "dcgan", "design", "discogan", "mlp", "srgan", "ssgan", "stylegan", "vae"}
 
 
 @pytest.mark.parametrize("size,channels", [(28, 1), (64, 3), (32, 3), (64, 1)])
