@@ -55,6 +55,8 @@ def add(run: Path, name: str, fp16: bool = False, plot: list[str] | None = None)
         (target / "README.md").write_text(card)
     if model.takes_text:
         save_image(grid_image(text_grid(model), 8), target / "samples.png")
+    elif "upscale" in model.family.capabilities:  # one figure, every super-resolution zoo model side by side
+        sr_samples()
     elif not model.is_translation:
         nrow = model.config["arch_args"]["num_classes"] if model.is_conditional else 8
         save_image(grid_image(model.sample(nrow * 8, seed=0), nrow), target / "samples.png")
@@ -110,6 +112,71 @@ def text_section(r: dict) -> str:
               "above in turn (each class's first), so every class is asked for equally often.", "",
               "samples.png: one row per training phrasing above, top to bottom; in each row four seeds, each seed's "
               "stage I image (16x16, shown upscaled) just left of its stage II image (32x32)."]
+
+
+def sr_models() -> list[str]:
+    """The super-resolution zoo models: the MSE ones first (the paper's order: SRResNet, then SRGAN)."""
+    found = [p.parent.name for p in sorted(ZOO.glob("*/config.json"))
+             if json.loads(p.read_text()).get("task") == "super-resolution"]
+    return sorted(found, key=lambda n: bool(json.loads((ZOO / n / "config.json").read_text())["training"]
+                                            .get("adversarial_weight")))
+
+
+def sr_samples(images: int = 3, crop: int = 80, seed: int = 0):
+    """samples.png of every super-resolution zoo model: per row, a crop of a held-out horse2zebra test image as the
+    low-resolution input (nearest), bicubic, each model, the original. Images and crops are drawn from ``seed``,
+    not picked; each model restores the whole image (as `gan upscale` does) before the crop is taken."""
+    import torch
+
+    from gancli import datasets
+    from gancli.data import load_image_folder
+    from gancli.families.srgan import bicubic, downscale, split_folders
+    from gancli.imageio import captioned
+    from gancli.upscale import upscale_tensor
+
+    names = sr_models()
+    models = [gancli.load(ZOO / n, device="cpu") for n in names]
+    folders = split_folders(datasets.find(datasets.lookup("horse2zebra")), "test")
+    test = torch.cat([load_image_folder(f, None, 3).images for f in folders])
+    g = torch.Generator().manual_seed(seed)
+    picks = torch.randperm(len(test), generator=g)[:images]
+    cells = []
+    for i in picks.tolist():
+        hr = test[i].float() / 127.5 - 1
+        y, x = (int(v) for v in torch.randint(0, (hr.shape[-1] - crop) // 4 + 1, (2,), generator=g) * 4)
+        lr = downscale(hr[None], 4)[0]
+        outs = [torch.nn.functional.interpolate(lr[None], scale_factor=4, mode="nearest")[0],
+                bicubic(lr[None], 4)[0].clamp(-1, 1)]
+        outs += [torch.from_numpy(upscale_tensor(m.generator, lr, 4, m.generator.margin)).permute(2, 0, 1)
+                 .float() / 127.5 - 1 for m in models]
+        cells += [o[:, y:y + crop, x:x + crop] for o in outs + [hr]]
+    columns = ["input", "bicubic", *names, "original"]
+    picture = captioned(grid_image(torch.stack(cells), len(columns)), " | ".join(columns))
+    for name in names:
+        save_image(picture, ZOO / name / "samples.png")
+
+
+def sr_section(name: str) -> str:
+    """The card's results of a super-resolution model: bicubic and every SR zoo model in one table."""
+    rows = [(n, json.loads((ZOO / n / "config.json").read_text()).get("evaluation")) for n in sr_models()]
+    rows = [(n, r) for n, r in rows if r]
+    r = dict(rows)[name]
+    lines = [f"Measured offline with `{r['command']}` (each model in the table likewise): each of the "
+             f"{r['images']} held-out test images "
+             f"({', '.join(Path(f).name for f in r['folders'])}) downscaled x{r['scale']} (bicubic, antialiased, "
+             "8-bit) and restored; PSNR and SSIM on luma with a "
+             f"{r['scale']}-pixel border cropped, sharpness = Laplacian energy of the restorations / of the originals "
+             "(docs/eval.md):", "", "| restored by | PSNR (dB) | SSIM | sharpness |", "| --- | --- | --- | --- |",
+             f"| bicubic | {r['bicubic_psnr']:.2f} | {r['bicubic_ssim']:.4f} | {r['bicubic_sharpness']:.4f} |"]
+    lines += [f"| `{n}`{' (this model)' if n == name else ''} | {x['psnr']:.2f} | {x['ssim']:.4f} | "
+              f"{x['sharpness']:.4f} |" for n, x in rows]
+    lines += ["| the originals | | 1 | 1.000 |"]
+    config = json.loads((ZOO / name / "config.json").read_text())
+    if config.get("notes"):
+        lines += ["", "### What the numbers say", "", config["notes"]]
+    lines += ["", "Per row: the low-resolution input (nearest-neighbour), bicubic, " + ", ".join(
+        f"`{n}`" for n, _ in rows) + ", the original; crops of test images drawn with seed 0, not picked.", "",
+              "![samples](samples.png)"]
     return "\n".join(lines)
 
 
@@ -119,7 +186,8 @@ def measure(name: str) -> dict:
     n = SAMPLES.get(real, 10000)
     model = gancli.load(ZOO / name, device="cpu")
     # translators take every test image; -n is for samplers
-    command = shlex.join(["gan", "eval", name, "--real", real] + ([] if model.is_translation else ["-n", str(n)]))
+    sampler = not (model.is_translation or "upscale" in model.family.capabilities)
+    command = shlex.join(["gan", "eval", name, "--real", real] + (["-n", str(n)] if sampler else []))
     print(command, flush=True)
     result = evaluate(name, real, n=n, device="auto") | {"command": command}
     config["evaluation"] = result
@@ -265,6 +333,9 @@ def update_card(name: str, r: dict):
     card_path = ZOO / name / "README.md"
     card = card_path.read_text()
     head = re.split(r"\n## Results\n", card)[0].rstrip()
+    if "psnr" in r:
+        card_path.write_text(head + "\n\n## Results\n\n" + sr_section(name) + "\n")
+        return
     body = results_section(r)
     config = json.loads((ZOO / name / "config.json").read_text())
     sweep = config.get("evaluation_truncation")
@@ -300,7 +371,7 @@ def update_doc():
         if not cfg_path.is_file():
             continue
         r = json.loads(cfg_path.read_text()).get("evaluation")
-        if not r:
+        if not r or "fid" not in r:
             continue
         coverage = (f"{r['classes_covered']}/{r['num_classes']} classes" if "classes_covered" in r
                     else f"{r['modes_covered']}/1000 modes" if "modes_covered" in r else "")
@@ -317,7 +388,8 @@ def update_doc():
                       f"{c['training']['epochs']} epochs, {c['training']['seconds']} s, {c['training']['device']} |")
     text = DOC.read_text()
     blocks = {"results": header + rows, "judges": judges, "vae-vs-gan": comparison("mnist"),
-              "fashion": comparison("fashion-mnist"), "truncation": truncation_rows(), "sweeps": sweep_rows()}
+              "fashion": comparison("fashion-mnist"), "truncation": truncation_rows(), "sweeps": sweep_rows(),
+              "super-resolution": sr_rows()}
     for marker, lines in blocks.items():
         start, end = f"<!-- {marker} -->", f"<!-- /{marker} -->"
         text = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: "\n".join([start] + lines + [end]), text,
@@ -354,6 +426,19 @@ def truncation_rows() -> list[str]:
         for x in (t or {}).get("by_truncation", []):
             lines.append(f"| `{p.parent.name}` | {x['truncation']} | {x['fid']:.3f} | {x['precision']:.3f} | "
                          f"{x['recall']:.3f} | {x['diversity']:.3f} | {x.get('sharpness', '')} |")
+    return lines
+
+
+def sr_rows() -> list[str]:
+    lines = ["| restored by | PSNR (dB) | SSIM | sharpness | measured with |", "| --- | --- | --- | --- | --- |"]
+    for i, name in enumerate(sr_models()):
+        r = json.loads((ZOO / name / "config.json").read_text()).get("evaluation")
+        if r and i == 0:
+            lines.append(f"| bicubic | {r['bicubic_psnr']:.2f} | {r['bicubic_ssim']:.4f} | "
+                         f"{r['bicubic_sharpness']:.4f} | (every `gan eval` of an SR model) |")
+        if r:
+            lines.append(f"| `{name}` | {r['psnr']:.2f} | {r['ssim']:.4f} | {r['sharpness']:.4f} | "
+                         f"`{r['command']}` |")
     return lines
 
 

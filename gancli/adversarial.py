@@ -48,6 +48,11 @@ PACK = group(
            "--batch-size must be a multiple of it.",
            check=lambda v: None if 1 <= v <= 8 else "must be between 1 and 8", resume=True),
 )
+BLOCKS = group(
+    "Network widths",
+    Option("n_blocks", int, 9, "Residual blocks of the generator (cyclegan: of each; default 9, srgan 16).",
+           flag="--blocks", check=at_least(1), resume=True),
+)
 GAN = OPTIMISER + LOSS + D_STEPS + LATENT
 
 

@@ -79,6 +79,8 @@ def _load(name: str, device: str, verbose: bool, sampling: bool = False):
     model = load(name, device=device)
     if sampling and model.is_translation:
         fail(f"{name} translates images rather than sampling them: use `gan translate {name} IMAGE`")
+    if sampling and "upscale" in model.family.capabilities:
+        fail(f"{name} upscales images rather than sampling them: use `gan upscale {name} IMAGE`")
     if verbose:
         console.print(f"[dim]{name} -> {model.source}; device {describe(model.device)}[/]")
     return model
@@ -489,20 +491,60 @@ def translate(
     model = _load(name, device, verbose)
     if not model.is_translation:
         fail(f"{name} is not a translation model (its task is {model.config.get('task', 'unconditional')}): "
-             "use `gan sample`")
+             + (f"use `gan upscale {name} IMAGE`" if "upscale" in model.family.capabilities else "use `gan sample`"))
     direction = model.direction(direction)
     target = model.target_domain(direction)
     p = tr.plan(inputs, tr_suffix(target), output, outdir)
+    done, skipped, where = _run_plan(p, f"-> {target}", "translated", outdir, lambda advance: tr.run(
+        model, p, direction, size, batch_size, side, advance=advance))
+    out.print(f"translated {done} image(s) to {target} ({direction}) -> {where}  ({describe(model.device)})"
+              + (f"; skipped {len(skipped)}" if skipped else ""))
+
+
+def _run_plan(p, label: str, verb: str, outdir: Optional[Path], work) -> tuple[int, list, object]:
+    """``work(advance)`` over a plan's jobs under a progress bar; skipped inputs are listed, none done is an error.
+    Returns (done, skipped, where the outputs went)."""
     with _progress() as progress:
-        task = progress.add_task(f"-> {target}", total=len(p.jobs))
-        done, skipped = tr.run(model, p, direction, size, batch_size, side,
-                               advance=lambda k: progress.advance(task, k))
+        task = progress.add_task(label, total=len(p.jobs))
+        done, skipped = work(lambda k: progress.advance(task, k))
     for path, why in skipped:
         console.print(f"[yellow]skipped[/] {path}: {why}", highlight=False)
     if not done:
-        fail(f"nothing translated: {len(skipped)} unreadable input(s)")
-    where = p.jobs[0].target if len(p.jobs) == 1 else (outdir or "next to the inputs")
-    out.print(f"translated {done} image(s) to {target} ({direction}) -> {where}  ({describe(model.device)})"
+        fail(f"nothing {verb}: {len(skipped)} unreadable input(s)")
+    return done, skipped, p.jobs[0].target if len(p.jobs) == 1 else (outdir or "next to the inputs")
+
+
+# ----------------------------------------------------------------------------------------------- upscale
+@command()
+def upscale(
+    name: str = typer.Argument(..., help="A super-resolution model (srgan): zoo name, local folder or owner/repo."),
+    inputs: list[str] = typer.Argument(..., help="Image files, folders (recursive) or globs."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output file (one input only)."),
+    outdir: Optional[Path] = typer.Option(None, "--outdir", help="Write outputs here (folder structure kept)."),
+    scale: Optional[float] = typer.Option(None, "--scale", help="Output size factor: the model's (default, e.g. 4) "
+                                                                "or a smaller one above 1 (its output resampled)."),
+    tile: int = typer.Option(192, "--tile", help="Input pixels per tile side: memory is bounded by one tile."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
+    verbose: bool = typer.Option(False, "-v", "--verbose", help="Say where the model came from and which device ran."),
+):
+    """Upscale images with a super-resolution model (SRGAN / SRResNet): any size, in overlapping tiles.
+
+    Example: `gan upscale srgan-x4 photo.jpg` (-> photo-x4.jpg); `gan upscale srresnet-x4 photos/ --outdir big/`;
+    `gan upscale srgan-x4 small.png -o big.png --scale 3`
+    """
+    from gancli import translate as tr
+    from gancli import upscale as up
+
+    if output is not None:
+        _check_output(output, "-o", "out.png")
+    model = _load(name, device, verbose)
+    model.requires("upscale", "gan upscale")
+    scale = up.check_scale(model, scale)
+    up.check_tile(model.generator, tile)
+    p = tr.plan(inputs, f"x{scale:g}", output, outdir)
+    done, skipped, where = _run_plan(p, f"x{scale:g}", "upscaled", outdir,
+                                     lambda advance: up.run(model, p, scale, tile, advance=advance))
+    out.print(f"upscaled {done} image(s) x{scale:g} -> {where}  ({describe(model.device)})"
               + (f"; skipped {len(skipped)}" if skipped else ""))
 
 
@@ -686,7 +728,8 @@ def eval_model(
                           inception_weights=inception_weights, truncation=psis, with_novelty=novelty,
                           novelty_grid=novelty_grid, with_parzen=parzen)
     result["command"] = _command_line(ctx, exclude={"json_path", "device"})
-    table = Table(title=f"{name} vs {result['real']}  (features: {result['feature_extractor']})")
+    table = Table(title=f"{name} vs {result['real']}" + (f"  (features: {result['feature_extractor']})"
+                                                         if result["feature_extractor"] else ""))
     table.add_column("measure")
     table.add_column("value", justify="right")
     for key, value in result.items():

@@ -512,6 +512,20 @@ def parzen(model, folder: Path, n: int, seed: int, batch_size: int = 256, progre
 
 
 # ---------------------------------------------------------------------------------------------- the whole command
+def evaluate_upscaling(model, name: str, real: str | None, progress: Progress = _quiet) -> dict:
+    """Super-resolution models: PSNR, SSIM and sharpness against the originals, beside bicubic's (no judge)."""
+    from gancli.upscale import measure
+
+    real = real or model.config.get("dataset", "")
+    ds = datasets.lookup(real)
+    folder = datasets.find(ds) if ds is not None else Path(real).expanduser()
+    if not folder.is_dir():
+        raise DataError(f"--real {real!r} is neither a folder of images nor a known dataset "
+                        f"({', '.join(datasets.DATASETS)})")
+    return {"model": str(name), "real": real, "feature_extractor": None, "device": str(model.device)} \
+        | measure(model, folder, progress)
+
+
 def evaluate(name: str, real: str | None = None, n: int = 10000, seed: int = 0, features: str | None = None,
              direction: str = "a2b", size: int | None = None, batch_size: int = 256, device: str = "auto",
              progress: Progress = _quiet, inception_weights: str | Path | None = None,
@@ -524,6 +538,8 @@ def evaluate(name: str, real: str | None = None, n: int = 10000, seed: int = 0, 
     from gancli.pretrained import load
 
     model = load(name, device=device)
+    if "upscale" in model.family.capabilities:
+        return evaluate_upscaling(model, name, real, progress)
     truncation = [model.truncation(psi) for psi in truncation] if truncation else None
     judge_name, ds = pick_judge(real, model.config, features)
     if real is None:

@@ -378,7 +378,7 @@ def load(name: str | Path, device: str | torch.device = "auto") -> GANModel:
 def _check_latent_dim(config: dict, path: Path):
     """A sampler's z size comes from config.json: missing, it would reach the network as a 0-wide input. (Its type,
     range and agreement with arch_args are check_config's.)"""
-    if "translate" in catalog.get(config["architecture"]).capabilities:
+    if {"translate", "upscale"} & catalog.get(config["architecture"]).capabilities:  # they take images, not z
         return
     if config.get("latent_dim") is None:
         raise WeightsError(f"{path} lacks the required key 'latent_dim' (the size of z)")

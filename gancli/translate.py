@@ -131,11 +131,19 @@ def side_by_side(left: Image.Image, right: Image.Image) -> Image.Image:
     return both
 
 
+def save_output(picture: Image.Image, target: Path):
+    """Write an output in its target's format (png, jpg or webp); any other suffix becomes .png."""
+    from gancli.imageio import format_of, save_image
+
+    if target.suffix.lower().lstrip(".") in ("png", "jpg", "jpeg", "webp"):
+        save_image(picture, target, format_of(target, "png"))
+    else:
+        save_image(picture, target.with_suffix(".png"), "png")
+
+
 def run(model, p: Plan, direction: str, size: int | None = None, batch_size: int = 4, side: bool = False,
         advance: Callable[[int], None] | None = None) -> tuple[int, list[tuple[Path, str]]]:
     """Translate every job; unreadable inputs are skipped and returned as (file, reason)."""
-    from gancli.imageio import format_of, save_image
-
     skipped, done = [], 0
     for start in range(0, len(p.jobs), batch_size):
         chunk, images = [], []
@@ -149,12 +157,7 @@ def run(model, p: Plan, direction: str, size: int | None = None, batch_size: int
             multiple = getattr(getattr(model.generator, direction), "multiple", 4)  # what the network's strides need
             outs = translate_images(model, images, direction, size, batch_size, multiple)
             for job, src, out in zip(chunk, images, outs):
-                picture = side_by_side(resize_shorter(src, size), out) if side else out
-                fmt = format_of(job.target, "png") if job.target.suffix.lower().lstrip(".") in (
-                    "png", "jpg", "jpeg", "webp") else "png"
-                target = job.target if job.target.suffix.lower().lstrip(".") in ("png", "jpg", "jpeg", "webp") \
-                    else job.target.with_suffix(".png")
-                save_image(picture, target, fmt)
+                save_output(side_by_side(resize_shorter(src, size), out) if side else out, job.target)
                 done += 1
         if advance:
             advance(len(p.jobs[start:start + batch_size]))

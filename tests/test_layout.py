@@ -67,7 +67,7 @@ def test_the_registry_and_errors_are_leaves():
 
 def test_the_loop_and_the_cli_name_no_family():
     """No `arch == "dcgan"` or `task == "translation"` test outside a family's own module."""
-    tasks = {"translation", "conditional", "unconditional", "text-to-image"}
+    tasks = {"translation", "conditional", "unconditional", "text-to-image", "super-resolution"}
     names = set(catalog.all_families()) | tasks
     for path in PACKAGE.rglob("*.py"):
         if path.parent.name == "families":
@@ -94,7 +94,7 @@ def test_every_option_is_declared_once():
 @pytest.mark.parametrize("name", sorted(catalog.all_families()))
 def test_family_contract(name):
     fam = catalog.get(name)
-    assert fam.description and fam.task in ("unconditional", "conditional", "translation", "text-to-image")
+    assert fam.description and fam.task in ("unconditional", "conditional", "translation", "text-to-image", "super-resolution")
     for o in fam.options:
         assert o.name not in {x.name for x in LOOP}
     for key in fam.defaults:  # a family's default is for an option it has

@@ -12,7 +12,7 @@ def build(arch, **arch_args):
 
 
 def test_every_family_is_registered():
-    assert set(catalog.all_families()) == {"acgan", "began", "cyclegan", "dcgan", "design", "discogan", "mlp", "ssgan",
+    assert set(catalog.all_families()) == {"acgan", "began", "cyclegan", "dcgan", "design", "discogan", "mlp", "srgan", "ssgan",
                                            "stackgan", "stylegan", "vae"}
 
 

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gancli import latents, losses
-from gancli.adversarial import LOSS, OPTIMISER, WIDTHS, TwoPlayer
+from gancli.adversarial import BLOCKS, LOSS, OPTIMISER, WIDTHS, TwoPlayer
 from gancli.data import DataError, ImageData, load_data, to_model_range
 from gancli.family import Family, TrainingData
 from gancli.options import Option, at_least, group, non_negative
@@ -323,9 +323,8 @@ class TranslationFamily(Family):
 class CycleGAN(TranslationFamily):
     name = "cyclegan"
     description = "CycleGAN (Zhu et al. 2017): ResNet generators and 70x70 PatchGAN discriminators"
-    options = TranslationFamily.options + group(
+    options = TranslationFamily.options + BLOCKS + group(
         "cyclegan options",
-        Option("n_blocks", int, 9, "Residual blocks per generator.", flag="--blocks", check=at_least(1), resume=True),
         Option("cycle_weight", float, 10.0, "Weight of the cycle-consistency loss.", check=non_negative,
                resume=True),
         Option("identity_weight", float, 0.5, "Identity loss weight, relative to --cycle-weight.",

@@ -1,0 +1,319 @@
+"""SRGAN (Ledig et al. 2017): photo-realistic single-image super-resolution, and its MSE twin SRResNet.
+
+The generator is the paper's SRResNet: a 9x9 convolution and PReLU, residual blocks of (3x3 conv, batch norm,
+PReLU, 3x3 conv, batch norm) with a skip, a long skip around them all, sub-pixel upsampling (a convolution to 4x the
+channels and ``PixelShuffle(2)``, per factor of 2) and a 9x9 convolution to RGB. One addition for CPU-sized models:
+the bicubic upscaling of the input is added to the output (``bicubic_skip``), so the network learns only the detail
+bicubic misses and starts at bicubic's quality (``--no-bicubic-skip`` is the paper's network exactly).
+The discriminator is the paper's: eight 3x3 convolutions (widths w, w, 2w, 2w, 4w, 4w, 8w, 8w; every second one
+with stride 2) with batch norm and LeakyReLU, then two dense layers; an average pool before them lets it take any
+crop size.
+
+Training is self-supervised on any folder of images: random high-resolution crops (``--size``, 96 px as the paper),
+their low-resolution inputs made in the step by antialiased bicubic downscaling (quantised to 8 bits, as a saved
+file would be). The content loss is pixel MSE (SRResNet, ``--adversarial-weight 0``) or, for SRGAN, the MSE between
+feature maps of a network we have offline: the early convolutions of our zoo classifier ``classifier-horse2zebra``
+play VGG's role. The adversarial term has the paper's weight 1e-3, and SRGAN starts from the MSE model's weights
+(``--init-from``), as in the paper.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gancli import losses
+from gancli.adversarial import BLOCKS, LOSS, OPTIMISER, WIDTHS
+from gancli.data import DataError, ImageData, load_data, to_model_range
+from gancli.family import Family, Objective, TrainingData
+from gancli.options import Option, at_least, group, non_negative, one_of
+from gancli.registry import register
+
+FEATURE_NET = "classifier-horse2zebra"  # the content loss's feature extractor: a zoo model, so never a download
+FEATURE_LAYERS = 11  # its body up to the third convolution's ReLU: 128 channels at 1/4 resolution ("relu3")
+FEATURE_SCALE = 2.5  # feature maps divided by this: the loss is then near pixel MSE's size on horse2zebra crops
+
+
+# ------------------------------------------------------------------------------------------------ resampling
+def downscale(images: torch.Tensor, scale: int) -> torch.Tensor:
+    """[-1, 1] images -> their low-resolution inputs: antialiased bicubic, quantised to 8 bits like a saved file."""
+    lr = F.interpolate(images.float(), scale_factor=1 / scale, mode="bicubic", antialias=True, align_corners=False)
+    return ((lr.clamp(-1, 1) + 1) * 127.5).round() / 127.5 - 1
+
+
+def bicubic(images: torch.Tensor, scale: int) -> torch.Tensor:
+    """The baseline every super-resolution result is measured against: bicubic interpolation."""
+    return F.interpolate(images, scale_factor=scale, mode="bicubic", align_corners=False)
+
+
+# ------------------------------------------------------------------------------------------------ networks
+class ResidualBlock(nn.Module):
+    def __init__(self, width: int):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width),
+                                  nn.PReLU(width), nn.Conv2d(width, width, 3, padding=1, bias=False),
+                                  nn.BatchNorm2d(width))
+
+    def forward(self, x):
+        return x + self.body(x)
+
+
+class SRResNet(nn.Module):
+    """Low-resolution images in [-1, 1] -> ``scale`` times larger ones (unclamped; callers clamp to [-1, 1]).
+
+    ``margin`` is the receptive field's radius in input pixels: an output pixel depends only on inputs within it,
+    which is what lets ``gan upscale`` cut a large image into overlapping tiles and give back the same pixels."""
+
+    def __init__(self, channels: int = 3, width: int = 64, n_blocks: int = 16, scale: int = 4,
+                 bicubic_skip: bool = True):
+        super().__init__()
+        self.scale, self.bicubic_skip = scale, bicubic_skip
+        stages = int(math.log2(scale))
+        self.head = nn.Sequential(nn.Conv2d(channels, width, 9, padding=4), nn.PReLU(width))
+        self.blocks = nn.Sequential(*[ResidualBlock(width) for _ in range(n_blocks)])
+        self.fuse = nn.Sequential(nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width))
+        ups = []
+        for _ in range(stages):
+            ups += [nn.Conv2d(width, 4 * width, 3, padding=1), nn.PixelShuffle(2), nn.PReLU(width)]
+        self.upsample = nn.Sequential(*ups)
+        self.tail = nn.Conv2d(width, channels, 9, padding=4)
+        if bicubic_skip:  # start at bicubic: the learned detail begins small
+            nn.init.normal_(self.tail.weight, 0.0, 1e-3)
+            nn.init.zeros_(self.tail.bias)
+        radius = 4 + 2 * n_blocks + 1 + sum(2.0 ** -k for k in range(stages)) + 4 / scale
+        self.margin = math.ceil(radius) + (2 if bicubic_skip else 0)  # bicubic reads 2 pixels either side
+
+    def forward(self, x, labels=None):
+        h = self.head(x)
+        y = self.tail(self.upsample(h + self.fuse(self.blocks(h))))
+        return y + bicubic(x, self.scale) if self.bicubic_skip else y
+
+
+class Discriminator(nn.Module):
+    """The paper's discriminator on high-resolution patches: one logit per image."""
+
+    def __init__(self, channels: int = 3, width: int = 64):
+        super().__init__()
+        layers, c_in = [nn.Conv2d(channels, width, 3, padding=1), nn.LeakyReLU(0.2, True)], width
+        for i, mult in enumerate((1, 2, 2, 4, 4, 8, 8)):
+            stride = 2 if i % 2 == 0 else 1
+            layers += [nn.Conv2d(c_in, width * mult, 3, stride, 1, bias=False), nn.BatchNorm2d(width * mult),
+                       nn.LeakyReLU(0.2, True)]
+            c_in = width * mult
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Sequential(nn.Linear(c_in, 16 * width), nn.LeakyReLU(0.2, True), nn.Linear(16 * width, 1))
+
+    def forward(self, x, labels=None):
+        return self.head(self.features(x).mean((2, 3)))
+
+
+def feature_net(device) -> nn.Module:
+    """The frozen early layers of the zoo classifier, for the feature content loss (loaded from the bundled zoo
+    through the safe weights path)."""
+    from gancli.classifiers import load_judge
+
+    body = load_judge(FEATURE_NET, device).net.body[:FEATURE_LAYERS]
+    return body.eval().requires_grad_(False)
+
+
+# ------------------------------------------------------------------------------------------------ options
+SR_OPTIONS = group(
+    "srgan options",
+    Option("scale", int, 4, "Upscaling factor: 2, 4 or 8.", check=one_of(2, 4, 8), resume=True),
+    Option("adversarial_weight", float, 1e-3, "Weight of the adversarial loss (the paper's 1e-3). 0 trains the "
+                                              "MSE twin, SRResNet: no discriminator step.",
+           check=non_negative, resume=True),
+    Option("content", str, None, "Content loss: mse (pixel MSE) or features (MSE between feature maps of "
+                                 f"{FEATURE_NET}'s early layers, VGG's role in the paper). Default: mse when "
+                                 "--adversarial-weight is 0 (SRResNet), else features (SRGAN).",
+           check=one_of("mse", "features"), resume=True),
+    Option("init_from", str, None, "Start the generator from this srgan model (a zoo name, model folder or training "
+                                   "run): SRGAN starts from the MSE model, as in the paper.", resume=True),
+    Option("bicubic_skip", bool, True, "Add the bicubic upscaling of the input to the output (--no-bicubic-skip: "
+                                       "the paper's network).", negatable=True, resume=True),
+)
+
+
+def content_kind(opts) -> str:
+    return opts.content or ("mse" if opts.adversarial_weight == 0 else "features")
+
+
+# ------------------------------------------------------------------------------------------------ objective
+class SuperResolution(Objective):
+    """Content loss (+ adversarial loss, when weighted): one G step, then one D step on real and restored crops."""
+
+    measurable = False
+    export_dtype = torch.float16
+
+    def __init__(self, trainer):
+        super().__init__(trainer)
+        self.G, self.D = trainer.nets["generator"], trainer.nets["discriminator"]
+        self.G_train, self.D_train = trainer.train_nets["generator"], trainer.train_nets["discriminator"]
+        self.scale, self.images = trainer.arch_args["scale"], trainer.images[0]
+        self.adversarial, self.content = self.opts.adversarial_weight, content_kind(self.opts)
+        self.features = feature_net(trainer.device) if self.content == "features" else None
+        self.shown = ("loss_g", "content", "psnr") + (("loss_d", "d_real", "d_fake") if self.adversarial else ())
+        off, crop = (self.images.shape[-1] - trainer.crop) // 2, trainer.crop
+        self.fixed = to_model_range(self.images[:4, :, off:off + crop, off:off + crop].to(trainer.device))
+        if self.opts.init_from:
+            init_generator(self.G, self.opts.init_from, trainer.arch_args)
+
+    @property
+    def title(self) -> str:
+        return "SRResNet (MSE)" if not self.adversarial else f"SRGAN ({self.content} content)"
+
+    def record(self) -> dict:
+        return {"content_loss": self.content, "adversarial_weight": self.adversarial, "init_from": self.opts.init_from}
+
+    def optimizers(self):
+        betas = (self.opts.beta1, self.opts.beta2)
+        groups = {"g": (list(self.G.parameters()), self.opts.lr_g, betas)}
+        if self.adversarial:
+            groups["d"] = (list(self.D.parameters()), self.opts.lr_d, betas)
+        return groups
+
+    def content_loss(self, sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+        if self.features is None:
+            return F.mse_loss(sr, hr)
+        # the paper rescales VGG's feature maps by 1/12.75 so the loss is of pixel MSE's order; ours by FEATURE_SCALE
+        return F.mse_loss(self.features(sr), self.features(hr)) / FEATURE_SCALE ** 2
+
+    def step(self, step: int) -> dict:
+        t, opts = self.t, self.opts
+        hr, _ = t.take(self.images, opts.seed, opts.seed + 7, step)
+        lr = downscale(hr, self.scale)
+        with t.autocast():
+            sr = self.G_train(lr).float()
+            content = self.content_loss(sr, hr)
+            loss_g = content
+            if self.adversarial:
+                self.D.requires_grad_(False)  # the G step needs no D gradients
+                loss_g = loss_g + self.adversarial * losses.g_loss(opts.loss, self.D(sr).float())
+        t.optimize("g", loss_g)
+        mse = F.mse_loss(sr.detach().clamp(-1, 1), hr)
+        stats = {"loss_g": loss_g.detach(), "content": content.detach(),
+                 "psnr": 10 * torch.log10(4 / mse.clamp_min(1e-10))}  # range [-1, 1]: peak-to-peak 2
+        if self.adversarial:
+            self.D.requires_grad_(True)
+            with t.autocast():
+                d_real, d_fake = self.D_train(hr).float(), self.D_train(sr.detach()).float()
+                loss_d = losses.d_loss(opts.loss, d_real, d_fake)
+            t.optimize("d", loss_d)
+            stats |= {"loss_d": loss_d.detach(), "d_real": d_real.mean().detach(), "d_fake": d_fake.mean().detach()}
+        return stats
+
+    @torch.no_grad()
+    def grid(self, sampler):
+        """Per row: the low-resolution input (nearest), bicubic, the model, the original."""
+        lr = downscale(self.fixed, self.scale)
+        near = F.interpolate(lr, scale_factor=self.scale, mode="nearest")
+        rows = [near, bicubic(lr, self.scale).clamp(-1, 1), sampler(lr).float().clamp(-1, 1), self.fixed]
+        return torch.stack(rows, 1).flatten(0, 1).float().cpu(), 4
+
+    def export_config(self) -> dict:
+        return {"task": "super-resolution", "scale": self.scale, "latent_dim": 0, "class_names": None,
+                "training": self.record()}
+
+
+def init_generator(G: nn.Module, name: str, arch_args: dict):
+    """Copy an srgan model's generator into G, after checking it has G's shape (through the safe loader)."""
+    from gancli import hub
+    from gancli.weights import load_networks
+
+    folder = hub.resolve(_export_of(name)).path
+    config = hub.read_config(folder)
+    if config.get("architecture") != SRGAN.name:
+        raise ValueError(f"--init-from {name} is a {config.get('architecture', 'classifier')} model, not an srgan one")
+    theirs = {k: config.get("arch_args", {}).get(k) for k in ("channels", "g_width", "n_blocks", "scale",
+                                                               "bicubic_skip")}
+    ours = {k: arch_args.get(k) for k in theirs}
+    if theirs != ours:
+        differ = ", ".join(f"{k} {theirs[k]} (here {ours[k]})" for k in theirs if theirs[k] != ours[k])
+        raise ValueError(f"--init-from {name} has another generator shape: {differ}")
+    source = load_networks(folder, config, SRGAN().build, {"generator"})["generator"]
+    G.load_state_dict({k: v.float() for k, v in source.state_dict().items()})
+
+
+def _export_of(name: str) -> str:
+    """A training run's folder stands for its export/."""
+    path = Path(name).expanduser()
+    return str(path / "export") if (path / "export" / "config.json").is_file() else name
+
+
+# ------------------------------------------------------------------------------------------------ the family
+def split_folders(root: Path, split: str = "train") -> list[Path]:
+    """The folders a data set's ``split`` (train or test) images are in: its train*/ or test*/ sub-folders when it is
+    laid out as train*/ + test*/ (the CycleGAN data sets), so test images stay unseen; otherwise the folder itself."""
+    subs = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    train = [p for p in subs if p.name.lower().startswith("train")]
+    test = [p for p in subs if p.name.lower().startswith("test")]
+    return (train if split == "train" else test) if train and test else [root]
+
+
+@register
+class SRGAN(Family):
+    name = "srgan"
+    description = "SRGAN / SRResNet (Ledig et al. 2017): super-resolution, x4 by default; `gan upscale`"
+    task = "super-resolution"
+    capabilities = frozenset({"upscale"})
+    exported = ("generator",)
+    options = OPTIMISER + LOSS + WIDTHS + BLOCKS + SR_OPTIONS
+    defaults = {"n_blocks": 16, "lr_g": 1e-4, "lr_d": 1e-4, "beta1": 0.9, "batch_size": 16, "size": 96, "random_crop": True,
+                "mirror": True}
+
+    def check_options(self, opts):
+        if opts.size % opts.scale:
+            raise ValueError(f"--size {opts.size} (the high-resolution crop) must be a multiple of --scale "
+                             f"{opts.scale}")
+        if opts.adversarial_weight and opts.loss == "wgan-gp":
+            raise ValueError("srgan trains with ns, minimax, lsgan or hinge; wgan-gp's penalty is not wired here")
+
+    def build(self, channels: int = 3, g_width: int = 64, d_width: int = 64, n_blocks: int = 16, scale: int = 4,
+              bicubic_skip: bool = True):
+        if scale not in (2, 4, 8):
+            raise ValueError(f"srgan scale must be 2, 4 or 8, not {scale}")
+        return {"generator": SRResNet(channels, g_width, n_blocks, scale, bicubic_skip),
+                "discriminator": Discriminator(channels, d_width)}
+
+    def load_data(self, opts) -> TrainingData:
+        """Images at their own resolution (square, centre-cropped to their typical shorter side); the step crops."""
+        root = Path(opts.data).expanduser()
+        parts = [load_data(root, None, opts.channels)] if not root.is_dir() else []
+        for folder in split_folders(root) if root.is_dir() else []:
+            size = parts[0].image_size if parts else None
+            parts.append(load_data(folder, size, opts.channels or (parts[0].channels if parts else None)))
+        data = parts[0] if len(parts) == 1 else ImageData(
+            torch.cat([p.images for p in parts]), source=" + ".join(p.source for p in parts),
+            skipped=[s for p in parts for s in p.skipped], notes=[n for p in parts for n in p.notes])
+        if data.image_size < opts.size:
+            raise DataError(f"the images in {opts.data} are {data.image_size} px, smaller than the --size "
+                            f"{opts.size} crop: give a smaller --size")
+        return TrainingData([data], opts.size, dataset=root.resolve().name)
+
+    def arch_args(self, opts, data):
+        return {"channels": data.channels, "g_width": opts.g_width, "d_width": opts.d_width,
+                "n_blocks": opts.n_blocks, "scale": opts.scale, "bicubic_skip": opts.bicubic_skip}
+
+    def objective(self, trainer):
+        return SuperResolution(trainer)
+
+    def card_summary(self, config):
+        training = config.get("training", {})
+        what = ("SRResNet, the MSE twin of SRGAN (pixel MSE content loss, no adversarial loss)"
+                if not training.get("adversarial_weight") else
+                f"SRGAN ({'classifier-feature' if training.get('content_loss') == 'features' else 'pixel MSE'} "
+                f"content loss + adversarial loss x "
+                f"{training.get('adversarial_weight'):g})")
+        return (f"A x{config['scale']} super-resolution model, {what} (Ledig et al. 2017), trained on random "
+                f"{config['image_size']} px crops of {config['dataset']} with gan {config['gan_version']}; "
+                "it upscales images of any size.")
+
+    def card_use(self, config, where):
+        return [f"gan upscale {where} photo.jpg                 # -> photo-x{config['scale']}.jpg",
+                f"gan upscale {where} photos/ --outdir big/"]
+
+    def pipeline_tag(self, config):
+        return "image-to-image"
