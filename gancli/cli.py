@@ -1002,12 +1002,11 @@ TOY_JSON = typer.Option(None, "--json", help="Write the numbers (final and over 
 
 
 def _toy_outputs(output: Optional[Path], json_path: Optional[Path]):
-    from gancli.imageio import format_of
+    from gancli.toy import check_picture
 
     if output is not None:
         _check_output(output, "-o", "toy.gif")
-        if output.suffix.lower() not in (".gif", ".webp"):
-            format_of(output)
+        check_picture(output)
     if json_path is not None and str(json_path) != "-":
         _check_output(json_path, "--json", "toy.json")
 

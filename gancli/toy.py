@@ -407,6 +407,21 @@ def frames_2d(result: Toy2DResult) -> list:
     return images
 
 
+PICTURES = {".gif": "animation", ".webp": "animation", ".png": "figure", ".jpg": "figure", ".jpeg": "figure"}
+
+
+def check_picture(path) -> str:
+    """What -o writes, from its extension: an animation or the four-moment figure; anything else is refused
+    before training, with the choices that exist."""
+    from pathlib import Path
+
+    kind = PICTURES.get(Path(path).suffix.lower())
+    if kind is None:
+        raise ValueError(f"unsupported picture format {Path(path).suffix or '(none)'!r} for {path}: use .gif or "
+                         ".webp (an animation) or .png or .jpg (four moments side by side)")
+    return kind
+
+
 def save_picture(images: list, path) -> str:
     """.gif/.webp: the animation; .png/.jpg: four moments side by side (start, a third, two thirds, end), as the
     four panels of the paper's Figure 1."""
@@ -414,13 +429,12 @@ def save_picture(images: list, path) -> str:
 
     from PIL import Image
 
-    from gancli.imageio import format_of, save_animation, save_image
+    from gancli.imageio import save_animation, save_image
 
     path = Path(path)
-    if path.suffix.lower() in (".gif", ".webp"):
+    if check_picture(path) == "animation":
         save_animation(images, path, fps=8)
         return "animation"
-    format_of(path)  # an unknown extension is a one-line error before anything is drawn
     picks = sorted({round(i * (len(images) - 1) / 3) for i in range(4)})
     w, h = images[0].size
     strip = Image.new("RGB", (w * len(picks), h), "white")

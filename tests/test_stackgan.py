@@ -53,6 +53,25 @@ def test_trained_model_samples_its_captions_at_both_stages(tiny_stack, tmp_path)
     assert (coarse[::2, ::2] == coarse[1::2, 1::2]).all() and not (final[::2, ::2] == final[1::2, 1::2]).all()
 
 
+def test_its_card_suggests_captions_it_knows(tiny_stack, tmp_path):
+    """A model trained on two classes has only their words: the card's (and the end of training's) commands use
+    its own classes' captions, and they run."""
+    import re
+    import shlex
+
+    card = (tiny_stack / "README.md").read_text()
+    captions = re.findall(r"--text ('[^']*'|\S+)", card)
+    assert captions and "ankle boot" in card and "t-shirt" not in card, card
+    for i, caption in enumerate(captions):
+        r = run("sample", tiny_stack, "--text", shlex.split(caption)[0], "-n", 1, "-o", tmp_path / f"{i}.png")
+        assert r.exit_code == 0, r.output
+    # trousers and bags only: no boot, no "an" in its words
+    fam, names = stackgan.StackGAN(), ["Trouser", "Bag"]
+    for line in fam.card_use({"class_names": names}, "m"):
+        for caption in re.findall(r"--text ('[^']*'|\S+)", line):
+            stackgan.tokens(stackgan.vocabulary_of(names), [shlex.split(caption)[0]])  # LookupError if unknown
+
+
 def test_sampling_is_a_function_of_seed_and_caption(tiny_stack):
     model = GANModel.from_pretrained(tiny_stack, device="cpu")
     a = model.sample(4, seed=3, text="trousers")
@@ -88,17 +107,18 @@ def test_text_on_a_model_without_text(tiny_model_dir, tmp_path):
     (["--ema"], "--ema is not supported by stackgan"),
     (["--eval-every", 2], "--eval-every measures generators of images from noise; for stackgan use `gan eval`"),
     (["--size", 28], "stackgan draws 32x32 images"),
+    (["--stage1-steps", 2], "--steps 2 would leave stage II untrained"),
 ])
 def test_training_options_it_refuses(tmp_path, args, message):
     data = make_image_folder(tmp_path / "d", n_per_class=4, size=32, classes=("Trouser", "Bag"))
-    r = run("train", data, "--arch", "stackgan", "--out", tmp_path / "r", "--steps", 1, "--batch-size", 4,
-            "--stack-width", 4, *args)
+    r = run("train", data, "--arch", "stackgan", "--out", tmp_path / "r", "--steps", 2, "--stage1-steps", 1,
+            "--batch-size", 4, "--stack-width", 4, *args)
     assert r.exit_code == 2 and message in r.output, r.output
     assert not (tmp_path / "r").exists()
 
 
 def test_data_without_its_classes(image_folder, tmp_path):
-    r = run("train", image_folder, "--arch", "stackgan", "--out", tmp_path / "r", "--steps", 1)
+    r = run("train", image_folder, "--arch", "stackgan", "--out", tmp_path / "r", "--steps", 2, "--stage1-steps", 1)
     assert r.exit_code == 2 and "stackgan's captions are written for Fashion-MNIST's classes" in r.output
     assert "not a, b" in r.output, r.output
 

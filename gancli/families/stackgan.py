@@ -406,9 +406,6 @@ class StackGAN(Family):
     defaults = {"size": 32}
     summary = ("A StackGAN (Zhang et al. 2017) drawing {images} from short captions, trained on {dataset} with "
                "gan {gan_version}: stage I draws a 16x16 image, stage II the 32x32 one from it.")
-    examples = ("gan sample {where} --text 'an ankle boot' -n 16 -o boots.png",
-                "gan sample {where} --text 'a pair of trousers' --stage 1 -n 16 -o coarse.png   # stage I",
-                "gan eval {where} -n 10000   # FID etc., and how often each caption's class is drawn")
 
     def build(self, vocab_size: int, text_classes: int, noise_dim: int = 32, ca_dim: int = 16, channels: int = 1,
               image_size: int = 32, word_dim: int = 32, text_dim: int = 64, g_width: int = 32, d_width: int = 32):
@@ -422,6 +419,9 @@ class StackGAN(Family):
         if opts.ema:  # the EMA's batch norms are re-measured on caption-less draws, which no sample is
             raise OptionError("--ema is not supported by stackgan: its batch-norm statistics are measured per "
                               "caption")
+        if opts.steps is not None and opts.steps <= opts.stage1_steps:  # an untrained stage II draws grey squares
+            raise OptionError(f"--steps {opts.steps} would leave stage II untrained: stage I takes the first "
+                              f"--stage1-steps ({opts.stage1_steps}); give more steps or fewer stage-I steps")
 
     def load_data(self, opts) -> TrainingData:
         data = super().load_data(opts)
@@ -445,7 +445,14 @@ class StackGAN(Family):
         return "text-to-image"
 
     def card_use(self, config: dict, where: str) -> list[str]:
-        return [e.format(where=where, **config) for e in self.examples]  # no `gan sample` without a caption
+        """Captions the model knows (its classes' first phrasings): a model trained on two classes has not the
+        vocabulary of the ten. No `gan sample` without a caption."""
+        import shlex
+
+        texts = self.default_texts(config)
+        return [f"gan sample {where} --text {shlex.quote(texts[-1])} -n 16 -o samples.png",
+                f"gan sample {where} --text {shlex.quote(texts[0])} --stage 1 -n 16 -o coarse.png   # stage I",
+                f"gan eval {where} -n 10000   # FID etc., and how often each caption's class is drawn"]
 
     def check_config(self, config: dict, where) -> str | None:
         args = config.get("arch_args", {})
