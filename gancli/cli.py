@@ -488,6 +488,7 @@ def translate(
         fail("--size must be at least 4")
     if output is not None:
         _check_output(output, "-o", "out.jpg")
+        tr.check_output(output)  # its format, before the model loads
     model = _load(name, device, verbose)
     if not model.is_translation:
         fail(f"{name} is not a translation model (its task is {model.config.get('task', 'unconditional')}): "
@@ -537,6 +538,7 @@ def upscale(
 
     if output is not None:
         _check_output(output, "-o", "out.png")
+        tr.check_output(output)  # its format, before the model loads
     model = _load(name, device, verbose)
     model.requires("upscale", "gan upscale")
     scale = up.check_scale(model, scale)

@@ -104,6 +104,9 @@ def test_upscale_refuses_bad_scales_tiles_and_models(runs, tiny_model_dir, tmp_p
     one_error(runner.invoke(app, ["upscale", str(tiny_model_dir), src]), "dcgan", "gan upscale is for srgan")
     one_error(runner.invoke(app, ["sample", model]), "gan upscale")
     one_error(runner.invoke(app, ["upscale", model, str(tmp_path / "missing.png")]), "does not exist")
+    for out in ("out.txt", "res.gif", "noext"):  # once written as out.png, res.png, noext.png with exit 0
+        one_error(runner.invoke(app, ["upscale", model, src, "-o", str(tmp_path / out)]), out)
+        one_error(runner.invoke(app, ["translate", "no-such-model", src, "-o", str(tmp_path / out)]), out)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "tiny"]  # nothing written
 
 
