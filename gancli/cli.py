@@ -499,7 +499,13 @@ def translate(
     done, skipped, where = _run_plan(p, f"-> {target}", "translated", outdir, lambda advance: tr.run(
         model, p, direction, size, batch_size, side, advance=advance))
     out.print(f"translated {done} image(s) to {target} ({direction}) -> {where}  ({describe(model.device)})"
-              + (f"; skipped {len(skipped)}" if skipped else ""))
+              + _left_out(p, skipped))
+
+
+def _left_out(p, skipped: list) -> str:
+    """The end of a summary line: inputs not processed, and why."""
+    return (f"; skipped {len(skipped)}" if skipped else "") + \
+        (f"; left out {p.own_outputs} earlier output(s) of this command" if p.own_outputs else "")
 
 
 def _run_plan(p, label: str, verb: str, outdir: Optional[Path], work) -> tuple[int, list, object]:
@@ -547,7 +553,7 @@ def upscale(
     done, skipped, where = _run_plan(p, f"x{scale:g}", "upscaled", outdir,
                                      lambda advance: up.run(model, p, scale, tile, advance=advance))
     out.print(f"upscaled {done} image(s) x{scale:g} -> {where}  ({describe(model.device)})"
-              + (f"; skipped {len(skipped)}" if skipped else ""))
+              + _left_out(p, skipped))
 
 
 # ----------------------------------------------------------------------------------------------- classify

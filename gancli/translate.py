@@ -83,14 +83,20 @@ def plan(inputs: list[str], suffix: str, output: Path | None = None, outdir: Pat
         if folder_mode:
             raise ValueError("-o names one output file; for several inputs use --outdir")
         return Plan([Job(found[0][0], check_output(output))])
-    jobs = []
-    for src, root in found:
-        if outdir is not None:
-            rel = src.relative_to(root) if root is not None else Path(src.name)
-            jobs.append(Job(src, writable(outdir / rel)))
-        else:
-            jobs.append(Job(src, writable(src.with_name(f"{src.stem}-{suffix}{src.suffix}"))))
-    return Plan(jobs, folder_mode)
+    if outdir is not None:
+        return Plan([Job(src, writable(outdir / (src.relative_to(root) if root is not None else Path(src.name))))
+                     for src, root in found], folder_mode)
+    jobs = [Job(src, writable(src.with_name(f"{src.stem}-{suffix}{src.suffix}"))) for src, _ in found]
+    return without_own_outputs(jobs, folder_mode)
+
+
+def without_own_outputs(jobs: list[Job], folder_mode: bool) -> Plan:
+    """Outputs written next to their inputs are found again when the folder is run twice: an input that is another
+    input's output (a-x4.jpg beside a.jpg) is left out, or it would be processed again (a-x4-x4.jpg) and then
+    overwritten."""
+    targets = {job.target.resolve() for job in jobs}
+    kept = [job for job in jobs if job.source.resolve() not in targets]
+    return Plan(kept, folder_mode, own_outputs=len(jobs) - len(kept))
 
 
 def to_tensor(img: Image.Image, channels: int) -> torch.Tensor:

@@ -180,3 +180,17 @@ def test_zoo_models_restore_a_real_test_image(tmp_path):
     Image.fromarray(((lr[0].permute(1, 2, 0) + 1) * 127.5).round().byte().numpy()).save(small)
     r = runner.invoke(app, ["upscale", "srgan-x4", str(small), "-o", str(tmp_path / "big.png")])
     assert r.exit_code == 0 and Image.open(tmp_path / "big.png").size == (256, 256), r.output
+
+
+def test_a_folder_upscaled_twice_leaves_its_own_outputs_out(runs, tmp_path):
+    from gancli.translate import plan
+
+    model, rep = str(runs["mse"] / "export"), tmp_path / "rep"
+    smooth_image(rep / "a.png", 6, 5, 0)
+    smooth_image(rep / "b.bmp", 5, 6, 1)  # its output is b-x4.png
+    for run in range(2):
+        r = runner.invoke(app, ["upscale", model, str(rep)])
+        assert r.exit_code == 0 and "upscaled 2 image(s)" in r.output, r.output
+    assert "left out 2 earlier output(s)" in r.output, r.output
+    assert sorted(p.name for p in rep.iterdir()) == ["a-x4.png", "a.png", "b-x4.png", "b.bmp"]
+    assert len(plan([str(rep)], "zebra").jobs) == 4  # to `gan translate`, -x4 files are inputs like any other
