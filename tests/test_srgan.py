@@ -194,3 +194,16 @@ def test_a_folder_upscaled_twice_leaves_its_own_outputs_out(runs, tmp_path):
     assert "left out 2 earlier output(s)" in r.output, r.output
     assert sorted(p.name for p in rep.iterdir()) == ["a-x4.png", "a.png", "b-x4.png", "b.bmp"]
     assert len(plan([str(rep)], "zebra").jobs) == 4  # to `gan translate`, -x4 files are inputs like any other
+
+
+def test_unreadable_inputs_alone_are_one_error_line(runs, tmp_path):
+    model = str(runs["mse"] / "export")
+    (tmp_path / "fake.jpg").write_bytes(b"not a jpeg")
+    one_error(runner.invoke(app, ["upscale", model, str(tmp_path / "fake.jpg")]),
+              "nothing upscaled:", "fake.jpg is not a readable image (UnidentifiedImageError)")
+    (tmp_path / "fake2.png").write_bytes(b"")
+    one_error(runner.invoke(app, ["upscale", model, str(tmp_path)]), "fake.jpg is not", "and 1 more")
+    smooth_image(tmp_path / "ok.png", 5, 5, 0)
+    r = runner.invoke(app, ["upscale", model, str(tmp_path)])  # some work: per-file notes, no error
+    assert r.exit_code == 0 and "skipped" in r.output and "fake2.png" in r.output and "error" not in r.output
+    assert (tmp_path / "ok-x4.png").is_file()
