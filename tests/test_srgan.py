@@ -207,3 +207,10 @@ def test_unreadable_inputs_alone_are_one_error_line(runs, tmp_path):
     r = runner.invoke(app, ["upscale", model, str(tmp_path)])  # some work: per-file notes, no error
     assert r.exit_code == 0 and "skipped" in r.output and "fake2.png" in r.output and "error" not in r.output
     assert (tmp_path / "ok-x4.png").is_file()
+
+
+def test_eval_refuses_parzen_for_upscalers_and_translators(runs, translator):
+    one_error(runner.invoke(app, ["eval", str(runs["mse"] / "export"), "--real", str(runs["data"]), "--parzen"]),
+              "--parzen", "upscales")
+    one_error(runner.invoke(app, ["eval", str(translator), "--real", str(runs["data"]), "--parzen"]),
+              "--parzen", "translates")
