@@ -508,11 +508,12 @@ def _left_out(p, skipped: list) -> str:
         (f"; left out {p.own_outputs} earlier output(s) of this command" if p.own_outputs else "")
 
 
-def _run_plan(p, label: str, verb: str, outdir: Optional[Path], work) -> tuple[int, list, object]:
-    """``work(advance)`` over a plan's jobs under a progress bar; skipped inputs are listed, none done is an error.
-    Returns (done, skipped, where the outputs went)."""
+def _run_plan(p, label: str, verb: str, outdir: Optional[Path], work, total: Optional[int] = None
+              ) -> tuple[int, list, object]:
+    """``work(advance)`` over a plan's jobs under a progress bar of ``total`` steps (default: one per job); skipped
+    inputs are listed, none done is an error. Returns (done, skipped, where the outputs went)."""
     with _progress() as progress:
-        task = progress.add_task(label, total=len(p.jobs))
+        task = progress.add_task(label, total=total or len(p.jobs))
         done, skipped = work(lambda k: progress.advance(task, k))
     if not done:  # one line: the first reason, and how many more
         (path, why), more = skipped[0], len(skipped) - 1
@@ -552,7 +553,8 @@ def upscale(
     up.check_tile(model.generator, tile)
     p = tr.plan(inputs, f"x{scale:g}", output, outdir)
     done, skipped, where = _run_plan(p, f"x{scale:g}", "upscaled", outdir,
-                                     lambda advance: up.run(model, p, scale, tile, advance=advance))
+                                     lambda advance: up.run(model, p, scale, tile, advance=advance),
+                                     total=up.total_tiles(model, p, tile))  # a large image's tiles show progress
     out.print(f"upscaled {done} image(s) x{scale:g} -> {where}  ({describe(model.device)})"
               + _left_out(p, skipped))
 

@@ -214,3 +214,17 @@ def test_eval_refuses_parzen_for_upscalers_and_translators(runs, translator):
               "--parzen", "upscales")
     one_error(runner.invoke(app, ["eval", str(translator), "--real", str(runs["data"]), "--parzen"]),
               "--parzen", "translates")
+
+
+def test_upscale_progress_advances_per_tile(runs, tmp_path):
+    from gancli import upscale as up
+    from gancli.pretrained import load
+    from gancli.translate import plan
+
+    model = load(str(runs["mse"] / "export"), device="cpu")
+    smooth_image(tmp_path / "a.png", 20, 12, 0)
+    (tmp_path / "b.jpg").write_bytes(b"broken")
+    p, tile = plan([str(tmp_path)], "x4"), 2 * model.generator.margin + 8  # 8 kept input pixels per tile side
+    steps = []
+    up.run(model, p, tile=tile, advance=steps.append)
+    assert len(steps) == up.total_tiles(model, p, tile) == 3 * 2 + 1  # a.png's 3x2 tiles, then b.jpg skipped
