@@ -704,7 +704,8 @@ def eval_model(
     json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the results here as JSON."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
 ):
-    """Measure a model offline: FID, KID, precision/recall, class or mode coverage, label accuracy, translation scores.
+    """Measure a model offline: FID, KID, precision/recall, class or mode coverage, label accuracy, translation scores,
+    PSNR/SSIM/sharpness for super-resolution.
 
     Example: `gan eval dcgan-mnist --real mnist -n 10000 --json dcgan.json`;
     `gan eval cyclegan-horse2zebra --real horse2zebra`
@@ -1004,7 +1005,7 @@ toy_app = typer.Typer(no_args_is_help=True, rich_markup_mode="markdown",
                       help="The theory of the GAN papers, shown and checked on toy data in seconds on a CPU "
                            "(docs/theory.md).\n\nExample: `gan toy 1d -o toy.gif`; `gan toy 2d --unrolled 5`")
 app.add_typer(toy_app, name="toy")
-TOY_LOSS = typer.Option("ns", "--loss", help="ns (non-saturating G loss) or minimax (the original log(1 - D(G(z))).")
+TOY_LOSS = typer.Option("ns", "--loss", help="ns (non-saturating G loss) or minimax (the original log(1 - D(G(z)))).")
 TOY_SEED = typer.Option(0, "--seed", help="Same seed, same numbers and pictures.")
 TOY_FRAMES = typer.Option(30, "--frames", help="Measurements (and animation frames) over training.")
 TOY_OUTPUT = typer.Option(None, "-o", "--output", help="Picture: .gif/.webp animates; .png/.jpg shows four moments.")
