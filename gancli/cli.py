@@ -488,6 +488,7 @@ def translate(
         fail("--size must be at least 4")
     if output is not None:
         _check_output(output, "-o", "out.jpg")
+        tr.check_output(output)  # its format, before the model loads
     model = _load(name, device, verbose)
     if not model.is_translation:
         fail(f"{name} is not a translation model (its task is {model.config.get('task', 'unconditional')}): "
@@ -498,19 +499,27 @@ def translate(
     done, skipped, where = _run_plan(p, f"-> {target}", "translated", outdir, lambda advance: tr.run(
         model, p, direction, size, batch_size, side, advance=advance))
     out.print(f"translated {done} image(s) to {target} ({direction}) -> {where}  ({describe(model.device)})"
-              + (f"; skipped {len(skipped)}" if skipped else ""))
+              + _left_out(p, skipped))
 
 
-def _run_plan(p, label: str, verb: str, outdir: Optional[Path], work) -> tuple[int, list, object]:
-    """``work(advance)`` over a plan's jobs under a progress bar; skipped inputs are listed, none done is an error.
-    Returns (done, skipped, where the outputs went)."""
+def _left_out(p, skipped: list) -> str:
+    """The end of a summary line: inputs not processed, and why."""
+    return (f"; skipped {len(skipped)}" if skipped else "") + \
+        (f"; left out {p.own_outputs} earlier output(s) of this command" if p.own_outputs else "")
+
+
+def _run_plan(p, label: str, verb: str, outdir: Optional[Path], work, total: Optional[int] = None
+              ) -> tuple[int, list, object]:
+    """``work(advance)`` over a plan's jobs under a progress bar of ``total`` steps (default: one per job); skipped
+    inputs are listed, none done is an error. Returns (done, skipped, where the outputs went)."""
     with _progress() as progress:
-        task = progress.add_task(label, total=len(p.jobs))
+        task = progress.add_task(label, total=total or len(p.jobs))
         done, skipped = work(lambda k: progress.advance(task, k))
-    for path, why in skipped:
+    if not done:  # one line: the first reason, and how many more
+        (path, why), more = skipped[0], len(skipped) - 1
+        fail(f"nothing {verb}: {path} is {why}" + (f" (and {more} more unreadable input(s))" if more else ""))
+    for path, why in skipped:  # some inputs worked: not an error, but say which were not used
         console.print(f"[yellow]skipped[/] {path}: {why}", highlight=False)
-    if not done:
-        fail(f"nothing {verb}: {len(skipped)} unreadable input(s)")
     return done, skipped, p.jobs[0].target if len(p.jobs) == 1 else (outdir or "next to the inputs")
 
 
@@ -537,15 +546,17 @@ def upscale(
 
     if output is not None:
         _check_output(output, "-o", "out.png")
+        tr.check_output(output)  # its format, before the model loads
     model = _load(name, device, verbose)
     model.requires("upscale", "gan upscale")
     scale = up.check_scale(model, scale)
     up.check_tile(model.generator, tile)
     p = tr.plan(inputs, f"x{scale:g}", output, outdir)
     done, skipped, where = _run_plan(p, f"x{scale:g}", "upscaled", outdir,
-                                     lambda advance: up.run(model, p, scale, tile, advance=advance))
+                                     lambda advance: up.run(model, p, scale, tile, advance=advance),
+                                     total=up.total_tiles(model, p, tile))  # a large image's tiles show progress
     out.print(f"upscaled {done} image(s) x{scale:g} -> {where}  ({describe(model.device)})"
-              + (f"; skipped {len(skipped)}" if skipped else ""))
+              + _left_out(p, skipped))
 
 
 # ----------------------------------------------------------------------------------------------- classify
@@ -693,7 +704,8 @@ def eval_model(
     json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the results here as JSON."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
 ):
-    """Measure a model offline: FID, KID, precision/recall, class or mode coverage, label accuracy, translation scores.
+    """Measure a model offline: FID, KID, precision/recall, class or mode coverage, label accuracy, translation scores,
+    PSNR/SSIM/sharpness for super-resolution.
 
     Example: `gan eval dcgan-mnist --real mnist -n 10000 --json dcgan.json`;
     `gan eval cyclegan-horse2zebra --real horse2zebra`
@@ -993,7 +1005,7 @@ toy_app = typer.Typer(no_args_is_help=True, rich_markup_mode="markdown",
                       help="The theory of the GAN papers, shown and checked on toy data in seconds on a CPU "
                            "(docs/theory.md).\n\nExample: `gan toy 1d -o toy.gif`; `gan toy 2d --unrolled 5`")
 app.add_typer(toy_app, name="toy")
-TOY_LOSS = typer.Option("ns", "--loss", help="ns (non-saturating G loss) or minimax (the original log(1 - D(G(z))).")
+TOY_LOSS = typer.Option("ns", "--loss", help="ns (non-saturating G loss) or minimax (the original log(1 - D(G(z)))).")
 TOY_SEED = typer.Option(0, "--seed", help="Same seed, same numbers and pictures.")
 TOY_FRAMES = typer.Option(30, "--frames", help="Measurements (and animation frames) over training.")
 TOY_OUTPUT = typer.Option(None, "-o", "--output", help="Picture: .gif/.webp animates; .png/.jpg shows four moments.")

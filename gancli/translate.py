@@ -29,6 +29,25 @@ class Job:
 class Plan:
     jobs: list[Job] = field(default_factory=list)
     folder_mode: bool = False
+    own_outputs: int = 0  # inputs left out: this command's earlier outputs, found next to their sources
+
+
+def check_output(path: Path) -> Path:
+    """``-o``'s extension names its format: one we write, or a ValueError (before any work), never a silent .png."""
+    if not path.suffix:
+        raise ValueError(f"-o {path} has no extension: end it in .png, .jpg or .webp")
+    from gancli.imageio import format_of
+
+    format_of(path)
+    return path
+
+
+def writable(target: Path) -> Path:
+    """Where an output is written: its own name if we write its format (png, jpg, webp), else the name with .png
+    (an input.bmp gives a .png)."""
+    from gancli.imageio import IMAGE_FORMATS
+
+    return target if target.suffix.lower().lstrip(".") in IMAGE_FORMATS else target.with_suffix(".png")
 
 
 def expand_inputs(inputs: Iterable[str]) -> list[tuple[Path, Path | None]]:
@@ -63,15 +82,21 @@ def plan(inputs: list[str], suffix: str, output: Path | None = None, outdir: Pat
             raise ValueError("give -o or --outdir, not both")
         if folder_mode:
             raise ValueError("-o names one output file; for several inputs use --outdir")
-        return Plan([Job(found[0][0], output)])
-    jobs = []
-    for src, root in found:
-        if outdir is not None:
-            rel = src.relative_to(root) if root is not None else Path(src.name)
-            jobs.append(Job(src, outdir / rel))
-        else:
-            jobs.append(Job(src, src.with_name(f"{src.stem}-{suffix}{src.suffix}")))
-    return Plan(jobs, folder_mode)
+        return Plan([Job(found[0][0], check_output(output))])
+    if outdir is not None:
+        return Plan([Job(src, writable(outdir / (src.relative_to(root) if root is not None else Path(src.name))))
+                     for src, root in found], folder_mode)
+    jobs = [Job(src, writable(src.with_name(f"{src.stem}-{suffix}{src.suffix}"))) for src, _ in found]
+    return without_own_outputs(jobs, folder_mode)
+
+
+def without_own_outputs(jobs: list[Job], folder_mode: bool) -> Plan:
+    """Outputs written next to their inputs are found again when the folder is run twice: an input that is another
+    input's output (a-x4.jpg beside a.jpg) is left out, or it would be processed again (a-x4-x4.jpg) and then
+    overwritten."""
+    targets = {job.target.resolve() for job in jobs}
+    kept = [job for job in jobs if job.source.resolve() not in targets]
+    return Plan(kept, folder_mode, own_outputs=len(jobs) - len(kept))
 
 
 def to_tensor(img: Image.Image, channels: int) -> torch.Tensor:
@@ -132,13 +157,10 @@ def side_by_side(left: Image.Image, right: Image.Image) -> Image.Image:
 
 
 def save_output(picture: Image.Image, target: Path):
-    """Write an output in its target's format (png, jpg or webp); any other suffix becomes .png."""
-    from gancli.imageio import format_of, save_image
+    """Write an output in its target's format (``plan`` made every target one of png, jpg, webp)."""
+    from gancli.imageio import save_image
 
-    if target.suffix.lower().lstrip(".") in ("png", "jpg", "jpeg", "webp"):
-        save_image(picture, target, format_of(target, "png"))
-    else:
-        save_image(picture, target.with_suffix(".png"), "png")
+    save_image(picture, target)
 
 
 def run(model, p: Plan, direction: str, size: int | None = None, batch_size: int = 4, side: bool = False,

@@ -43,9 +43,29 @@ def check_tile(generator, tile: int) -> int:
     return tile
 
 
+def tile_count(height: int, width: int, tile: int, margin: int) -> int:
+    """How many tiles ``upscale_tensor`` runs for an image of that size."""
+    core = tile - 2 * margin
+    return len(range(0, height, core)) * len(range(0, width, core))
+
+
+def total_tiles(model, p: Plan, tile: int) -> int:
+    """The tiles of all jobs, from the files' headers (no decoding), so that one large image's progress shows; a
+    file that cannot be opened counts one step (it is skipped)."""
+    total = 0
+    for job in p.jobs:
+        try:
+            with Image.open(job.source) as im:
+                total += tile_count(im.height, im.width, tile, model.generator.margin)
+        except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError):
+            total += 1
+    return total
+
+
 @torch.no_grad()
 def upscale_tensor(net: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, factor: int, margin: int,
-                   tile: int = DEFAULT_TILE, device: torch.device | str = "cpu") -> np.ndarray:
+                   tile: int = DEFAULT_TILE, device: torch.device | str = "cpu",
+                   on_tile: Callable[[], None] = lambda: None) -> np.ndarray:
     """One image (C, H, W) in [-1, 1] -> its x``factor`` output as uint8 (H*f, W*f, C), tile by tile."""
     c, h, w = x.shape
     out = np.empty((h * factor, w * factor, c), dtype=np.uint8)
@@ -59,17 +79,19 @@ def upscale_tensor(net: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
             keep = y[:, (top - y0) * factor:(bottom - y0) * factor, (left - x0) * factor:(right - x0) * factor]
             out[top * factor:bottom * factor, left * factor:right * factor] = \
                 _to_uint8(keep).permute(1, 2, 0).cpu().numpy()
+            on_tile()
     return out
 
 
-def upscale_image(model, image: Image.Image, scale: float | None = None, tile: int = DEFAULT_TILE) -> Image.Image:
-    """A PIL image, upscaled by ``scale`` (default: the model's factor)."""
+def upscale_image(model, image: Image.Image, scale: float | None = None, tile: int = DEFAULT_TILE,
+                  on_tile: Callable[[], None] = lambda: None) -> Image.Image:
+    """A PIL image, upscaled by ``scale`` (default: the model's factor); ``on_tile`` is called after each tile."""
     scale = check_scale(model, scale)
     G, factor = model.generator, int(model.config["scale"])
     check_tile(G, tile)
     x = to_tensor(image, model.channels)
     arr = upscale_tensor(lambda t: G(t.contiguous(memory_format=model.memory_format)), x, factor, G.margin, tile,
-                         model.device)
+                         model.device, on_tile)
     out = Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr)
     del arr
     if scale != factor:
@@ -79,21 +101,22 @@ def upscale_image(model, image: Image.Image, scale: float | None = None, tile: i
 
 def run(model, p: Plan, scale: float | None = None, tile: int = DEFAULT_TILE,
         advance: Callable[[int], None] | None = None) -> tuple[int, list]:
-    """Upscale every job, one image at a time; unreadable inputs are skipped and returned as (file, reason)."""
+    """Upscale every job, one image at a time; unreadable inputs are skipped and returned as (file, reason).
+    ``advance(1)`` is called per tile, and once per skipped file: ``total_tiles`` steps in all."""
     model.requires("upscale", "gan upscale")
     check_scale(model, scale)
     check_tile(model.generator, tile)
+    advance = advance or (lambda k: None)
     done, skipped = 0, []
     for job in p.jobs:
         try:
             image = open_image(job.source)
         except ValueError as e:
             skipped.append((job.source, str(e)))
-        else:
-            save_output(upscale_image(model, image, scale, tile), job.target)
-            done += 1
-        if advance:
             advance(1)
+        else:
+            save_output(upscale_image(model, image, scale, tile, lambda: advance(1)), job.target)
+            done += 1
     return done, skipped
 
 

@@ -226,6 +226,10 @@ def test_help_and_messages_read_right(tiny_model_dir, tmp_path):
     assert r.exit_code == 0 and "wrote 1 image to" in r.output and "1 images" not in r.output
     r = invoke("sample", tiny_model_dir, "-n", 1, "--outdir", tmp_path / "d", "--device", "cpu")
     assert r.exit_code == 0 and "wrote 1 image to" in r.output
+    wide = {"COLUMNS": "250"}
+    assert "PSNR/SSIM/sharpness for super-resolution" in " ".join(runner.invoke(app, ["eval", "--help"], env=wide)
+                                                                   .output.split())
+    assert "log(1 - D(G(z))))." in runner.invoke(app, ["toy", "2d", "--help"], env=wide).output
 
 
 # ------------------------------------------------------------------------------------------ 15: documented names

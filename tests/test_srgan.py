@@ -104,6 +104,9 @@ def test_upscale_refuses_bad_scales_tiles_and_models(runs, tiny_model_dir, tmp_p
     one_error(runner.invoke(app, ["upscale", str(tiny_model_dir), src]), "dcgan", "gan upscale is for srgan")
     one_error(runner.invoke(app, ["sample", model]), "gan upscale")
     one_error(runner.invoke(app, ["upscale", model, str(tmp_path / "missing.png")]), "does not exist")
+    for out in ("out.txt", "res.gif", "noext"):  # once written as out.png, res.png, noext.png with exit 0
+        one_error(runner.invoke(app, ["upscale", model, src, "-o", str(tmp_path / out)]), out)
+        one_error(runner.invoke(app, ["translate", "no-such-model", src, "-o", str(tmp_path / out)]), out)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "tiny"]  # nothing written
 
 
@@ -177,3 +180,51 @@ def test_zoo_models_restore_a_real_test_image(tmp_path):
     Image.fromarray(((lr[0].permute(1, 2, 0) + 1) * 127.5).round().byte().numpy()).save(small)
     r = runner.invoke(app, ["upscale", "srgan-x4", str(small), "-o", str(tmp_path / "big.png")])
     assert r.exit_code == 0 and Image.open(tmp_path / "big.png").size == (256, 256), r.output
+
+
+def test_a_folder_upscaled_twice_leaves_its_own_outputs_out(runs, tmp_path):
+    from gancli.translate import plan
+
+    model, rep = str(runs["mse"] / "export"), tmp_path / "rep"
+    smooth_image(rep / "a.png", 6, 5, 0)
+    smooth_image(rep / "b.bmp", 5, 6, 1)  # its output is b-x4.png
+    for run in range(2):
+        r = runner.invoke(app, ["upscale", model, str(rep)])
+        assert r.exit_code == 0 and "upscaled 2 image(s)" in r.output, r.output
+    assert "left out 2 earlier output(s)" in r.output, r.output
+    assert sorted(p.name for p in rep.iterdir()) == ["a-x4.png", "a.png", "b-x4.png", "b.bmp"]
+    assert len(plan([str(rep)], "zebra").jobs) == 4  # to `gan translate`, -x4 files are inputs like any other
+
+
+def test_unreadable_inputs_alone_are_one_error_line(runs, tmp_path):
+    model = str(runs["mse"] / "export")
+    (tmp_path / "fake.jpg").write_bytes(b"not a jpeg")
+    one_error(runner.invoke(app, ["upscale", model, str(tmp_path / "fake.jpg")]),
+              "nothing upscaled:", "fake.jpg is not a readable image (UnidentifiedImageError)")
+    (tmp_path / "fake2.png").write_bytes(b"")
+    one_error(runner.invoke(app, ["upscale", model, str(tmp_path)]), "fake.jpg is not", "and 1 more")
+    smooth_image(tmp_path / "ok.png", 5, 5, 0)
+    r = runner.invoke(app, ["upscale", model, str(tmp_path)])  # some work: per-file notes, no error
+    assert r.exit_code == 0 and "skipped" in r.output and "fake2.png" in r.output and "error" not in r.output
+    assert (tmp_path / "ok-x4.png").is_file()
+
+
+def test_eval_refuses_parzen_for_upscalers_and_translators(runs, translator):
+    one_error(runner.invoke(app, ["eval", str(runs["mse"] / "export"), "--real", str(runs["data"]), "--parzen"]),
+              "--parzen", "upscales")
+    one_error(runner.invoke(app, ["eval", str(translator), "--real", str(runs["data"]), "--parzen"]),
+              "--parzen", "translates")
+
+
+def test_upscale_progress_advances_per_tile(runs, tmp_path):
+    from gancli import upscale as up
+    from gancli.pretrained import load
+    from gancli.translate import plan
+
+    model = load(str(runs["mse"] / "export"), device="cpu")
+    smooth_image(tmp_path / "a.png", 20, 12, 0)
+    (tmp_path / "b.jpg").write_bytes(b"broken")
+    p, tile = plan([str(tmp_path)], "x4"), 2 * model.generator.margin + 8  # 8 kept input pixels per tile side
+    steps = []
+    up.run(model, p, tile=tile, advance=steps.append)
+    assert len(steps) == up.total_tiles(model, p, tile) == 3 * 2 + 1  # a.png's 3x2 tiles, then b.jpg skipped
