@@ -112,6 +112,7 @@ def text_section(r: dict) -> str:
               "above in turn (each class's first), so every class is asked for equally often.", "",
               "samples.png: one row per training phrasing above, top to bottom; in each row four seeds, each seed's "
               "stage I image (16x16, shown upscaled) just left of its stage II image (32x32)."]
+    return "\n".join(lines)
 
 
 def sr_models() -> list[str]:
