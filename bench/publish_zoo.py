@@ -187,7 +187,7 @@ def measure(name: str) -> dict:
     n = SAMPLES.get(real, 10000)
     model = gancli.load(ZOO / name, device="cpu")
     # translators take every test image; -n is for samplers
-    sampler = not (model.is_translation or "upscale" in model.family.capabilities)
+    sampler = not model.image_command
     command = shlex.join(["gan", "eval", name, "--real", real] + (["-n", str(n)] if sampler else []))
     print(command, flush=True)
     result = evaluate(name, real, n=n, device="auto") | {"command": command}

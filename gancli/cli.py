@@ -77,10 +77,9 @@ def _load(name: str, device: str, verbose: bool, sampling: bool = False):
     from gancli.pretrained import load
 
     model = load(name, device=device)
-    if sampling and model.is_translation:
-        fail(f"{name} translates images rather than sampling them: use `gan translate {name} IMAGE`")
-    if sampling and "upscale" in model.family.capabilities:
-        fail(f"{name} upscales images rather than sampling them: use `gan upscale {name} IMAGE`")
+    if sampling and model.image_command:
+        fail(f"{name} {model.image_command}s images rather than sampling them: use `gan {model.image_command} {name} "
+             "IMAGE`")
     if verbose:
         console.print(f"[dim]{name} -> {model.source}; device {describe(model.device)}[/]")
     return model
@@ -492,7 +491,7 @@ def translate(
     model = _load(name, device, verbose)
     if not model.is_translation:
         fail(f"{name} is not a translation model (its task is {model.config.get('task', 'unconditional')}): "
-             + (f"use `gan upscale {name} IMAGE`" if "upscale" in model.family.capabilities else "use `gan sample`"))
+             + (f"use `gan {model.image_command} {name} IMAGE`" if model.image_command else "use `gan sample`"))
     direction = model.direction(direction)
     target = model.target_domain(direction)
     p = tr.plan(inputs, tr_suffix(target), output, outdir)

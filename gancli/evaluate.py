@@ -538,11 +538,10 @@ def evaluate(name: str, real: str | None = None, n: int = 10000, seed: int = 0, 
     from gancli.pretrained import load
 
     model = load(name, device=device)
-    upscales = "upscale" in model.family.capabilities
-    if with_parzen and (upscales or model.is_translation):  # refused, not ignored
+    if with_parzen and model.image_command:  # refused, not ignored
         raise DataError(f"--parzen measures samplers of 28x28 grey images (Goodfellow et al. 2014); {name} "
-                        f"{'upscales' if upscales else 'translates'} images")
-    if upscales:
+                        f"{model.image_command}s images")
+    if model.image_command == "upscale":
         return evaluate_upscaling(model, name, real, progress)
     truncation = [model.truncation(psi) for psi in truncation] if truncation else None
     judge_name, ds = pick_judge(real, model.config, features)

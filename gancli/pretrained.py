@@ -123,6 +123,11 @@ class GANModel:
         return "translate" in self.family.capabilities
 
     @property
+    def image_command(self) -> str | None:
+        """What a model that takes images instead of z runs under ("translate", "upscale"); None for samplers."""
+        return next((c for c in ("translate", "upscale") if c in self.family.capabilities), None)
+
+    @property
     def domains(self) -> list[str]:
         return list(self.config.get("domains") or ["A", "B"])
 
@@ -344,9 +349,9 @@ class GANModel:
         Conditional models draw class ``label`` (an index or a class name), or cycle through the classes. Text
         models (StackGAN) draw ``text`` (a caption, or a list of captions cycled through the images); ``stage=1``
         gives their coarse stage-I images."""
-        if self.is_translation:
-            raise ValueError(f"{self.config.get('name', 'this model')} translates images rather than sampling them: "
-                             "use `gan translate`")
+        if self.image_command:
+            raise ValueError(f"{self.config.get('name', 'this model')} {self.image_command}s images rather than "
+                             f"sampling them: use `gan {self.image_command}`")
         self.require_text(text)
         z = self.latents_for(n, seed, seeds)
         if len(z) == 0:

@@ -9,6 +9,7 @@ from PIL import Image
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
+import gancli
 from gancli.cli import app
 from gancli.families.srgan import SRResNet, downscale
 from gancli.upscale import luma, psnr, ssim, upscale_tensor
@@ -228,3 +229,12 @@ def test_upscale_progress_advances_per_tile(runs, tmp_path):
     steps = []
     up.run(model, p, tile=tile, advance=steps.append)
     assert len(steps) == up.total_tiles(model, p, tile) == 3 * 2 + 1  # a.png's 3x2 tiles, then b.jpg skipped
+
+
+def test_an_upscaler_refuses_to_sample_from_python_too():
+    """The library says what the CLI says: an image-to-image model takes images, not z (it used to fail deep inside
+    a convolution on a 0-wide z)."""
+    model = gancli.load("srresnet-x4", device="cpu")
+    assert model.image_command == "upscale" and gancli.load("dcgan-mnist", device="cpu").image_command is None
+    with pytest.raises(ValueError, match="srresnet-x4 upscales images rather than sampling them: use `gan upscale`"):
+        model.sample(2)
