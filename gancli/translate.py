@@ -156,16 +156,12 @@ def side_by_side(left: Image.Image, right: Image.Image) -> Image.Image:
     return both
 
 
-def save_output(picture: Image.Image, target: Path):
-    """Write an output in its target's format (``plan`` made every target one of png, jpg, webp)."""
-    from gancli.imageio import save_image
-
-    save_image(picture, target)
-
-
 def run(model, p: Plan, direction: str, size: int | None = None, batch_size: int = 4, side: bool = False,
         advance: Callable[[int], None] | None = None) -> tuple[int, list[tuple[Path, str]]]:
-    """Translate every job; unreadable inputs are skipped and returned as (file, reason)."""
+    """Translate every job; unreadable inputs are skipped and returned as (file, reason). Each output is written in
+    its target's format (``plan`` made every target one we write)."""
+    from gancli.imageio import save_image
+
     skipped, done = [], 0
     for start in range(0, len(p.jobs), batch_size):
         chunk, images = [], []
@@ -179,7 +175,7 @@ def run(model, p: Plan, direction: str, size: int | None = None, batch_size: int
             multiple = getattr(getattr(model.generator, direction), "multiple", 4)  # what the network's strides need
             outs = translate_images(model, images, direction, size, batch_size, multiple)
             for job, src, out in zip(chunk, images, outs):
-                save_output(side_by_side(resize_shorter(src, size), out) if side else out, job.target)
+                save_image(side_by_side(resize_shorter(src, size), out) if side else out, job.target)
                 done += 1
         if advance:
             advance(len(p.jobs[start:start + batch_size]))

@@ -19,7 +19,8 @@ import torch
 from PIL import Image
 
 from gancli.data import open_image
-from gancli.translate import Plan, save_output, to_tensor
+from gancli.imageio import save_image
+from gancli.translate import Plan, to_tensor
 
 DEFAULT_TILE = 192  # input pixels per side: with a 26-pixel margin, 53% of each tile's output is kept
 
@@ -115,7 +116,7 @@ def run(model, p: Plan, scale: float | None = None, tile: int = DEFAULT_TILE,
             skipped.append((job.source, str(e)))
             advance(1)
         else:
-            save_output(upscale_image(model, image, scale, tile, lambda: advance(1)), job.target)
+            save_image(upscale_image(model, image, scale, tile, lambda: advance(1)), job.target)
             done += 1
     return done, skipped
 
