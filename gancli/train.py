@@ -70,17 +70,20 @@ def TrainOptions(data: str | None = None, out: str | None = None, arch: str | No
     """A run's options: the loop's and the family's, checked. Given as ``gan train`` flags' Python names
     (``lr_g=1e-4``); a flag the family does not have is an error naming the family's own options.
 
-    With ``resume=True`` every setting but the run's length and device defaults to the run's own (the family
-    among them), read from its options.json: ``gan train DATA --out RUN --resume`` is enough."""
+    With ``resume=True`` every setting but the device defaults to the run's own (the family among them), read from
+    its options.json: ``gan train DATA --out RUN --resume`` is enough. The length does too unless --steps or
+    --epochs is given: a run started for 20 epochs and resumed after a crash should not stop at the default 5."""
     defaults = {o.name: o.default for o in LOOP}
     out = out or defaults["out"]
     saved = _saved_options(Path(out)) if given.get("resume") else {}
     arch = arch or saved.get("arch") or defaults["arch"]
     family = catalog.get(arch)
-    if saved.get("arch") == arch:  # continue as the run was set up; only its length and the device are new
+    if saved.get("arch") == arch:  # continue as the run was set up; only the device (and a length given) is new
         for o in family.declared():
             if given.get(o.name) is None and o.name in saved and o.name not in SESSION_OPTIONS:
                 given[o.name] = saved[o.name]
+        if given.get("steps") is None and given.get("epochs") is None:
+            given["steps"], given["epochs"] = saved.get("steps"), saved.get("epochs")
     given.setdefault("command", shlex.join(["gan"] + sys.argv[1:]))
     spellings = {o.name: o.spelling for f in catalog.all_families().values() for o in f.declared()}
     try:

@@ -129,7 +129,9 @@ def test_a_run_killed_with_sigkill_resumes_bit_identically(image_folder, tmp_pat
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=60)
     assert not (cut / "export").exists(), "the run finished before the signal"
-    resumed = subprocess.run(_cmd(image_folder, cut, steps, family_args, "--resume"), capture_output=True, text=True)
+    # resumed as a user would after a crash: no length given, so the run's own 40 steps (not the default 5 epochs)
+    again = [w for w in _cmd(image_folder, cut, steps, family_args, "--resume") if w not in ("--steps", str(steps))]
+    resumed = subprocess.run(again, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
     a, b = load_file(tmp_path / "straight" / "export" / "model.safetensors"), load_file(cut / "export" /
                                                                                           "model.safetensors")
