@@ -5,6 +5,7 @@
     python bench/publish_zoo.py results                                # `gan eval` every zoo generator; update
                                                                        # config.json, the cards and docs/zoo.md
     python bench/publish_zoo.py results cgan-fashion                   # just one
+    python bench/publish_zoo.py figures                                # redraw every zoo figure from its weights
     python bench/publish_zoo.py add runs/began-g0.5 began-fashion --plot m_global,k   # + training.png of those
     python bench/publish_zoo.py compare began-fashion gamma runs/began-g0.3 runs/began-g0.5 runs/began-g0.7
                                               # `gan eval` runs that differ in one option; a table in the card
@@ -53,6 +54,19 @@ def add(run: Path, name: str, fp16: bool = False, plot: list[str] | None = None)
         model = gancli.load(target, device="cpu")
     else:
         (target / "README.md").write_text(card)
+    figures(name)
+    if plot:
+        rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+        series = {k: [(r["step"], r[k]) for r in rows if k in r and r.get("event") is None] for k in plot}
+        line_plot(series, target / "training.png", title=f"{name}: {', '.join(plot)} by training step")
+    print(f"published {run} as {target}; now run: python bench/publish_zoo.py results {name}")
+
+
+def figures(name: str):
+    """Redraw the zoo model's figures from its published weights, each from fixed seeds (never picked):
+    samples.png for every model, and StyleGAN's style-mixing and truncation figures its card describes."""
+    target = ZOO / name
+    model = gancli.load(target, device="cpu")
     if model.takes_text:
         save_image(grid_image(text_grid(model), 8), target / "samples.png")
     elif "upscale" in model.family.capabilities:  # one figure, every super-resolution zoo model side by side
@@ -73,11 +87,15 @@ def add(run: Path, name: str, fp16: bool = False, plot: list[str] | None = None)
                                                 mode="bilinear", antialias=True)
             rows += [x, model.translate(x, direction)]
         save_image(grid_image(torch.cat(rows), 8), target / "samples.png")
-    if plot:
-        rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
-        series = {k: [(r["step"], r[k]) for r in rows if k in r and r.get("event") is None] for k in plot}
-        line_plot(series, target / "training.png", title=f"{name}: {', '.join(plot)} by training step")
-    print(f"published {run} as {target}; now run: python bench/publish_zoo.py results {name}")
+    if "truncation" in model.family.capabilities:  # the card: seeds 1-4 x 5-9 mixed; seed 3 at psi 1, 0.7, 0.5, 0
+        import torch
+
+        for level in ("coarse", "fine"):
+            images, width = model.style_mix([1, 2, 3, 4], [5, 6, 7, 8, 9], level)
+            save_image(grid_image(images, width), target / f"mix-{level}.png")
+        rows = [model.sample(10, seed=3, truncation=psi) for psi in (1.0, 0.7, 0.5, 0.0)]
+        save_image(grid_image(torch.cat(rows), 10), target / "truncation.png")
+    print(f"drew the figures of {name}", flush=True)
 
 
 def text_grid(model, seeds: int = 4):
@@ -465,6 +483,8 @@ def main():
     c.add_argument("runs", nargs="+", type=Path)
     c.add_argument("--novelty", action="store_true", help="measure novelty too (and draw novelty.png)")
     c.add_argument("--keys", type=lambda s: s.split(","), help="which measures to show")
+    f = sub.add_parser("figures")
+    f.add_argument("names", nargs="*")
     r = sub.add_parser("results")
     r.add_argument("names", nargs="*")
     r.add_argument("--cards-only", action="store_true", help="re-render cards and docs from stored results")
@@ -476,6 +496,11 @@ def main():
         compare(args.name, args.option, args.runs, args.novelty, args.keys)
         update_card(args.name, json.loads((ZOO / args.name / "config.json").read_text())["evaluation"])
         update_doc()
+        return
+    if args.what == "figures":
+        for name in args.names or [p.parent.name for p in sorted(ZOO.glob("*/config.json"))
+                                   if json.loads(p.read_text()).get("task") != "classifier"]:
+            figures(name)
         return
     names = args.names or [p.parent.name for p in sorted(ZOO.glob("*/config.json"))
                            if json.loads(p.read_text()).get("task") != "classifier"]
