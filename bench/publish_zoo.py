@@ -206,9 +206,12 @@ def measure(name: str) -> dict:
     model = gancli.load(ZOO / name, device="cpu")
     # translators take every test image; -n is for samplers
     sampler = not model.image_command
-    command = shlex.join(["gan", "eval", name, "--real", real] + (["-n", str(n)] if sampler else []))
+    # the 2014 paper's likelihood estimate, for every model its protocol fits (28x28 grey MNIST-style samplers)
+    parzen = sampler and real in ("mnist", "fashion") and (model.image_size, model.channels) == (28, 1)
+    command = shlex.join(["gan", "eval", name, "--real", real] + (["-n", str(n)] if sampler else [])
+                         + (["--parzen"] if parzen else []))
     print(command, flush=True)
-    result = evaluate(name, real, n=n, device="auto") | {"command": command}
+    result = evaluate(name, real, n=n, device="auto", with_parzen=parzen) | {"command": command}
     config["evaluation"] = result
     if model.is_translation:  # and the other way
         back = shlex.join(["gan", "eval", name, "--real", real, "--direction", "b2a"])
@@ -427,12 +430,17 @@ def _evaluated() -> list[tuple[str, dict, dict]]:
 
 def comparison(dataset: str) -> list[str]:
     """One row per model of ``dataset``: the same `gan eval` numbers side by side, GANs and the VAE alike."""
-    lines = ["| model | family | FID | precision | recall | classes covered | KL | sharpness | test ELBO (nats) |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| model | family | FID | precision | recall | classes covered | KL | legible | sharpness "
+             "| Parzen estimate (nats) | test ELBO (nats) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name, c, r in _evaluated():
         if c.get("dataset") == dataset and "classes_covered" in r:
+            legible = f"{r['legible_share']:.1%}" if "legible_share" in r else ""
+            parzen = f"{r['parzen_log_likelihood']:.1f} ± {r['parzen_standard_error']:.1f}" \
+                if "parzen_log_likelihood" in r else ""
             lines.append(f"| `{name}` | {c['architecture']} | {r['fid']:.3f} | {r['precision']:.3f} | "
-                         f"{r['recall']:.3f} | {r['classes_covered']}/{r['num_classes']} | {r['kl']} | {r.get('sharpness', '')} | "
+                         f"{r['recall']:.3f} | {r['classes_covered']}/{r['num_classes']} | {r['kl']} | {legible} | "
+                         f"{r.get('sharpness', '')} | {parzen} | "
                          + (f"{r['elbo']:.2f}" if "elbo" in r else "n/a (no likelihood)") + " |")
     return lines
 

@@ -751,7 +751,8 @@ def eval_model(
         out.print(f"Parzen-window log-likelihood of {result['parzen_test_images']:,} test images: "
                   f"{result['parzen_log_likelihood']:.2f} ± {result['parzen_standard_error']:.2f} nats (sigma "
                   f"{result['parzen_sigma']:.4g}, chosen on the last {result['parzen_validation_images']:,} training "
-                  f"images; {result['parzen_samples']:,} samples)")
+                  f"images; {result['parzen_samples']:,} samples); {result['parzen_real_images']:,} real training "
+                  f"images in the samples' place: {result['parzen_real_log_likelihood']:.2f}")
     if "by_truncation" in result:
         sweep = Table(title="truncation trade-off (lower psi: samples nearer the average w)")
         keys = [k for k in ("truncation", "fid", "kid", "precision", "recall", "diversity", "classes_covered", "kl")

@@ -74,6 +74,8 @@ def test_parzen_protocol_on_mnist_holds_out_the_last_training_images_and_scores_
     best = max(r["parzen_validation_log_likelihood"], key=r["parzen_validation_log_likelihood"].get)
     assert float(best) == pytest.approx(r["parzen_sigma"], abs=1e-4)
     assert r["parzen_log_likelihood"] < 0 and r["parzen_standard_error"] > 0  # random blobs explain no digit
+    # the scale beside it: as many real training images in the samples' place explain the test digits better
+    assert r["parzen_real_images"] == 16 and r["parzen_real_log_likelihood"] > r["parzen_log_likelihood"] + 50
 
 
 @pytest.mark.parametrize("size, channels, why", [(32, 1, "28x28 grey"), (28, 3, "28x28 grey")])
