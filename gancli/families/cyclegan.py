@@ -24,7 +24,7 @@ from torch import nn
 from gancli import latents, losses
 from gancli.adversarial import BLOCKS, LOSS, OPTIMISER, WIDTHS, TwoPlayer
 from gancli.data import DataError, ImageData, load_data, to_model_range
-from gancli.family import Family, TrainingData
+from gancli.family import ExportGraph, Family, TrainingData, image_graph
 from gancli.options import Option, at_least, group, non_negative
 from gancli.registry import register
 
@@ -317,6 +317,24 @@ class TranslationFamily(Family):
 
     def pipeline_tag(self, config):
         return "image-to-image"
+
+    def export_graphs(self, model) -> list[ExportGraph]:
+        """One graph per direction the model holds: images of one domain -> the other's, any size its generator
+        keeps (sides multiples of its ``multiple``)."""
+        graphs, size = [], model.image_size
+        for direction, (source, target) in (("a2b", model.domains), ("b2a", model.domains[::-1])):
+            net = getattr(model.generator, direction, None)
+            if net is None:
+                continue
+            m = getattr(net, "multiple", 1)
+            graph = image_graph(net, model.channels, [(size, size), (max(m, size // 2 // m * m), size + m)],
+                                "translated", multiple=m)
+            graph.suffix = direction
+            graph.metadata |= {"direction": direction, "source_domain": source, "target_domain": target}
+            if self.translates_at_scale:  # what `gan translate` does first (see gancli.translate)
+                graph.metadata["note"] = f"trained on {size}x{size} images: resize inputs to that size first"
+            graphs.append(graph)
+        return graphs
 
 
 @register

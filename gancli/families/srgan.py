@@ -28,7 +28,7 @@ from torch import nn
 from gancli import losses
 from gancli.adversarial import BLOCKS, LOSS, OPTIMISER, WIDTHS
 from gancli.data import DataError, ImageData, load_data, to_model_range
-from gancli.family import Family, Objective, TrainingData
+from gancli.family import ExportGraph, Family, Objective, TrainingData, image_graph
 from gancli.options import Option, at_least, group, non_negative, one_of
 from gancli.registry import register
 
@@ -90,6 +90,17 @@ class SRResNet(nn.Module):
         h = self.head(x)
         y = self.tail(self.upsample(h + self.fuse(self.blocks(h))))
         return y + bicubic(x, self.scale) if self.bicubic_skip else y
+
+
+class Clamped(nn.Module):
+    """The exported network: SRResNet's output clamped to [-1, 1], as ``gan upscale`` clamps it before writing."""
+
+    def __init__(self, net: SRResNet):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return self.net(x).clamp(-1, 1)
 
 
 class Discriminator(nn.Module):
@@ -317,3 +328,9 @@ class SRGAN(Family):
 
     def pipeline_tag(self, config):
         return "image-to-image"
+
+    def export_graphs(self, model) -> list[ExportGraph]:
+        """Low-resolution images of any size -> ``scale`` times larger ones, whole (``gan upscale`` cuts large ones
+        into tiles to bound memory; the pixels are the same)."""
+        return [image_graph(Clamped(model.generator), model.channels, [(16, 16), (12, 20)], "upscaled",
+                            scale=model.generator.scale)]

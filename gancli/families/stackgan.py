@@ -31,7 +31,7 @@ from torch import nn
 from gancli import latents
 from gancli.adversarial import OPTIMISER
 from gancli.errors import OptionError
-from gancli.family import Family, Objective, TrainingData
+from gancli.family import ExportGraph, Family, Objective, TrainingData, sampler_graph
 from gancli.options import Option, at_least, group, non_negative
 from gancli.registry import register
 
@@ -181,7 +181,8 @@ class StageOne(nn.Module):
                                  nn.Conv2d(width, channels, 3, 1, 1), nn.Tanh())
 
     def forward(self, z, c):
-        return self.net(self.fc(torch.cat([z, c], 1)).view(len(z), 4 * self.width, 4, 4))
+        # -1, not len(z): an exported graph (gan export) keeps its batch size free
+        return self.net(self.fc(torch.cat([z, c], 1)).view(-1, 4 * self.width, 4, 4))
 
 
 class Residual(nn.Module):
@@ -462,6 +463,19 @@ class StackGAN(Family):
 
     def text_tokens(self, config: dict, texts: list[str]) -> torch.Tensor:
         return tokens(config["vocabulary"], texts)
+
+    def export_graphs(self, model) -> list[ExportGraph]:
+        """z and the caption as word ids (what ``tokens`` makes of it; the vocabulary goes into the metadata) ->
+        stage II's images."""
+        ids = self.text_tokens(model.config, self.default_texts(model.config)[:2])
+        graph = sampler_graph(model, "tokens", ids, f"caption word ids (batch, words), int64: 1 + the word's "
+                                                    f"index in vocabulary, 0 pads; at most {MAX_WORDS} words")
+        graph.dynamic["tokens"][1] = "words"
+        graph.checks.append({"z": graph.inputs["z"][:1], "tokens": ids[:1, :3]})  # fewer words
+        graph.metadata |= {"vocabulary": model.config["vocabulary"], "max_words": MAX_WORDS,
+                           "tokenize": "lower-case the caption, split it on spaces and , . ; : ! ?, look each word "
+                                       "up in vocabulary (ids start at 1), pad with 0"}
+        return [graph]
 
     def default_texts(self, config: dict) -> list[str]:
         """What a sampler draws without --text (``gan eval``): each class's first training phrasing in turn."""
