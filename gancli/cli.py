@@ -579,8 +579,8 @@ def export(
     """
     from gancli import export as ex
 
+    _check_output(output, "-o", "model.onnx")
     fmt = ex.check_format(fmt, output)
-    _check_output(output, "-o", f"model{ex.FORMATS[fmt]}")
     ex.check_writable(output)
     ex.check_installed(fmt)
     model = _load(name, "cpu", verbose)

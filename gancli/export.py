@@ -162,11 +162,11 @@ def to_onnx(graph, meta: dict) -> bytes:
 
 
 def to_torchscript(graph, meta: dict) -> bytes:
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")  # tracer warnings: what they warn of, the checks test
-        traced = torch.jit.trace(graph.module, tuple(graph.inputs.values()), check_trace=False)
     buffer = io.BytesIO()
-    torch.jit.save(traced, buffer, _extra_files={"config.json": json.dumps(meta, indent=1)})
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # tracer warnings (what they warn of, the checks test); jit's deprecation
+        traced = torch.jit.trace(graph.module, tuple(graph.inputs.values()), check_trace=False)
+        torch.jit.save(traced, buffer, _extra_files={"config.json": json.dumps(meta, indent=1)})
     return buffer.getvalue()
 
 
@@ -179,9 +179,9 @@ def run_file(data: bytes, fmt: str, inputs: dict[str, torch.Tensor]) -> torch.Te
         options.log_severity_level = 3  # its failures come back as exceptions; no second copy on stderr
         session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
         return torch.from_numpy(session.run(None, {k: v.numpy() for k, v in inputs.items()})[0])
-    module = torch.jit.load(io.BytesIO(data), map_location="cpu")
-    with torch.no_grad():
-        return module(*inputs.values())
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch 2.13 deprecates TorchScript; it still runs
+        return torch.jit.load(io.BytesIO(data), map_location="cpu")(*inputs.values())
 
 
 def check(data: bytes, fmt: str, graph) -> float:
@@ -210,5 +210,7 @@ def read_metadata(path: str | Path) -> dict:
         props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
         return json.loads(props["config.json"])
     extra = {"config.json": ""}
-    torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
     return json.loads(extra["config.json"])
