@@ -70,7 +70,10 @@ def check_installed(fmt: str):
 
 
 def check_writable(path: Path):
-    """The nearest existing folder on ``path`` must take a new file (missing folders are made when it is written)."""
+    """The nearest existing folder on ``path`` must take a new file (missing folders are made when it is written);
+    ``path`` itself must not be a folder (a translator's ``out.a2b.onnx`` is not the -o the command checked)."""
+    if path.is_dir():
+        raise ValueError(f"cannot write {path}: it is a folder")
     folder = next((p for p in [path.parent, *path.parent.parents] if p.exists()), Path("."))
     if not os.access(folder, os.W_OK | os.X_OK):
         raise PermissionError(f"cannot write {path}: {folder} is not writable")

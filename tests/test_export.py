@@ -196,6 +196,13 @@ def test_one_direction_goes_to_the_output_itself(translator, tmp_path):
     assert ex.read_metadata(out / "z.pt")["target_domain"] == "horse"
 
 
+def test_a_folder_in_a_directions_place_is_one_line_and_nothing_is_written(translator, tmp_path):
+    (tmp_path / "out" / "h.a2b.pt").mkdir(parents=True)
+    _one_error(runner.invoke(app, ["export", str(translator), "-o", str(tmp_path / "out" / "h.pt")]),
+               "h.a2b.pt: it is a folder")
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["h.a2b.pt"]  # not b2a either
+
+
 @pytest.mark.parametrize("args, message", [
     (["no-such-model", "-o", "{tmp}/x.pt"], "unknown model"),
     (["{model}", "-o", "{tmp}/x.pt", "--format", "tflite"], "unknown --format 'tflite'"),
