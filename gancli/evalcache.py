@@ -4,8 +4,8 @@ Embedding 10,000 real test images costs more than sampling a small model, and ev
 same data needs the same numbers. They are stored as safetensors (never a pickle) under a key that names everything
 they depend on (the data files' sizes and times, the draw, the judge's weights, the device); the key is written in
 the file's metadata and compared on every read, so a changed judge or data set can never bring back stale features.
-A file that cannot be read, or whose tensors have other shapes than expected, is ignored and rebuilt: the cache
-folder is input like any other. Writes go through a temporary file and a rename, so two evaluations at once leave
+A file that cannot be read, whose tensors have other shapes than expected or whose bytes do not match the sha256
+it was written with, is ignored and rebuilt: the cache folder is input like any other. Writes go through a temporary file and a rename, so two evaluations at once leave
 one whole file, never a mixture.
 """
 from __future__ import annotations
@@ -78,6 +78,8 @@ def load(key: dict, shapes: dict[str, tuple[tuple[int, ...], torch.dtype]]) -> t
         return None
     if any(t.dtype != shapes[name][1] for name, t in tensors.items()):
         return None
+    if meta.get("tensors_sha256") != tensors_digest(tensors):  # a flipped bit in a label would crash a histogram
+        return None
     return tensors, meta
 
 
@@ -92,7 +94,7 @@ def save(key: dict, tensors: dict[str, torch.Tensor], meta: dict[str, str] | Non
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         blob = to_bytes({k: v.contiguous() for k, v in tensors.items()},
-                        metadata={"key": _canonical(key)} | (meta or {}))
+                        metadata={"key": _canonical(key), "tensors_sha256": tensors_digest(tensors)} | (meta or {}))
         atomic_write(path, lambda f: f.write(blob))
         atomic_write(path.with_suffix(".json"),
                      lambda f: f.write((json.dumps(json.loads(_canonical(key)), indent=2) + "\n").encode()))

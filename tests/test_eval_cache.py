@@ -107,7 +107,7 @@ def test_changed_data_or_judge_weights_miss_the_cache(tiny_model_dir, digits, em
     assert len(embeddings) == 5
 
 
-@pytest.mark.parametrize("damage", ["truncated", "garbage", "other shapes"])
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "other shapes", "a flipped byte"])
 def test_a_damaged_cache_file_is_rebuilt(tiny_model_dir, digits, embeddings, feature_cache, damage):
     from safetensors import safe_open
     from safetensors.torch import save_file
@@ -118,6 +118,10 @@ def test_a_damaged_cache_file_is_rebuilt(tiny_model_dir, digits, embeddings, fea
         entry.write_bytes(entry.read_bytes()[:-100])
     elif damage == "garbage":
         entry.write_bytes(b"\xff" * 64)
+    elif damage == "a flipped byte":  # in the last tensor's data: the header still reads
+        blob = bytearray(entry.read_bytes())
+        blob[-3] ^= 0x40
+        entry.write_bytes(bytes(blob))
     else:  # the right key in the metadata, tensors of other sizes: never trusted blindly
         with safe_open(str(entry), "pt") as f:
             meta = f.metadata()
