@@ -734,6 +734,8 @@ def eval_model(
     batch_size: int = typer.Option(256, "--batch-size", help="Images per forward pass."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the results here as JSON."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Embed the real images again, neither reading nor "
+                                                            "writing the cache of their features (docs/eval.md)."),
 ):
     """Measure a model offline: FID, KID, precision/recall, class or mode coverage, label accuracy, translation scores,
     PSNR/SSIM/sharpness for super-resolution.
@@ -742,7 +744,9 @@ def eval_model(
     `gan eval cyclegan-horse2zebra --real horse2zebra`
     """
     import json
+    import time
 
+    started = time.monotonic()  # `seconds` is the whole evaluation's
     from gancli.evaluate import evaluate
 
     if n < 4 or n > 1_000_000:  # precision and recall measure each sample's distance to its 3rd nearest other sample
@@ -769,8 +773,8 @@ def eval_model(
 
         result = evaluate(name, real, n, seed, features, direction, size, batch_size, device, advance,
                           inception_weights=inception_weights, truncation=psis, with_novelty=novelty,
-                          novelty_grid=novelty_grid, with_parzen=parzen)
-    result["command"] = _command_line(ctx, exclude={"json_path", "device"})
+                          novelty_grid=novelty_grid, with_parzen=parzen, cache=not no_cache, started=started)
+    result["command"] = _command_line(ctx, exclude={"json_path", "device", "no_cache"})  # same numbers either way
     table = Table(title=f"{name} vs {result['real']}" + (f"  (features: {result['feature_extractor']})"
                                                          if result["feature_extractor"] else ""))
     table.add_column("measure")

@@ -17,6 +17,7 @@ Every sample is a function of (seed, i), so the same command gives the same numb
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,9 +25,10 @@ from typing import Callable
 
 import torch
 
-from gancli import datasets, metrics
+from gancli import datasets, evalcache, metrics
 from gancli.classifiers import Judge, load_judge
-from gancli.data import DataError, ImageData, load_image_folder, resize_batch
+from gancli.data import DataError, ImageData, find_idx, list_images, load_image_folder, resize_batch
+from gancli.family import Family
 
 Progress = Callable[[str, int, int], None]  # (what, done, total)
 
@@ -50,6 +52,7 @@ class Reference:
     inception_features: torch.Tensor | None = None
     data: ImageData | None = None                # the real images themselves (a VAE's test ELBO reads them)
     confidence: torch.Tensor | None = None       # the judge's confidence in each real image's class
+    real_sharpness: float | None = None          # mean Laplacian energy of the real images (see evaluate_generator)
 
     @property
     def num_modes(self) -> int:
@@ -105,18 +108,58 @@ def default_judge(dataset: datasets.Dataset | None, channels: int) -> str:
 
 def build_reference(real: str, judge: Judge, dataset: datasets.Dataset | None, n: int | None = None,
                     seed: int = 0, split: str = "test", inception: torch.nn.Module | None = None,
-                    size: int | None = None) -> Reference:
+                    size: int | None = None, cache: bool = True, progress: Progress = _quiet) -> Reference:
     """Real images of ``real`` (a dataset name or folder), embedded by ``judge``. ``size``: the model's; data sets
     of another size are resized to it first, as its training images were (28 px Fashion-MNIST for a 32 px
-    StyleGAN), so that the resize's blur is not counted against the model."""
+    StyleGAN), so that the resize's blur is not counted against the model. ``cache``: reuse (and keep) the
+    embedding on disk (``gancli.evalcache``); the images themselves are always loaded, some measures read them."""
+    progress("loading the real images", 0, 1)
+    data, identity = _real_images(real, judge, dataset, n, seed, split, size)
+    progress("loading the real images", 1, 1)
+    stack = dataset.stack if dataset is not None else 1
+    shapes = _reference_shapes(len(data), judge.num_features * stack, inception is not None)
+    incep = evalcache.tensors_digest(inception.state_dict()) if inception is not None else None
+    key = identity | {"stack": stack, "judge": judge.name, "judge_weights": _judge_digest(judge),
+                      "device": judge.device.type, "inception": incep}
+    stored = evalcache.load(key, shapes) if cache else None
+    notes = []
+    if stored is not None:
+        tensors, labels_from = stored[0], stored[1].get("labels_from")
+        progress("real features from cache", 1, 1)
+    else:
+        tensors, labels_from = _embed_reference(data, judge, stack, inception, progress)
+        failed = evalcache.save(key, tensors, {"labels_from": labels_from}) if cache else None
+        notes += [failed] if failed else []
+    ref = Reference(real, judge, tensors["features"], labels=tensors["labels"], images=len(data), stack=stack,
+                    num_classes=len(judge.class_names), inception=inception, data=data,
+                    confidence=tensors["confidence"], inception_features=tensors.get("inception_features"),
+                    real_sharpness=float(tensors["sharpness"]), notes=notes)
+    if labels_from == "judge":
+        ref.notes.append("real class shares are the judge's reading of the real images (no matching labels)")
+    return ref
+
+
+def _real_images(real: str, judge: Judge, dataset: datasets.Dataset | None, n: int | None, seed: int, split: str,
+                 size: int | None) -> tuple[ImageData, dict]:
+    """The reference's images, and what they are for the cache's key: the files read (their sizes and times) and
+    each step that changed them (a resize, a draw of n, the stacking)."""
     folder = Path(real).expanduser()
+    identity = {"split": None, "resized_to": None, "draw": None}
     if dataset is not None and dataset.kind == "idx":
-        data = datasets.load_idx_split(folder if folder.is_dir() else datasets.find(dataset), split)
+        folder = folder if folder.is_dir() else datasets.find(dataset)
+        data = datasets.load_idx_split(folder, split)
+        prefix = "train" if split == "train" else "t10k"
+        stems = (f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte", "train-labels-idx1-ubyte")  # names
+        files = [p for p in (find_idx(folder, stem) for stem in stems) if p is not None]
+        identity["split"] = split
         if size and data.image_size != size:
             data = ImageData(resize_batch(data.images, size), data.labels, data.class_names, data.source)
+            identity["resized_to"] = size
         if dataset.stack > 1:
             data = datasets.stack_digits(data, n or len(data), seed=seed + 1, k=dataset.stack)
+            identity["draw"] = {"n": len(data), "seed": seed + 1}
     elif folder.is_dir():
+        files = list_images(folder)
         data = load_image_folder(folder, judge.net.image_size, judge.net.channels)
     else:
         raise DataError(f"--real {real!r} is neither a folder nor a known dataset "
@@ -125,16 +168,45 @@ def build_reference(real: str, judge: Judge, dataset: datasets.Dataset | None, n
         keep = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:n].sort().values
         data = ImageData(data.images[keep], data.labels[keep] if data.labels is not None else None, data.class_names,
                          data.source)
-    stack = dataset.stack if dataset is not None else 1
-    feats, judged_as, confidence = judged(judge, data.images, stack)
-    ref = Reference(real, judge, feats, images=len(data), stack=stack, num_classes=len(judge.class_names),
-                    inception=inception, data=data, confidence=confidence)
+        identity["draw"] = {"n": n, "seed": seed}
+    return data, identity | {"data": str(folder.resolve()), "files": evalcache.files_digest(files, folder)}
+
+
+def _judge_digest(judge: Judge) -> str:
+    """The sha256s config.json records for the judge's weights (checked when it was loaded), else its weights'."""
+    recorded = judge.config.get("files")
+    if isinstance(recorded, dict) and recorded and all(isinstance(e, dict) for e in recorded.values()):
+        return ",".join(f"{name}:{e.get('sha256')}" for name, e in sorted(recorded.items()))
+    return evalcache.tensors_digest(judge.net.state_dict())
+
+
+def _reference_shapes(images: int, features: int, inception: bool) -> dict:
+    shapes = {"features": ((images, features), torch.float32), "labels": ((images,), torch.int64),
+              "confidence": ((images,), torch.float32), "sharpness": ((1,), torch.float32)}
+    return shapes | ({"inception_features": ((images, 2048), torch.float32)} if inception else {})
+
+
+REFERENCE_CHUNK = 1000  # a multiple of Judge.run's batch (500) and inception_embed's (50): the same batches as before
+
+
+def _embed_reference(data: ImageData, judge: Judge, stack: int, inception, progress: Progress) -> tuple[dict, str]:
+    """The tensors a Reference holds, computed in chunks so that the progress bar moves; and where its labels come
+    from ("data" or "judge")."""
+    parts, total = [], len(data)
+    for start in range(0, total, REFERENCE_CHUNK):
+        parts.append(judged(judge, data.images[start:start + REFERENCE_CHUNK], stack))
+        progress("embedding the real images", min(start + REFERENCE_CHUNK, total), total)
+    feats, judged_as, confidence = (torch.cat(t) for t in zip(*parts))
+    labels = _reference_labels(data.labels, data.class_names, judge, judged_as, stack)
+    tensors = {"features": feats, "labels": labels, "confidence": confidence,
+               "sharpness": metrics.laplacian_energy(data.images).mean().float().reshape(1)}
     if inception is not None:
-        ref.inception_features = inception_embed(inception, data.images)
-    ref.labels = _reference_labels(data.labels, data.class_names, judge, judged_as, stack)
-    if ref.labels is judged:
-        ref.notes.append("real class shares are the judge's reading of the real images (no matching labels)")
-    return ref
+        incep = []
+        for start in range(0, total, REFERENCE_CHUNK):
+            incep.append(inception_embed(inception, data.images[start:start + REFERENCE_CHUNK]))
+            progress("Inception features of the real images", min(start + REFERENCE_CHUNK, total), total)
+        tensors["inception_features"] = torch.cat(incep)
+    return tensors, "judge" if labels is judged_as else "data"
 
 
 def _reference_labels(labels, class_names, judge: Judge, judged: torch.Tensor, stack: int) -> torch.Tensor:
@@ -156,13 +228,22 @@ def _same_classes(a: list[str], b: list[str]) -> bool:
     return {_key(x) for x in a} <= {_key(x) for x in b}
 
 
+DISTANCES = "distances (KID, FID, precision/recall)"
+
+
 def compare(ref: Reference, fake_feats: torch.Tensor, fake_classes: torch.Tensor, seed: int = 0,
-            kid_subsets: int = 100, confidence: torch.Tensor | None = None) -> dict:
+            kid_subsets: int = 100, confidence: torch.Tensor | None = None, progress: Progress = _quiet,
+            what: str = DISTANCES) -> dict:
     """The distribution measures of samples against the reference; ``confidence``: the judge's in each sample's
-    class, for the legible share."""
+    class, for the legible share. KID's subsets and precision/recall's k-NN take seconds each at 10,000 samples:
+    ``progress`` says which is running."""
+    progress(what, 0, 3)
     kid_mean, kid_std = metrics.kernel_distance(ref.features, fake_feats, subsets=kid_subsets, seed=seed)
+    progress(what, 1, 3)
     fid = metrics.frechet_distance(ref.features, fake_feats)
+    progress(what, 2, 3)
     precision, recall = metrics.precision_recall(ref.features, fake_feats)
+    progress(what, 3, 3)
     result = {"fid": round(fid, 4), "kid": round(kid_mean, 6), "kid_std": round(kid_std, 6),
               "precision": round(precision, 4), "recall": round(recall, 4),
               "diversity": round(metrics.diversity(fake_feats, seed=seed), 4),
@@ -192,14 +273,16 @@ def evaluate_generator(model, ref: Reference, n: int = 10000, seed: int = 0, bat
     if model.channels != ref.stack and ref.stack > 1:
         raise DataError(f"{ref.name} images have {ref.stack} channels (one digit each); the model draws "
                         f"{model.channels}")
-    what = "sampling" if truncation is None else f"sampling, psi {truncation:g}"
-    feats, classes, inception, sharpness, confidence = _embed_batches(ref, model.generate(model.latents_for(n, seed), model.labels_for(n),
-                                                                   batch_size, truncation),
-                                               lambda d: progress(what, d, n))
+    psi = "" if truncation is None else f", psi {truncation:g}"
+    feats, classes, inception, sharpness, confidence = _embed_batches(
+        ref, model.generate(model.latents_for(n, seed), model.labels_for(n), batch_size, truncation),
+        lambda d: progress(f"sampling{psi}", d, n))
     result = {"samples": n, "seed": seed, "real_images": ref.images} \
-        | ({"truncation": truncation} if truncation is not None else {}) | compare(ref, feats, classes, seed, confidence=confidence)
+        | ({"truncation": truncation} if truncation is not None else {}) \
+        | compare(ref, feats, classes, seed, confidence=confidence, progress=progress, what=DISTANCES + psi)
     if ref.data is not None:  # blur shows here, where class-feature distances barely see it
-        real_sharpness = float(metrics.laplacian_energy(ref.data.images).mean())
+        real_sharpness = ref.real_sharpness if ref.real_sharpness is not None \
+            else float(metrics.laplacian_energy(ref.data.images).mean())
         result["sharpness"] = round(float(sharpness.mean()) / max(real_sharpness, 1e-12), 4)
     if inception is not None:
         result["fid_inception"] = round(metrics.frechet_distance(ref.inception_features, inception), 4)
@@ -341,7 +424,6 @@ def evaluate_translation(model, real: str, judge: Judge, direction: str = "a2b",
     """Translate the held-out images of the source domain; judge the outputs against the target domain's."""
     from torchmetrics.functional.image import structural_similarity_index_measure as ssim
 
-    t0 = time.time()
     direction = model.direction(direction)
     folder = Path(real).expanduser()
     ds = datasets.lookup(real)
@@ -352,9 +434,12 @@ def evaluate_translation(model, real: str, judge: Judge, direction: str = "a2b",
     source, target = ("testA", "testB") if direction == "a2b" else ("testB", "testA")
     target_domain = model.target_domain(direction)
     target_class = _target_class(judge, target_domain, 1 if direction == "a2b" else 0)
+    progress("loading the real images", 0, 2)
     inputs = load_image_folder(folder / source, size, 3)
     real_target = load_image_folder(folder / target, judge.net.image_size, judge.net.channels)
+    progress("loading the real images", 1, 2)
     ref = Reference(str(folder / target), judge, judge.embed(real_target.images), images=len(real_target))
+    progress("loading the real images", 2, 2)
 
     outputs, structure = [], []
     for start in range(0, len(inputs), batch_size):
@@ -364,20 +449,24 @@ def evaluate_translation(model, real: str, judge: Judge, direction: str = "a2b",
         structure.append(ssim(_grey(y), _grey(x), data_range=2.0, reduction="none"))
         progress(f"-> {target_domain}", min(start + batch_size, len(inputs)), len(inputs))
     outputs = torch.cat(outputs)
+    progress("judging the outputs", 0, 1)
     out_feats, out_logits = judge.run(outputs)
     _, in_logits = judge.run(inputs.images)
+    progress("judging the outputs", 1, 1)
     result = {"direction": direction, "source": str(folder / source), "target_domain": target_domain,
               "images": len(inputs), "real_images": len(real_target),
               "target_domain_rate": round(float((out_logits.argmax(1) == target_class).float().mean()), 4),
               "input_target_domain_rate": round(float((in_logits.argmax(1) == target_class).float().mean()), 4),
               "structure": round(float(torch.cat(structure).mean()), 4)}
-    result |= {k: v for k, v in compare(ref, out_feats, out_logits.argmax(1), seed,
-                                        kid_subsets=100).items() if k in ("fid", "kid", "kid_std", "precision", "recall")}
+    result |= {k: v for k, v in compare(ref, out_feats, out_logits.argmax(1), seed, kid_subsets=100,
+                                        progress=progress).items()
+               if k in ("fid", "kid", "kid_std", "precision", "recall")}
     if inception is not None:
+        progress("Inception FID", 0, 1)
         real_full = load_image_folder(folder / target, None, 3)
         result["fid_inception"] = round(metrics.frechet_distance(inception_embed(inception, real_full.images),
                                                                  inception_embed(inception, outputs)), 4)
-    result["seconds"] = round(time.time() - t0, 1)
+        progress("Inception FID", 1, 1)
     return result
 
 
@@ -386,13 +475,14 @@ def evaluate_class_translation(model, real: str, judge: Judge, direction: str = 
     """A translator between classes of one labelled data set (DiscoGAN's bags <-> shoes of Fashion-MNIST): translate
     the source classes' test images; report the share the judge reads as a target class, the round trip's error,
     and the distance of the outputs to the target classes' test images."""
-    t0 = time.time()
     direction = model.direction(direction)
     ds = datasets.lookup(real)
     if ds is None or ds.kind != "idx":
         raise DataError(f"{model.config.get('name', 'this model')} translates between classes of "
                         f"{model.config.get('dataset')}: give --real as that data set's name (e.g. fashion)")
+    progress("loading the real images", 0, 1)
     test = datasets.load_idx_split(datasets.find(ds), "test")
+    progress("loading the real images", 1, 1)
     classes = model.config["domain_classes"]
     src, dst = (model.domains[0], model.domains[1]) if direction == "a2b" else (model.domains[1], model.domains[0])
     pick = lambda name: test.images[torch.isin(test.labels, torch.tensor(classes[name]))]
@@ -412,18 +502,20 @@ def evaluate_class_translation(model, real: str, judge: Judge, direction: str = 
     judge_index = {_key(c): i for i, c in enumerate(judge.class_names)}
     names = test.class_names
     target_ids = torch.tensor([judge_index[_key(names[c])] for c in classes[dst]])
+    progress("judging the outputs and the real images", 0, 1)
     _, out_logits = judge.run(outputs)
     _, in_logits = judge.run(inputs)
     ref = Reference(f"{real} test {dst}", judge, judge.embed(targets), images=len(targets))
     out_feats = judge.embed(outputs)
+    progress("judging the outputs and the real images", 1, 1)
     result = {"direction": direction, "source": f"{real} test, {src} ({'+'.join(map(str, classes[src]))})",
               "target_domain": dst, "images": len(x), "real_images": len(targets),
               "target_domain_rate": round(float(torch.isin(out_logits.argmax(1), target_ids).float().mean()), 4),
               "input_target_domain_rate": round(float(torch.isin(in_logits.argmax(1), target_ids).float().mean()), 4),
               "reconstruction_error": round(float(torch.cat(rec_error).mean()), 4)}
-    result |= {k: v for k, v in compare(ref, out_feats, out_logits.argmax(1), seed, kid_subsets=100).items()
+    result |= {k: v for k, v in compare(ref, out_feats, out_logits.argmax(1), seed, kid_subsets=100,
+                                        progress=progress).items()
                if k in ("fid", "kid", "kid_std", "precision", "recall")}
-    result["seconds"] = round(time.time() - t0, 1)
     return result
 
 
@@ -539,14 +631,28 @@ def evaluate(name: str, real: str | None = None, n: int = 10000, seed: int = 0, 
              direction: str = "a2b", size: int | None = None, batch_size: int = 256, device: str = "auto",
              progress: Progress = _quiet, inception_weights: str | Path | None = None,
              truncation: list[float] | None = None, novelty_grid: str | Path | None = None,
-             with_novelty: bool = False, with_parzen: bool = False) -> dict:
+             with_novelty: bool = False, with_parzen: bool = False, cache: bool = True,
+             started: float | None = None) -> dict:
     """What ``gan eval`` prints: a dict of measures (see the module docstring) plus what produced them.
 
     ``truncation`` (StyleGAN): several psi give ``by_truncation``, one full set of measures per psi, on the same
-    latents, so the precision/recall trade-off of the truncation trick can be read off."""
+    latents, so the precision/recall trade-off of the truncation trick can be read off. ``cache``: keep the real
+    images' features on disk and reuse them (``gancli.evalcache``). ``seconds`` is the whole wall time, from
+    ``started`` (a ``time.monotonic()`` reading: the command's start) or this call's, model loading included."""
+    started = time.monotonic() if started is None else started
+    result = _evaluate(name, real, n, seed, features, direction, size, batch_size, device, progress,
+                       inception_weights, truncation, novelty_grid, with_novelty, with_parzen, cache)
+    result["seconds"] = math.ceil((time.monotonic() - started) * 10) / 10  # up: never less than it took
+    return result
+
+
+def _evaluate(name, real, n, seed, features, direction, size, batch_size, device, progress, inception_weights,
+              truncation, novelty_grid, with_novelty, with_parzen, cache) -> dict:
     from gancli.pretrained import load
 
+    progress("loading the model", 0, 1)
     model = load(name, device=device)
+    progress("loading the model", 1, 1)
     if with_parzen and model.image_command:  # refused, not ignored
         raise DataError(f"--parzen measures samplers of 28x28 grey images (Goodfellow et al. 2014); {name} "
                         f"{model.image_command}s images")
@@ -560,12 +666,14 @@ def evaluate(name: str, real: str | None = None, n: int = 10000, seed: int = 0, 
                              f"({', '.join(datasets.DATASETS)})")
         real = ds.name
     parzen_data = parzen_folder(real, ds, model) if with_parzen else None  # refused before minutes of sampling
+    progress("loading the judge", 0, 1)
     judge = load_judge(judge_name, device=model.device)
     inception = None
     if inception_weights is not None:
         from gancli.inception import load_fid_inception
 
         inception = load_fid_inception(inception_weights, device=model.device)
+    progress("loading the judge", 1, 1)
     head = {"model": str(name), "real": real, "feature_extractor": judge.name,
             "feature_extractor_test_accuracy": judge.config.get("test_accuracy"), "device": str(model.device)}
     if model.is_translation and model.config.get("domain_classes"):
@@ -574,17 +682,21 @@ def evaluate(name: str, real: str | None = None, n: int = 10000, seed: int = 0, 
         return head | evaluate_translation(model, real, judge, direction, size, min(batch_size, 16), seed, progress,
                                            inception)
     ref = build_reference(real, judge, ds, n=None if ds is None or ds.stack == 1 else max(n, 10000), seed=seed,
-                          size=model.image_size,
-                          inception=inception)
+                          size=model.image_size, inception=inception, cache=cache, progress=progress)
     if truncation and len(truncation) > 1:
         sweep = [evaluate_generator(model, ref, n, seed, batch_size, progress, psi) for psi in truncation]
         result = head | {"samples": n, "seed": seed, "real_images": ref.images, "by_truncation": sweep}
     else:
         result = head | evaluate_generator(model, ref, n, seed, batch_size, progress,
                                            truncation[0] if truncation else None)
-    result |= model.family.evaluate_extra(model, ref.data, ref.judge)
+    if type(model.family).evaluate_extra is not Family.evaluate_extra:  # the VAE's ELBO, StackGAN's captions
+        progress(f"{model.family.name} measures", 0, 1)
+        result |= model.family.evaluate_extra(model, ref.data, ref.judge)
+        progress(f"{model.family.name} measures", 1, 1)
     if with_novelty or novelty_grid is not None:
+        progress("novelty", 0, 1)
         result |= novelty(model, ref, ds, min(n, 2000), seed, batch_size, novelty_grid)
+        progress("novelty", 1, 1)
     if with_parzen:
         result |= parzen(model, parzen_data, n, seed, batch_size, progress)
     if ref.notes:

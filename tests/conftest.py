@@ -21,6 +21,14 @@ def tiny_config(arch="dcgan", size=28, channels=1, latent_dim=8):
             "channels": channels, "name": "tiny", "dataset": "synthetic"}
 
 
+@pytest.fixture(autouse=True)
+def feature_cache(tmp_path_factory, monkeypatch) -> Path:
+    """`gan eval`'s cache of real features (gancli.evalcache), empty for each test: never the user's own."""
+    folder = tmp_path_factory.mktemp("gan-cache")
+    monkeypatch.setenv("GAN_CACHE", str(folder))
+    return folder
+
+
 @pytest.fixture
 def tiny_model_dir(tmp_path) -> Path:
     """A random-weight 28x28 DCGAN saved in zoo layout."""
@@ -119,13 +127,13 @@ def share_references(mp: pytest.MonkeyPatch):
 
     build = evaluate.build_reference
 
-    def remembered(real, judge, dataset, n=None, seed=0, split="test", inception=None, size=None):
+    def remembered(real, judge, dataset, n=None, seed=0, split="test", inception=None, size=None, **kwargs):
         if inception is not None:
-            return build(real, judge, dataset, n, seed, split, inception, size)
+            return build(real, judge, dataset, n, seed, split, inception, size, **kwargs)
         key = (str(real), _data_folder(real, dataset), judge.name, judge.source, str(judge.device),
                dataset.name if dataset else None, n, seed, split, size)
         if key not in _REFERENCES:
-            _REFERENCES[key] = build(real, judge, dataset, n, seed, split, None, size)
+            _REFERENCES[key] = build(real, judge, dataset, n, seed, split, None, size, **kwargs)
         ref = _REFERENCES[key]
         return dataclasses.replace(ref, notes=list(ref.notes))
 
