@@ -47,11 +47,13 @@ def add(run: Path, name: str, fp16: bool = False, plot: list[str] | None = None)
     rows = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines() if l.strip()]
     last = ([r for r in rows if "event" not in r] or [{}])[-1]
     card = cards.model_card(model.config, last, where=name)
-    if fp16:
+    # the tree budget: D travels only where a command reads it (gan classify reads SSGAN's)
+    keep_d = "classify" in model.family.capabilities
+    if fp16 or (model.discriminator is not None and not keep_d):
         import torch
 
-        model.save_pretrained(target, card=card, dtype=torch.float16)
-        model = gancli.load(target, device="cpu")
+        model.save_pretrained(target, card=card, include_discriminator=keep_d,
+                              dtype=torch.float16 if fp16 else None)
     else:
         (target / "README.md").write_text(card)
     figures(name)

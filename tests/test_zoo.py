@@ -177,3 +177,21 @@ def test_every_zoo_samplers_samples_png_is_its_seed_0_grid_not_a_pick():
         assert np.abs(published - drawn).max() <= 1, name
         checked.append(name)
     assert {"gan-mnist", "dcgan-mnist", "cgan-fashion", "dcgan-stacked-mnist", "stylegan-fashion"} <= set(checked)
+
+
+def test_a_zoo_folder_holds_a_discriminator_only_where_a_command_reads_it():
+    """The tree budget: every tracked byte travels with each device call. Only `gan classify` reads a
+    discriminator (SSGAN's); publish_zoo drops the others."""
+    from safetensors import safe_open
+
+    from gancli import catalog, hub
+
+    with_d = []
+    for name in hub.zoo_names():
+        config = hub.read_config(hub.zoo_dir() / name)
+        for weights in (hub.zoo_dir() / name).glob("*.safetensors"):
+            with safe_open(weights, "pt") as f:
+                if any(k.startswith("discriminator.") for k in f.keys()):
+                    with_d.append(name)
+                    assert "classify" in catalog.get(config["architecture"]).capabilities, name
+    assert with_d == ["ssgan-mnist"]
