@@ -10,8 +10,9 @@ draws the same per-sample latents and writes the same 10,000-image grid, so its 
 after the model has loaded. gan's paths are what `gan translate` / `gan sample` run: the default (PyTorch fp32, with
 the memory format gancli.devices prefers), ``--backend onnxruntime`` (its graph exported once per set of weights and
 cached; the first run's export is shown apart) and ``--bf16``. Train is bench/train.py's comparison, and the same
-`gan train` step under bf16 autocast (``--bf16``). Each timing is the best of ``--repeats``, baseline and gan
-alternating, since a shared machine's load moves between runs.
+`gan train` step under bf16 autocast (``--bf16``). Images/s are the best of ``--repeats``, baseline and gan
+alternating; the ratio is the median of the back-to-back pairs' ratios, since a shared machine's load moves between
+runs. The default path's translate row runs the baseline's own computation: its ratio shows the noise.
 """
 from __future__ import annotations
 
@@ -31,8 +32,8 @@ from gancli.imageio import grid_image, save_image, to_uint8
 from gancli.pretrained import GANModel, load
 
 
-def best(fns: dict, repeats: int) -> dict:
-    """Best seconds of each function, run in turn ``repeats`` times after one warm-up each."""
+def timed(fns: dict, repeats: int) -> dict:
+    """Seconds of each function, run in turn ``repeats`` times after one warm-up each: name -> list of times."""
     for fn in fns.values():
         fn()
     times = {k: [] for k in fns}
@@ -41,7 +42,7 @@ def best(fns: dict, repeats: int) -> dict:
             t0 = time.perf_counter()
             fn()
             times[k].append(time.perf_counter() - t0)
-    return {k: min(v) for k, v in times.items()}
+    return times
 
 
 def difference(ours: torch.Tensor, ref: torch.Tensor) -> str:
@@ -68,15 +69,17 @@ def paths(model, direction=None) -> dict:
 
 
 def compare(what: str, model, direction, baseline, ours, count: int, repeats: int) -> list:
-    """One row per gan path: baseline and gan images/s (best of ``repeats``, alternating) and the difference."""
+    """One row per gan path: baseline and gan images/s (best of ``repeats``) and the ratio: the median of the
+    back-to-back pairs' ratios, which a machine whose load moves disturbs least."""
     rows = []
     for name, ready in paths(model, direction).items():
         t0 = time.perf_counter()
         ready()
         setup = time.perf_counter() - t0
-        s = best({"baseline": baseline, "gan": ours}, repeats)
+        s = timed({"baseline": baseline, "gan": ours}, repeats)
+        ratio = float(np.median([b / g for b, g in zip(s["baseline"], s["gan"])]))
         note = difference(ours(), baseline()) + (f"; export {setup:.1f} s, first run only" if "onnx" in name else "")
-        rows.append((what, name, count / s["baseline"], count / s["gan"], note))
+        rows.append((what, name, count / min(s["baseline"]), count / min(s["gan"]), ratio, note))
     return rows
 
 
@@ -121,7 +124,7 @@ def train(steps: int, warmup: int, batch: int):
     rows = []
     for name, bf16 in (("default (fp32)", False), ("--bf16", True)):
         ours = train_bench.ours(device, batch, steps, warmup, bf16=bf16)
-        rows.append((f"train dcgan-mnist, batch {batch}", name, ref, ours,
+        rows.append((f"train dcgan-mnist, batch {batch}", name, ref, ours, ours / ref,
                      "reference: the DCGAN example's loop, fp32" + ("; quality: see RESULTS.md" if bf16 else "")))
     return rows
 
@@ -129,22 +132,22 @@ def train(steps: int, warmup: int, batch: int):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", default="translate,sample,train")
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--batches", default="1,4")
     ap.add_argument("-n", type=int, default=10_000)
     ap.add_argument("--train-steps", type=int, default=150)
     args = ap.parse_args()
     os.environ.setdefault("GAN_CACHE", tempfile.mkdtemp())  # a fresh cache: the export is timed
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs; images/s, "
-          f"best of {args.repeats}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs; images/s "
+          f"(best of {args.repeats}); ratio: the median of {args.repeats} back-to-back pairs")
     print(f"{'what':32} {'gan path':22} {'baseline':>9} {'gan':>9} {'ratio':>6}  output vs the fp32 baseline")
     jobs = {"translate": lambda: translate(args.size, [int(b) for b in args.batches.split(",")], args.repeats),
             "sample": lambda: sample(args.n, args.repeats),
             "train": lambda: train(args.train_steps, 10, 64)}
     for key in args.only.split(","):
-        for what, path, base, ours, note in jobs[key]():
-            print(f"{what:32} {path:22} {base:9.1f} {ours:9.1f} {ours / base:5.2f}x  {note}", flush=True)
+        for what, path, base, ours, ratio, note in jobs[key]():
+            print(f"{what:32} {path:22} {base:9.1f} {ours:9.1f} {ratio:5.2f}x  {note}", flush=True)
 
 
 if __name__ == "__main__":
