@@ -40,7 +40,7 @@ class GANModel:
         self.bf16 = False  # bf16 autocast for sampling and translating (``--bf16``): faster, not the same pixels
 
     def autocast(self):
-        """bf16 autocast when asked for: 1.3-1.9x on a CPU with avx512_bf16 (bench/speed.py), but images differ
+        """bf16 autocast when asked for: 1.9-2.6x on a CPU with avx512_bf16 (bench/speed.py), but images differ
         from fp32 by up to several grey levels, so fp32 stays the default."""
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
 
