@@ -80,10 +80,10 @@ def reference(images, device, batch_size, steps, warmup):
     return steps * batch_size / (time.perf_counter() - t0)
 
 
-def ours(device, batch_size, steps, warmup):
+def ours(device, batch_size, steps, warmup, bf16=None):
     with tempfile.TemporaryDirectory() as tmp:
         t = Trainer(TrainOptions(data=str(DATA), out=tmp, batch_size=batch_size, steps=steps + warmup,
-                                 device=str(device), g_width=64, d_width=64))
+                                 device=str(device), g_width=64, d_width=64, bf16=bf16))
         for _ in range(warmup):
             t.train_step()
             t.step += 1

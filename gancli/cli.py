@@ -73,6 +73,34 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
     pass
 
 
+# what runs the generator, for `gan sample` and `gan translate` (gancli.backends, GANModel.autocast)
+BACKEND = typer.Option("torch", "--backend", help="torch, or onnxruntime (CPU; the graph of `gan export`, cached): "
+                                                  "fp32 either way; see docs/speed.md.")
+BF16 = typer.Option(False, "--bf16", help="bf16 autocast (backend torch): faster on CPUs with avx512_bf16 or AMX and "
+                                          "on GPUs, but not fp32's pixels (up to several grey levels apart); see "
+                                          "docs/speed.md.")
+
+
+def _check_backend(backend: str, bf16: bool):
+    """--backend's name, and ONNX Runtime being installed when it is asked for by name, before the model loads."""
+    from gancli import backends
+    from gancli.export import INSTALL
+
+    if bf16 and backend.strip().lower() == "onnxruntime":
+        fail("--bf16 is for --backend torch: the ONNX Runtime graph runs in fp32")
+    if backend.strip().lower() not in backends.BACKENDS:
+        fail(f"unknown --backend {backend!r}: use {', '.join(backends.BACKENDS)}")
+    if backend.strip().lower() == "onnxruntime" and not backends.installed():
+        fail(f"--backend onnxruntime needs the onnx and onnxruntime packages: {INSTALL}")
+
+
+def _use_backend(model, backend: str, bf16: bool, verbose: bool, direction: str | None = None):
+    chosen = model.use_backend(backend, direction)
+    model.bf16 = bf16
+    if verbose:
+        console.print(f"[dim]backend {chosen}[/]")
+
+
 def _load(name: str, device: str, verbose: bool, sampling: bool = False):
     from gancli.pretrained import load
 
@@ -225,6 +253,8 @@ def sample(
                                                                            "usual; 0: the average image)."),
     fmt: Optional[str] = typer.Option(None, "--format", help="png, jpg or webp (default: from -o, or png)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
+    backend: str = BACKEND,
+    bf16: bool = BF16,
     verbose: bool = typer.Option(False, "-v", "--verbose", help="Say where the model came from and which device ran."),
 ):
     """Draw images from a model: one grid, or one file per image with --outdir.
@@ -262,10 +292,16 @@ def sample(
         fail(f"{count} images is too many for one grid: use --outdir to write one file per image")
     if outdir is None:
         _check_output(output, "-o", "samples.png")
+    _check_backend(backend, bf16)
+    plain = truncation is None and stage is None  # what the exported graph draws
+    if not plain and backend.strip().lower() == "onnxruntime":
+        fail("--backend onnxruntime runs the exported graph, which has no --truncation or --stage: drop them or use "
+             "--backend torch")
     model = _load(name, device, verbose, sampling=True)
     if per_class is not None and not model.is_conditional:
         fail(f"{name} is not a conditional model: --per-class needs one (e.g. cgan-mnist)")
     model.require_text(text)
+    _use_backend(model, backend if plain else "torch", bf16, verbose)
 
     if per_class is not None:
         classes = model.config["arch_args"]["num_classes"]
@@ -295,7 +331,7 @@ def sample(
             done += len(batch)
             progress.advance(task, len(batch))
     what = f"{model.architecture}" + (f", truncation {truncation:g}" if truncation is not None else "") \
-        + f", {describe(model.device)}"
+        + f", {describe(model.device)}" + f", {model.backend}" + (", bf16" if bf16 else "")
     if label is not None:
         what = f"class {model.class_names[model.class_index(label)] if model.class_names else label}, " + what
     if text is not None:
@@ -472,6 +508,8 @@ def translate(
     size: Optional[int] = typer.Option(None, "--size", help="Resize the shorter side to this first (keeps aspect)."),
     side: bool = typer.Option(False, "--side-by-side", help="Write input and output next to each other."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
+    backend: str = BACKEND,
+    bf16: bool = BF16,
     verbose: bool = typer.Option(False, "-v", "--verbose", help="Say where the model came from and which device ran."),
 ):
     """Translate images with an image-to-image model (CycleGAN): any size, files or folders, both directions.
@@ -488,6 +526,7 @@ def translate(
     if output is not None:
         _check_output(output, "-o", "out.jpg")
         tr.check_output(output)  # its format, before the model loads
+    _check_backend(backend, bf16)
     model = _load(name, device, verbose)
     if not model.is_translation:
         fail(f"{name} is not a translation model (its task is {model.config.get('task', 'unconditional')}): "
@@ -495,9 +534,11 @@ def translate(
     direction = model.direction(direction)
     target = model.target_domain(direction)
     p = tr.plan(inputs, tr_suffix(target), output, outdir)
+    _use_backend(model, backend, bf16, verbose, direction)
     done, skipped, where = _run_plan(p, f"-> {target}", "translated", outdir, lambda advance: tr.run(
         model, p, direction, size, batch_size, side, advance=advance))
-    out.print(f"translated {done} image(s) to {target} ({direction}) -> {where}  ({describe(model.device)})"
+    out.print(f"translated {done} image(s) to {target} ({direction}) -> {where}  ({describe(model.device)}, "
+              f"{model.backend}{', bf16' if bf16 else ''})"
               + _left_out(p, skipped))
 
 

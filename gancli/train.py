@@ -268,9 +268,10 @@ class Trainer:
             # Batch-norm running statistics stay per process (they only matter for sampling, and rank 0's are
             # saved); broadcasting them on every forward breaks D's separate real and fake passes.
             self.train_nets = {k: DDP(net, device_ids=ids, broadcast_buffers=False) for k, net in self.nets.items()}
+        # on by default on CUDA; on the CPU only when asked for: 1.65x here (avx512_bf16), but not fp32's numbers
         self.amp = opts.bf16 if opts.bf16 is not None else self.device.type == "cuda"
-        if self.amp and self.device.type != "cuda":
-            raise TrainError("--bf16 autocast is for CUDA devices")
+        if self.amp and self.device.type not in ("cuda", "cpu"):
+            raise TrainError(f"--bf16 autocast is for CUDA devices and the CPU, not {self.device.type}")
 
     @property
     def D(self):
@@ -589,7 +590,7 @@ class Trainer:
         opt.step()
 
     def autocast(self):
-        return torch.autocast("cuda", dtype=torch.bfloat16) if self.amp else nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16) if self.amp else nullcontext()
 
     # ------------------------------------------------------------------ the step
     def train_step(self) -> dict:

@@ -1,3 +1,4 @@
+import os
 import shutil
 from pathlib import Path
 
@@ -9,6 +10,15 @@ import gancli
 from gancli.pretrained import GANModel
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def onnx_cache(tmp_path_factory) -> Path:
+    """`gan sample` and `gan translate` cache ONNX graphs (gancli.backends): in a folder of the test session's, not
+    the user's ~/.cache, and shared by the tests (subprocesses too) so each tiny graph is exported once."""
+    folder = tmp_path_factory.mktemp("gan-cache")
+    os.environ["GAN_CACHE"] = str(folder)
+    return folder
 
 
 def tiny_config(arch="dcgan", size=28, channels=1, latent_dim=8):
