@@ -1,4 +1,3 @@
-import os
 import shutil
 from pathlib import Path
 
@@ -12,15 +11,6 @@ from gancli.pretrained import GANModel
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
-@pytest.fixture(autouse=True, scope="session")
-def onnx_cache(tmp_path_factory) -> Path:
-    """`gan sample` and `gan translate` cache ONNX graphs (gancli.backends): in a folder of the test session's, not
-    the user's ~/.cache, and shared by the tests (subprocesses too) so each tiny graph is exported once."""
-    folder = tmp_path_factory.mktemp("gan-cache")
-    os.environ["GAN_CACHE"] = str(folder)
-    return folder
-
-
 def tiny_config(arch="dcgan", size=28, channels=1, latent_dim=8):
     args = {"latent_dim": latent_dim, "image_size": size, "channels": channels}
     if arch == "dcgan":
@@ -32,8 +22,9 @@ def tiny_config(arch="dcgan", size=28, channels=1, latent_dim=8):
 
 
 @pytest.fixture(autouse=True)
-def feature_cache(tmp_path_factory, monkeypatch) -> Path:
-    """`gan eval`'s cache of real features (gancli.evalcache), empty for each test: never the user's own."""
+def gan_cache(tmp_path_factory, monkeypatch) -> Path:
+    """$GAN_CACHE, empty for each test and never the user's own: `gan eval`'s real features (gancli.evalcache,
+    references/) and the ONNX graphs of `--backend onnxruntime` (onnx/)."""
     folder = tmp_path_factory.mktemp("gan-cache")
     monkeypatch.setenv("GAN_CACHE", str(folder))
     return folder

@@ -1,6 +1,5 @@
 """`gan eval`'s cache of the real images' features, its progress phases and its wall time."""
 import json
-import os
 import shutil
 import time
 
@@ -60,9 +59,9 @@ def entries(cache):
 
 
 def test_second_eval_of_another_model_reuses_the_real_features(tiny_model_dir, other_model, digits, embeddings,
-                                                                feature_cache):
+                                                                gan_cache):
     first, phases = measure(tiny_model_dir, digits)
-    assert len(embeddings) == 1 and len(entries(feature_cache)) == 1
+    assert len(embeddings) == 1 and len(entries(gan_cache)) == 1
     assert phases == ["loading the model", "loading the judge", "loading the real images",
                       "embedding the real images", "sampling", "distances (KID, FID, precision/recall)"]
     cached, phases = measure(other_model, digits)
@@ -70,13 +69,13 @@ def test_second_eval_of_another_model_reuses_the_real_features(tiny_model_dir, o
     assert "real features from cache" in phases and "embedding the real images" not in phases
     fresh, _ = measure(other_model, digits, cache=False)
     assert len(embeddings) == 2 and cached == fresh  # the same numbers, to the last digit
-    key = json.loads(entries(feature_cache)[0].with_suffix(".json").read_text())
+    key = json.loads(entries(gan_cache)[0].with_suffix(".json").read_text())
     assert key["judge"] == "classifier-mnist" and key["data"] == str(digits.resolve()) and len(key["files"]) == 64
     again, _ = measure(tiny_model_dir, digits)
     assert again == first and len(embeddings) == 2
 
 
-def test_changed_data_or_judge_weights_miss_the_cache(tiny_model_dir, digits, embeddings, tmp_path, feature_cache):
+def test_changed_data_or_judge_weights_miss_the_cache(tiny_model_dir, digits, embeddings, tmp_path, gan_cache):
     from safetensors.torch import load_file, save_file
 
     measure(tiny_model_dir, digits)
@@ -108,12 +107,12 @@ def test_changed_data_or_judge_weights_miss_the_cache(tiny_model_dir, digits, em
 
 
 @pytest.mark.parametrize("damage", ["truncated", "garbage", "other shapes", "a flipped byte"])
-def test_a_damaged_cache_file_is_rebuilt(tiny_model_dir, digits, embeddings, feature_cache, damage):
+def test_a_damaged_cache_file_is_rebuilt(tiny_model_dir, digits, embeddings, gan_cache, damage):
     from safetensors import safe_open
     from safetensors.torch import save_file
 
     first, _ = measure(tiny_model_dir, digits)
-    [entry] = entries(feature_cache)
+    [entry] = entries(gan_cache)
     if damage == "truncated":
         entry.write_bytes(entry.read_bytes()[:-100])
     elif damage == "garbage":
@@ -133,13 +132,13 @@ def test_a_damaged_cache_file_is_rebuilt(tiny_model_dir, digits, embeddings, fea
     assert len(embeddings) == 2
 
 
-def test_no_cache_neither_reads_nor_writes_it(tiny_model_dir, digits, embeddings, feature_cache, tmp_path):
+def test_no_cache_neither_reads_nor_writes_it(tiny_model_dir, digits, embeddings, gan_cache, tmp_path):
     args = ["eval", str(tiny_model_dir), "--real", str(digits), "-n", "8", "--device", "cpu"]
     r = runner.invoke(app, args + ["--no-cache", "--json", str(tmp_path / "a.json")])
     assert r.exit_code == 0, r.output
-    assert entries(feature_cache) == [] and len(embeddings) == 1
+    assert entries(gan_cache) == [] and len(embeddings) == 1
     r = runner.invoke(app, args)
-    assert r.exit_code == 0 and len(entries(feature_cache)) == 1 and len(embeddings) == 2
+    assert r.exit_code == 0 and len(entries(gan_cache)) == 1 and len(embeddings) == 2
     r = runner.invoke(app, args + ["--no-cache"])
     assert r.exit_code == 0 and len(embeddings) == 3
     assert "--no-cache" not in json.loads((tmp_path / "a.json").read_text())["command"]  # it changes no number

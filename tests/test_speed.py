@@ -66,7 +66,7 @@ def test_the_rewritten_generator_follows_weight_changes(tiny_model_dir):
     assert float((after - eager(model, 4)).abs().max()) < 1e-5
 
 
-def test_backend_onnxruntime_draws_torch_pixels_and_caches_the_graph(tiny_model_dir, tmp_path, onnx_cache):
+def test_backend_onnxruntime_draws_torch_pixels_and_caches_the_graph(tiny_model_dir, tmp_path, gan_cache):
     pytest.importorskip("onnxruntime")  # the export extra
     paths = {}
     for backend in ("torch", "onnxruntime", "onnxruntime"):
@@ -77,7 +77,7 @@ def test_backend_onnxruntime_draws_torch_pixels_and_caches_the_graph(tiny_model_
         assert backend in r.output
     a, b = (np.asarray(Image.open(paths[k])).astype(int) for k in ("torch", "onnxruntime"))
     assert np.abs(a - b).max() <= 1 and (a == b).mean() > 0.999
-    assert len(list((onnx_cache / "onnx").glob("*.onnx"))) >= 1
+    assert len(list((gan_cache / "onnx").glob("*.onnx"))) >= 1
     model = GANModel.from_pretrained(tiny_model_dir, device="cpu")
     assert model.use_backend("onnxruntime") == "onnxruntime"
     assert float((model.sample(8, seed=3) - eager(model, 8, seed=3)).abs().max()) < 1e-4
