@@ -81,17 +81,19 @@ BF16 = typer.Option(False, "--bf16", help="bf16 autocast (backend torch): faster
                                           "docs/speed.md.")
 
 
-def _check_backend(backend: str, bf16: bool):
-    """--backend's name, and ONNX Runtime being installed when it is asked for by name, before the model loads."""
+def _check_backend(backend: str, bf16: bool) -> str:
+    """--backend's name, normalised, and ONNX Runtime being installed when it is asked for, before the model loads."""
     from gancli import backends
     from gancli.export import INSTALL
 
-    if bf16 and backend.strip().lower() == "onnxruntime":
-        fail("--bf16 is for --backend torch: the ONNX Runtime graph runs in fp32")
-    if backend.strip().lower() not in backends.BACKENDS:
+    name = backend.strip().lower()
+    if name not in backends.BACKENDS:
         fail(f"unknown --backend {backend!r}: use {', '.join(backends.BACKENDS)}")
-    if backend.strip().lower() == "onnxruntime" and not backends.installed():
+    if bf16 and name == "onnxruntime":
+        fail("--bf16 is for --backend torch: the ONNX Runtime graph runs in fp32")
+    if name == "onnxruntime" and not backends.installed():
         fail(f"--backend onnxruntime needs the onnx and onnxruntime packages: {INSTALL}")
+    return name
 
 
 def _use_backend(model, backend: str, bf16: bool, verbose: bool, direction: str | None = None):
@@ -292,9 +294,9 @@ def sample(
         fail(f"{count} images is too many for one grid: use --outdir to write one file per image")
     if outdir is None:
         _check_output(output, "-o", "samples.png")
-    _check_backend(backend, bf16)
+    backend = _check_backend(backend, bf16)
     plain = truncation is None and stage is None  # what the exported graph draws
-    if not plain and backend.strip().lower() == "onnxruntime":
+    if not plain and backend == "onnxruntime":
         fail("--backend onnxruntime runs the exported graph, which has no --truncation or --stage: drop them or use "
              "--backend torch")
     model = _load(name, device, verbose, sampling=True)
@@ -526,7 +528,7 @@ def translate(
     if output is not None:
         _check_output(output, "-o", "out.jpg")
         tr.check_output(output)  # its format, before the model loads
-    _check_backend(backend, bf16)
+    backend = _check_backend(backend, bf16)
     model = _load(name, device, verbose)
     if not model.is_translation:
         fail(f"{name} is not a translation model (its task is {model.config.get('task', 'unconditional')}): "

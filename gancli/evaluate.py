@@ -575,7 +575,8 @@ def parzen_folder(real: str | None, dataset: datasets.Dataset | None, model) -> 
     return folder if real and folder.is_dir() else datasets.find(dataset)
 
 
-def parzen(model, folder: Path, n: int, seed: int, batch_size: int = 256, progress: Progress = _quiet) -> dict:
+def parzen(model, folder: Path, n: int, seed: int, batch_size: int = 256, progress: Progress = _quiet,
+           cache: bool = True) -> dict:
     """Goodfellow et al. 2014, Table 1: a Gaussian Parzen window on ``n`` samples (pixels in [0, 1]); sigma is the
     grid value (``metrics.PARZEN_SIGMAS``, the original code's logspace(-1, 0, 10)) that gives the last 10,000
     training images (held out from the score, never the test set) the highest likelihood; the score is the mean
@@ -595,21 +596,36 @@ def parzen(model, folder: Path, n: int, seed: int, batch_size: int = 256, progre
     sigma, per_sigma = metrics.parzen_select_sigma(samples, validation)
     progress("Parzen: scoring the test images", 1, 4)
     ll, se = metrics.parzen_score(samples, test, sigma)
-    # the scale: the same protocol with real training images (the first n, apart from the validation ones) in the
-    # samples' place; a model can pass it, since the estimate rewards blur (docs/eval.md)
-    real = train[:min(n, len(train) - PARZEN_VALIDATION)].double() / 255
+    real_count = min(n, len(train) - PARZEN_VALIDATION)
     progress("Parzen: the same with real training images", 2, 4)
-    real_sigma, _ = metrics.parzen_select_sigma(real, validation)
-    progress("Parzen: the same with real training images", 3, 4)
-    real_ll, _ = metrics.parzen_score(real, test, real_sigma)
+    real_ll = _real_parzen(folder, train, validation, test, real_count, cache)
     progress("Parzen: the same with real training images", 4, 4)
     return {"parzen_log_likelihood": round(ll, 2), "parzen_standard_error": round(se, 2),
-            "parzen_real_log_likelihood": round(real_ll, 2), "parzen_real_images": len(real),
+            "parzen_real_log_likelihood": round(real_ll, 2), "parzen_real_images": real_count,
             "parzen_sigma": round(sigma, 4), "parzen_samples": n,
             "parzen_validation_images": len(validation), "parzen_test_images": len(test),
             "parzen_validation_log_likelihood": {f"{s:.4f}": round(v, 2) for s, v in
                                                  zip(metrics.PARZEN_SIGMAS, per_sigma)},
             "parzen_seconds": round(time.time() - t0, 1)}
+
+
+def _real_parzen(folder: Path, train, validation, test, count: int, cache: bool) -> float:
+    """The Parzen score's scale: the same protocol with the first ``count`` real training images (apart from the
+    validation ones) in the samples' place; a model can pass it, since the estimate rewards blur (docs/eval.md).
+    It depends on the data alone, so it is kept in the evaluation cache beside the real features."""
+    files = [p for p in (find_idx(folder, f"{split}-images-idx3-ubyte") for split in ("train", "t10k")) if p]
+    key = {"measure": "parzen-real", "format": 1, "data": str(folder.resolve()),
+           "files": evalcache.files_digest(files, folder), "images": count, "validation": len(validation),
+           "sigmas": [round(s, 6) for s in metrics.PARZEN_SIGMAS]}
+    stored = evalcache.load(key, {"log_likelihood": ((1,), torch.float64)}) if cache else None
+    if stored is not None:
+        return float(stored[0]["log_likelihood"][0])
+    real = train[:count].double() / 255
+    sigma, _ = metrics.parzen_select_sigma(real, validation)
+    ll, _ = metrics.parzen_score(real, test, sigma)
+    if cache:
+        evalcache.save(key, {"log_likelihood": torch.tensor([ll], dtype=torch.float64)})
+    return ll
 
 
 # ---------------------------------------------------------------------------------------------- the whole command
@@ -698,7 +714,7 @@ def _evaluate(name, real, n, seed, features, direction, size, batch_size, device
         result |= novelty(model, ref, ds, min(n, 2000), seed, batch_size, novelty_grid)
         progress("novelty", 1, 1)
     if with_parzen:
-        result |= parzen(model, parzen_data, n, seed, batch_size, progress)
+        result |= parzen(model, parzen_data, n, seed, batch_size, progress, cache)
     if ref.notes:
         result["notes"] = ref.notes
     return result

@@ -78,6 +78,24 @@ def test_parzen_protocol_on_mnist_holds_out_the_last_training_images_and_scores_
     assert r["parzen_real_images"] == 16 and r["parzen_real_log_likelihood"] > r["parzen_log_likelihood"] + 50
 
 
+@pytest.mark.skipif(not (SHARED / "mnist").is_dir(), reason="needs ../shared/data/mnist")
+def test_the_real_images_parzen_scale_is_computed_once_per_data_set(tiny_model_dir, monkeypatch):
+    """The scale depends on the data alone: a second --parzen (any model) reads it from the evaluation cache."""
+    from gancli import metrics
+    from gancli.evaluate import parzen
+
+    scored = []
+    real_score = metrics.parzen_score
+    monkeypatch.setattr(metrics, "parzen_score", lambda *a, **k: scored.append(1) or real_score(*a, **k))
+    model = gancli.load(tiny_model_dir, device="cpu")
+    first = parzen(model, SHARED / "mnist", n=16, seed=0)
+    assert len(scored) == 2  # the samples, then the real images
+    second = parzen(model, SHARED / "mnist", n=16, seed=1)
+    assert len(scored) == 3 and second["parzen_real_log_likelihood"] == first["parzen_real_log_likelihood"]
+    uncached = parzen(model, SHARED / "mnist", n=16, seed=1, cache=False)
+    assert len(scored) == 5 and uncached["parzen_real_log_likelihood"] == first["parzen_real_log_likelihood"]
+
+
 @pytest.mark.parametrize("size, channels, why", [(32, 1, "28x28 grey"), (28, 3, "28x28 grey")])
 def test_parzen_refuses_other_images_in_one_line(tmp_path, size, channels, why):
     folder = GANModel.from_config(tiny_config(size=size, channels=channels)).save_pretrained(tmp_path / "m")
