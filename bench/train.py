@@ -43,7 +43,8 @@ def sync(device):
         torch.cuda.synchronize(device)
 
 
-def reference(images, device, batch_size, steps, warmup):
+def reference_step(device, batch_size):
+    """The classic DCGAN example's nets, optimisers and update: a function of one batch of real images."""
     nets = GANModel.build({"architecture": "dcgan", "arch_args": {"latent_dim": 100, "image_size": 28, "channels": 1,
                                                                   "g_width": 64, "d_width": 64}})
     G, D = nets["generator"], nets["discriminator"]
@@ -52,6 +53,26 @@ def reference(images, device, batch_size, steps, warmup):
     opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
     bce = nn.BCELoss()
+
+    def step(real):
+        b = real.size(0)
+        ones, zeros = torch.ones(b, device=device), torch.zeros(b, device=device)
+        D.zero_grad()
+        err_real = bce(D(real), ones)
+        err_real.backward()
+        fake = G(torch.randn(b, 100, device=device))
+        err_fake = bce(D(fake.detach()), zeros)
+        err_fake.backward()
+        opt_d.step()
+        G.zero_grad()
+        bce(D(fake), ones).backward()
+        opt_g.step()
+
+    return step
+
+
+def reference(images, device, batch_size, steps, warmup):
+    step = reference_step(device, batch_size)
     loader = DataLoader(MnistItems(images), batch_size=batch_size, shuffle=True, drop_last=True, num_workers=2,
                         persistent_workers=True)
     done, t0 = 0, None
@@ -60,19 +81,7 @@ def reference(images, device, batch_size, steps, warmup):
             if done == warmup:
                 sync(device)
                 t0 = time.perf_counter()
-            real = real.to(device)
-            b = real.size(0)
-            ones, zeros = torch.ones(b, device=device), torch.zeros(b, device=device)
-            D.zero_grad()
-            err_real = bce(D(real), ones)
-            err_real.backward()
-            fake = G(torch.randn(b, 100, device=device))
-            err_fake = bce(D(fake.detach()), zeros)
-            err_fake.backward()
-            opt_d.step()
-            G.zero_grad()
-            bce(D(fake), ones).backward()
-            opt_g.step()
+            step(real.to(device))
             done += 1
             if done == steps + warmup:
                 break

@@ -586,7 +586,12 @@ class Trainer:
         """One update of the optimiser ``name`` on ``loss``."""
         opt = self.optimizers[name]
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        if self.dist.active:  # DDP's reducer waits for every parameter its forward saw
+            loss.backward()
+        else:
+            # Only this optimiser's gradients: the others' would be thrown away by their own zero_grad before any
+            # step reads them. In G's step that skips D's weight gradients (~10% of a DCGAN step on the CPU).
+            loss.backward(inputs=[p for group in opt.param_groups for p in group["params"] if p.requires_grad])
         opt.step()
 
     def autocast(self):
