@@ -901,10 +901,11 @@ def _train_command():
     loop = {o.name for o in LOOP}
     params = [
         inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context),
-        inspect.Parameter("data", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=list[Path], default=typer.Argument(
-            ..., metavar="DATA...", help="Image folder (sub-folders = classes), a .zip of images, or a folder of "
-                                         "MNIST-style IDX files; for two-domain families DIR_A DIR_B, or a folder "
-                                         "with trainA/ and trainB/.")),
+        inspect.Parameter("data", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Optional[list[Path]], default=typer.Argument(
+            None, metavar="DATA...", show_default=False,
+            help="Image folder (sub-folders = classes), a .zip of images, or a folder of MNIST-style IDX files; for "
+                 "two-domain families DIR_A DIR_B, or a folder with trainA/ and trainB/. With --resume: the run's "
+                 "own, unless given.")),
         inspect.Parameter("arch", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Optional[str],
                           default=typer.Option(None, "--arch", help="The family: " + ", ".join(
                               f"{n} ({f.description.split(':')[0].split(';')[0]})" for n, f in fams.items())
@@ -927,8 +928,8 @@ def _train_command():
         opt = typer.Option(None, *decls, help=o.help + default, rich_help_panel=panel, show_default=False)
         params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=Optional[o.type], default=opt))
 
-    def run(ctx: typer.Context, data: list[Path], arch: str, **values):
-        _train(ctx, data, arch, {k: v for k, v in values.items() if v is not None})
+    def run(ctx: typer.Context, data: Optional[list[Path]], arch: str, **values):
+        _train(ctx, data or [], arch, {k: v for k, v in values.items() if v is not None})
 
     run.__signature__ = inspect.Signature(params)
     run.__annotations__ = {p.name: p.annotation for p in params}
@@ -959,7 +960,7 @@ def _train(ctx, data: list[Path], arch: str, given: dict):
         if where.exists() and not where.is_dir():
             fail(f"--out {out_dir}: {where} is a file; the run directory must be a folder (new, or a run to --resume)")
     command_line = _command_line(ctx, exclude={"resume"})
-    opts = TrainOptions(str(data[0]), arch=arch, command=command_line, **given)
+    opts = TrainOptions(str(data[0]) if data else None, arch=arch, command=command_line, **given)
     family = catalog.get(opts.arch)
     if len(data) > family.data_folders:
         fail(f"too many data folders for --arch {opts.arch}: "

@@ -71,8 +71,9 @@ def TrainOptions(data: str | None = None, out: str | None = None, arch: str | No
     (``lr_g=1e-4``); a flag the family does not have is an error naming the family's own options.
 
     With ``resume=True`` every setting but the device defaults to the run's own (the family among them), read from
-    its options.json: ``gan train DATA --out RUN --resume`` is enough. The length does too unless --steps or
-    --epochs is given: a run started for 20 epochs and resumed after a crash should not stop at the default 5."""
+    its options.json: ``gan train --out RUN --resume`` is enough (the data too, unless given). The length does too
+    unless --steps or --epochs is given: a run started for 20 epochs and resumed after a crash should not stop at the
+    default 5."""
     defaults = {o.name: o.default for o in LOOP}
     out = out or defaults["out"]
     saved = _saved_options(Path(out)) if given.get("resume") else {}
@@ -84,6 +85,16 @@ def TrainOptions(data: str | None = None, out: str | None = None, arch: str | No
                 given[o.name] = saved[o.name]
         if given.get("steps") is None and given.get("epochs") is None:
             given["steps"], given["epochs"] = saved.get("steps"), saved.get("epochs")
+        if data is None and saved.get("data"):
+            data = saved["data"]
+            if saved.get("data_b") and given.get("data_b") is None:
+                given["data_b"] = saved["data_b"]
+    if data is None and given.get("resume"):
+        raise TrainError(f"--resume: {out} holds no run to continue (no options.json); start one with "
+                         f"`gan train DATA --out {out}`")
+    if data is None:
+        raise TrainError("give the training data: DATA... (an image folder, a .zip or MNIST IDX files), or "
+                         "--resume --out RUN to continue a run")
     given.setdefault("command", shlex.join(["gan"] + sys.argv[1:]))
     spellings = {o.name: o.spelling for f in catalog.all_families().values() for o in f.declared()}
     try:

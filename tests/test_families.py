@@ -147,13 +147,21 @@ def test_resume_takes_the_runs_own_settings(image_folder, tmp_path):
     r = run("train", image_folder, "--out", run_dir, "--steps", 3, "--device", "cpu", "--sample-every", 2,
             *STYLE_TRAIN)
     assert r.exit_code == 0, r.output
-    r = run("train", image_folder, "--out", run_dir, "--steps", 5, "--device", "cpu", "--resume")
-    assert r.exit_code == 0, r.output  # no --arch, no widths: they come from the run's options.json
+    r = run("train", "--out", run_dir, "--steps", 5, "--device", "cpu", "--resume")
+    assert r.exit_code == 0, r.output  # no data, no --arch, no widths: they come from the run's options.json
     assert "training stylegan" in r.output and json.loads((run_dir / "export" / "config.json").read_text())[
         "training"]["steps"] == 5
     assert (run_dir / "samples" / "step-00000004.png").is_file()  # --sample-every 2 carried on
     r = run("train", image_folder, "--out", run_dir, "--steps", 6, "--device", "cpu", "--resume", "--w-dim", 16)
     assert r.exit_code == 2 and "w_dim was 8 in this run" in r.output
+
+
+def test_train_without_data_says_what_to_give(tmp_path):
+    r = run("train", "--out", tmp_path / "new")
+    assert r.exit_code == 2 and r.output.startswith("error: give the training data") and "--resume" in r.output
+    r = run("train", "--out", tmp_path / "new", "--resume")
+    assert r.exit_code == 2 and "holds no run to continue" in r.output
+    assert not (tmp_path / "new").exists()
 
 
 def test_vae_trains_under_torchrun(image_folder, tmp_path):
