@@ -8,6 +8,7 @@ encoding real images) is what its family declares in ``capabilities``.
 """
 from __future__ import annotations
 
+import copy
 import math
 from pathlib import Path
 from typing import Iterator
@@ -40,9 +41,29 @@ class GANModel:
         self.bf16 = False  # bf16 autocast for sampling and translating (``--bf16``): faster, not the same pixels
 
     def autocast(self):
-        """bf16 autocast when asked for: 1.9-2.6x on a CPU with avx512_bf16 (bench/speed.py), but images differ
+        """bf16 autocast when asked for: about 2x on a CPU with avx512_bf16 (bench/speed.py), but images differ
         from fp32 by up to several grey levels, so fp32 stays the default."""
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
+
+    def in_precision(self, net: nn.Module) -> nn.Module:
+        """``net`` as it runs: under --bf16 on the CPU, a copy with bf16 weights (made again when its weights
+        change), so that activations stay bf16 between layers. Autocast alone converts them to fp32 and back around
+        every norm and activation: a 256 px CycleGAN ran 1.9x fp32 that way and 2.1x with the copy, its pixels as
+        far from fp32's (bench/speed.py). Autocast still covers what a forward pass makes in fp32 on its own."""
+        if not (self.bf16 and self.device.type == "cpu"):
+            return net
+        from gancli.inference import weights_key
+
+        copies = self.__dict__.setdefault("_bf16_copies", {})
+        key = weights_key(net)
+        if id(net) not in copies or copies[id(net)][0] != key:
+            copies[id(net)] = (key, copy.deepcopy(net).to(torch.bfloat16))
+        return copies[id(net)][1]
+
+    @property
+    def input_dtype(self) -> torch.dtype | None:
+        """What ``in_precision`` networks take: bf16 under --bf16 on the CPU; otherwise None (as given)."""
+        return torch.bfloat16 if self.bf16 and self.device.type == "cpu" else None
 
     def use_backend(self, backend: str = "torch", direction: str | None = None) -> str:
         """Run the generator with ``backend`` (gancli.backends: torch, onnxruntime) from now on; a translator
@@ -174,9 +195,10 @@ class GANModel:
         direction = self.direction(direction)
         if direction in self.runners:
             return self.runners[direction](images.float())
-        net = getattr(self.generator, direction)
+        net = self.in_precision(getattr(self.generator, direction))
+        x = images.to(self.device, self.input_dtype).contiguous(memory_format=self.memory_format)
         with self.autocast():
-            return net(images.to(self.device).contiguous(memory_format=self.memory_format)).float().cpu()
+            return net(x).float().cpu()
 
     @property
     def is_conditional(self) -> bool:
@@ -274,19 +296,21 @@ class GANModel:
                 continue
             y = labels[start:start + batch_size].to(self.device) if labels is not None else None
             with self.autocast():
-                images = generator(z[start:start + batch_size].to(self.device), y, **kwargs).float().cpu()
+                images = generator(z[start:start + batch_size].to(self.device, self.input_dtype), y, **kwargs).float().cpu()
             yield images
 
     def sampling_generator(self) -> nn.Module:
         """What ``generate`` runs: on the CPU, the generator rewritten for inference (gancli.inference: the same
-        function, 1.3x faster for a DCGAN), made again whenever its weights change; elsewhere the generator."""
+        function, 1.3x faster for a DCGAN), in bf16 under --bf16 (see ``in_precision``), made again whenever its
+        weights change; elsewhere the generator."""
         from gancli.inference import for_inference, weights_key
 
         if self.device.type != "cpu":
             return self.generator
-        key = weights_key(self.generator)
+        key = (weights_key(self.generator), self.input_dtype)
         if self.__dict__.get("_fast_key") != key:
-            self._fast, self._fast_key = for_inference(self.generator), key
+            fast = for_inference(self.generator)
+            self._fast, self._fast_key = fast.to(self.input_dtype) if self.input_dtype else fast, key
         return self._fast
 
     # ---------------------------------------------------------------- style models: w space and mixing

@@ -105,6 +105,12 @@ def test_bf16_sampling_is_close_to_fp32(tiny_model_dir):
     model.bf16 = True
     bf16 = model.sample(16)
     assert 0 < float((bf16 - fp32).abs().mean()) < 0.05
+    # it ran a bf16 copy: the model's own generator (saved, exported) stays fp32, and fp32 sampling is as before
+    assert model.sampling_generator() is not model.generator
+    assert {p.dtype for p in model.sampling_generator().parameters()} <= {torch.bfloat16}
+    assert {p.dtype for p in model.generator.parameters()} == {torch.float32}
+    model.bf16 = False
+    assert torch.equal(model.sample(16), fp32)
 
 
 def test_backend_errors_are_one_line(tiny_model_dir, tmp_path, monkeypatch):
