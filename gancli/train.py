@@ -279,7 +279,8 @@ class Trainer:
             # Batch-norm running statistics stay per process (they only matter for sampling, and rank 0's are
             # saved); broadcasting them on every forward breaks D's separate real and fake passes.
             self.train_nets = {k: DDP(net, device_ids=ids, broadcast_buffers=False) for k, net in self.nets.items()}
-        # on by default on CUDA; on the CPU only when asked for: 1.65x here (avx512_bf16), but not fp32's numbers
+        # on by default on CUDA; on the CPU only when asked for: 1.6-1.75x here (avx512_bf16), but it lowered recall
+        # in a three-seed check against fp32 (bench/RESULTS.md)
         self.amp = opts.bf16 if opts.bf16 is not None else self.device.type == "cuda"
         if self.amp and self.device.type not in ("cuda", "cpu"):
             raise TrainError(f"--bf16 autocast is for CUDA devices and the CPU, not {self.device.type}")
