@@ -190,7 +190,8 @@ def train(steps: int, warmup: int, batch: int, repeats: int):
     for name in ("default (fp32)", "--bf16"):
         ratio = float(np.median([o / r for o, r in zip(ips[name], ips["reference"])]))
         rows.append((what, name, max(ips["reference"]), max(ips[name]), ratio,
-                     "reference: the DCGAN example's loop, fp32" + ("; quality: see RESULTS.md" if "bf16" in name else "")))
+                     f"reference: the DCGAN example's loop, fp32; ratio: median of {repeats} rounds"
+                     + ("; quality: see RESULTS.md" if "bf16" in name else "")))
     step = train_bench.reference_step(device, batch)
     real = torch.rand(batch, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1
     return rows, [(what, flops(lambda: step(real)) / batch / 1e9)]

@@ -76,9 +76,9 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 # what runs the generator, for `gan sample` and `gan translate` (gancli.backends, GANModel.autocast)
 BACKEND = typer.Option("torch", "--backend", help="torch, or onnxruntime (CPU; the graph of `gan export`, cached): "
                                                   "fp32 either way; see docs/speed.md.")
-BF16 = typer.Option(False, "--bf16", help="bf16 autocast (backend torch): faster on CPUs with avx512_bf16 or AMX and "
-                                          "on GPUs, but not fp32's pixels (up to several grey levels apart); see "
-                                          "docs/speed.md.")
+BF16 = typer.Option(False, "--bf16", help="bf16 (backend torch; on the CPU a bf16 copy of the generator): about 2x "
+                                          "on CPUs with avx512_bf16 or AMX and faster on GPUs, but not fp32's pixels "
+                                          "(several grey levels apart); see docs/speed.md.")
 
 
 def _check_backend(backend: str, bf16: bool) -> str:

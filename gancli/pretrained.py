@@ -38,7 +38,7 @@ class GANModel:
         for net in self.others.values():
             net.to(self.device)
         self.backend, self.runners = "torch", {}
-        self.bf16 = False  # bf16 autocast for sampling and translating (``--bf16``): faster, not the same pixels
+        self.bf16 = False  # bf16 for sampling and translating (``--bf16``): faster, not the same pixels
 
     def autocast(self):
         """bf16 autocast when asked for: about 2x on a CPU with avx512_bf16 (bench/speed.py), but images differ

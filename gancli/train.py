@@ -85,10 +85,8 @@ def TrainOptions(data: str | None = None, out: str | None = None, arch: str | No
                 given[o.name] = saved[o.name]
         if given.get("steps") is None and given.get("epochs") is None:
             given["steps"], given["epochs"] = saved.get("steps"), saved.get("epochs")
-        if data is None and saved.get("data"):
-            data = saved["data"]
-            if saved.get("data_b") and given.get("data_b") is None:
-                given["data_b"] = saved["data_b"]
+    if data is None and saved.get("data"):
+        data = _saved_data(saved)
     if data is None and given.get("resume"):
         raise TrainError(f"--resume: {out} holds no run to continue (no options.json); start one with "
                          f"`gan train DATA --out {out}`")
@@ -104,6 +102,17 @@ def TrainOptions(data: str | None = None, out: str | None = None, arch: str | No
         raise
     except ValueError as e:
         raise TrainError(str(e)) from None
+
+
+def _saved_data(saved: dict) -> str:
+    """A run's data, for a --resume that does not give it: as it was given, which is only right from the folder
+    the run started in when it was a relative path."""
+    paths = [saved[k] for k in ("data", "data_b") if saved.get(k)]
+    started = saved.get("started_in")
+    if started and Path.cwd() != Path(started) and any(not Path(p).is_absolute() for p in paths):
+        raise TrainError(f"--resume: this run's data ({' '.join(paths)}) is relative to {started}: resume from "
+                         "there, or give the data")
+    return saved["data"]
 
 
 def _saved_options(run: Path) -> dict:
@@ -598,12 +607,13 @@ class Trainer:
         """One update of the optimiser ``name`` on ``loss``."""
         opt = self.optimizers[name]
         opt.zero_grad(set_to_none=True)
-        if self.dist.active:  # DDP's reducer waits for every parameter its forward saw
+        params = [p for group in opt.param_groups for p in group["params"] if p.requires_grad]
+        if self.dist.active or not params:  # DDP's reducer waits for every parameter its forward saw
             loss.backward()
         else:
             # Only this optimiser's gradients: the others' would be thrown away by their own zero_grad before any
             # step reads them. In G's step that skips D's weight gradients (~10% of a DCGAN step on the CPU).
-            loss.backward(inputs=[p for group in opt.param_groups for p in group["params"] if p.requires_grad])
+            loss.backward(inputs=params)
         opt.step()
 
     def autocast(self):
@@ -768,7 +778,8 @@ class Trainer:
         fresh = self.step == 0 and not self.checkpoints()
         if fresh and self.dist.main:
             record = self.opts.asdict() | {"gan_version": __version__, "torch_version": torch.__version__,
-                                          "device_used": describe(self.device), "processes": self.dist.world}
+                                          "device_used": describe(self.device), "processes": self.dist.world,
+                                          "started_in": str(Path.cwd())}
             atomic_write(self.out / "options.json", lambda f: f.write(json.dumps(record, indent=2).encode()))
             self._truncate_metrics(0)  # a session that died before its first checkpoint may have left lines
             self.log(f"start: {self.opts.command}")
