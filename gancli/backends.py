@@ -33,16 +33,23 @@ def installed() -> bool:
     return True
 
 
-def choose(backend: str, device: torch.device) -> str:
-    """``--backend`` -> the backend that runs: torch or onnxruntime; a ValueError for what cannot run here."""
+def check(backend: str) -> str:
+    """``--backend``'s name, normalised; a ValueError for an unknown one, or for onnxruntime when it is not
+    installed. Needs no model: the CLI calls it before loading one."""
     from gancli.export import INSTALL
 
-    backend = backend.strip().lower()
-    if backend not in BACKENDS:
+    name = backend.strip().lower()
+    if name not in BACKENDS:
         raise ValueError(f"unknown --backend {backend!r}: use {', '.join(BACKENDS)}")
+    if name == "onnxruntime" and not installed():
+        raise ValueError(f"--backend onnxruntime needs the onnx and onnxruntime packages: {INSTALL}")
+    return name
+
+
+def choose(backend: str, device: torch.device) -> str:
+    """``--backend`` -> the backend that runs: torch or onnxruntime; a ValueError for what cannot run here."""
+    backend = check(backend)
     if backend == "onnxruntime":
-        if not installed():
-            raise ValueError(f"--backend onnxruntime needs the onnx and onnxruntime packages: {INSTALL}")
         if device.type != "cpu":
             raise ValueError(f"--backend onnxruntime runs on the CPU, not {device}: add --device cpu or use "
                              "--backend torch")

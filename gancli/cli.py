@@ -84,15 +84,13 @@ BF16 = typer.Option(False, "--bf16", help="bf16 (backend torch; on the CPU a bf1
 def _check_backend(backend: str, bf16: bool) -> str:
     """--backend's name, normalised, and ONNX Runtime being installed when it is asked for, before the model loads."""
     from gancli import backends
-    from gancli.export import INSTALL
 
-    name = backend.strip().lower()
-    if name not in backends.BACKENDS:
-        fail(f"unknown --backend {backend!r}: use {', '.join(backends.BACKENDS)}")
+    try:
+        name = backends.check(backend)
+    except ValueError as e:
+        fail(str(e))
     if bf16 and name == "onnxruntime":
         fail("--bf16 is for --backend torch: the ONNX Runtime graph runs in fp32")
-    if name == "onnxruntime" and not backends.installed():
-        fail(f"--backend onnxruntime needs the onnx and onnxruntime packages: {INSTALL}")
     return name
 
 

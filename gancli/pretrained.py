@@ -45,24 +45,24 @@ class GANModel:
         from fp32 by up to several grey levels, so fp32 stays the default."""
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
 
-    def in_precision(self, net: nn.Module) -> nn.Module:
-        """``net`` as it runs: under --bf16 on the CPU, a copy with bf16 weights (made again when its weights
-        change), so that activations stay bf16 between layers. Autocast alone converts them to fp32 and back around
-        every norm and activation: a 256 px CycleGAN ran 1.9x fp32 that way and 2.1x with the copy, its pixels as
-        far from fp32's (bench/speed.py). Autocast still covers what a forward pass makes in fp32 on its own."""
-        if not (self.bf16 and self.device.type == "cpu"):
-            return net
+    def prepared(self, net: nn.Module, make=copy.deepcopy) -> nn.Module:
+        """The copy of ``net`` that runs on the CPU: ``make(net)`` (a rewrite for inference, or a plain copy), in
+        bf16 under --bf16, kept until ``net``'s weights or the precision change. A bf16 copy keeps activations bf16
+        between layers: autocast alone recasts fp32 weights on every call (a 256 px CycleGAN: 1.9x fp32 that way,
+        2.1x with the copy, its pixels as far from fp32's; bench/speed.py). Autocast still covers what a forward pass
+        makes in fp32 on its own."""
         from gancli.inference import weights_key
 
-        copies = self.__dict__.setdefault("_bf16_copies", {})
-        key = weights_key(net)
+        copies = self.__dict__.setdefault("_prepared", {})
+        key = (weights_key(net), make, self.input_dtype)
         if id(net) not in copies or copies[id(net)][0] != key:
-            copies[id(net)] = (key, copy.deepcopy(net).to(torch.bfloat16))
+            ready = make(net)
+            copies[id(net)] = (key, ready.to(self.input_dtype) if self.input_dtype else ready)
         return copies[id(net)][1]
 
     @property
     def input_dtype(self) -> torch.dtype | None:
-        """What ``in_precision`` networks take: bf16 under --bf16 on the CPU; otherwise None (as given)."""
+        """What ``prepared`` networks take: bf16 under --bf16 on the CPU; otherwise None (as given)."""
         return torch.bfloat16 if self.bf16 and self.device.type == "cpu" else None
 
     def use_backend(self, backend: str = "torch", direction: str | None = None) -> str:
@@ -195,7 +195,8 @@ class GANModel:
         direction = self.direction(direction)
         if direction in self.runners:
             return self.runners[direction](images.float())
-        net = self.in_precision(getattr(self.generator, direction))
+        net = getattr(self.generator, direction)
+        net = self.prepared(net) if self.input_dtype else net
         x = images.to(self.device, self.input_dtype).contiguous(memory_format=self.memory_format)
         with self.autocast():
             return net(x).float().cpu()
@@ -301,17 +302,10 @@ class GANModel:
 
     def sampling_generator(self) -> nn.Module:
         """What ``generate`` runs: on the CPU, the generator rewritten for inference (gancli.inference: the same
-        function, 1.3x faster for a DCGAN), in bf16 under --bf16 (see ``in_precision``), made again whenever its
-        weights change; elsewhere the generator."""
-        from gancli.inference import for_inference, weights_key
+        function, 1.3x faster for a DCGAN; in bf16 under --bf16); elsewhere the generator."""
+        from gancli.inference import for_inference
 
-        if self.device.type != "cpu":
-            return self.generator
-        key = (weights_key(self.generator), self.input_dtype)
-        if self.__dict__.get("_fast_key") != key:
-            fast = for_inference(self.generator)
-            self._fast, self._fast_key = fast.to(self.input_dtype) if self.input_dtype else fast, key
-        return self._fast
+        return self.prepared(self.generator, for_inference) if self.device.type == "cpu" else self.generator
 
     # ---------------------------------------------------------------- style models: w space and mixing
     @torch.inference_mode()
