@@ -88,6 +88,9 @@ def TrainOptions(data: str | None = None, out: str | None = None, arch: str | No
     if data is None and saved.get("data"):
         data = _saved_data(saved)
     if data is None and given.get("resume"):
+        if (Path(out) / "options.json").exists():
+            raise TrainError(f"--resume: {Path(out) / 'options.json'} cannot be read or names no data: give the "
+                             f"data, `gan train DATA --out {out} --resume`")
         raise TrainError(f"--resume: {out} holds no run to continue (no options.json); start one with "
                          f"`gan train DATA --out {out}`")
     if data is None:

@@ -162,6 +162,10 @@ def test_train_without_data_says_what_to_give(tmp_path):
     r = run("train", "--out", tmp_path / "new", "--resume")
     assert r.exit_code == 2 and "holds no run to continue" in r.output
     assert not (tmp_path / "new").exists()
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "options.json").write_text("{cut short")
+    r = run("train", "--out", tmp_path / "broken", "--resume")
+    assert r.exit_code == 2 and "cannot be read" in r.output and r.output.count("\n") == 1, r.output
 
 
 def test_resume_without_data_from_another_folder_refuses_a_relative_path(image_folder, tmp_path, monkeypatch):
