@@ -206,6 +206,17 @@ class PlainProgress:
         self.console.print(line, highlight=False, soft_wrap=True)
 
 
+def _eval_brief(ev: dict) -> str:
+    """The progress line's last --eval-every result: FID and coverage, or a translator's judged shares and SSIM."""
+    if ev.get("fid") is not None:
+        return (f"  FID {ev['fid']:.2f}" + (f" cov {ev['classes_covered']}/{ev['num_classes']}"
+                                            if ev.get("classes_covered") is not None else "")
+                + (f" modes {ev['modes_covered']}" if ev.get("modes_covered") is not None else ""))
+    return "".join(f"  {d} " + (f"judged {ev[f'target_domain_rate_{d}']:.0%} " if f"target_domain_rate_{d}" in ev
+                                else "") + f"SSIM {ev[f'structure_{d}']:.2f}"
+                   for d in ("a2b", "b2a") if f"structure_{d}" in ev)
+
+
 def _clock(seconds: float) -> str:
     m, s = divmod(int(seconds), 60)
     return f"{m // 60}:{m % 60:02d}:{s:02d}"
@@ -988,10 +999,7 @@ def _train(ctx, data: list[Path], arch: str, given: dict):
             stats = "  ".join(f"{k} {row[k]:.3f}" for k in shown_keys if k in row)
             progress.update(task, completed=step, stats=(
                 f"{stats}  {row['images_per_s']:.0f} img/s"
-                + (f"  FID {ev['fid']:.2f}" + (f" cov {ev['classes_covered']}/{ev['num_classes']}"
-                                               if ev.get('classes_covered') is not None else "")
-                   + (f" modes {ev['modes_covered']}" if ev.get('modes_covered') is not None else "")
-                   + (" [bold red]COLLAPSE?[/]" if ev["alarms"] else "") if ev else "")))
+                + (_eval_brief(ev) + (" [bold red]COLLAPSE?[/]" if ev["alarms"] else "") if ev else "")))
             if ev and ev is not shown["eval"]:
                 shown["eval"] = ev
                 for alarm in ev["alarms"]:

@@ -397,6 +397,68 @@ class TrainingMonitor:
                     self.best[key] = max(self.best.get(key) or 0, row[key])
 
 
+class TranslationMonitor:
+    """``gan train --eval-every`` for a translator: a fixed set of photos of both domains, translated whole at their
+    own size (a model trained on crops must work on full photos): the share the judge reads as the target domain,
+    and the grey SSIM between input and output (the shape kept). The photos are the held-out testA/ and testB/
+    beside trainA/ and trainB/; without them, training photos (the log says so)."""
+
+    def __init__(self, judge: Judge, photos: dict[str, list[torch.Tensor]], targets: dict[str, int | None],
+                 held_out: bool):
+        self.judge, self.photos, self.targets, self.held_out = judge, photos, targets, held_out
+
+    @classmethod
+    def for_run(cls, data: str, data_b: str | None, names: list[str], channels: int, device, n: int,
+                seed: int = 0) -> "TranslationMonitor":
+        from gancli.translate import to_tensor
+        from gancli.data import open_image
+
+        root = Path(data)
+        held_out = not data_b and (root / "testA").is_dir() and (root / "testB").is_dir()
+        folders = [root / "testA", root / "testB"] if held_out else \
+            ([root, Path(data_b)] if data_b else [root / "trainA", root / "trainB"])
+        ds = datasets.identify(root)
+        judge = load_judge(default_judge(ds, channels), device)
+        own = {_key(c): i for i, c in enumerate(judge.class_names)}
+        photos, targets = {}, {}
+        for direction, folder, target, fallback in (("a2b", folders[0], names[1], 1), ("b2a", folders[1], names[0], 0)):
+            files = list_images(folder)
+            pick = torch.randperm(len(files), generator=torch.Generator().manual_seed(seed))[:n].sort().values
+            photos[direction] = [to_tensor(open_image(files[i]), channels) for i in pick.tolist()]
+            # the target's class: by name, or by position for the data set the judge was made for (trainA = its
+            # first class); for other data the judge's classes mean nothing here, and only SSIM is measured
+            targets[direction] = own.get(_key(target), fallback if ds is not None else None)
+        return cls(judge, photos, targets, held_out)
+
+    @torch.no_grad()
+    def measure(self, generators: torch.nn.Module, device) -> tuple[dict, dict[str, list[torch.Tensor]]]:
+        """(the row for metrics.jsonl, the translated photos by direction, on the CPU in [-1, 1])."""
+        from torchmetrics.functional.image import structural_similarity_index_measure as ssim
+
+        from gancli.translate import pad_to_multiple
+
+        row, outputs = {"held_out": self.held_out, "feature_extractor": self.judge.name}, {}
+        for direction, photos in self.photos.items():
+            net = getattr(generators, direction)
+            outs, structure, judged_as = [], [], []
+            for x in photos:
+                padded, (h, w) = pad_to_multiple(x[None].to(device), getattr(net, "multiple", 4))
+                y = net(padded)[..., :h, :w].float().clamp(-1, 1).cpu()
+                outs.append(y[0])
+                structure.append(float(ssim(_grey(y), _grey(x[None]), data_range=2.0)))
+                judged_as.append(int(self.judge.run(y)[1].argmax(1)))
+            outputs[direction] = outs
+            row[f"structure_{direction}"] = round(sum(structure) / len(structure), 4)
+            if self.targets[direction] is not None:
+                row[f"target_domain_rate_{direction}"] = round(
+                    sum(j == self.targets[direction] for j in judged_as) / len(judged_as), 4)
+        row["alarms"] = []
+        return row, outputs
+
+    def remember(self, rows: list[dict]):
+        pass
+
+
 def collapse_alarms(result: dict, best: dict) -> list[str]:
     """Signs of mode collapse, in words: diversity or coverage lost since the best evaluation so far.
 

@@ -330,6 +330,11 @@ class Objective:
     def grid(self, sampler: nn.Module) -> tuple[torch.Tensor, int]:
         raise NotImplementedError
 
+    def evaluate(self, sampler: nn.Module) -> dict | None:
+        """``--eval-every``'s measures of ``sampler``, for an objective that measures itself (translators); None:
+        the loop's own, a generator of images from noise judged against the training data."""
+        return None
+
     def export_config(self) -> dict:
         """Keys of config.json beyond the common ones."""
         return {}

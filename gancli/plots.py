@@ -63,9 +63,21 @@ def quality_panels(evals: list[dict]) -> list[Panel]:
         if evals and evals[-1].get(covered) is not None:
             unit["coverage"] = [(r["step"], r[covered] / r[total]) for r in evals
                                 if r.get(covered) is not None and r.get(total)]
-    panels.append(Panel("precision, recall, diversity and coverage", unit, "fraction",
-                        [(1.0, "1: the real images' diversity")], ylim=(0, None)))
+    if any(unit.values()) or not any(_translated(r) for r in evals):
+        panels.append(Panel("precision, recall, diversity and coverage", unit, "fraction",
+                            [(1.0, "1: the real images' diversity")], ylim=(0, None)))
+    translated = {f"{what} {d}": _series(evals, f"{key}_{d}") for key, what in
+                  (("target_domain_rate", "judged the target domain,"), ("structure", "grey SSIM to the input,"))
+                  for d in ("a2b", "b2a")}
+    translated = {k: v for k, v in translated.items() if v}
+    if translated:  # translators (gan train --arch cyclegan --eval-every)
+        panels.append(Panel("whole photos translated: judged the target domain, and the shape kept", translated,
+                            "fraction", ylim=(0, 1)))
     return panels
+
+
+def _translated(row: dict) -> bool:
+    return any(k.startswith(("target_domain_rate_", "structure_")) for k in row)
 
 
 def _series(rows: list[dict], key: str) -> list[tuple[float, float]]:

@@ -716,23 +716,17 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self) -> dict:
-        """Measure the sampler on fixed latents against the training data; raise the mode-collapse alarm."""
-        from gancli.evaluate import TrainingMonitor
-
+        """Measure the sampler (the objective's own measures, else fixed latents judged against the training data;
+        the mode-collapse alarm)."""
         # Building the judge draws weight inits from the global RNG: keep training's random stream untouched, or a
         # resumed run (which builds the judge at another step) would part from an uninterrupted one.
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-            if self.monitor is None:
-                self.monitor = TrainingMonitor.for_data(self.opts.data, self.data.first, self.opts.eval_samples,
-                                                        self.opts.seed, self.device, stack=self.data.stack)
-                self.monitor.remember(self._metrics("eval"))  # a resumed run keeps its best-so-far
-            if self.G_ema is not None:
-                self.calibrate_ema()
             G, was_training = self.sampler, self.sampler.training
             G.eval()
-            row = self.monitor.measure(lambda z, y: G(z.to(self.device), y.to(self.device) if y is not None else None),
-                                       self.objective.latent_dim, self.objective.num_classes or None)
+            row = self.objective.evaluate(G)
             G.train(was_training)
+            if row is None:
+                row = self._measure_noise_sampler()
         row = {"step": self.step, "event": "eval"} | row
         self.last_eval = row
         with open(self.out / "metrics.jsonl", "a") as f:
@@ -740,10 +734,27 @@ class Trainer:
         if self.board:
             self.board.scalars(row)
         summary = ", ".join(f"{k} {row[k]}" for k in ("fid", "kid", "precision", "recall", "classes_covered",
-                                                      "modes_covered", "diversity") if row.get(k) is not None)
+                                                      "modes_covered", "diversity") if row.get(k) is not None) \
+            or ", ".join(f"{k} {v}" for k, v in row.items() if k != "step" and isinstance(v, float))
         self.log(f"eval at step {self.step}: {summary}")
         for alarm in row["alarms"]:
             self.log(f"mode-collapse alarm at step {self.step}: {alarm}")
+        return row
+
+    def _measure_noise_sampler(self) -> dict:
+        from gancli.evaluate import TrainingMonitor
+
+        if self.monitor is None:
+            self.monitor = TrainingMonitor.for_data(self.opts.data, self.data.first, self.opts.eval_samples,
+                                                    self.opts.seed, self.device, stack=self.data.stack)
+            self.monitor.remember(self._metrics("eval"))  # a resumed run keeps its best-so-far
+        if self.G_ema is not None:
+            self.calibrate_ema()
+        G, was_training = self.sampler, self.sampler.training
+        G.eval()
+        row = self.monitor.measure(lambda z, y: G(z.to(self.device), y.to(self.device) if y is not None else None),
+                                   self.objective.latent_dim, self.objective.num_classes or None)
+        G.train(was_training)
         return row
 
     def _write_metrics(self, interval: list[dict], images_per_s: float) -> dict:

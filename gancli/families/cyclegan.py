@@ -243,6 +243,7 @@ class TranslationObjective(TwoPlayer):
 
 class CycleGANObjective(TranslationObjective):
     shown = ("loss_d", "loss_g", "loss_cycle", "d_real")
+    measurable = True  # --eval-every: whole photos translated, judged (see evaluate)
     export_dtype = torch.float16      # halves the two generators (~45 MB fp32 at width 64)
     export_shard_bytes = 15 * 2**20   # and shards keep each file under 16 MiB
 
@@ -294,9 +295,35 @@ class CycleGANObjective(TranslationObjective):
                     "loss_cycle": loss_cycle.detach(), "loss_idt": loss_idt.detach(),
                     "d_real": (d_a[:n].mean() + d_b[:n].mean()) / 2, "d_fake": (d_a[n:].mean() + d_b[n:].mean()) / 2}
 
+    @torch.no_grad()
+    def evaluate(self, sampler) -> dict:
+        """Photos of both domains translated whole at their own size (the held-out testA/ and testB/ where the data
+        has them), as `gan translate` would: the share judged the target domain and the grey SSIM to the input;
+        and RUN/translations/step-N.png, inputs over outputs."""
+        from gancli.evaluate import TranslationMonitor
+        from gancli.imageio import captioned, grid_image, save_image
+
+        t = self.t
+        if getattr(self, "monitor", None) is None:
+            self.monitor = TranslationMonitor.for_run(self.opts.data, self.opts.data_b, t.data.names, t.data.channels,
+                                                      t.device, min(self.opts.eval_samples, 100), self.opts.seed)
+            if not self.monitor.held_out:
+                t.log("--eval-every: no testA/ and testB/ beside the training photos: measured on training photos")
+        row, outputs = self.monitor.measure(sampler, t.device)
+        if t.dist.main:
+            side = self.monitor.photos["a2b"][0].shape[-1]
+            fit = lambda x: F.interpolate(x[None], size=(side, side), mode="bilinear", antialias=True,
+                                          align_corners=False)[0] if x.shape[-2:] != (side, side) else x
+            shown = [fit(x) for d in ("a2b", "b2a") for x in self.monitor.photos[d][:4] + outputs[d][:4]]
+            picture = grid_image(torch.stack(shown), nrow=4)
+            a, b = t.data.names
+            caption = f"step {t.step}: inputs over outputs, {a} -> {b} (top), {b} -> {a}"
+            save_image(captioned(picture, caption), t.out / "translations" / f"step-{t.step:08d}.png")
+        return row
+
     def training_record(self) -> dict:
         return {"cycle_weight": self.opts.cycle_weight, "identity_weight": self.opts.identity_weight,
-                "pool_size": self.opts.pool_size}
+                "pool_size": self.opts.pool_size, "crop": self.t.crop, "load_size": int(self.images_a.shape[-1])}
 
 
 class TranslationFamily(Family):
@@ -348,6 +375,10 @@ class CycleGAN(TranslationFamily):
         Option("identity_weight", float, 0.5, "Identity loss weight, relative to --cycle-weight.",
                check=non_negative, resume=True),
         Option("pool_size", int, 50, "Generated-image history for D.", check=non_negative, resume=True),
+        Option("load_size", int, None, "Resize the images to this before the random --size crop (the reference: "
+                                       "286 for 256 px photos; default --size x 286/256). A --size well under it "
+                                       "trains on crops at the photos' own scale: less memory and time, and the "
+                                       "model still translates whole photos.", check=at_least(4), resume=True),
     )
     defaults = {"loss": "lsgan", "batch_size": 1, "mirror": True, "random_crop": True}
 
@@ -368,8 +399,10 @@ class CycleGAN(TranslationFamily):
 
     def load_data(self, opts) -> TrainingData:
         crop = opts.size or 256
-        domains, names = load_two_domains(opts, opts.channels or 3, math.ceil(crop * LOAD_RATIO)
-                                          if opts.random_crop else crop)
+        load = opts.load_size or (math.ceil(crop * LOAD_RATIO) if opts.random_crop else crop)
+        if load < crop:
+            raise DataError(f"--load-size {load} is smaller than the --size {crop} crop cut from it")
+        domains, names = load_two_domains(opts, opts.channels or 3, load)
         return TrainingData(domains, crop, names, dataset=Path(opts.data).resolve().name)
 
     def arch_args(self, opts, data):
