@@ -222,3 +222,50 @@ def test_cyclegan_cli_with_two_folders(tmp_path):
     assert "gan train" in cfg["training"]["command"] and str(data / "trainB") in cfg["training"]["command"]
     r = runner.invoke(app, ["train", str(data / "trainA"), "--arch", "cyclegan", "--out", str(tmp_path / "r2")])
     assert r.exit_code == 2 and "trainA/ and trainB/" in r.output
+
+
+def test_cyclegan_trains_on_crops_at_the_photos_scale(tmp_path):
+    """--load-size keeps the photos' scale and --size cuts a random crop from them: a model trained on 24 px crops
+    of 40 px photos translates a whole 40x36 photo into a 40x36 photo."""
+    data = _cycle_data(tmp_path / "data")
+    t = Trainer(_cycle_opts(data, tmp_path / "run", size=24, load_size=40, steps=2))
+    assert tuple(t.images[0].shape[-2:]) == (40, 40) and t.crop == 24
+    x, _ = t.take(t.images[0], 0, 0, 0)
+    assert tuple(x.shape[-2:]) == (24, 24)
+    t.run()
+    cfg = json.loads((tmp_path / "run" / "export" / "config.json").read_text())
+    assert cfg["training"]["crop"] == 24 and cfg["training"]["load_size"] == 40
+    out = tmp_path / "out.png"
+    r = runner.invoke(app, ["translate", str(tmp_path / "run" / "export"), str(data / "trainA" / "0.png"),
+                            "-o", str(out), "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    assert Image.open(out).size == (40, 36)
+    r = runner.invoke(app, ["train", str(data), "--arch", "cyclegan", "--size", "32", "--load-size", "24",
+                            "--out", str(tmp_path / "bad")])
+    assert r.exit_code == 2 and "--load-size 24 is smaller than the --size 32 crop" in r.output
+    r = runner.invoke(app, ["train", str(data), "--arch", "cyclegan", "--size", "16", "--out", str(tmp_path / "bad")])
+    assert r.exit_code == 2 and "--size 16: the PatchGAN discriminator needs crops of at least 24 px" in r.output
+
+
+def test_cyclegan_eval_every_translates_held_out_photos(tmp_path):
+    """--eval-every on a translator: the held-out testA/testB photos translated whole, the judged share and the grey
+    SSIM per direction in metrics.jsonl and quality.png, and a grid of inputs over outputs."""
+    data = _cycle_data(tmp_path / "data")
+    rng = np.random.default_rng(1)
+    for dom, base in (("testA", 40), ("testB", 200)):
+        (data / dom).mkdir()
+        for i in range(3):
+            Image.fromarray((rng.random((44, 52, 3)) * 50 + base).astype(np.uint8)).save(data / dom / f"{i}.png")
+    Trainer(_cycle_opts(data, tmp_path / "run", steps=4, eval_every=2, eval_samples=100)).run()
+    rows = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in rows if r.get("event") == "eval"]
+    assert [r["step"] for r in evals] == [2, 4]
+    for r in evals:
+        assert r["held_out"] is True and r["feature_extractor"] == "classifier-horse2zebra"
+        assert -1 <= r["structure_a2b"] <= 1 and -1 <= r["structure_b2a"] <= 1
+        # red,blue are not the judge's horse,zebra, and this folder is not horse2zebra: no judged share
+        assert "target_domain_rate_a2b" not in r
+    assert (tmp_path / "run" / "quality.png").is_file()
+    grid = Image.open(tmp_path / "run" / "translations" / "step-00000004.png")
+    # rows: A's photos, their translations, B's photos, theirs; 3 photos each at their own 52x44, 2 px apart
+    assert grid.size == captioned(Image.new("RGB", (3 * 54 + 2, 4 * 46 + 2)), "step 4").size

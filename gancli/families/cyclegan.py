@@ -311,11 +311,12 @@ class CycleGANObjective(TranslationObjective):
                 t.log("--eval-every: no testA/ and testB/ beside the training photos: measured on training photos")
         row, outputs = self.monitor.measure(sampler, t.device)
         if t.dist.main:
-            side = self.monitor.photos["a2b"][0].shape[-1]
-            fit = lambda x: F.interpolate(x[None], size=(side, side), mode="bilinear", antialias=True,
-                                          align_corners=False)[0] if x.shape[-2:] != (side, side) else x
-            shown = [fit(x) for d in ("a2b", "b2a") for x in self.monitor.photos[d][:4] + outputs[d][:4]]
-            picture = grid_image(torch.stack(shown), nrow=4)
+            hw = tuple(self.monitor.photos["a2b"][0].shape[-2:])  # photos of other sizes are shown at this one
+            fit = lambda x: x if tuple(x.shape[-2:]) == hw else \
+                F.interpolate(x[None], size=hw, mode="bilinear", antialias=True, align_corners=False)[0]
+            k = min(4, *(len(p) for p in self.monitor.photos.values()))
+            shown = [fit(x) for d in ("a2b", "b2a") for x in self.monitor.photos[d][:k] + outputs[d][:k]]
+            picture = grid_image(torch.stack(shown), nrow=k)
             a, b = t.data.names
             caption = f"step {t.step}: inputs over outputs, {a} -> {b} (top), {b} -> {a}"
             save_image(captioned(picture, caption), t.out / "translations" / f"step-{t.step:08d}.png")
@@ -402,6 +403,8 @@ class CycleGAN(TranslationFamily):
         load = opts.load_size or (math.ceil(crop * LOAD_RATIO) if opts.random_crop else crop)
         if load < crop:
             raise DataError(f"--load-size {load} is smaller than the --size {crop} crop cut from it")
+        if crop < 24:  # three stride-2 convolutions, then two 4x4 ones: anything smaller leaves no patch to judge
+            raise DataError(f"--size {crop}: the PatchGAN discriminator needs crops of at least 24 px")
         domains, names = load_two_domains(opts, opts.channels or 3, load)
         return TrainingData(domains, crop, names, dataset=Path(opts.data).resolve().name)
 
