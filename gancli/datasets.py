@@ -34,6 +34,18 @@ DATASETS = {
 ALIASES = {"fashion-mnist": "fashion", "fashionmnist": "fashion", "stackedmnist": "stacked-mnist", "h2z": "horse2zebra"}
 
 
+def default_judge(dataset: Dataset | None, channels: int) -> str:
+    """The data set's own classifier; for other data, the grey digits' or the colour photos' one."""
+    if dataset is not None:
+        return dataset.classifier
+    return "classifier-mnist" if channels == 1 else "classifier-horse2zebra"
+
+
+def class_key(name: str) -> str:
+    """A class or domain name as compared: "Ankle boot", "ankle-boot" and "ankleboot" are one."""
+    return "".join(ch for ch in name.lower() if ch.isalnum())
+
+
 def data_roots() -> list[Path]:
     roots = [Path(os.environ["GAN_DATA"]).expanduser()] if os.environ.get("GAN_DATA") else []
     return roots + [Path("data"), Path("..") / "shared" / "data"]

@@ -95,15 +95,8 @@ def pick_judge(real: str | None, model_config: dict | None, features: str | None
 
             raise UnknownNameError("data set (or folder)", real, list(datasets.DATASETS))
         ds = datasets.identify(path) if path.is_dir() else None
-    judge = features or default_judge(ds or model_ds, (model_config or {}).get("channels", 1))
+    judge = features or datasets.default_judge(ds or model_ds, (model_config or {}).get("channels", 1))
     return judge, ds
-
-
-def default_judge(dataset: datasets.Dataset | None, channels: int) -> str:
-    """The data set's own classifier; for other data, the grey digits' or the colour photos' one."""
-    if dataset is not None:
-        return dataset.classifier
-    return "classifier-mnist" if channels == 1 else "classifier-horse2zebra"
 
 
 def build_reference(real: str, judge: Judge, dataset: datasets.Dataset | None, n: int | None = None,
@@ -215,17 +208,13 @@ def _reference_labels(labels, class_names, judge: Judge, judged: torch.Tensor, s
     if stack > 1:
         return labels
     if labels is not None and class_names and _same_classes(class_names, judge.class_names):
-        order = {_key(c): i for i, c in enumerate(judge.class_names)}
-        return torch.tensor([order[_key(class_names[int(y)])] for y in labels])
+        order = {datasets.class_key(c): i for i, c in enumerate(judge.class_names)}
+        return torch.tensor([order[datasets.class_key(class_names[int(y)])] for y in labels])
     return judged
 
 
-def _key(name: str) -> str:
-    return "".join(ch for ch in name.lower() if ch.isalnum())
-
-
 def _same_classes(a: list[str], b: list[str]) -> bool:
-    return {_key(x) for x in a} <= {_key(x) for x in b}
+    return {datasets.class_key(x) for x in a} <= {datasets.class_key(x) for x in b}
 
 
 DISTANCES = "distances (KID, FID, precision/recall)"
@@ -338,8 +327,8 @@ def label_accuracy(model, ref: Reference, per_class: int, seed: int, batch_size:
                    progress: Progress = _quiet) -> dict:
     """Share of class-k samples the judge reads as k, per class and overall."""
     names = model.class_names or [str(i) for i in range(model.config["arch_args"]["num_classes"])]
-    judge_index = {_key(c): i for i, c in enumerate(ref.judge.class_names)}
-    if ref.stack > 1 or not all(_key(c) in judge_index for c in names):
+    judge_index = {datasets.class_key(c): i for i, c in enumerate(ref.judge.class_names)}
+    if ref.stack > 1 or not all(datasets.class_key(c) in judge_index for c in names):
         return {"label_accuracy": None,
                 "label_accuracy_note": f"{ref.judge.name} does not know the classes {', '.join(names)}"}
     per = {}
@@ -348,7 +337,7 @@ def label_accuracy(model, ref: Reference, per_class: int, seed: int, batch_size:
         _, judged_as, _, _, _ = _embed_batches(ref, model.generate(z, torch.full((per_class,), k), batch_size),
                                       lambda d, k=k: progress("label accuracy", k * per_class + d,
                                                               len(names) * per_class), inception=False)
-        per[name] = round(float((judged_as == judge_index[_key(name)]).float().mean()), 4)
+        per[name] = round(float((judged_as == judge_index[datasets.class_key(name)]).float().mean()), 4)
     return {"label_accuracy": round(sum(per.values()) / len(per), 4), "label_accuracy_per_class": per}
 
 
@@ -364,7 +353,7 @@ class TrainingMonitor:
     def for_data(cls, data_path: str, data: ImageData, n: int, seed: int, device, stack: int = 1) -> "TrainingMonitor":
         ds = datasets.DATASETS["stacked-mnist"] if stack > 1 else \
             (datasets.identify(Path(data_path)) if Path(data_path).is_dir() else None)
-        judge = load_judge(default_judge(ds, data.channels), device)
+        judge = load_judge(datasets.default_judge(ds, data.channels), device)
         keep = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:n]
         feats, judged_as, confidence = judged(judge, data.images[keep], stack)
         ref = Reference(f"{len(keep)} training images", judge, feats, images=len(keep), stack=stack,
@@ -395,68 +384,6 @@ class TrainingMonitor:
             for key in ("classes_covered", "modes_covered", "recall", "diversity"):
                 if row.get(key) is not None:
                     self.best[key] = max(self.best.get(key) or 0, row[key])
-
-
-class TranslationMonitor:
-    """``gan train --eval-every`` for a translator: a fixed set of photos of both domains, translated whole at their
-    own size (a model trained on crops must work on full photos): the share the judge reads as the target domain,
-    and the grey SSIM between input and output (the shape kept). The photos are the held-out testA/ and testB/
-    beside trainA/ and trainB/; without them, training photos (the log says so)."""
-
-    def __init__(self, judge: Judge, photos: dict[str, list[torch.Tensor]], targets: dict[str, int | None],
-                 held_out: bool):
-        self.judge, self.photos, self.targets, self.held_out = judge, photos, targets, held_out
-
-    @classmethod
-    def for_run(cls, data: str, data_b: str | None, names: list[str], channels: int, device, n: int,
-                seed: int = 0) -> "TranslationMonitor":
-        from gancli.translate import to_tensor
-        from gancli.data import open_image
-
-        root = Path(data)
-        held_out = not data_b and (root / "testA").is_dir() and (root / "testB").is_dir()
-        folders = [root / "testA", root / "testB"] if held_out else \
-            ([root, Path(data_b)] if data_b else [root / "trainA", root / "trainB"])
-        ds = datasets.identify(root)
-        judge = load_judge(default_judge(ds, channels), device)
-        own = {_key(c): i for i, c in enumerate(judge.class_names)}
-        photos, targets = {}, {}
-        for direction, folder, target, fallback in (("a2b", folders[0], names[1], 1), ("b2a", folders[1], names[0], 0)):
-            files = list_images(folder)
-            pick = torch.randperm(len(files), generator=torch.Generator().manual_seed(seed))[:n].sort().values
-            photos[direction] = [to_tensor(open_image(files[i]), channels) for i in pick.tolist()]
-            # the target's class: by name, or by position for the data set the judge was made for (trainA = its
-            # first class); for other data the judge's classes mean nothing here, and only SSIM is measured
-            targets[direction] = own.get(_key(target), fallback if ds is not None else None)
-        return cls(judge, photos, targets, held_out)
-
-    @torch.no_grad()
-    def measure(self, generators: torch.nn.Module, device) -> tuple[dict, dict[str, list[torch.Tensor]]]:
-        """(the row for metrics.jsonl, the translated photos by direction, on the CPU in [-1, 1])."""
-        from torchmetrics.functional.image import structural_similarity_index_measure as ssim
-
-        from gancli.translate import pad_to_multiple
-
-        row, outputs = {"held_out": self.held_out, "feature_extractor": self.judge.name}, {}
-        for direction, photos in self.photos.items():
-            net = getattr(generators, direction)
-            outs, structure, judged_as = [], [], []
-            for x in photos:
-                padded, (h, w) = pad_to_multiple(x[None].to(device), getattr(net, "multiple", 4))
-                y = net(padded)[..., :h, :w].float().clamp(-1, 1).cpu()
-                outs.append(y[0])
-                structure.append(float(ssim(_grey(y), _grey(x[None]), data_range=2.0)))
-                judged_as.append(int(self.judge.run(y)[1].argmax(1)))
-            outputs[direction] = outs
-            row[f"structure_{direction}"] = round(sum(structure) / len(structure), 4)
-            if self.targets[direction] is not None:
-                row[f"target_domain_rate_{direction}"] = round(
-                    sum(j == self.targets[direction] for j in judged_as) / len(judged_as), 4)
-        row["alarms"] = []
-        return row, outputs
-
-    def remember(self, rows: list[dict]):
-        pass
 
 
 def collapse_alarms(result: dict, best: dict) -> list[str]:
@@ -508,7 +435,7 @@ def evaluate_translation(model, real: str, judge: Judge, direction: str = "a2b",
         x = inputs.images[start:start + batch_size].float() / 127.5 - 1
         y = model.translate(x, direction)
         outputs.append(y)
-        structure.append(ssim(_grey(y), _grey(x), data_range=2.0, reduction="none"))
+        structure.append(ssim(metrics.grey(y), metrics.grey(x), data_range=2.0, reduction="none"))
         progress(f"-> {target_domain}", min(start + batch_size, len(inputs)), len(inputs))
     outputs = torch.cat(outputs)
     progress("judging the outputs", 0, 1)
@@ -561,9 +488,9 @@ def evaluate_class_translation(model, real: str, judge: Judge, direction: str = 
         rec_error.append((model.translate(y, back) - x[start:start + batch_size]).abs().flatten(1).mean(1))
         progress(f"-> {dst}", min(start + batch_size, len(x)), len(x))
     outputs = torch.cat(outputs)
-    judge_index = {_key(c): i for i, c in enumerate(judge.class_names)}
+    judge_index = {datasets.class_key(c): i for i, c in enumerate(judge.class_names)}
     names = test.class_names
-    target_ids = torch.tensor([judge_index[_key(names[c])] for c in classes[dst]])
+    target_ids = torch.tensor([judge_index[datasets.class_key(names[c])] for c in classes[dst]])
     progress("judging the outputs and the real images", 0, 1)
     _, out_logits = judge.run(outputs)
     _, in_logits = judge.run(inputs)
@@ -581,13 +508,9 @@ def evaluate_class_translation(model, real: str, judge: Judge, direction: str = 
     return result
 
 
-def _grey(x: torch.Tensor) -> torch.Tensor:
-    return (x * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True) if x.shape[1] == 3 else x
-
-
 def _target_class(judge: Judge, domain: str, fallback: int) -> int:
-    names = [_key(c) for c in judge.class_names]
-    return names.index(_key(domain)) if _key(domain) in names else fallback
+    names = [datasets.class_key(c) for c in judge.class_names]
+    return names.index(datasets.class_key(domain)) if datasets.class_key(domain) in names else fallback
 
 
 # ---------------------------------------------------------------------------------------------- novelty

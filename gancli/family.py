@@ -241,6 +241,42 @@ def image_graph(net: nn.Module, channels: int, sides: list[tuple[int, int]], out
                        metadata={"multiple": multiple, "scale": scale})
 
 
+INIT_FROM = group(
+    "Starting point",
+    Option("init_from", str, None, "Start the generator from this model of the same family and shape (a zoo name, "
+                                   "model folder or training run): SRGAN starts from the MSE model, as in the "
+                                   "paper; a CycleGAN trained on crops is fine-tuned on whole photos.", resume=True),
+)
+
+
+def init_generator(G: nn.Module, name: str, family: "Family", arch_args: dict, compared: tuple[str, ...]):
+    """Copy a model's generator into G, after checking (through the safe loader) that it is of ``family`` and has
+    G's shape in every ``compared`` builder argument."""
+    from pathlib import Path
+
+    from gancli import hub
+    from gancli.weights import load_networks
+
+    path = Path(name).expanduser()
+    if (path / "export" / "config.json").is_file():  # a training run's folder stands for its export/
+        name = str(path / "export")
+    folder = hub.resolve(name).path
+    config = hub.read_config(folder)
+    if config.get("architecture") != family.name:
+        raise ValueError(f"--init-from takes {family.name} models; {name} is "
+                         f"{config.get('architecture', 'a classifier')}")
+    theirs = {k: config.get("arch_args", {}).get(k) for k in compared}
+    ours = {k: arch_args.get(k) for k in compared}
+    if theirs != ours:
+        differ = ", ".join(f"{k} {theirs[k]} (here {ours[k]})" for k in theirs if theirs[k] != ours[k])
+        raise ValueError(f"--init-from {name} has another generator shape: {differ}")
+    source = load_networks(folder, config, family.build, {"generator"})["generator"]
+    try:
+        G.load_state_dict({k: v.float() for k, v in source.state_dict().items()})
+    except RuntimeError as e:  # e.g. a one-direction translator into a two-direction run
+        raise ValueError(f"--init-from {name} does not fit this generator: {str(e).splitlines()[0]}") from None
+
+
 class TrainingData:
     """A family's training images: one domain, or several (CycleGAN's A and B), and the crop size it trains at."""
 

@@ -187,3 +187,9 @@ def parzen_score(centres: torch.Tensor, test: torch.Tensor, sigma: float, chunk:
     """(mean log-likelihood of the test images, in nats, and its standard error std / sqrt(n))."""
     ll = parzen_log_likelihoods(test, centres, [sigma], chunk)[0]
     return float(ll.mean()), float(ll.std(correction=0) / math.sqrt(len(ll)))  # numpy's std, as the original
+
+
+def grey(x: torch.Tensor) -> torch.Tensor:
+    """Luma (ITU-R 601) of RGB images, the grey that SSIM compares; grey images as they are."""
+    return (x * torch.tensor([0.299, 0.587, 0.114], device=x.device).view(1, 3, 1, 1)).sum(1, keepdim=True) \
+        if x.shape[1] == 3 else x

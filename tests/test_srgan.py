@@ -76,7 +76,7 @@ def test_init_from_refuses_other_models(runs, tiny_model_dir, tmp_path):
             "--out", str(tmp_path / "x")]
     one_error(runner.invoke(app, base + ["--blocks", "2", "--init-from", str(runs["mse"])]),
               "another generator shape", "n_blocks 1 (here 2)")
-    one_error(runner.invoke(app, base + ["--blocks", "1", "--init-from", str(tiny_model_dir)]), "not an srgan")
+    one_error(runner.invoke(app, base + ["--blocks", "1", "--init-from", str(tiny_model_dir)]), "takes srgan models")
     one_error(runner.invoke(app, base + ["--size", "18"]), "multiple of --scale")
     assert not (tmp_path / "x").exists()
 

@@ -269,3 +269,22 @@ def test_cyclegan_eval_every_translates_held_out_photos(tmp_path):
     grid = Image.open(tmp_path / "run" / "translations" / "step-00000004.png")
     # rows: A's photos, their translations, B's photos, theirs; 3 photos each at their own 52x44, 2 px apart
     assert grid.size == captioned(Image.new("RGB", (3 * 54 + 2, 4 * 46 + 2)), "step 4").size
+
+
+def test_cyclegan_init_from_a_crop_trained_model(tmp_path):
+    """--init-from starts both generators from an earlier model (a run, its export or a zoo name): fine-tuning a
+    model trained on crops on whole images. Another family or shape is one error line."""
+    data = _cycle_data(tmp_path / "data")
+    Trainer(_cycle_opts(data, tmp_path / "crops", size=24, load_size=40, steps=2)).run()
+    start = load_file(tmp_path / "crops" / "export" / "model.safetensors")
+    t = Trainer(_cycle_opts(data, tmp_path / "whole", size=40, steps=1, init_from=str(tmp_path / "crops")))
+    ours = t.G.state_dict()
+    assert all(torch.equal(ours[k[len("generator."):]], v.float()) for k, v in start.items())
+    assert t.objective.training_record()["init_from"] == str(tmp_path / "crops")
+    base = ["train", str(data), "--arch", "cyclegan", "--size", "32", "--g-width", "4", "--d-width", "4",
+            "--steps", "1", "--out", str(tmp_path / "x")]
+    r = runner.invoke(app, base + ["--blocks", "2", "--init-from", str(tmp_path / "crops")])
+    assert r.exit_code == 2 and "another generator shape: n_blocks 1 (here 2)" in r.output
+    r = runner.invoke(app, base + ["--blocks", "1", "--init-from", "dcgan-mnist"])
+    assert r.exit_code == 2 and "--init-from takes cyclegan models; dcgan-mnist is dcgan" in r.output
+    assert not (tmp_path / "x").exists()

@@ -21,12 +21,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gancli import latents, losses
+from gancli import datasets, latents, losses, metrics
 from gancli.adversarial import BLOCKS, LOSS, OPTIMISER, WIDTHS, TwoPlayer
-from gancli.data import DataError, ImageData, load_data, to_model_range
-from gancli.family import ExportGraph, Family, TrainingData, image_graph
+from gancli.data import DataError, ImageData, list_images, load_data, open_image, to_model_range
+from gancli.family import INIT_FROM, ExportGraph, Family, TrainingData, image_graph, init_generator
 from gancli.options import Option, at_least, group, non_negative
 from gancli.registry import register
+from gancli.translate import pad_to_multiple, to_tensor
 
 LOAD_RATIO = 286 / 256
 LEGACY_NORM = ("running_mean", "running_var", "num_batches_tracked")  # old instance-norm buffers: dropped
@@ -241,6 +242,65 @@ class TranslationObjective(TwoPlayer):
         return config
 
 
+class TranslationMonitor:
+    """``gan train --eval-every`` for a translator: a fixed set of photos of both domains, translated whole at their
+    own size (a model trained on crops must work on full photos): the share the judge reads as the target domain,
+    and the grey SSIM between input and output (the shape kept). The photos are the held-out testA/ and testB/
+    beside trainA/ and trainB/; without them, training photos (the log says so)."""
+
+    def __init__(self, judge, photos: dict[str, list[torch.Tensor]], targets: dict[str, int | None],
+                 held_out: bool):
+        self.judge, self.photos, self.targets, self.held_out = judge, photos, targets, held_out
+
+    @classmethod
+    def for_run(cls, data: str, data_b: str | None, names: list[str], channels: int, device, n: int,
+                seed: int = 0) -> "TranslationMonitor":
+        from gancli.classifiers import load_judge
+
+        root = Path(data)
+        held_out = not data_b and (root / "testA").is_dir() and (root / "testB").is_dir()
+        folders = [root / "testA", root / "testB"] if held_out else \
+            ([root, Path(data_b)] if data_b else [root / "trainA", root / "trainB"])
+        ds = datasets.identify(root)
+        judge = load_judge(datasets.default_judge(ds, channels), device)
+        own = {datasets.class_key(c): i for i, c in enumerate(judge.class_names)}
+        photos, targets = {}, {}
+        for direction, folder, target, fallback in (("a2b", folders[0], names[1], 1), ("b2a", folders[1], names[0], 0)):
+            files = list_images(folder)
+            pick = torch.randperm(len(files), generator=torch.Generator().manual_seed(seed))[:n].sort().values
+            photos[direction] = [to_tensor(open_image(files[i]), channels) for i in pick.tolist()]
+            # the target's class: by name, or by position for the data set the judge was made for (trainA = its
+            # first class); for other data the judge's classes mean nothing here, and only SSIM is measured
+            targets[direction] = own.get(datasets.class_key(target), fallback if ds is not None else None)
+        return cls(judge, photos, targets, held_out)
+
+    @torch.no_grad()
+    def measure(self, generators: torch.nn.Module, device) -> tuple[dict, dict[str, list[torch.Tensor]]]:
+        """(the row for metrics.jsonl, the translated photos by direction, on the CPU in [-1, 1])."""
+        from torchmetrics.functional.image import structural_similarity_index_measure as ssim
+
+        row, outputs = {"held_out": self.held_out, "feature_extractor": self.judge.name}, {}
+        for direction, photos in self.photos.items():
+            net = getattr(generators, direction)
+            outs, structure, judged_as = [], [], []
+            for x in photos:
+                padded, (h, w) = pad_to_multiple(x[None].to(device), getattr(net, "multiple", 4))
+                y = net(padded)[..., :h, :w].float().clamp(-1, 1).cpu()
+                outs.append(y[0])
+                structure.append(float(ssim(metrics.grey(y), metrics.grey(x[None]), data_range=2.0)))
+                judged_as.append(int(self.judge.run(y)[1].argmax(1)))
+            outputs[direction] = outs
+            row[f"structure_{direction}"] = round(sum(structure) / len(structure), 4)
+            if self.targets[direction] is not None:
+                row[f"target_domain_rate_{direction}"] = round(
+                    sum(j == self.targets[direction] for j in judged_as) / len(judged_as), 4)
+        row["alarms"] = []
+        return row, outputs
+
+    def remember(self, rows: list[dict]):
+        pass
+
+
 class CycleGANObjective(TranslationObjective):
     shown = ("loss_d", "loss_g", "loss_cycle", "d_real")
     measurable = True  # --eval-every: whole photos translated, judged (see evaluate)
@@ -250,6 +310,9 @@ class CycleGANObjective(TranslationObjective):
     def __init__(self, trainer):
         super().__init__(trainer)
         self.pools = [ImagePool(self.opts.pool_size), ImagePool(self.opts.pool_size)]
+        if self.opts.init_from and not trainer.opts.resume:  # e.g. a model trained on crops, fine-tuned whole
+            init_generator(self.G, self.opts.init_from, trainer.family, trainer.arch_args,
+                           ("channels", "g_width", "n_blocks"))
 
     def lr_factor(self, step: int) -> float:
         return self.decay_in_second_half(step)
@@ -300,7 +363,6 @@ class CycleGANObjective(TranslationObjective):
         """Photos of both domains translated whole at their own size (the held-out testA/ and testB/ where the data
         has them), as `gan translate` would: the share judged the target domain and the grey SSIM to the input;
         and RUN/translations/step-N.png, inputs over outputs."""
-        from gancli.evaluate import TranslationMonitor
         from gancli.imageio import captioned, grid_image, save_image
 
         t = self.t
@@ -324,7 +386,7 @@ class CycleGANObjective(TranslationObjective):
 
     def training_record(self) -> dict:
         return {"cycle_weight": self.opts.cycle_weight, "identity_weight": self.opts.identity_weight,
-                "pool_size": self.opts.pool_size, "crop": self.t.crop, "load_size": int(self.images_a.shape[-1])}
+                "pool_size": self.opts.pool_size, "init_from": self.opts.init_from, "crop": self.t.crop, "load_size": int(self.images_a.shape[-1])}
 
 
 class TranslationFamily(Family):
@@ -369,7 +431,7 @@ class TranslationFamily(Family):
 class CycleGAN(TranslationFamily):
     name = "cyclegan"
     description = "CycleGAN (Zhu et al. 2017): ResNet generators and 70x70 PatchGAN discriminators"
-    options = TranslationFamily.options + BLOCKS + group(
+    options = TranslationFamily.options + BLOCKS + INIT_FROM + group(
         "cyclegan options",
         Option("cycle_weight", float, 10.0, "Weight of the cycle-consistency loss.", check=non_negative,
                resume=True),

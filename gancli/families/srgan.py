@@ -28,7 +28,7 @@ from torch import nn
 from gancli import losses
 from gancli.adversarial import BLOCKS, LOSS, OPTIMISER, WIDTHS
 from gancli.data import DataError, ImageData, load_data, to_model_range
-from gancli.family import ExportGraph, Family, Objective, TrainingData, image_graph
+from gancli.family import INIT_FROM, ExportGraph, Family, Objective, TrainingData, image_graph, init_generator
 from gancli.options import Option, at_least, group, non_negative, one_of
 from gancli.registry import register
 
@@ -141,8 +141,6 @@ SR_OPTIONS = group(
                                  f"{FEATURE_NET}'s early layers, VGG's role in the paper). Default: mse when "
                                  "--adversarial-weight is 0 (SRResNet), else features (SRGAN).",
            check=one_of("mse", "features"), resume=True),
-    Option("init_from", str, None, "Start the generator from this srgan model (a zoo name, model folder or training "
-                                   "run): SRGAN starts from the MSE model, as in the paper.", resume=True),
     Option("bicubic_skip", bool, True, "Add the bicubic upscaling of the input to the output (--no-bicubic-skip: "
                                        "the paper's network).", negatable=True, resume=True),
 )
@@ -170,7 +168,8 @@ class SuperResolution(Objective):
         off, crop = (self.images.shape[-1] - trainer.crop) // 2, trainer.crop
         self.fixed = to_model_range(self.images[:4, :, off:off + crop, off:off + crop].to(trainer.device))
         if self.opts.init_from:
-            init_generator(self.G, self.opts.init_from, trainer.arch_args)
+            init_generator(self.G, self.opts.init_from, SRGAN(), trainer.arch_args,
+                           ("channels", "g_width", "n_blocks", "scale", "bicubic_skip"))
 
     @property
     def title(self) -> str:
@@ -229,31 +228,6 @@ class SuperResolution(Objective):
                 "training": self.record()}
 
 
-def init_generator(G: nn.Module, name: str, arch_args: dict):
-    """Copy an srgan model's generator into G, after checking it has G's shape (through the safe loader)."""
-    from gancli import hub
-    from gancli.weights import load_networks
-
-    folder = hub.resolve(_export_of(name)).path
-    config = hub.read_config(folder)
-    if config.get("architecture") != SRGAN.name:
-        raise ValueError(f"--init-from {name} is a {config.get('architecture', 'classifier')} model, not an srgan one")
-    theirs = {k: config.get("arch_args", {}).get(k) for k in ("channels", "g_width", "n_blocks", "scale",
-                                                               "bicubic_skip")}
-    ours = {k: arch_args.get(k) for k in theirs}
-    if theirs != ours:
-        differ = ", ".join(f"{k} {theirs[k]} (here {ours[k]})" for k in theirs if theirs[k] != ours[k])
-        raise ValueError(f"--init-from {name} has another generator shape: {differ}")
-    source = load_networks(folder, config, SRGAN().build, {"generator"})["generator"]
-    G.load_state_dict({k: v.float() for k, v in source.state_dict().items()})
-
-
-def _export_of(name: str) -> str:
-    """A training run's folder stands for its export/."""
-    path = Path(name).expanduser()
-    return str(path / "export") if (path / "export" / "config.json").is_file() else name
-
-
 # ------------------------------------------------------------------------------------------------ the family
 def split_folders(root: Path, split: str = "train") -> list[Path]:
     """The folders a data set's ``split`` (train or test) images are in: its train*/ or test*/ sub-folders when it is
@@ -271,7 +245,7 @@ class SRGAN(Family):
     task = "super-resolution"
     capabilities = frozenset({"upscale"})
     exported = ("generator",)
-    options = OPTIMISER + LOSS + WIDTHS + BLOCKS + SR_OPTIONS
+    options = OPTIMISER + LOSS + WIDTHS + BLOCKS + SR_OPTIONS + INIT_FROM
     defaults = {"n_blocks": 16, "lr_g": 1e-4, "lr_d": 1e-4, "beta1": 0.9, "batch_size": 16, "size": 96, "random_crop": True,
                 "mirror": True}
 
