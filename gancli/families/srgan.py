@@ -189,6 +189,8 @@ class SuperResolution(Objective):
         if self.features is None:
             return F.mse_loss(sr, hr)
         # the paper rescales VGG's feature maps by 1/12.75 so the loss is of pixel MSE's order; ours by FEATURE_SCALE
+        if sr.shape[1] == 1:  # grey images: the colour classifier sees them as grey RGB
+            sr, hr = sr.expand(-1, 3, -1, -1), hr.expand(-1, 3, -1, -1)
         return F.mse_loss(self.features(sr), self.features(hr)) / FEATURE_SCALE ** 2
 
     def step(self, step: int) -> dict:
