@@ -20,7 +20,7 @@ exec > >(tee "$OUT/session.log") 2>&1
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
 python -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.is_available())"
 
-# 1. the CUDA checks: tests and speed rows (bench/cuda_check.py keeps to its budget; timeout is the backstop)
+# 1. the CUDA checks: tests/test_on_cuda.py and the speed rows (cuda_check keeps to its budget; timeout: the backstop)
 timeout 260 python bench/cuda_check.py --out "$OUT/cuda" --budget 240 || echo "cuda_check ended with status $?"
 (cd "$OUT/cuda" 2>/dev/null && tar cf ../cuda.tar . && cd .. && rm -rf cuda)
 

@@ -1,0 +1,358 @@
+"""The CUDA check: one command for the GPU machine, which a session gets for 15 minutes at most, so nothing in it
+may be left to try there first (`--dry-run-cpu` runs every measuring path on the CPU, small).
+
+    python bench/cuda_check.py --out DIR [--budget 240]      # on a machine with CUDA
+    python bench/cuda_check.py --dry-run-cpu --out DIR         # the same code on the CPU, small sizes, no tests
+
+1. the tests marked cuda (tests/test_on_cuda.py): zoo samplers as on the CPU, every family trains, SIGKILL resume,
+   bf16 and channels_last, translate and upscale;
+2. side by side, each gan path against a plain eager fp32 PyTorch reference on the same weights and inputs
+   (PyTorch's defaults, so TF32 convolutions as any user gets them): translation at 256 px (`gan translate`:
+   fp32, --bf16), a CycleGAN training step at 128 px crops (gan train's default on CUDA: bf16 autocast and
+   channels_last), and a DCGAN-MNIST epoch (bench/train.py's reference loop against gan train's step);
+3. the arithmetic limit: each reference's FLOPs per image (torch.utils.flop_counter) at its measured images/s,
+   against the GPU's measured matrix-product rate in fp32 (TF32) and bf16.
+
+Everything goes to DIR/cuda_check.md (and stdout). Without CUDA it says so in one line and exits 0.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "bench"), str(ROOT)]
+
+
+def sync(device):
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def rate(fn, images: int, device, repeats: int = 5, warmup: int = 2) -> float:
+    """Images/s: the best of ``repeats`` timed calls after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    best = float("inf")
+    for _ in range(repeats):
+        sync(device)
+        t0 = time.perf_counter()
+        fn()
+        sync(device)
+        best = min(best, time.perf_counter() - t0)
+    return images / best
+
+
+def flops(fn) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def peak_rates(device, small: bool) -> dict:
+    """The device's matrix-product rate (TFLOP/s) in fp32 (TF32 as PyTorch's default allows: off for matmul, so
+    both are measured) and bf16."""
+    import torch
+
+    n = 1024 if small else 8192
+    out = {}
+    for name, dtype, tf32 in (("fp32", torch.float32, False), ("tf32", torch.float32, True),
+                              ("bf16", torch.bfloat16, False)):
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        a = torch.randn(n, n, device=device, dtype=dtype)
+        b = torch.randn(n, n, device=device, dtype=dtype)
+        per_s = rate(lambda: a @ b, 1, device, repeats=5 if small else 10, warmup=3)
+        out[name] = 2 * n ** 3 * per_s / 1e12
+    torch.backends.cuda.matmul.allow_tf32 = False
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ the rows
+def translate_rows(device, size: int, batches: list[int], repeats: int):
+    """`gan translate`'s path (GANModel.translate: fp32, then --bf16) against the plain eager module."""
+    import torch
+
+    from gancli.families.cyclegan import ResnetGenerator
+    from gancli.pretrained import GANModel
+
+    torch.manual_seed(0)
+    width, blocks = (64, 9) if size >= 128 else (8, 2)
+    model = GANModel.from_config({"architecture": "cyclegan", "image_size": size, "channels": 3,
+                                  "arch_args": {"g_width": width, "n_blocks": blocks}}, device=device)
+    eager = ResnetGenerator(3, width, blocks).to(device).eval()
+    eager.load_state_dict(model.generator.a2b.state_dict())
+    rows, work = [], []
+    for b in batches:
+        x = torch.rand(b, 3, size, size, generator=torch.Generator().manual_seed(b)) * 2 - 1
+        xd = x.to(device)
+        with torch.inference_mode():
+            ref_out = eager(xd).float().cpu()
+            ref = rate(lambda: eager(xd), b, device, repeats)
+            for label, bf16 in (("default (fp32)", False), ("--bf16", True)):
+                model.bf16 = bf16
+                ours_out = model.translate(x, "a2b").float().cpu()
+                ours = rate(lambda: model.translate(x, "a2b"), b, device, repeats)
+                diff = float((ours_out - ref_out).abs().max())
+                rows.append((f"translate {size} px, batch {b} (w{width}, {blocks} blocks)", label, ref, ours,
+                             f"max abs diff {diff:.1e}; ours includes the host-device copies, as the command does"))
+            model.bf16 = False
+            work.append((rows[-1][0], flops(lambda: eager(xd)) / b / 1e9, ref))
+    return rows, work
+
+
+def cyclegan_reference_step(device, size: int, width: int, blocks: int, batch: int):
+    """The reference implementation's CycleGAN update, written plainly: G_A, G_B, D_A, D_B; LSGAN losses; cycle L1
+    x10, identity L1 x5; one Adam over both generators, one over both discriminators; each D's loss halved; the
+    discriminators frozen during the generators' step; image pools of 50."""
+    import torch
+    import torch.nn.functional as F
+
+    from gancli.families.cyclegan import ImagePool, PatchDiscriminator, ResnetGenerator
+
+    G_A, G_B = ResnetGenerator(3, width, blocks).to(device), ResnetGenerator(3, width, blocks).to(device)
+    D_A, D_B = PatchDiscriminator(3, 64).to(device), PatchDiscriminator(3, 64).to(device)
+    opt_g = torch.optim.Adam(list(G_A.parameters()) + list(G_B.parameters()), lr=2e-4, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(list(D_A.parameters()) + list(D_B.parameters()), lr=2e-4, betas=(0.5, 0.999))
+    pools, g = (ImagePool(50), ImagePool(50)), torch.Generator().manual_seed(0)
+    gan = lambda out, real: F.mse_loss(out, torch.full_like(out, 1.0 if real else 0.0))
+
+    def step(real_a, real_b):
+        for d in (D_A, D_B):
+            d.requires_grad_(False)
+        fake_b, fake_a = G_A(real_a), G_B(real_b)
+        rec_a, rec_b = G_B(fake_b), G_A(fake_a)
+        idt_a, idt_b = G_A(real_b), G_B(real_a)
+        loss_g = gan(D_A(fake_b), True) + gan(D_B(fake_a), True) + 10 * (F.l1_loss(rec_a, real_a)
+                                                                           + F.l1_loss(rec_b, real_b)) \
+            + 5 * (F.l1_loss(idt_a, real_b) + F.l1_loss(idt_b, real_a))
+        opt_g.zero_grad()
+        loss_g.backward()
+        opt_g.step()
+        for d in (D_A, D_B):
+            d.requires_grad_(True)
+        opt_d.zero_grad()
+        for d, real, fake, pool in ((D_A, real_b, fake_b, pools[0]), (D_B, real_a, fake_a, pools[1])):
+            fake = pool.query(fake.detach(), g)
+            (0.5 * (gan(d(real), True) + gan(d(fake), False))).backward()
+        opt_d.step()
+
+    return step
+
+
+def cyclegan_rows(device, size: int, width: int, blocks: int, batches: list[int], steps: int, repeats: int):
+    """gan train's CycleGAN step (its default on this device) against the reference's, on the same crops."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from gancli.train import Trainer, TrainOptions
+
+    rows, work = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "data"
+        rng = np.random.default_rng(0)
+        for dom in ("trainA", "trainB"):
+            (data / dom).mkdir(parents=True)
+            for i in range(max(batches) * 2):
+                Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(data / dom / f"{i}.png")
+        for b in batches:
+            torch.manual_seed(0)
+            ref_step = cyclegan_reference_step(device, size, width, blocks, b)
+            real = [torch.rand(b, 3, size, size, device=device) * 2 - 1 for _ in range(2)]
+            t = Trainer(TrainOptions(data=str(data), out=str(Path(tmp) / f"run{b}"), arch="cyclegan", size=size,
+                                     g_width=width, n_blocks=blocks, batch_size=b, steps=10 ** 6,
+                                     device=str(device)))
+
+            def ours():
+                for _ in range(steps):
+                    t.train_step()
+                    t.step += 1
+
+            def reference():
+                for _ in range(steps):
+                    ref_step(*real)
+
+            ratios, best = [], {"reference": 0.0, "ours": 0.0}
+            for _ in range(repeats):  # alternating rounds: a shared machine's load moves
+                r = rate(reference, b * steps, device, 1, 1)
+                o = rate(ours, b * steps, device, 1, 1)
+                ratios.append(o / r)
+                best = {"reference": max(best["reference"], r), "ours": max(best["ours"], o)}
+            memory = {}
+            if device.type == "cuda":
+                for name, fn in (("reference", reference), ("ours", ours)):
+                    torch.cuda.reset_peak_memory_stats(device)
+                    fn()
+                    sync(device)
+                    memory[name] = torch.cuda.max_memory_allocated(device) / 2 ** 30
+            default = "bf16 autocast, channels_last" if t.amp else "fp32"
+            what = f"train cyclegan {size} px crops, batch {b} (w{width}, {blocks} blocks)"
+            note = f"ratio: median of {repeats} rounds"
+            if memory:
+                note += f"; peak GPU memory {memory['reference']:.2f} GiB reference, {memory['ours']:.2f} GiB gan"
+            rows.append((what, f"default ({default})", best["reference"], best["ours"],
+                         note, statistics.median(ratios)))
+            work.append((what, flops(lambda: ref_step(*real)) / b / 1e9, best["reference"]))
+            del t
+    return rows, work
+
+
+def dcgan_rows(device, steps: int, warmup: int, batch: int, repeats: int):
+    import numpy as np
+    import torch
+
+    import train as train_bench  # bench/train.py
+
+    if not train_bench.DATA.is_dir():  # the GPU machine has no ../shared: digits of noise time the same
+        train_bench.DATA = stand_in_mnist(Path(tempfile.mkdtemp()) / "mnist")
+    images = train_bench.load_data(train_bench.DATA).images
+    ips = {"reference": [], "ours": []}
+    for _ in range(repeats):
+        ips["reference"].append(train_bench.reference(images, device, batch, steps, warmup))
+        ips["ours"].append(train_bench.ours(device, batch, steps, warmup))
+    epoch = len(images) // batch * batch
+    ref, ours = max(ips["reference"]), max(ips["ours"])
+    what = f"train dcgan-mnist, batch {batch}" + ("" if "shared" in str(train_bench.DATA) else " (noise digits)")
+    note = (f"an epoch ({epoch:,} images): reference {epoch / ref:.1f} s, gan {epoch / ours:.1f} s "
+            f"(from {steps} timed steps); reference: the DCGAN example's loop with its DataLoader")
+    step = train_bench.reference_step(device, batch)
+    real = torch.rand(batch, 1, 28, 28, device=device) * 2 - 1
+    ratio = float(np.median([o / r for o, r in zip(ips["ours"], ips["reference"])]))
+    return [(what, "default", ref, ours, note, ratio)], [(what, flops(lambda: step(real)) / batch / 1e9, ref)]
+
+
+def stand_in_mnist(folder: Path, n: int = 60000) -> Path:
+    """MNIST's training IDX files, filled with noise: where the real ones are not at hand."""
+    import gzip
+
+    import numpy as np
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    with gzip.open(folder / "train-images-idx3-ubyte.gz", "wb", compresslevel=1) as f:
+        f.write(np.array([0, 0, 8, 3], np.uint8).tobytes() + np.array([n, 28, 28], ">u4").tobytes()
+                + rng.integers(0, 256, (n, 28, 28), dtype=np.uint8).tobytes())
+    with gzip.open(folder / "train-labels-idx1-ubyte.gz", "wb", compresslevel=1) as f:
+        f.write(np.array([0, 0, 8, 1], np.uint8).tobytes() + np.array([n], ">u4").tobytes()
+                + rng.integers(0, 10, n, dtype=np.uint8).tobytes())
+    return folder
+
+
+# ------------------------------------------------------------------------------------------------ the run
+def environment(device) -> list[str]:
+    import torch
+
+    lines = [f"- torch {torch.__version__}, CUDA {torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}",
+             f"- python {sys.version.split()[0]}"]
+    if device.type == "cuda":
+        p = torch.cuda.get_device_properties(device)
+        lines.append(f"- {p.name}, {p.total_memory / 2 ** 30:.0f} GiB, {p.multi_processor_count} SMs")
+        try:
+            smi = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                                 capture_output=True, text=True, timeout=20).stdout.strip()
+            lines.append(f"- driver {smi}")
+        except (OSError, subprocess.SubprocessError):
+            pass
+    lines.append(f"- TF32: cuDNN convolutions {torch.backends.cudnn.allow_tf32}, matmul "
+                 f"{torch.backends.cuda.matmul.allow_tf32} (PyTorch's defaults; the references run with them); "
+                 f"cudnn.benchmark {torch.backends.cudnn.benchmark}")
+    return lines
+
+
+def run_tests(out: Path, timeout: int) -> str:
+    cmd = [sys.executable, "-m", "pytest", "-m", "cuda", "tests/test_on_cuda.py", "-q", "-rA", "-p", "no:cacheprovider"]
+    try:
+        p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+        log, status = p.stdout + p.stderr, f"exit {p.returncode}"
+    except subprocess.TimeoutExpired as e:
+        log = (e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
+        status = f"stopped after {timeout} s"
+    (out / "cuda_tests.log").write_text(log)
+    summary = next((l for l in reversed(log.splitlines()) if " passed" in l or " failed" in l or " error" in l),
+                   "(no summary line)")
+    failed = [l for l in log.splitlines() if l.startswith(("FAILED", "ERROR"))]
+    return "\n".join([f"`{' '.join(cmd[2:])}`: {status}: {summary.strip('= ')}", *[f"- {l}" for l in failed]])
+
+
+def table(rows, work, rates, device) -> list[str]:
+    lines = ["| what | gan path | reference img/s | gan img/s | ratio | notes |", "| --- | --- | --- | --- | --- | --- |"]
+    for row in rows:
+        what, path, ref, ours, note = row[:5]
+        ratio = row[5] if len(row) > 5 else ours / ref
+        lines.append(f"| {what} | {path} | {ref:,.1f} | {ours:,.1f} | {ratio:.2f}x | {note} |")
+    lines += ["", f"Arithmetic limit: the GPU's measured matrix-product rate {rates['fp32']:.0f} TFLOP/s fp32, "
+                  f"{rates['tf32']:.0f} TF32, {rates['bf16']:.0f} bf16.", "",
+              "| what | GFLOP/image | reference at | share of TF32 rate | share of bf16 rate |", "| --- | --- | --- | --- | --- |"]
+    for what, gflop, ref in work:
+        used = gflop * ref / 1e3  # TFLOP/s
+        lines.append(f"| {what} | {gflop:.3f} | {used:.2f} TFLOP/s | {100 * used / rates['tf32']:.1f}% | "
+                     f"{100 * used / rates['bf16']:.1f}% |")
+    return lines
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default="cuda-check")
+    ap.add_argument("--budget", type=int, default=240, help="seconds for the whole check")
+    ap.add_argument("--dry-run-cpu", action="store_true", help="the measuring code on the CPU, small, no tests")
+    args = ap.parse_args(argv)
+    import torch
+
+    if not args.dry_run_cpu and not torch.cuda.is_available():
+        print("cuda_check: CUDA is not available here: nothing checked (on a GPU machine this runs the tests marked "
+              "cuda and measures translate, CycleGAN training and a DCGAN-MNIST epoch against eager references)")
+        return 0
+    t0 = time.time()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    small = args.dry_run_cpu
+    device = torch.device("cpu" if small else "cuda")
+    report = ["# bench/cuda_check.py", "", *environment(device), ""]
+
+    def save():
+        (out / "cuda_check.md").write_text("\n".join(report) + "\n")
+
+    if not small:
+        report += ["## Tests", "", run_tests(out, timeout=min(170, args.budget // 2)), ""]
+        save()
+    print("\n".join(report), flush=True)
+    rows, work = [], []
+    phases = [
+        ("translate", lambda: translate_rows(device, 64 if small else 256, [1, 2] if small else [1, 8],
+                                             2 if small else 5)),
+        ("cyclegan", lambda: cyclegan_rows(device, 32 if small else 128, 8 if small else 64, 2 if small else 9,
+                                           [1, 2] if small else [1, 16], 2 if small else 10, 2 if small else 3)),
+        ("dcgan", lambda: dcgan_rows(device, 10 if small else 300, 2 if small else 20, 64, 1 if small else 2)),
+    ]
+    for name, phase in phases:
+        if time.time() - t0 > args.budget - 20:
+            report.append(f"- {name}: skipped, the budget of {args.budget} s was spent")
+            continue
+        try:
+            r, w = phase()
+            rows += r
+            work += w
+        except Exception as e:  # one failing row must not cost the others
+            report.append(f"- {name}: failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+        print(f"{name} done at {time.time() - t0:.0f} s", flush=True)
+    rates = peak_rates(device, small) if device.type == "cuda" else {"fp32": float("nan"), "tf32": float("nan"),
+                                                                     "bf16": float("nan")}
+    report += ["## Speed, side by side", "", *table(rows, work, rates, device), "",
+               f"Whole check: {time.time() - t0:.0f} s."]
+    save()
+    print("\n".join(report[-(len(rows) + len(work) + 10):]), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
