@@ -288,3 +288,18 @@ def test_cyclegan_init_from_a_crop_trained_model(tmp_path):
     r = runner.invoke(app, base + ["--blocks", "1", "--init-from", "dcgan-mnist"])
     assert r.exit_code == 2 and "--init-from takes cyclegan models; dcgan-mnist is dcgan" in r.output
     assert not (tmp_path / "x").exists()
+
+
+def test_the_cuda_training_padding_is_reflection_padding():
+    """CycleGAN pads with mirrored slices when it trains on CUDA (PyTorch's CUDA reflection-pad backward uses
+    atomics: runs were not repeatable there): the same values and gradients as nn.ReflectionPad2d."""
+    from gancli.families.cyclegan import mirror_pad
+
+    for p in (1, 3):
+        x = torch.randn(2, 3, 9, 11, requires_grad=True)
+        w = torch.randn(2, 3, 9 + 2 * p, 11 + 2 * p)
+        a = nn.ReflectionPad2d(p)(x)
+        (ga,) = torch.autograd.grad((a * w).sum(), x)
+        b = mirror_pad(x, (p, p, p, p))
+        (gb,) = torch.autograd.grad((b * w).sum(), x)
+        assert torch.equal(a, b) and torch.allclose(ga, gb, atol=1e-6)

@@ -37,12 +37,29 @@ def _norm(width: int) -> nn.Module:
     return nn.InstanceNorm2d(width, affine=False, track_running_stats=False)
 
 
+class ReflectionPad2d(nn.ReflectionPad2d):
+    """nn.ReflectionPad2d whose gradient is the same on every run on CUDA: PyTorch's CUDA backward adds into the
+    padded borders with atomics, in an order that varies, so a resumed CycleGAN run parted from an uninterrupted one
+    there (bench/cuda_check.py). Training on CUDA pads with slices, mirrored and joined, whose backward has no
+    atomics; elsewhere (the CPU, inference, export) it is PyTorch's own padding. Both give the same values."""
+
+    def forward(self, x):
+        return mirror_pad(x, self.padding) if x.is_cuda and torch.is_grad_enabled() else super().forward(x)
+
+
+def mirror_pad(x: torch.Tensor, padding: tuple[int, int, int, int]) -> torch.Tensor:
+    """Reflection padding (left, right, top, bottom) from slices: no atomics in its backward."""
+    left, right, top, bottom = padding
+    x = torch.cat([x[..., 1:left + 1].flip(-1), x, x[..., x.shape[-1] - right - 1:-1].flip(-1)], -1)
+    return torch.cat([x[..., 1:top + 1, :].flip(-2), x, x[..., x.shape[-2] - bottom - 1:-1, :].flip(-2)], -2)
+
+
 class ResnetBlock(nn.Module):
     def __init__(self, width: int):
         super().__init__()
         self.conv_block = nn.Sequential(
-            nn.ReflectionPad2d(1), nn.Conv2d(width, width, 3), _norm(width), nn.ReLU(True),
-            nn.ReflectionPad2d(1), nn.Conv2d(width, width, 3), _norm(width))
+            ReflectionPad2d(1), nn.Conv2d(width, width, 3), _norm(width), nn.ReLU(True),
+            ReflectionPad2d(1), nn.Conv2d(width, width, 3), _norm(width))
 
     def forward(self, x):
         return x + self.conv_block(x)
@@ -55,7 +72,7 @@ class ResnetGenerator(nn.Module):
 
     def __init__(self, channels: int = 3, width: int = 64, n_blocks: int = 9):
         super().__init__()
-        layers = [nn.ReflectionPad2d(3), nn.Conv2d(channels, width, 7), _norm(width), nn.ReLU(True)]
+        layers = [ReflectionPad2d(3), nn.Conv2d(channels, width, 7), _norm(width), nn.ReLU(True)]
         for mult in (1, 2):
             layers += [nn.Conv2d(width * mult, width * mult * 2, 3, stride=2, padding=1), _norm(width * mult * 2),
                        nn.ReLU(True)]
@@ -63,7 +80,7 @@ class ResnetGenerator(nn.Module):
         for mult in (4, 2):
             layers += [nn.ConvTranspose2d(width * mult, width * mult // 2, 3, stride=2, padding=1, output_padding=1),
                        _norm(width * mult // 2), nn.ReLU(True)]
-        layers += [nn.ReflectionPad2d(3), nn.Conv2d(width, channels, 7), nn.Tanh()]
+        layers += [ReflectionPad2d(3), nn.Conv2d(width, channels, 7), nn.Tanh()]
         self.model = nn.Sequential(*layers)
 
     def forward(self, x):
