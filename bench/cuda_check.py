@@ -323,7 +323,7 @@ def main(argv=None):
         (out / "cuda_check.md").write_text("\n".join(report) + "\n")
 
     if not small:
-        report += ["## Tests", "", run_tests(out, timeout=min(170, args.budget // 2)), ""]
+        report += ["## Tests", "", run_tests(out, timeout=min(170, int(args.budget * 0.6))), ""]
         save()
     print("\n".join(report), flush=True)
     rows, work = [], []
