@@ -145,3 +145,22 @@ def share_references(mp: pytest.MonkeyPatch):
 def shared_references(monkeypatch):
     """``gancli.evaluate.build_reference`` shared across the session (see share_references)."""
     share_references(monkeypatch)
+
+
+def sigkill_after_checkpoint(proc, run: Path, step: int = 8, timeout: float = 120):
+    """Kill a `gan train` process with SIGKILL once RUN holds a checkpoint of ``step`` or later; it must not have
+    finished (no export/) by then."""
+    import signal
+    import time
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        done = [int(p.stem.split("-")[1]) for p in (run / "checkpoints").glob("step-*.pt")] \
+            if (run / "checkpoints").is_dir() else []
+        if done and max(done) >= step:
+            break
+        assert proc.poll() is None, "training ended before it could be killed"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    assert not (run / "export").exists(), "the run finished before the signal"

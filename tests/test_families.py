@@ -2,7 +2,6 @@
 after SIGKILL, truncation, style mixing, w-space walks, encoding real images, and what `gan eval` adds."""
 import json
 import math
-import signal
 import subprocess
 import sys
 
@@ -17,7 +16,7 @@ import gancli
 from gancli.cli import app
 from gancli.pretrained import GANModel
 
-from conftest import SHARED
+from conftest import SHARED, sigkill_after_checkpoint
 
 runner = CliRunner()
 needs_mnist = pytest.mark.skipif(not (SHARED / "mnist").is_dir(), reason="needs ../shared/data/mnist")
@@ -116,19 +115,7 @@ def test_a_run_killed_with_sigkill_resumes_bit_identically(image_folder, tmp_pat
     cut = tmp_path / "cut"
     proc = subprocess.Popen(_cmd(image_folder, cut, steps, family_args), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
-    import time
-
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        done = [int(p.stem.split("-")[1]) for p in (cut / "checkpoints").glob("step-*.pt")] \
-            if (cut / "checkpoints").is_dir() else []
-        if done and max(done) >= 8:
-            break
-        assert proc.poll() is None, "training ended before it could be killed"
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate(timeout=60)
-    assert not (cut / "export").exists(), "the run finished before the signal"
+    sigkill_after_checkpoint(proc, cut)
     # resumed as a user would after a crash: no length given, so the run's own 40 steps (not the default 5 epochs)
     again = [w for w in _cmd(image_folder, cut, steps, family_args, "--resume") if w not in ("--steps", str(steps))]
     resumed = subprocess.run(again, capture_output=True, text=True)

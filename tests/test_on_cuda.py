@@ -9,10 +9,8 @@ upscale give the CPU's pictures.
 import json
 import math
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +25,7 @@ from gancli.cli import app
 from gancli.hub import zoo_dir
 from gancli.imageio import to_uint8
 
-from conftest import make_image_folder
+from conftest import make_image_folder, sigkill_after_checkpoint
 
 DEVICE = os.environ.get("GAN_CUDA_TEST_DEVICE", "cuda")
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(DEVICE == "cuda" and not torch.cuda.is_available(),
@@ -178,17 +176,7 @@ def test_a_run_killed_with_sigkill_resumes_bit_identically(rings, tmp_path, fami
     assert straight.returncode == 0, straight.stderr[-2000:]
     cut = tmp_path / "cut"
     proc = subprocess.Popen(cmd(cut), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        done = [int(p.stem.split("-")[1]) for p in (cut / "checkpoints").glob("step-*.pt")] \
-            if (cut / "checkpoints").is_dir() else []
-        if done and max(done) >= 8:
-            break
-        assert proc.poll() is None, "training ended before it could be killed"
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate(timeout=60)
-    assert not (cut / "export").exists(), "the run finished before the signal"
+    sigkill_after_checkpoint(proc, cut)
     resumed = subprocess.run([w for w in cmd(cut, "--resume") if w not in ("--steps", str(steps))],
                              capture_output=True, text=True, env=env)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
