@@ -238,6 +238,25 @@ def _check_output(path: Path, option: str, example: str):
             fail(f"cannot write {path}: {parent} is a file, not a folder")
 
 
+def _write_text(path: Path, text: str, what: str = ""):
+    """A --json / --csv output: the file (through the one output writer), or standard output for ``-``, where
+    nothing else is printed so that it can be piped."""
+    from gancli.imageio import atomic_write, make_parent
+
+    if str(path) == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    make_parent(path)
+    atomic_write(path, lambda f: f.write(text.encode()))
+    out.print(f"wrote {path}{what}", highlight=False)
+
+
+def _to_stdout(*paths: Optional[Path]) -> bool:
+    """Whether a --json/--csv output goes to standard output (``-``): the human-readable report goes to stderr."""
+    return any(p is not None and str(p) == "-" for p in paths)
+
+
 # ----------------------------------------------------------------------------------------------- sample
 @command()
 def sample(
@@ -554,9 +573,13 @@ def translate(
 
 
 def _left_out(p, skipped: list) -> str:
-    """The end of a summary line: inputs not processed, and why."""
+    """The end of a summary line: inputs not processed, and why; outputs renamed, and which."""
+    for job in p.renamed:
+        console.print(f"renamed: {job.source} -> {job.target} (another input's output has its name)",
+                      highlight=False, markup=False)
     return (f"; skipped {len(skipped)}" if skipped else "") + \
-        (f"; left out {p.own_outputs} earlier output(s) of this command" if p.own_outputs else "")
+        (f"; left out {p.own_outputs} earlier output(s) of this command" if p.own_outputs else "") + \
+        (f"; {len(p.renamed)} renamed" if p.renamed else "")
 
 
 def _run_plan(p, label: str, verb: str, outdir: Optional[Path], work, total: Optional[int] = None
@@ -658,16 +681,18 @@ def classify(
     Example: `gan classify ssgan-mnist digit.png digits/ --csv classes.csv`
     """
     import csv
+    import io
     import json
 
     from gancli.classify import classify_files
-    from gancli.imageio import make_parent
 
     if batch_size < 1:
         fail("--batch-size must be at least 1")
     for path, option, example in ((csv_path, "--csv", "classes.csv"), (json_path, "--json", "classes.json")):
-        if path is not None:
+        if path is not None and str(path) != "-":
             _check_output(path, option, example)
+    if _to_stdout(csv_path) and _to_stdout(json_path):
+        fail("--csv - and --json - would both write to standard output: send one of them to a file")
     model = _load(name, device, verbose)
     predictions, skipped = classify_files(model, inputs, batch_size)
     for path, why in skipped:
@@ -679,23 +704,22 @@ def classify(
         table.add_column(col, justify="right" if col == "probability" else "left")
     for p in predictions[:50]:
         table.add_row(str(p.path), p.label, f"{p.probability:.3f}")
-    (out if out.is_terminal else Console(width=140, soft_wrap=True)).print(table)
+    report = console if _to_stdout(csv_path, json_path) else out if out.is_terminal else \
+        Console(width=140, soft_wrap=True)
+    report.print(table)
     if len(predictions) > 50:
-        out.print(f"... and {len(predictions) - 50} more (all of them with --csv or --json)")
+        report.print(f"... and {len(predictions) - 50} more (all of them with --csv or --json)")
     if csv_path is not None:
-        make_parent(csv_path)
-        with open(csv_path, "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["file", "class", "probability"])
-            writer.writerows([str(p.path), p.label, p.probability] for p in predictions)
-        out.print(f"wrote {csv_path}")
+        rows = io.StringIO()
+        writer = csv.writer(rows, lineterminator="\n")
+        writer.writerow(["file", "class", "probability"])
+        writer.writerows([str(p.path), p.label, p.probability] for p in predictions)
+        _write_text(csv_path, rows.getvalue())
     if json_path is not None:
         classes = model.classifier_classes
-        make_parent(json_path)
-        json_path.write_text(json.dumps([{"file": str(p.path), "class": p.label, "probability": p.probability,
-                                          "probabilities": dict(zip(classes, p.probabilities))}
-                                         for p in predictions], indent=2) + "\n")
-        out.print(f"wrote {json_path}")
+        _write_text(json_path, json.dumps([{"file": str(p.path), "class": p.label, "probability": p.probability,
+                                            "probabilities": dict(zip(classes, p.probabilities))}
+                                           for p in predictions], indent=2) + "\n")
 
 
 def tr_suffix(domain: str) -> str:
@@ -799,6 +823,7 @@ def eval_model(
     import time
 
     started = time.monotonic()  # `seconds` is the whole evaluation's
+    report = console if _to_stdout(json_path) else out  # --json -: stdout holds the JSON alone
     from gancli.evaluate import evaluate
 
     if n < 4 or n > 1_000_000:  # precision and recall measure each sample's distance to its 3rd nearest other sample
@@ -807,7 +832,7 @@ def eval_model(
         fail("--batch-size must be at least 1")
     if inception_weights is not None and not inception_weights.is_file():
         fail(f"--inception-weights {inception_weights} is not a file")
-    if json_path is not None:  # say so before minutes of work
+    if json_path is not None and str(json_path) != "-":  # say so before minutes of work
         _check_output(json_path, "--json", "results.json")
     psis = _numbers(truncation, "--truncation") if truncation is not None else None
     if novelty_grid is not None:
@@ -834,9 +859,9 @@ def eval_model(
     for key, value in result.items():
         if isinstance(value, (int, float)) and not isinstance(value, bool) or key == "label_accuracy":
             table.add_row(key, "-" if value is None else f"{value:,}" if isinstance(value, int) else f"{value:.4g}")
-    out.print(table)
+    report.print(table)
     if "parzen_log_likelihood" in result:
-        out.print(f"Parzen-window log-likelihood of {result['parzen_test_images']:,} test images: "
+        report.print(f"Parzen-window log-likelihood of {result['parzen_test_images']:,} test images: "
                   f"{result['parzen_log_likelihood']:.2f} ± {result['parzen_standard_error']:.2f} nats (sigma "
                   f"{result['parzen_sigma']:.4g}, chosen on the last {result['parzen_validation_images']:,} training "
                   f"images; {result['parzen_samples']:,} samples); {result['parzen_real_images']:,} real training "
@@ -849,19 +874,15 @@ def eval_model(
             sweep.add_column("psi" if k == "truncation" else k, justify="right")
         for row in result["by_truncation"]:
             sweep.add_row(*(f"{row[k]:,}" if isinstance(row[k], int) else f"{row[k]:.4g}" for k in keys))
-        out.print(sweep)
+        report.print(sweep)
     if "text_accuracy_per_class" in result:
-        out.print(_text_table(result))
+        report.print(_text_table(result))
     for note in result.get("notes", []):
         console.print(f"[dim]note: {note}[/]", highlight=False)
     if json_path is not None:
-        from gancli.imageio import atomic_write, make_parent
-
-        make_parent(json_path)
-        atomic_write(json_path, lambda f: f.write((json.dumps(result, indent=2) + "\n").encode()))
-        out.print(f"wrote {json_path}")
+        _write_text(json_path, json.dumps(result, indent=2) + "\n")
     if novelty_grid is not None:
-        out.print(f"wrote {novelty_grid} (samples in the top row, each above its nearest training image)")
+        report.print(f"wrote {novelty_grid} (samples in the top row, each above its nearest training image)")
 
 
 def _text_table(result: dict) -> Table:

@@ -1,8 +1,11 @@
 """Tensors <-> pictures: grids, captions, single files and animations."""
 from __future__ import annotations
 
+import errno
+import io
 import math
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -97,24 +100,73 @@ def make_parent(path: Path):
     path.parent.mkdir(parents=True, exist_ok=True)
 
 
+class OutputError(OSError, ValueError):
+    """An output that cannot be written, said in one line with what to do (``strerror``); ``errno`` is the cause's,
+    so a caller can still tell a full disk from a permission."""
+
+    def __str__(self):
+        return self.strerror
+
+
+WHAT_TO_DO = {
+    errno.ENOSPC: "the disk is full: free some space or write elsewhere",
+    errno.EDQUOT: "the disk quota is used up: free some space or write elsewhere",
+    errno.EACCES: "permission denied: write elsewhere, or make the folder writable",
+    errno.EPERM: "not permitted: write elsewhere",
+    errno.EROFS: "a read-only file system: write elsewhere",
+    errno.EISDIR: "it is a folder: give a file name",
+    errno.ENXIO: "nothing reads from it (a socket, or a FIFO without a reader): give a file name",
+    errno.ENAMETOOLONG: "the name is too long",
+}
+
+
+def output_error(e: OSError, path: Path) -> OutputError:
+    why = WHAT_TO_DO.get(e.errno) or (e.strerror or str(e)).lower()
+    return OutputError(e.errno, f"cannot write {path}: {why}")
+
+
 def atomic_write(path: Path, write):
-    """Write through a temporary file and rename, so an interrupted write never leaves half a file behind."""
+    """Every output goes through here, and what the user had at ``path`` is never lost:
+
+    - a regular file (or a new name) is written to a temporary file beside it and renamed over it, so an interrupted
+      or failed write leaves the old file (or none), never half of one;
+    - a symbolic link is written through: its target gets the content, the link stays;
+    - a device, a FIFO or anything else that is not a regular file is written into as a stream (``/dev/stdout``,
+      ``/dev/null``), never replaced by a file;
+    - ``-`` is standard output.
+
+    ``write(f)`` writes the content into the binary file ``f``. A write that fails raises OutputError: one line."""
+    if str(path) == "-":
+        buffer = io.BytesIO()
+        write(buffer)
+        sys.stdout.flush()
+        sys.stdout.buffer.write(buffer.getvalue())
+        sys.stdout.buffer.flush()
+        return
+    path = Path(path)
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
+    if path.is_dir():
+        raise output_error(OSError(errno.EISDIR, "is a folder"), path)
+    if path.exists() and not path.is_file():
+        buffer = io.BytesIO()  # made whole first: a format that seeks back (or fails half-way) never reaches it
+        write(buffer)
+        try:
+            with open(path, "wb") as f:
+                f.write(buffer.getvalue())
+        except OSError as e:
+            raise output_error(e, path) from None
+        return
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         try:
-            f = open(tmp, "wb")
-        except OSError as e:  # name the file the user asked for, not our temporary one
-            raise OSError(e.errno, f"cannot write {path}: {e.strerror}") from None
-        try:
-            with f:
+            with open(tmp, "wb") as f:
                 write(f)
                 f.flush()
                 os.fsync(f.fileno())
-        except OSError as e:  # a full disk: name the file (a failed write() names none)
-            if e.filename or not e.errno:
-                raise
-            raise OSError(e.errno, e.strerror, str(path)) from None
-        os.replace(tmp, path)
+            os.replace(tmp, path)
+        except OSError as e:
+            raise output_error(e, path) from None
     finally:
         if tmp.exists():
             tmp.unlink()

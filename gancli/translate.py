@@ -29,7 +29,8 @@ class Job:
 class Plan:
     jobs: list[Job] = field(default_factory=list)
     folder_mode: bool = False
-    own_outputs: int = 0  # inputs left out: this command's earlier outputs, found next to their sources
+    own_outputs: int = 0  # inputs left out: this command's earlier outputs, found next to their sources or in --outdir
+    renamed: list[Job] = field(default_factory=list)  # outputs given another name: another input's had theirs
 
 
 def check_output(path: Path) -> Path:
@@ -82,12 +83,52 @@ def plan(inputs: list[str], suffix: str, output: Path | None = None, outdir: Pat
             raise ValueError("give -o or --outdir, not both")
         if folder_mode:
             raise ValueError("-o names one output file; for several inputs use --outdir")
-        return Plan([Job(found[0][0], check_output(output))])
+        target = check_output(output)
+        if _same_file(target, found[0][0]):
+            raise ValueError(f"-o {output} is the input itself: it would be replaced; give another name")
+        return Plan([Job(found[0][0], target)])
     if outdir is not None:
-        return Plan([Job(src, writable(outdir / (src.relative_to(root) if root is not None else Path(src.name))))
-                     for src, root in found], folder_mode)
+        # files under --outdir are this command's earlier outputs (an --outdir inside an input folder): not inputs
+        inside = [(src, root) for src, root in found if _under(src, outdir)]
+        found = [(src, root) for src, root in found if not _under(src, outdir)]
+        if not found:
+            raise ValueError(f"every input is in --outdir {outdir}: their outputs would replace them, or be read as inputs "
+                             "next time; choose another folder for the outputs")
+        jobs = [Job(src, writable(outdir / (src.relative_to(root) if root is not None else Path(src.name))))
+                for src, root in found]
+        sources = {src.resolve() for src, _ in found}
+        clash = next((job for job in jobs if job.target.resolve() in sources), None)
+        if clash:
+            raise ValueError(f"--outdir {outdir} would replace the input {clash.target} with its own output: "
+                             "choose another folder")
+        return distinct(Plan(jobs, folder_mode, own_outputs=len(inside)))
     jobs = [Job(src, writable(src.with_name(f"{src.stem}-{suffix}{src.suffix}"))) for src, _ in found]
-    return without_own_outputs(jobs, folder_mode)
+    return distinct(without_own_outputs(jobs, folder_mode))
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
+
+
+def _under(path: Path, folder: Path) -> bool:
+    return folder.resolve() in path.resolve().parents
+
+
+def distinct(p: Plan) -> Plan:
+    """Two inputs whose outputs would have one name (a/x.png and b/x.png into one --outdir; x.bmp and x.png, both
+    written as PNG): the later ones get -2, -3 ... so that every input's output is written and none replaces
+    another's."""
+    taken = set()
+    for job in p.jobs:
+        target, k = job.target, 1
+        while target.resolve() in taken:
+            k += 1
+            target = job.target.with_name(f"{job.target.stem}-{k}{job.target.suffix}")
+        if target != job.target:
+            job.target = target
+            p.renamed.append(job)
+        taken.add(target.resolve())
+    return p
 
 
 def without_own_outputs(jobs: list[Job], folder_mode: bool) -> Plan:

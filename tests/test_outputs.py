@@ -1,0 +1,111 @@
+"""Nothing the user had is lost to an output: a device file or FIFO is written into, never replaced; a symlink is
+written through; an output is never one of the command's own inputs; two inputs never share one output; a write
+that fails (a full disk) is one line and leaves no partial file; `--json -` and `--csv -` write to stdout."""
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def gan(*args, cwd):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), COLUMNS="100")
+    return subprocess.run([sys.executable, "-m", "gancli", *map(str, args)], capture_output=True, text=True, cwd=cwd,
+                          env=env, timeout=120)
+
+
+def one_error(p, message: str):
+    assert p.returncode == 2 and p.stderr.startswith("error: ") and p.stderr.count("\n") == 1, p.stderr
+    assert message in p.stderr and "Traceback" not in p.stderr, p.stderr
+
+
+def picture(path: Path, w=24, h=20, seed=0) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.random.default_rng(seed).integers(0, 255, (h, w, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mknod needs root")
+def test_a_device_file_is_written_into_not_replaced(tmp_path):
+    os.mknod(tmp_path / "n.png", 0o666 | stat.S_IFCHR, os.makedev(1, 3))  # /dev/null's numbers
+    p = gan("sample", "dcgan-mnist", "-n", 4, "-o", "n.png", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert stat.S_ISCHR((tmp_path / "n.png").lstat().st_mode)
+
+
+def test_a_fifo_is_streamed_into(tmp_path):
+    os.mkfifo(tmp_path / "pipe.json")
+    reader = subprocess.Popen(["cat", str(tmp_path / "pipe.json")], stdout=subprocess.PIPE)
+    p = gan("toy", "1d", "--steps", 20, "--json", "pipe.json", cwd=tmp_path)
+    got = reader.communicate(timeout=60)[0]
+    assert p.returncode == 0, p.stderr
+    assert json.loads(got)["kind"] == "1d" and stat.S_ISFIFO((tmp_path / "pipe.json").lstat().st_mode)
+
+
+def test_a_symlink_is_written_through(tmp_path):
+    (tmp_path / "link.png").symlink_to("real.png")
+    p = gan("sample", "dcgan-mnist", "-n", 4, "-o", "link.png", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "link.png").is_symlink() and Image.open(tmp_path / "real.png").size[0] > 28
+
+
+def test_a_full_disk_is_one_line_and_leaves_nothing(tmp_path):
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full")
+    one_error(gan("sample", "dcgan-mnist", "-n", 4, "-o", "/dev/full", cwd=tmp_path),
+              "cannot write /dev/full: the disk is full")
+    picture(tmp_path / "d.png", 28, 28)
+    one_error(gan("classify", "ssgan-mnist", "d.png", "--csv", "/dev/full", cwd=tmp_path),
+              "cannot write /dev/full: the disk is full")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.png"]
+
+
+def test_json_and_csv_dash_write_to_stdout_alone(tmp_path):
+    for i in range(3):
+        picture(tmp_path / f"d{i}.png", 28, 28, i)
+    p = gan("classify", "ssgan-mnist", "d0.png", "d1.png", "d2.png", "--json", "-", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert [r["file"] for r in json.loads(p.stdout)] == ["d0.png", "d1.png", "d2.png"]
+    p = gan("classify", "ssgan-mnist", "d0.png", "d1.png", "--csv", "-", cwd=tmp_path)
+    assert p.returncode == 0 and p.stdout.splitlines()[0] == "file,class,probability" and len(p.stdout.splitlines()) == 3
+    one_error(gan("classify", "ssgan-mnist", "d0.png", "--csv", "-", "--json", "-", cwd=tmp_path),
+              "would both write to standard output")
+
+
+def test_an_output_is_never_an_input(tmp_path):
+    one = picture(tmp_path / "one.png")
+    before = one.read_bytes()
+    one_error(gan("upscale", "srresnet-x4", "one.png", "-o", "one.png", cwd=tmp_path), "is the input itself")
+    (tmp_path / "same.png").symlink_to("one.png")
+    one_error(gan("upscale", "srresnet-x4", "one.png", "-o", "same.png", cwd=tmp_path), "is the input itself")
+    picture(tmp_path / "dir" / "x.png")
+    one_error(gan("upscale", "srresnet-x4", "dir", "--outdir", "dir", cwd=tmp_path), "choose another folder")
+    assert one.read_bytes() == before and sorted(p.name for p in (tmp_path / "dir").iterdir()) == ["x.png"]
+
+
+def test_an_outdir_inside_the_inputs_is_not_read_again(tmp_path):
+    picture(tmp_path / "dir" / "x.png")
+    for run in (1, 2):
+        p = gan("upscale", "srresnet-x4", "dir", "--outdir", "dir/big", cwd=tmp_path)
+        assert p.returncode == 0, p.stderr
+        assert "upscaled 1 image(s)" in p.stdout
+    assert "left out 1 earlier output(s)" in p.stdout
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.png")) == ["dir/big/x.png", "dir/x.png"]
+
+
+def test_two_inputs_with_one_name_get_two_outputs(tmp_path):
+    picture(tmp_path / "a" / "x.png", seed=1)
+    picture(tmp_path / "b" / "x.png", seed=2)
+    p = gan("upscale", "srresnet-x4", "a/x.png", "b/x.png", "--outdir", "out", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "upscaled 2 image(s)" in p.stdout and "1 renamed" in p.stdout
+    assert "renamed: b/x.png -> out/x-2.png" in p.stderr
+    a, b = (np.asarray(Image.open(tmp_path / "out" / n)) for n in ("x.png", "x-2.png"))
+    assert a.shape == b.shape == (80, 96, 3) and not np.array_equal(a, b)
