@@ -217,6 +217,13 @@ def _eval_brief(ev: dict) -> str:
                    for d in ("a2b", "b2a") if f"structure_{d}" in ev)
 
 
+def _check_seed(seed: int, option: str = "--seed"):
+    from gancli.options import seed_problem
+
+    if seed_problem(seed):
+        fail(f"{option} {seed} {seed_problem(seed)}")
+
+
 def _clock(seconds: float) -> str:
     m, s = divmod(int(seconds), 60)
     return f"{m // 60}:{m % 60:02d}:{s:02d}"
@@ -298,6 +305,7 @@ def sample(
 
     from gancli import latents
 
+    _check_seed(seed)
     seed_list = latents.parse_seeds(seeds) if seeds is not None else None
     if per_class is not None:
         if outdir is None:
@@ -834,6 +842,7 @@ def eval_model(
         fail(f"--inception-weights {inception_weights} is not a file")
     if json_path is not None and str(json_path) != "-":  # say so before minutes of work
         _check_output(json_path, "--json", "results.json")
+    _check_seed(seed)
     psis = _numbers(truncation, "--truncation") if truncation is not None else None
     if novelty_grid is not None:
         from gancli.imageio import format_of
@@ -1172,6 +1181,7 @@ def toy_1d(
     """
     from gancli import toy
 
+    _check_seed(seed)
     toy.check_1d(data, loss, steps, seed, frames)
     _toy_outputs(output, json_path)
     result = toy.train_1d(data, loss, steps, seed, frames, fixed_g)
@@ -1200,6 +1210,7 @@ def toy_2d(
     """
     from gancli import toy
 
+    _check_seed(seed)
     toy.check_2d(data, loss, steps, seed, frames, pack, unrolled)
     _toy_outputs(output, json_path)
     result = toy.train_2d(data, loss, steps, seed, frames, pack, unrolled)

@@ -10,6 +10,8 @@ import re
 
 import torch
 
+from gancli.options import seed_problem
+
 _MASK64 = (1 << 64) - 1
 
 
@@ -32,6 +34,13 @@ def latents(pairs: list[tuple[int, int]], dim: int) -> torch.Tensor:
     return torch.stack([latent(s, i, dim) for s, i in pairs])
 
 
+def check_seed(seed: int, option: str = "--seed") -> int:
+    problem = seed_problem(seed)
+    if problem:
+        raise ValueError(f"{option} {seed} {problem}")
+    return seed
+
+
 def parse_seeds(text: str) -> list[int]:
     """``"0-7,42"`` -> [0, 1, ..., 7, 42]."""
     seeds: list[int] = []
@@ -44,6 +53,8 @@ def parse_seeds(text: str) -> list[int]:
         if not m:
             raise ValueError(f"bad seed list {text!r}: use numbers and ranges like 0-7,42")
         lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
+        if seed_problem(hi):
+            raise ValueError(f"seed {hi} in {text!r} {seed_problem(hi)}")
         if hi < lo:
             raise ValueError(f"bad seed range {part!r}: the end is before the start")
         if hi - lo >= 1_000_000:

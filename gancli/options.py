@@ -131,6 +131,14 @@ def resolve(declared: list[Option], defaults: dict, given: dict, owner: str,
     return Options(values, frozenset(given), by_name)
 
 
+MAX_SEED = 2 ** 63 - 1  # what every command takes: torch's generators seed from a signed 64-bit number
+
+
+def seed_problem(seed: int) -> str | None:
+    """Why ``seed`` is not a seed (None if it is): one range and one message for every command."""
+    return None if 0 <= seed <= MAX_SEED else f"must be between 0 and {MAX_SEED} (2**63 - 1)"
+
+
 # ------------------------------------------------------------------------------------------------ the loop's own
 LOOP_GROUP = "Run options (every family)"
 LOOP = group(
@@ -141,7 +149,7 @@ LOOP = group(
     Option("steps", int, None, "Training steps (generator updates).", check=at_least(1)),
     Option("epochs", float, None, "Passes over the data (default 5).", check=positive),
     Option("batch_size", int, 64, "Images per step, per process under torchrun.", check=at_least(1), resume=True),
-    Option("seed", int, 0, "Seeds weights, data order and noise.", resume=True),
+    Option("seed", int, 0, "Seeds weights, data order and noise.", check=seed_problem, resume=True),
     Option("ema", bool, False, "Keep an exponential moving average of G; sample and export it.", resume=True),
     Option("ema_decay", float, 0.999, "Decay of the --ema average.", check=fraction, resume=True),
     Option("size", int, None, "Resize the shorter side and centre-crop to this.", check=at_least(4), resume=True),

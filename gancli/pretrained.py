@@ -412,6 +412,8 @@ class GANModel:
             raise ValueError(f"{self.config.get('name', 'this model')} {self.image_command}s images rather than "
                              f"sampling them: use `gan {self.image_command}`")
         self.require_text(text)
+        if seeds is None and (n is None or n < 0):
+            raise ValueError(f"the number of images must be 0 or more, not {n}")
         z = self.latents_for(n, seed, seeds)
         if len(z) == 0:
             return torch.empty(0, self.channels, self.image_size, self.image_size)

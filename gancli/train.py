@@ -226,12 +226,13 @@ class Trainer:
             self._setup(opts)
         except BaseException:
             self.lock.release()
-            if created:  # a run that never started leaves no empty folder behind
+            if created:  # a run that never started leaves no empty folder behind, nor the runs/ made for it
                 (self.out / RunLock.NAME).unlink(missing_ok=True)
-                try:
-                    self.out.rmdir()
-                except OSError:
-                    pass
+                for folder in self.created:
+                    try:
+                        folder.rmdir()
+                    except OSError:
+                        break
             raise
 
     def _setup(self, opts: Options):
@@ -319,11 +320,11 @@ class Trainer:
             raise TrainError(f"--resume: {self.out} has no checkpoint to resume from")
         if not self.dist.main:
             return False
-        created = not self.out.exists()
+        self.created = [d for d in (self.out, *self.out.parents) if not d.exists()]  # runs/ too, for `--out runs/x`
         self.out.mkdir(parents=True, exist_ok=True)
         self.lock.acquire(self.opts.command)
         self._remove_leftovers()
-        return created
+        return bool(self.created)
 
     def _remove_leftovers(self):
         """Temporary files of writes cut short by a crash (``atomic_write``'s ``.NAME.tmpPID``): the files they

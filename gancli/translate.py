@@ -154,8 +154,11 @@ def resize_shorter(img: Image.Image, size: int | None) -> Image.Image:
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Padded up to sides that are multiples of ``multiple`` and at least twice it: a ResNet generator halves the
+    sides twice (multiple 4) and its instance norm needs more than one pixel there, so a 4x4 image is translated
+    inside an 8x8 one and cropped back."""
     h, w = x.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
+    ph, pw = max(-h % multiple, 2 * multiple - h), max(-w % multiple, 2 * multiple - w)
     if ph or pw:
         mode = "reflect" if (ph < h and pw < w) else "replicate"
         x = F.pad(x, (0, pw, 0, ph), mode=mode)

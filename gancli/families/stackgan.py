@@ -81,6 +81,11 @@ def vocabulary_of(class_names: list[str]) -> list[str]:
                    for w in words(t)})
 
 
+def _quoted(text: str, most: int = 60) -> str:
+    """A caption as an error line quotes it: a long one is cut, so the line stays one line a person can read."""
+    return repr(text if len(text) <= most else text[:most] + "...")
+
+
 def tokens(vocabulary: list[str], texts: list[str]) -> torch.Tensor:
     """Captions -> word indices (N, MAX_WORDS), 1-based, 0-padded. An unknown word is a LookupError that lists the
     vocabulary (it is small): the encoder has no vector for it."""
@@ -91,12 +96,12 @@ def tokens(vocabulary: list[str], texts: list[str]) -> torch.Tensor:
         if not ws:
             raise ValueError("--text is empty: give a caption, e.g. --text 'an ankle boot'")
         if len(ws) > MAX_WORDS:
-            raise ValueError(f"--text {text!r} has {len(ws)} words; captions have at most {MAX_WORDS}")
+            raise ValueError(f"--text {_quoted(text)} has {len(ws)} words; captions have at most {MAX_WORDS}")
         for col, w in enumerate(ws):
             if w not in index:
                 close = difflib.get_close_matches(w, vocabulary, n=2, cutoff=0.75)
                 hint = f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
-                raise LookupError(f"unknown word {w!r} in --text {text!r}{hint}; the vocabulary is: "
+                raise LookupError(f"unknown word {_quoted(w, 30)} in --text {_quoted(text)}{hint}; the vocabulary is: "
                                   f"{', '.join(vocabulary)}")
             out[row, col] = index[w]
     return out
