@@ -7,13 +7,20 @@
 """
 from gancli.version import __version__
 
-__all__ = ["GANModel", "load", "__version__"]
+# `evaluate` stays in gancli.evaluate: a function named like its module would be replaced by the module as soon as
+# anything imports that
+__all__ = ["GANModel", "load", "Trainer", "TrainOptions", "__version__"]
+_LAZY = {"GANModel": "pretrained", "load": "pretrained", "Trainer": "train", "TrainOptions": "train"}
 
 
 def __getattr__(name):
     # Imported on first use, so that `gan --version` and `gan --help` do not wait for torch
-    if name in ("GANModel", "load"):
-        from gancli import pretrained
+    if name in _LAZY:
+        import importlib
 
-        return getattr(pretrained, name)
+        return getattr(importlib.import_module(f"gancli.{_LAZY[name]}"), name)
     raise AttributeError(f"module 'gancli' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -647,7 +647,7 @@ def export(
     name: str = typer.Argument(..., help="Zoo name, local model folder or training run, or owner/repo[@revision]."),
     output: Path = typer.Option(..., "-o", "--output", help="The file: .onnx or .pt (a translator writes one per "
                                                             "direction: OUT.a2b.onnx and OUT.b2a.onnx)."),
-    fmt: Optional[str] = typer.Option(None, "--format", help="onnx (needs gancli[export]) or torchscript "
+    fmt: Optional[str] = typer.Option(None, "--format", help="onnx (needs onnx and onnxruntime) or torchscript "
                                                              "(default: from -o's extension)."),
     direction: Optional[str] = typer.Option(None, "--direction", help="Translation models: only this direction "
                                                                       "(a2b, b2a or a domain), written to -o "

@@ -28,7 +28,7 @@ from gancli.version import __version__
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 SUFFIXES = {".onnx": "onnx", ".pt": "torchscript", ".ts": "torchscript", ".torchscript": "torchscript"}
-INSTALL = "pip install 'gancli[export]'  (or: pip install onnx onnxruntime)"
+INSTALL = "pip install onnx onnxruntime  (in a gancli checkout: pip install '.[export]')"
 OPSET = 17
 TOLERANCE = 1e-3  # largest |file - PyTorch| an export may show on its checks; fp32 exports are ~1e-6 apart
 

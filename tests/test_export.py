@@ -232,7 +232,7 @@ def test_an_unwritable_folder_is_one_line(tiny_model_dir, tmp_path, monkeypatch)
 def test_without_onnx_one_line_says_what_to_install(tiny_model_dir, tmp_path, monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "onnxruntime", None)  # `import onnxruntime` fails
     _one_error(runner.invoke(app, ["export", str(tiny_model_dir), "-o", str(tmp_path / "g.onnx")]),
-               "pip install 'gancli[export]'")
+               "pip install onnx onnxruntime  (in a gancli checkout: pip install '.[export]')")
     r = runner.invoke(app, ["export", str(tiny_model_dir), "-o", str(tmp_path / "g.pt")])  # needs nothing more
     assert r.exit_code == 0, r.output
 

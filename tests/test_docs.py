@@ -1,0 +1,89 @@
+"""The examples a new user copies stay true: every ```python block of README.md and docs/ runs as written, and the
+README's quick `gan sample`, `interpolate`, `mix` and `upscale` commands run and write what they say."""
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import SHARED
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+# what an example assumes the reader did first (the text around it says so)
+BEFORE = {"export.md": [["export", "dcgan-mnist", "-o", "dcgan-mnist.onnx"],
+                        ["export", "dcgan-mnist", "-o", "dcgan-mnist.pt"]]}
+
+
+def blocks(path: Path, lang: str) -> list[str]:
+    """The fenced ``lang`` blocks of a Markdown file, de-indented (a block inside a list item is indented)."""
+    found = re.findall(rf"^([ \t]*)```{lang}\n(.*?)^\1```", path.read_text(), flags=re.S | re.M)
+    return ["\n".join(line[len(indent):] for line in body.splitlines()) for indent, body in found]
+
+
+PYTHON = [(p, i, code) for p in DOCS for i, code in enumerate(blocks(p, "python"))]
+
+
+def env() -> dict:
+    return dict(os.environ, PYTHONPATH=str(ROOT), GAN_DATA=str(SHARED), COLUMNS="100")
+
+
+def gan(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "gancli", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, env=env(), timeout=300)
+
+
+@pytest.mark.skipif(not (SHARED / "mnist").is_dir(), reason="needs ../shared/data/mnist")
+@pytest.mark.parametrize("path,index,code", PYTHON, ids=[f"{p.name}-{i}" for p, i, _ in PYTHON])
+def test_python_example_runs(path, index, code, tmp_path):
+    if "onnxruntime" in code:
+        pytest.importorskip("onnxruntime")
+    for args in BEFORE.get(path.name, []):
+        assert gan(*args, cwd=tmp_path).returncode == 0
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env(),
+                       timeout=300)
+    assert p.returncode == 0, f"{path.name} example {index}:\n{code}\n{p.stderr[-3000:]}"
+
+
+def readme_commands(section: str) -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    part = text[text.index(f"### `gan {section}`"):]
+    body = blocks_of(part)
+    return [line.split("  #")[0].strip() for line in body.splitlines() if line.startswith("gan ")]
+
+
+def blocks_of(text: str) -> str:
+    return re.search(r"```bash\n(.*?)```", text, flags=re.S).group(1)
+
+
+def photo(path: Path, w: int, h: int, seed: int = 0):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    yy, xx = np.mgrid[:h, :w]
+    img = np.stack([128 + 90 * np.sin(xx / (4 + c) + seed) * np.cos(yy / 6) for c in range(3)], -1)
+    Image.fromarray(img.clip(0, 255).astype(np.uint8)).save(path)
+
+
+@pytest.mark.parametrize("section", ["sample", "interpolate", "mix", "upscale"])
+def test_readme_commands_run(section, tmp_path):
+    """Each command line of the README's section, as written (a training run's folder aside: that needs a run)."""
+    digit = np.zeros((28, 28), np.uint8)
+    digit[6:22, 12:16] = 255
+    Image.fromarray(digit).save(tmp_path / "a.png")
+    Image.fromarray(digit.T.copy()).save(tmp_path / "b.png")
+    photo(tmp_path / "photo.jpg", 40, 32)
+    photo(tmp_path / "small.png", 24, 20, 1)
+    photo(tmp_path / "photos" / "one.jpg", 20, 20, 2)
+    commands = [c for c in readme_commands(section) if "runs/" not in c]
+    assert commands
+    for command in commands:
+        p = gan(*shlex.split(command)[1:], cwd=tmp_path)
+        assert p.returncode == 0, f"{command}\n{p.stderr[-2000:]}"
+        for word in shlex.split(command):
+            if re.fullmatch(r"[\w-]+\.(png|jpg|gif|webp)", word) and word not in ("a.png", "b.png", "photo.jpg",
+                                                                                  "small.png"):
+                assert (tmp_path / word).is_file(), f"{command} wrote no {word}"
