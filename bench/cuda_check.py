@@ -110,20 +110,100 @@ def translate_rows(device, size: int, batches: list[int], repeats: int):
     return rows, work
 
 
+def cyclegan_reference_step(device, size: int, width: int, blocks: int, batch: int):
+    """The reference implementation's CycleGAN update, written plainly: G_A, G_B, D_A, D_B; LSGAN losses; cycle L1
+    x10, identity L1 x5; one Adam over both generators, one over both discriminators; each D's loss halved; the
+    discriminators frozen during the generators' step; image pools of 50."""
+    import torch
+    import torch.nn.functional as F
+
+    from gancli.families.cyclegan import ImagePool, PatchDiscriminator, ResnetGenerator
+
+    G_A, G_B = ResnetGenerator(3, width, blocks).to(device), ResnetGenerator(3, width, blocks).to(device)
+    D_A, D_B = PatchDiscriminator(3, 64).to(device), PatchDiscriminator(3, 64).to(device)
+    opt_g = torch.optim.Adam(list(G_A.parameters()) + list(G_B.parameters()), lr=2e-4, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(list(D_A.parameters()) + list(D_B.parameters()), lr=2e-4, betas=(0.5, 0.999))
+    pools, g = (ImagePool(50), ImagePool(50)), torch.Generator().manual_seed(0)
+    gan = lambda out, real: F.mse_loss(out, torch.full_like(out, 1.0 if real else 0.0))
+
+    def step(real_a, real_b):
+        for d in (D_A, D_B):
+            d.requires_grad_(False)
+        fake_b, fake_a = G_A(real_a), G_B(real_b)
+        rec_a, rec_b = G_B(fake_b), G_A(fake_a)
+        idt_a, idt_b = G_A(real_b), G_B(real_a)
+        loss_g = gan(D_A(fake_b), True) + gan(D_B(fake_a), True) + 10 * (F.l1_loss(rec_a, real_a)
+                                                                           + F.l1_loss(rec_b, real_b)) \
+            + 5 * (F.l1_loss(idt_a, real_b) + F.l1_loss(idt_b, real_a))
+        opt_g.zero_grad()
+        loss_g.backward()
+        opt_g.step()
+        for d in (D_A, D_B):
+            d.requires_grad_(True)
+        opt_d.zero_grad()
+        for d, real, fake, pool in ((D_A, real_b, fake_b, pools[0]), (D_B, real_a, fake_a, pools[1])):
+            fake = pool.query(fake.detach(), g)
+            (0.5 * (gan(d(real), True) + gan(d(fake), False))).backward()
+        opt_d.step()
+
+    return step
+
+
 def cyclegan_rows(device, size: int, width: int, blocks: int, batches: list[int], steps: int, repeats: int):
-    """bench/cyclegan_train.py: gan train's CycleGAN step (its default on this device) against the reference's,
-    each side's peak memory in a fresh subprocess."""
-    import cyclegan_train as cg  # bench/cyclegan_train.py
+    """gan train's CycleGAN step (its default on this device) against the reference's, on the same crops."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from gancli.train import Trainer, TrainOptions
 
     rows, work = [], []
-    for b in batches:
-        r = cg.compare(device, b, size, width, blocks, steps, repeats)
-        memory = cg.memory_note(*(cg.peak_memory(side, device, b, size, width, blocks, timeout=60)
-                                  for side in ("reference", "ours")))
-        what = f"train cyclegan {size} px crops, batch {b} (w{width}, {blocks} blocks)"
-        rows.append((what, f"default ({r['path']})", r["reference"], r["ours"],
-                     f"ratio: median of {repeats} rounds of {steps} steps; {memory}", r["ratio"]))
-        work.append((what, cg.flops_per_image(device, b, size, width, blocks) / 1e9, r["reference"]))
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "data"
+        rng = np.random.default_rng(0)
+        for dom in ("trainA", "trainB"):
+            (data / dom).mkdir(parents=True)
+            for i in range(max(batches) * 2):
+                Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(data / dom / f"{i}.png")
+        for b in batches:
+            torch.manual_seed(0)
+            ref_step = cyclegan_reference_step(device, size, width, blocks, b)
+            real = [torch.rand(b, 3, size, size, device=device) * 2 - 1 for _ in range(2)]
+            t = Trainer(TrainOptions(data=str(data), out=str(Path(tmp) / f"run{b}"), arch="cyclegan", size=size,
+                                     g_width=width, n_blocks=blocks, batch_size=b, steps=10 ** 6,
+                                     device=str(device)))
+
+            def ours():
+                for _ in range(steps):
+                    t.train_step()
+                    t.step += 1
+
+            def reference():
+                for _ in range(steps):
+                    ref_step(*real)
+
+            ratios, best = [], {"reference": 0.0, "ours": 0.0}
+            for _ in range(repeats):  # alternating rounds: a shared machine's load moves
+                r = rate(reference, b * steps, device, 1, 1)
+                o = rate(ours, b * steps, device, 1, 1)
+                ratios.append(o / r)
+                best = {"reference": max(best["reference"], r), "ours": max(best["ours"], o)}
+            memory = {}
+            if device.type == "cuda":
+                for name, fn in (("reference", reference), ("ours", ours)):
+                    torch.cuda.reset_peak_memory_stats(device)
+                    fn()
+                    sync(device)
+                    memory[name] = torch.cuda.max_memory_allocated(device) / 2 ** 30
+            default = "bf16 autocast, channels_last" if t.amp else "fp32"
+            what = f"train cyclegan {size} px crops, batch {b} (w{width}, {blocks} blocks)"
+            note = f"ratio: median of {repeats} rounds"
+            if memory:
+                note += f"; peak GPU memory {memory['reference']:.2f} GiB reference, {memory['ours']:.2f} GiB gan"
+            rows.append((what, f"default ({default})", best["reference"], best["ours"],
+                         note, statistics.median(ratios)))
+            work.append((what, flops(lambda: ref_step(*real)) / b / 1e9, best["reference"]))
+            del t
     return rows, work
 
 
