@@ -235,12 +235,12 @@ def measure(name: str) -> dict:
     command = shlex.join(["gan", "eval", name, "--real", real] + (["-n", str(n)] if sampler else [])
                          + (["--parzen"] if parzen else []))
     print(command, flush=True)
-    result = evaluate(name, real, n=n, device="auto", with_parzen=parzen) | {"command": command}
+    result = evaluate(name, real, n=n if sampler else None, device="auto", with_parzen=parzen) | {"command": command}
     config["evaluation"] = result
     if model.is_translation:  # and the other way
         back = shlex.join(["gan", "eval", name, "--real", real, "--direction", "b2a"])
         print(back, flush=True)
-        config["evaluation_b2a"] = evaluate(name, real, n=n, device="auto", direction="b2a") | {"command": back}
+        config["evaluation_b2a"] = evaluate(name, real, device="auto", direction="b2a") | {"command": back}
     if "truncation" in model.family.capabilities:
         psis = [1.0, 0.7, 0.5]
         sweep = shlex.join(["gan", "eval", name, "--real", real, "-n", str(n), "--truncation",

@@ -798,7 +798,9 @@ def eval_model(
     name: str = typer.Argument(..., help="Zoo name, local model folder or training run, or owner/repo[@revision]."),
     real: Optional[str] = typer.Option(None, "--real", help="Real data: mnist, fashion, stacked-mnist, horse2zebra, "
                                                             "or a folder (default: the model's training set)."),
-    n: int = typer.Option(10000, "-n", "--num", help="Samples to draw (Stacked-MNIST: at least 25,000 is usual)."),
+    n: Optional[int] = typer.Option(None, "-n", "--num", help="Samples to draw (default 10000; Stacked-MNIST: at least "
+                                                              "25,000 is usual). Translators and upscalers are "
+                                                              "measured on every held-out photo."),
     seed: int = typer.Option(0, "--seed", help="Samples are a function of (seed, i): same seed, same numbers."),
     features: Optional[str] = typer.Option(None, "--features", help="Classifier that embeds and judges images "
                                                                     "(default: the zoo one for the data)."),
@@ -834,7 +836,7 @@ def eval_model(
     report = console if _to_stdout(json_path) else out  # --json -: stdout holds the JSON alone
     from gancli.evaluate import evaluate
 
-    if n < 4 or n > 1_000_000:  # precision and recall measure each sample's distance to its 3rd nearest other sample
+    if n is not None and (n < 4 or n > 1_000_000):  # precision and recall measure each sample's distance to its 3rd nearest other sample
         fail("-n must be between 4 and 1000000")
     if batch_size < 1:
         fail("--batch-size must be at least 1")

@@ -628,7 +628,10 @@ def evaluate_upscaling(model, name: str, real: str | None, progress: Progress = 
         | measure(model, folder, progress)
 
 
-def evaluate(name: str, real: str | None = None, n: int = 10000, seed: int = 0, features: str | None = None,
+DEFAULT_SAMPLES = 10000
+
+
+def evaluate(name: str, real: str | None = None, n: int | None = None, seed: int = 0, features: str | None = None,
              direction: str = "a2b", size: int | None = None, batch_size: int = 256, device: str = "auto",
              progress: Progress = _quiet, inception_weights: str | Path | None = None,
              truncation: list[float] | None = None, novelty_grid: str | Path | None = None,
@@ -636,6 +639,8 @@ def evaluate(name: str, real: str | None = None, n: int = 10000, seed: int = 0, 
              started: float | None = None) -> dict:
     """What ``gan eval`` prints: a dict of measures (see the module docstring) plus what produced them.
 
+    ``n``: samples drawn from a sampler (default 10,000); a translator or upscaler is measured on every held-out
+    photo instead, and ``n`` given for one is refused rather than ignored.
     ``truncation`` (StyleGAN): several psi give ``by_truncation``, one full set of measures per psi, on the same
     latents, so the precision/recall trade-off of the truncation trick can be read off. ``cache``: keep the real
     images' features on disk and reuse them (``gancli.evalcache``). ``seconds`` is the whole wall time, from
@@ -654,6 +659,10 @@ def _evaluate(name, real, n, seed, features, direction, size, batch_size, device
     progress("loading the model", 0, 1)
     model = load(name, device=device)
     progress("loading the model", 1, 1)
+    if n is not None and model.image_command:  # refused, not ignored
+        raise ValueError(f"-n is the number of samples a sampler draws; {name} {model.image_command}s images and is "
+                         "measured on every held-out photo of --real: drop -n")
+    n = DEFAULT_SAMPLES if n is None else n
     if with_parzen and model.image_command:  # refused, not ignored
         raise DataError(f"--parzen measures samplers of 28x28 grey images (Goodfellow et al. 2014); {name} "
                         f"{model.image_command}s images")

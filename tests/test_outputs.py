@@ -152,3 +152,7 @@ def test_a_run_refused_before_training_leaves_no_folders(tmp_path):
     one_error(gan("train", data, "--arch", "cyclegan", "--size", "16", "--out", "runs/x", cwd=tmp_path),
               "needs crops of at least 24 px")
     assert not (tmp_path / "runs").exists()
+
+
+def test_eval_refuses_n_for_a_model_measured_on_photos(tmp_path):
+    one_error(gan("eval", "srgan-x4", "-n", 8, cwd=tmp_path), "srgan-x4 upscales images and is measured on every")
