@@ -33,20 +33,36 @@ def env() -> dict:
     return dict(os.environ, PYTHONPATH=str(ROOT), GAN_DATA=str(SHARED), COLUMNS="100")
 
 
-def gan(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "gancli", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, env=env(), timeout=300)
+@pytest.fixture(scope="module")
+def shared_cache(tmp_path_factory):
+    """One evaluation cache for the examples that measure against MNIST: its real features are computed once."""
+    return tmp_path_factory.mktemp("docs-cache")
+
+
+def invoke(args, cwd: Path):
+    """`gan ARGS` in this process, run from ``cwd`` (a subprocess per command would cost the suite a torch import
+    each)."""
+    from typer.testing import CliRunner
+
+    from gancli.cli import app
+
+    here = Path.cwd()
+    os.chdir(cwd)
+    try:
+        return CliRunner().invoke(app, [str(a) for a in args])
+    finally:
+        os.chdir(here)
 
 
 @pytest.mark.skipif(not (SHARED / "mnist").is_dir(), reason="needs ../shared/data/mnist")
 @pytest.mark.parametrize("path,index,code", PYTHON, ids=[f"{p.name}-{i}" for p, i, _ in PYTHON])
-def test_python_example_runs(path, index, code, tmp_path):
+def test_python_example_runs(path, index, code, tmp_path, shared_cache):
     if "onnxruntime" in code:
         pytest.importorskip("onnxruntime")
     for args in BEFORE.get(path.name, []):
-        assert gan(*args, cwd=tmp_path).returncode == 0
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env(),
-                       timeout=300)
+        assert invoke(args, tmp_path).exit_code == 0
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                       env=env() | {"GAN_CACHE": str(shared_cache)}, timeout=300)
     assert p.returncode == 0, f"{path.name} example {index}:\n{code}\n{p.stderr[-3000:]}"
 
 
@@ -81,8 +97,8 @@ def test_readme_commands_run(section, tmp_path):
     commands = [c for c in readme_commands(section) if "runs/" not in c]
     assert commands
     for command in commands:
-        p = gan(*shlex.split(command)[1:], cwd=tmp_path)
-        assert p.returncode == 0, f"{command}\n{p.stderr[-2000:]}"
+        r = invoke(shlex.split(command)[1:], tmp_path)
+        assert r.exit_code == 0, f"{command}\n{r.output[-2000:]}"
         for word in shlex.split(command):
             if re.fullmatch(r"[\w-]+\.(png|jpg|gif|webp)", word) and word not in ("a.png", "b.png", "photo.jpg",
                                                                                   "small.png"):
