@@ -144,11 +144,13 @@ def atomic_write(path: Path, write):
         sys.stdout.buffer.flush()
         return
     path = Path(path)
-    if path.is_symlink():
-        path = Path(os.path.realpath(path))
+    if path.is_symlink():  # a link to a file: that file, replaced atomically; to anything else (/dev/stdout's pipe,
+        target = Path(os.path.realpath(path))  # a device): opened through the link and streamed into
+        path = target if target.is_file() or not target.exists() and target.parent.is_dir() \
+            and not str(target).startswith(("/proc/", "/dev/")) else path
     if path.is_dir():
         raise output_error(OSError(errno.EISDIR, "is a folder"), path)
-    if path.exists() and not path.is_file():
+    if path.exists() and not path.is_file() or path.is_symlink():
         buffer = io.BytesIO()  # made whole first: a format that seeks back (or fails half-way) never reaches it
         write(buffer)
         try:

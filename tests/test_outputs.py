@@ -164,3 +164,9 @@ def test_a_run_refused_before_training_leaves_no_folders(tmp_path):
 
 def test_eval_refuses_n_for_a_model_measured_on_photos(tmp_path):
     one_error(gan("eval", "srgan-x4", "-n", 8, cwd=tmp_path), "srgan-x4 upscales images and is measured on every")
+
+
+def test_json_to_dev_stdout_reaches_the_pipe(tmp_path):
+    p = gan("toy", "1d", "--steps", 20, "--json", "/dev/stdout", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert '"kind": "1d"' in p.stdout and list(tmp_path.iterdir()) == []
