@@ -1,13 +1,13 @@
 """``gan train --tensorboard``: the run's metrics rows and sample grids as TensorBoard events in RUN_DIR/tensorboard/,
 for those who watch training in TensorBoard. metrics.jsonl stays the record; these are a view of the same numbers.
 
-The ``tensorboard`` package is optional (``pip install 'gancli[tensorboard]'``); it is imported only when asked for.
+The ``tensorboard`` package is optional (``pip install tensorboard``); it is imported only when asked for.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-INSTALL = "pip install 'gancli[tensorboard]'  (or: pip install tensorboard)"
+INSTALL = "pip install tensorboard  (in a gancli checkout: pip install '.[tensorboard]')"
 
 
 def check_installed():

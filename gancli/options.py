@@ -167,7 +167,7 @@ LOOP = group(
     Option("keep_checkpoints", int, 3, "Checkpoints to keep.", check=at_least(1), flag="--keep"),
     Option("log_every", int, 50, "Average and log metrics every N steps.", check=at_least(1)),
     Option("tensorboard", bool, False, "Also write the metrics and sample grids as TensorBoard events in "
-                                       "RUN_DIR/tensorboard/ (needs: pip install 'gancli[tensorboard]').",
+                                       "RUN_DIR/tensorboard/ (needs: pip install tensorboard).",
            negatable=True),
     Option("name", str, None, "Model name written into the exported config and card."),
     Option("device", str, "auto", "auto, cpu, cuda, cuda:N or mps."),

@@ -161,8 +161,8 @@ def test_tensorboard_missing_is_one_line_saying_how_to_install_it(image_folder, 
     r = runner.invoke(app, ["train", str(image_folder), "--out", str(tmp_path / "run"), "--steps", "2",
                             "--device", "cpu", "--tensorboard"])
     assert r.exit_code == 2
-    assert r.output.strip() == ("error: --tensorboard needs the tensorboard package: pip install "
-                                "'gancli[tensorboard]'  (or: pip install tensorboard)")
+    assert r.output.strip() == ("error: --tensorboard needs the tensorboard package: pip install tensorboard  "
+                                "(in a gancli checkout: pip install '.[tensorboard]')")
     assert not (tmp_path / "run").exists()  # nothing started
 
 
