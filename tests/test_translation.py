@@ -303,3 +303,19 @@ def test_the_cuda_training_padding_is_reflection_padding():
         b = mirror_pad(x, (p, p, p, p))
         (gb,) = torch.autograd.grad((b * w).sum(), x)
         assert torch.equal(a, b) and torch.allclose(ga, gb, atol=1e-6)
+
+
+def test_cyclegan_eval_every_judges_horse2zebra_photos(tmp_path):
+    """On the horse2zebra layout the zoo's horse/zebra classifier judges the translations: the share it reads as
+    the target domain is recorded per direction (here an untrained model on noise, so only its range is known)."""
+    data = tmp_path / "horse2zebra"
+    rng = np.random.default_rng(2)
+    for dom in ("trainA", "trainB", "testA", "testB"):
+        (data / dom).mkdir(parents=True)
+        for i in range(4):
+            Image.fromarray((rng.random((40, 40, 3)) * 255).astype(np.uint8)).save(data / dom / f"{i}.png")
+    Trainer(_cycle_opts(data, tmp_path / "run", steps=2, eval_every=2, eval_samples=100, domains="horse,zebra")).run()
+    [row] = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines() if '"eval"' in l]
+    assert row["held_out"] is True
+    assert {"target_domain_rate_a2b", "target_domain_rate_b2a"} <= set(row)
+    assert all(row[k] in (0.0, 0.25, 0.5, 0.75, 1.0) for k in ("target_domain_rate_a2b", "target_domain_rate_b2a"))
