@@ -245,7 +245,7 @@ def _check_output(path: Path, option: str, example: str):
             fail(f"cannot write {path}: {parent} is a file, not a folder")
 
 
-def _write_text(path: Path, text: str, what: str = ""):
+def _write_text(path: Path, text: str, what: str = "", report=None):
     """A --json / --csv output: the file (through the one output writer), or standard output for ``-``, where
     nothing else is printed so that it can be piped."""
     from gancli.imageio import atomic_write, make_parent
@@ -256,12 +256,12 @@ def _write_text(path: Path, text: str, what: str = ""):
         return
     make_parent(path)
     atomic_write(path, lambda f: f.write(text.encode()))
-    out.print(f"wrote {path}{what}", highlight=False)
+    (report or out).print(f"wrote {path}{what}", highlight=False)
 
 
 def _to_stdout(*paths: Optional[Path]) -> bool:
-    """Whether a --json/--csv output goes to standard output (``-``): the human-readable report goes to stderr."""
-    return any(p is not None and str(p) == "-" for p in paths)
+    """Whether an output goes to standard output (``-``, /dev/stdout): then what the command says goes to stderr."""
+    return any(p is not None and str(p) in ("-", "/dev/stdout", "/dev/fd/1", "/proc/self/fd/1") for p in paths)
 
 
 # ----------------------------------------------------------------------------------------------- sample
@@ -381,8 +381,8 @@ def sample(
         if nrow is None and model.is_conditional and label is None:
             nrow = model.config["arch_args"]["num_classes"]  # one column per class
         save_image(grid_image(torch.cat(images), nrow), output, fmt)
-        out.print(f"wrote {'a grid of ' + _plural(count, 'image') if count > 1 else '1 image'} to {output}  "
-                  f"({what})")
+        (console if _to_stdout(output) else out).print(  # -o -: stdout holds the picture alone
+            f"wrote {'a grid of ' + _plural(count, 'image') if count > 1 else '1 image'} to {output}  ({what})")
 
 
 def _numbers(text: str, option: str) -> list[float]:
@@ -497,7 +497,7 @@ def interpolate(
         pictures = [im.resize((im.width * factor, im.height * factor), Image.Resampling.NEAREST)
                     for im in to_pil(frames)]
         save_animation(pictures, output, fps)
-    out.print(f"wrote {len(frames)} frames ({method}, {what}) to {output}")
+    (console if _to_stdout(output) else out).print(f"wrote {len(frames)} frames ({method}, {what}) to {output}")
 
 
 # ----------------------------------------------------------------------------------------------- mix
@@ -530,7 +530,7 @@ def mix(
     model = _load(name, device, verbose, sampling=True)
     images, width = model.style_mix(row_seeds, col_seeds, levels, truncation)
     save_image(grid_image(images, width), output)
-    out.print(f"wrote a {len(row_seeds)}x{len(col_seeds)} style-mixing grid ({levels} styles from the rows) to "
+    (console if _to_stdout(output) else out).print(f"wrote a {len(row_seeds)}x{len(col_seeds)} style-mixing grid ({levels} styles from the rows) to "
               f"{output}")
 
 
@@ -722,12 +722,12 @@ def classify(
         writer = csv.writer(rows, lineterminator="\n")
         writer.writerow(["file", "class", "probability"])
         writer.writerows([str(p.path), p.label, p.probability] for p in predictions)
-        _write_text(csv_path, rows.getvalue())
+        _write_text(csv_path, rows.getvalue(), report=report)
     if json_path is not None:
         classes = model.classifier_classes
         _write_text(json_path, json.dumps([{"file": str(p.path), "class": p.label, "probability": p.probability,
                                             "probabilities": dict(zip(classes, p.probabilities))}
-                                           for p in predictions], indent=2) + "\n")
+                                           for p in predictions], indent=2) + "\n", report=report)
 
 
 def tr_suffix(domain: str) -> str:
@@ -891,7 +891,7 @@ def eval_model(
     for note in result.get("notes", []):
         console.print(f"[dim]note: {note}[/]", highlight=False)
     if json_path is not None:
-        _write_text(json_path, json.dumps(result, indent=2) + "\n")
+        _write_text(json_path, json.dumps(result, indent=2) + "\n", report=report)
     if novelty_grid is not None:
         report.print(f"wrote {novelty_grid} (samples in the top row, each above its nearest training image)")
 

@@ -97,7 +97,10 @@ def make_parent(path: Path):
     for parent in [path.parent, *path.parent.parents]:
         if parent.exists() and not parent.is_dir():
             raise NotADirectoryError(f"cannot write {path}: {parent} is a file, not a folder")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # a read-only file system, a full disk: one line, as for the write itself
+        raise output_error(e, path) from None
 
 
 class OutputError(OSError, ValueError):

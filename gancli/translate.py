@@ -7,6 +7,7 @@ shorter side (e.g. to the 256 px the model was trained at).
 from __future__ import annotations
 
 import glob
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
@@ -70,7 +71,8 @@ def expand_inputs(inputs: Iterable[str]) -> list[tuple[Path, Path | None]]:
             raise FileNotFoundError(f"input {spec} does not exist")
     if not found:
         raise FileNotFoundError("no input images found")
-    return found
+    seen: set[str] = set()  # a file named twice (a.png ./a.png, or p p/a.png) is one input; a link is its own
+    return [(f, root) for f, root in found if not (os.path.abspath(f) in seen or seen.add(os.path.abspath(f)))]
 
 
 def plan(inputs: list[str], suffix: str, output: Path | None = None, outdir: Path | None = None) -> Plan:
@@ -87,23 +89,32 @@ def plan(inputs: list[str], suffix: str, output: Path | None = None, outdir: Pat
         if _same_file(target, found[0][0]):
             raise ValueError(f"-o {output} is the input itself: it would be replaced; give another name")
         return Plan([Job(found[0][0], target)])
+    sources = {src.resolve() for src, _ in found}
     if outdir is not None:
-        # files under --outdir are this command's earlier outputs (an --outdir inside an input folder): not inputs
-        inside = [(src, root) for src, root in found if _under(src, outdir)]
-        found = [(src, root) for src, root in found if not _under(src, outdir)]
+        # an --outdir inside an input folder holds this command's earlier outputs: not inputs
+        inside = [(src, root) for src, root in found if root is not None and _under(outdir, root)
+                  and _under(src, outdir)]
+        found = [job for job in found if job not in inside]
         if not found:
-            raise ValueError(f"every input is in --outdir {outdir}: their outputs would replace them, or be read as inputs "
-                             "next time; choose another folder for the outputs")
+            raise ValueError(f"every input is in --outdir {outdir}: choose another folder for the outputs")
         jobs = [Job(src, writable(outdir / (src.relative_to(root) if root is not None else Path(src.name))))
                 for src, root in found]
-        sources = {src.resolve() for src, _ in found}
-        clash = next((job for job in jobs if job.target.resolve() in sources), None)
-        if clash:
-            raise ValueError(f"--outdir {outdir} would replace the input {clash.target} with its own output: "
-                             "choose another folder")
-        return distinct(Plan(jobs, folder_mode, own_outputs=len(inside)))
+        return not_inputs(distinct(Plan(jobs, folder_mode, own_outputs=len(inside)), sources), "--outdir")
     jobs = [Job(src, writable(src.with_name(f"{src.stem}-{suffix}{src.suffix}"))) for src, _ in found]
-    return distinct(without_own_outputs(jobs, folder_mode))
+    return not_inputs(distinct(without_own_outputs(jobs, folder_mode), sources), "an output")
+
+
+def not_inputs(p: Plan, what: str) -> Plan:
+    """The last word before anything is written: no output may land on an input it reads (through a symlink, say);
+    earlier outputs left out as inputs may be replaced."""
+    sources = {job.source.resolve() for job in p.jobs}
+    clash = next((job for job in p.jobs if job.target.resolve() in sources), None)
+    if clash:
+        shown = clash.target if clash.target.resolve() == clash.target.absolute() else \
+            f"{clash.target} (a link to {clash.target.resolve()})"
+        raise ValueError(f"{what} {shown} would replace an input with the output of {clash.source}: "
+                         "choose another folder, or move the input")
+    return p
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -114,11 +125,13 @@ def _under(path: Path, folder: Path) -> bool:
     return folder.resolve() in path.resolve().parents
 
 
-def distinct(p: Plan) -> Plan:
+def distinct(p: Plan, sources: set[Path]) -> Plan:
     """Two inputs whose outputs would have one name (a/x.png and b/x.png into one --outdir; x.bmp and x.png, both
     written as PNG): the later ones get -2, -3 ... so that every input's output is written and none replaces
     another's."""
-    taken = set()
+    # no output takes the name of a file found among the inputs, unless it is that job's own name (a re-run
+    # replaces its earlier output; a -2 name might be a user's file)
+    taken = sources - {job.target.resolve() for job in p.jobs}
     for job in p.jobs:
         target, k = job.target, 1
         while target.resolve() in taken:
@@ -135,8 +148,10 @@ def without_own_outputs(jobs: list[Job], folder_mode: bool) -> Plan:
     """Outputs written next to their inputs are found again when the folder is run twice: an input that is another
     input's output (a-x4.jpg beside a.jpg) is left out, or it would be processed again (a-x4-x4.jpg) and then
     overwritten."""
-    targets = {job.target.resolve() for job in jobs}
-    kept = [job for job in jobs if job.source.resolve() not in targets]
+    # by name, not by what a link points at; with the -2, -3 ... names ``distinct`` may have given them
+    targets = {t for job in jobs for t in [job.target.absolute()] + [
+        job.target.absolute().with_name(f"{job.target.stem}-{k}{job.target.suffix}") for k in range(2, len(jobs) + 2)]}
+    kept = [job for job in jobs if job.source.absolute() not in targets]
     return Plan(kept, folder_mode, own_outputs=len(jobs) - len(kept))
 
 

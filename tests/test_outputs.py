@@ -170,3 +170,30 @@ def test_json_to_dev_stdout_reaches_the_pipe(tmp_path):
     p = gan("toy", "1d", "--steps", 20, "--json", "/dev/stdout", cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     assert '"kind": "1d"' in p.stdout and list(tmp_path.iterdir()) == []
+
+
+def test_review_cases_lose_nothing(tmp_path):
+    """A file named twice is one input; a user's file with a renamed output's name is kept; a link with an
+    output's name pointing at another input is refused, not written through."""
+    a = picture(tmp_path / "a.png")
+    p = gan("upscale", "srresnet-x4", "a.png", "./a.png", cwd=tmp_path)
+    assert p.returncode == 0 and "upscaled 1 image(s)" in p.stdout, p.stderr
+    e = tmp_path / "e"
+    picture(e / "x.png", 8, 8, 1)
+    picture(e / "x.bmp", 8, 8, 2)
+    mine = picture(e / "x-x4-2.png", 5, 7, 3).read_bytes()
+    p = gan("upscale", "srresnet-x4", "e", cwd=tmp_path)
+    assert p.returncode == 0 and "upscaled 2 image(s)" in p.stdout, p.stderr
+    assert (e / "x-x4-2.png").read_bytes() == mine and (e / "x-x4.png").is_file() and (e / "x-x4-3.png").is_file()
+    k = tmp_path / "k"
+    picture(k / "a.png", 8, 8, 4)
+    b = picture(k / "b.png", 8, 8, 5).read_bytes()
+    (k / "a-x4.png").symlink_to("b.png")
+    one_error(gan("upscale", "srresnet-x4", "k", cwd=tmp_path), "would replace an input")
+    assert (k / "b.png").read_bytes() == b and a.is_file()
+
+
+def test_a_picture_to_stdout_is_alone_there(tmp_path):
+    p = subprocess.run([sys.executable, "-m", "gancli", "sample", "dcgan-mnist", "-n", "4", "-o", "-"],
+                       capture_output=True, cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=120)
+    assert p.returncode == 0 and p.stdout.endswith(b"IEND\xaeB`\x82") and b"wrote" in p.stderr
