@@ -3,6 +3,7 @@ written through; an output is never one of the command's own inputs; two inputs 
 that fails (a full disk) is one line and leaves no partial file; `--json -` and `--csv -` write to stdout."""
 import json
 import os
+from dataclasses import dataclass
 import stat
 import subprocess
 import sys
@@ -15,7 +16,30 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def gan(*args, cwd):
+@dataclass
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def gan(*args, cwd) -> Ran:
+    """`gan ARGS` from ``cwd``, in this process (a process per command would cost the suite a torch import each)."""
+    from typer.testing import CliRunner
+
+    from gancli.cli import app
+
+    here = Path.cwd()
+    os.chdir(cwd)
+    try:
+        r = CliRunner().invoke(app, [str(a) for a in args])
+    finally:
+        os.chdir(here)
+    return Ran(r.exit_code, r.stdout, r.stderr)
+
+
+def gan_process(*args, cwd) -> subprocess.CompletedProcess:
+    """`gan ARGS` as its own process: where its real standard output is the point."""
     env = dict(os.environ, PYTHONPATH=str(ROOT), COLUMNS="100")
     return subprocess.run([sys.executable, "-m", "gancli", *map(str, args)], capture_output=True, text=True, cwd=cwd,
                           env=env, timeout=120)
@@ -70,10 +94,10 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(tmp_path):
 def test_json_and_csv_dash_write_to_stdout_alone(tmp_path):
     for i in range(3):
         picture(tmp_path / f"d{i}.png", 28, 28, i)
-    p = gan("classify", "ssgan-mnist", "d0.png", "d1.png", "d2.png", "--json", "-", cwd=tmp_path)
+    p = gan_process("classify", "ssgan-mnist", "d0.png", "d1.png", "d2.png", "--json", "-", cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     assert [r["file"] for r in json.loads(p.stdout)] == ["d0.png", "d1.png", "d2.png"]
-    p = gan("classify", "ssgan-mnist", "d0.png", "d1.png", "--csv", "-", cwd=tmp_path)
+    p = gan_process("classify", "ssgan-mnist", "d0.png", "d1.png", "--csv", "-", cwd=tmp_path)
     assert p.returncode == 0 and p.stdout.splitlines()[0] == "file,class,probability" and len(p.stdout.splitlines()) == 3
     one_error(gan("classify", "ssgan-mnist", "d0.png", "--csv", "-", "--json", "-", cwd=tmp_path),
               "would both write to standard output")
@@ -167,7 +191,7 @@ def test_eval_refuses_n_for_a_model_measured_on_photos(tmp_path):
 
 
 def test_json_to_dev_stdout_reaches_the_pipe(tmp_path):
-    p = gan("toy", "1d", "--steps", 20, "--json", "/dev/stdout", cwd=tmp_path)
+    p = gan_process("toy", "1d", "--steps", 20, "--json", "/dev/stdout", cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     assert '"kind": "1d"' in p.stdout and list(tmp_path.iterdir()) == []
 
