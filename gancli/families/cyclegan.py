@@ -259,6 +259,15 @@ class TranslationObjective(TwoPlayer):
         return config
 
 
+def _readable(files):
+    """The images among ``files`` that decode (the training data's loader skips the others too)."""
+    for f in files:
+        try:
+            yield open_image(f)
+        except ValueError:
+            continue
+
+
 class TranslationMonitor:
     """``gan train --eval-every`` for a translator: a fixed set of photos of both domains, translated whole at their
     own size (a model trained on crops must work on full photos): the share the judge reads as the target domain,
@@ -285,7 +294,9 @@ class TranslationMonitor:
         for direction, folder, target, fallback in (("a2b", folders[0], names[1], 1), ("b2a", folders[1], names[0], 0)):
             files = list_images(folder)
             pick = torch.randperm(len(files), generator=torch.Generator().manual_seed(seed))[:n].sort().values
-            photos[direction] = [to_tensor(open_image(files[i]), channels) for i in pick.tolist()]
+            photos[direction] = [to_tensor(im, channels) for im in _readable(files[i] for i in pick.tolist())]
+            if not photos[direction]:
+                raise DataError(f"--eval-every: none of the photos in {folder} could be read")
             # the target's class: by name, or by position for the data set the judge was made for (trainA = its
             # first class); for other data the judge's classes mean nothing here, and only SSIM is measured
             targets[direction] = own.get(datasets.class_key(target), fallback if ds is not None else None)
@@ -313,9 +324,6 @@ class TranslationMonitor:
                     sum(j == self.targets[direction] for j in judged_as) / len(judged_as), 4)
         row["alarms"] = []
         return row, outputs
-
-    def remember(self, rows: list[dict]):
-        pass
 
 
 class CycleGANObjective(TranslationObjective):
