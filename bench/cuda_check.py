@@ -111,42 +111,10 @@ def translate_rows(device, size: int, batches: list[int], repeats: int):
 
 
 def cyclegan_reference_step(device, size: int, width: int, blocks: int, batch: int):
-    """The reference implementation's CycleGAN update, written plainly: G_A, G_B, D_A, D_B; LSGAN losses; cycle L1
-    x10, identity L1 x5; one Adam over both generators, one over both discriminators; each D's loss halved; the
-    discriminators frozen during the generators' step; image pools of 50."""
-    import torch
-    import torch.nn.functional as F
+    """The reference implementation's CycleGAN update (bench/cyclegan_train.py, written once)."""
+    import cyclegan_train  # bench/cyclegan_train.py
 
-    from gancli.families.cyclegan import ImagePool, PatchDiscriminator, ResnetGenerator
-
-    G_A, G_B = ResnetGenerator(3, width, blocks).to(device), ResnetGenerator(3, width, blocks).to(device)
-    D_A, D_B = PatchDiscriminator(3, 64).to(device), PatchDiscriminator(3, 64).to(device)
-    opt_g = torch.optim.Adam(list(G_A.parameters()) + list(G_B.parameters()), lr=2e-4, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(list(D_A.parameters()) + list(D_B.parameters()), lr=2e-4, betas=(0.5, 0.999))
-    pools, g = (ImagePool(50), ImagePool(50)), torch.Generator().manual_seed(0)
-    gan = lambda out, real: F.mse_loss(out, torch.full_like(out, 1.0 if real else 0.0))
-
-    def step(real_a, real_b):
-        for d in (D_A, D_B):
-            d.requires_grad_(False)
-        fake_b, fake_a = G_A(real_a), G_B(real_b)
-        rec_a, rec_b = G_B(fake_b), G_A(fake_a)
-        idt_a, idt_b = G_A(real_b), G_B(real_a)
-        loss_g = gan(D_A(fake_b), True) + gan(D_B(fake_a), True) + 10 * (F.l1_loss(rec_a, real_a)
-                                                                           + F.l1_loss(rec_b, real_b)) \
-            + 5 * (F.l1_loss(idt_a, real_b) + F.l1_loss(idt_b, real_a))
-        opt_g.zero_grad()
-        loss_g.backward()
-        opt_g.step()
-        for d in (D_A, D_B):
-            d.requires_grad_(True)
-        opt_d.zero_grad()
-        for d, real, fake, pool in ((D_A, real_b, fake_b, pools[0]), (D_B, real_a, fake_a, pools[1])):
-            fake = pool.query(fake.detach(), g)
-            (0.5 * (gan(d(real), True) + gan(d(fake), False))).backward()
-        opt_d.step()
-
-    return step
+    return cyclegan_train.reference_step(device, width, blocks)
 
 
 def cyclegan_rows(device, size: int, width: int, blocks: int, batches: list[int], steps: int, repeats: int):
