@@ -103,3 +103,53 @@ def test_readme_commands_run(section, tmp_path):
             if re.fullmatch(r"[\w-]+\.(png|jpg|gif|webp)", word) and word not in ("a.png", "b.png", "photo.jpg",
                                                                                   "small.png"):
                 assert (tmp_path / word).is_file(), f"{command} wrote no {word}"
+
+
+QUICK = ("sample", "interpolate", "mix", "upscale", "info", "classify", "export")
+
+
+def quick_doc_commands() -> list[tuple[str, str]]:
+    """The `gan` lines of docs/*.md that finish in seconds on the CPU and need nothing the reader makes first: the
+    quick subcommands, on zoo models that are published, drawing at most a few hundred images. (The README's own
+    sections are run by test_readme_commands_run.)"""
+    from gancli.hub import planned_entries
+
+    planned, seen, found = planned_entries(), set(), []
+    for path in DOCS[1:]:
+        for body in blocks(path, "bash"):
+            for line in body.replace("\\\n", " ").splitlines():
+                command = line.split("  #")[0].strip()
+                words = shlex.split(command) if command.startswith("gan ") else []
+                if len(words) < 3 or words[1] not in QUICK or command in seen:
+                    continue
+                n = next((int(w) for a, w in zip(words, words[1:]) if a in ("-n", "--num", "--per-class")), 0)
+                if words[2] in planned or "runs/" in command or n > 200:
+                    continue
+                seen.add(command)
+                found.append((path.name, command))
+    return found
+
+
+QUICK_COMMANDS = quick_doc_commands()
+
+
+@pytest.mark.parametrize("doc,command", QUICK_COMMANDS, ids=[c[4:40] for _, c in QUICK_COMMANDS])
+def test_quick_doc_commands_run(doc, command, tmp_path):
+    """Each quick command of docs/, as written, from a folder holding the inputs the text around it names."""
+    if "onnx" in command:
+        pytest.importorskip("onnxruntime")
+    digit = np.zeros((28, 28), np.uint8)
+    digit[6:22, 12:16] = 255
+    for name in ("a.png", "b.png", "digit.png", "more-digits/one.png"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        Image.fromarray(digit if name != "b.png" else digit.T.copy()).save(tmp_path / name)
+    photo(tmp_path / "photo.jpg", 40, 32)
+    photo(tmp_path / "small.png", 24, 20, 1)
+    photo(tmp_path / "photos" / "one.jpg", 20, 20, 2)
+    r = invoke(shlex.split(command)[1:], tmp_path)
+    assert r.exit_code == 0, f"{doc}: {command}\n{r.output[-2000:]}"
+    for word in shlex.split(command):
+        if re.fullmatch(r"[\w.-]+\.(png|jpg|gif|webp|onnx|pt|csv|json)", word) and not (tmp_path / word).is_file() \
+                and word not in ("a.png", "b.png", "photo.jpg", "small.png", "digit.png"):
+            written = sorted(p.name for p in tmp_path.iterdir())
+            assert any(p.startswith(Path(word).stem) for p in written), f"{command} wrote no {word}: {written}"
