@@ -24,7 +24,8 @@ import shutil
 from pathlib import Path
 
 import gancli
-from gancli import cards
+from gancli import cards, measures
+from gancli.measures import format_value as fv
 from gancli.evaluate import evaluate
 from gancli.imageio import grid_image, save_image
 from gancli.plots import line_plot
@@ -210,8 +211,9 @@ def sr_section(name: str) -> str:
              "8-bit) and restored; PSNR and SSIM on luma with a "
              f"{r['scale']}-pixel border cropped, sharpness = Laplacian energy of the restorations / of the originals "
              "(docs/eval.md):", "", "| restored by | PSNR (dB) | SSIM | sharpness |", "| --- | --- | --- | --- |",
-             f"| bicubic | {r['bicubic_psnr']:.2f} | {r['bicubic_ssim']:.4f} | {r['bicubic_sharpness']:.4f} |"]
-    lines += [f"| `{n}`{' (this model)' if n == name else ''} | {x['psnr']:.2f} | {x['ssim']:.4f} | "
+             f"| bicubic | {fv('bicubic_psnr', r['bicubic_psnr'])} | {fv('bicubic_ssim', r['bicubic_ssim'])} | "
+             f"{fv('bicubic_sharpness', r['bicubic_sharpness'])} |"]
+    lines += [f"| `{n}`{' (this model)' if n == name else ''} | {fv('psnr', x['psnr'])} | {fv('ssim', x['ssim'])} | "
               f"{x['sharpness']:.4f} |" for n, x in rows]
     lines += ["| the originals | | 1 | 1.000 |"]
     config = json.loads((ZOO / name / "config.json").read_text())
@@ -253,42 +255,42 @@ def measure(name: str) -> dict:
 
 
 def results_section(r: dict) -> str:
-    rows = [("FID (feature space of `%s`, %.2f%% accurate)" % (r["feature_extractor"],
-                                                              100 * r["feature_extractor_test_accuracy"]), r.get("fid")),
+    v = lambda key, default=None: fv(key, r.get(key, default))  # noqa: E731  (the format of gancli.measures)
+    rows = [(f"FID (feature space of `{r['feature_extractor']}`, {v('feature_extractor_test_accuracy')} accurate)",
+             r.get("fid")),
             ("KID (x 1000, mean ± std over 100 subsets)", f"{1000 * r['kid']:.2f} ± {1000 * r['kid_std']:.2f}"
              if "kid" in r else None),
-            ("precision / recall (k = 3)", f"{r['precision']:.3f} / {r['recall']:.3f}" if "recall" in r else None),
+            ("precision / recall (k = 3)", f"{v('precision')} / {v('recall')}" if "recall" in r else None),
             ("classes covered", f"{r['classes_covered']} / {r['num_classes']}" if "classes_covered" in r else None),
             ("modes covered (of 1000)", r.get("modes_covered")),
             ("KL(sample classes ‖ real)" if "classes_covered" in r else "KL(sample modes ‖ uniform)", r.get("kl")),
-            (f"legible share (judge's confidence ≥ 0.9; real test images: {r.get('real_legible_share', 0):.1%})",
-             f"{r['legible_share']:.1%}" if "legible_share" in r else None),
-            (f"Parzen-window log-likelihood of {r.get('parzen_test_images', 0):,} test images, nats (sigma "
-             f"{r.get('parzen_sigma', 0):g} chosen on {r.get('parzen_validation_images', 0):,} held-out training images, "
-             f"{r.get('parzen_samples', 0):,} samples; Goodfellow et al. 2014)",
-             f"{r['parzen_log_likelihood']:.2f} ± {r['parzen_standard_error']:.2f}" if "parzen_log_likelihood" in r
+            (f"legible share (judge's confidence ≥ 0.9; real test images: {v('real_legible_share', 0)})",
+             v("legible_share") if "legible_share" in r else None),
+            (f"Parzen-window log-likelihood of {v('parzen_test_images', 0)} test images, nats (sigma "
+             f"{v('parzen_sigma', 0)} chosen on {v('parzen_validation_images', 0)} held-out training images, "
+             f"{v('parzen_samples', 0)} samples; Goodfellow et al. 2014)",
+             f"{v('parzen_log_likelihood')} ± {v('parzen_standard_error')}" if "parzen_log_likelihood" in r
              else None),
-            ("smallest / largest class share", f"{r['smallest_class_share']:.1%} / {r['largest_class_share']:.1%}"
+            ("smallest / largest class share", f"{v('smallest_class_share')} / {v('largest_class_share')}"
              if "smallest_class_share" in r else None),
-            ("`--label k` samples judged as k", f"{r['label_accuracy']:.1%}" if r.get("label_accuracy") else None),
+            ("`--label k` samples judged as k", v("label_accuracy") if r.get("label_accuracy") else None),
             ("sharpness (Laplacian energy of samples / of real images; 1 = as sharp)", r.get("sharpness")),
-            ("target-domain rate / structure (SSIM)", f"{r['target_domain_rate']:.1%} / {r['structure']:.3f}"
+            ("target-domain rate / structure (SSIM)", f"{v('target_domain_rate')} / {v('structure')}"
              if "structure" in r else None),
             (f"translated {r.get('source', '')} judged as {r.get('target_domain', '')} (untranslated: "
-             f"{r.get('input_target_domain_rate', 0):.1%})", f"{r['target_domain_rate']:.1%}"
+             f"{v('input_target_domain_rate', 0)})", v("target_domain_rate")
              if "reconstruction_error" in r else None),
-            (f"D as a classifier: test error on {r.get('test_images', 0):,} real test images",
-             f"{r['test_error']:.2%}" if "test_error" in r else None),
+            (f"D as a classifier: test error on {v('test_images', 0)} real test images",
+             v("test_error") if "test_error" in r else None),
             ("round-trip reconstruction error (mean absolute x - G_BA(G_AB(x)), pixels in [-1, 1])",
              r.get("reconstruction_error"))]
-    lines = [f"Measured offline with `{r['command']}` ({r.get('samples', r.get('images')):,} "
+    lines = [f"Measured offline with `{r['command']}` ({v('samples', r.get('images'))} "
              f"{'samples' if 'samples' in r else 'images translated'}, seed "
-             f"{r.get('seed', 0)}, against {r['real_images']:,} real images, {r['seconds']:.0f} s on {r['device']}):",
+             f"{r.get('seed', 0)}, against {v('real_images')} real images, {v('seconds')} s on {r['device']}):",
              "", "| measure | value |", "| --- | --- |"]
     if "elbo" in r:
         rows.append(("test ELBO, nats per image (reconstruction + KL)",
-                     f"{r['elbo']:.2f} ({r['reconstruction_nats']:.2f} + {r['kl_nats']:.2f}) on "
-                     f"{r['elbo_images']:,} test images"))
+                     f"{v('elbo')} ({v('reconstruction_nats')} + {v('kl_nats')}) on {v('elbo_images')} test images"))
     lines += [f"| {k} | {v} |" for k, v in rows if v is not None]
     if r.get("label_accuracy_per_class"):
         lines += ["", "Label accuracy per class: "
@@ -306,14 +308,14 @@ def results_section(r: dict) -> str:
 def truncation_section(t: dict) -> str:
     lines = ["### The truncation trade-off", "", f"`{t['command']}` (same latents for every psi):", "",
              "| psi | FID | precision | recall | diversity |", "| --- | --- | --- | --- | --- |"]
-    lines += [f"| {x['truncation']} | {x['fid']:.3f} | {x['precision']:.3f} | {x['recall']:.3f} | "
-              f"{x['diversity']:.3f} |" for x in t["by_truncation"]]
+    lines += ["| " + " | ".join(fv(k, x[k]) for k in ("truncation", "fid", "precision", "recall", "diversity")) + " |"
+              for x in t["by_truncation"]]
     return "\n".join(lines)
 
 
-COMPARED = {"fid": "FID", "precision": "precision", "recall": "recall", "diversity": "diversity",
-            "sharpness": "sharpness", "class_entropy": "class entropy (nats)",
-            "nearest_train_distance": "distance to nearest training image", "test_error": "test error"}
+# the measures a sweep may compare, by their labels in gancli.measures
+COMPARED = {k: measures.label(k) for k in ("fid", "precision", "recall", "diversity", "sharpness", "class_entropy",
+                                           "nearest_train_distance", "test_error")}
 
 
 def compare(name: str, option: str, runs: list[Path], novelty: bool = False, keys: list[str] | None = None):
@@ -358,7 +360,7 @@ def sweep_table(name: str, sweep: dict, with_model: bool = False) -> list[str]:
     for row in sweep["rows"]:
         value = f"{row['value']}" + (" (this model)" if row["this_model"] else "")
         cells = ([f"`{name}`"] if with_model else []) + [value] + [
-            f"{row[k]:.2%}" if k == "test_error" else f"{row[k]:.4g}" for k in keys]
+            fv(k, row[k]) if measures.is_share(k) else f"{row[k]:.4g}" for k in keys]
         lines.append("| " + " | ".join(cells) + " |")
     reals = {k: sweep["rows"][0][f"real_{k}"] for k in keys if f"real_{k}" in sweep["rows"][0]}
     if reals and not with_model:
@@ -421,11 +423,13 @@ def update_doc():
             continue
         coverage = (f"{r['classes_covered']}/{r['num_classes']} classes" if "classes_covered" in r
                     else f"{r['modes_covered']}/1000 modes" if "modes_covered" in r else "")
-        label = f"{r['label_accuracy']:.1%}" if r.get("label_accuracy") else \
-            f"captions: {r['text_accuracy']:.1%} (unseen phrasings {r['text_accuracy_unseen']:.1%})" \
+        label = fv("label_accuracy", r["label_accuracy"]) if r.get("label_accuracy") else \
+            f"captions: {fv('text_accuracy', r['text_accuracy'])} (unseen phrasings " \
+            f"{fv('text_accuracy_unseen', r['text_accuracy_unseen'])})" \
             if r.get("text_accuracy") is not None else ""
-        rows.append(f"| `{folder.name}` | {r['fid']:.3f} | {1000 * r['kid']:.2f} | {r['precision']:.3f} / "
-                    f"{r['recall']:.3f} | {coverage} | {r.get('kl', '')} | {label} | `{r['command']}` |")
+        rows.append(f"| `{folder.name}` | {fv('fid', r['fid'])} | {1000 * r['kid']:.2f} | "
+                    f"{fv('precision', r['precision'])} / {fv('recall', r['recall'])} | {coverage} | "
+                    f"{r.get('kl', '')} | {label} | `{r['command']}` |")
     judges = ["| judge | input | classes | test accuracy | trained |", "| --- | --- | --- | --- | --- |"]
     for folder in sorted(ZOO.glob("classifier-*")):
         c = json.loads((folder / "config.json").read_text())
@@ -459,13 +463,14 @@ def comparison(dataset: str) -> list[str]:
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name, c, r in _evaluated():
         if c.get("dataset") == dataset and "classes_covered" in r:
-            legible = f"{r['legible_share']:.1%}" if "legible_share" in r else ""
+            legible = fv("legible_share", r["legible_share"]) if "legible_share" in r else ""
             parzen = f"{r['parzen_log_likelihood']:.1f} ± {r['parzen_standard_error']:.1f}" \
                 if "parzen_log_likelihood" in r else ""
-            lines.append(f"| `{name}` | {c['architecture']} | {r['fid']:.3f} | {r['precision']:.3f} | "
-                         f"{r['recall']:.3f} | {r['classes_covered']}/{r['num_classes']} | {r['kl']} | {legible} | "
+            lines.append(f"| `{name}` | {c['architecture']} | "
+                         + " | ".join(fv(k, r[k]) for k in ("fid", "precision", "recall"))
+                         + f" | {r['classes_covered']}/{r['num_classes']} | {r['kl']} | {legible} | "
                          f"{r.get('sharpness', '')} | {parzen} | "
-                         + (f"{r['elbo']:.2f}" if "elbo" in r else "n/a (no likelihood)") + " |")
+                         + (fv("elbo", r["elbo"]) if "elbo" in r else "n/a (no likelihood)") + " |")
     return lines
 
 
@@ -475,8 +480,9 @@ def truncation_rows() -> list[str]:
     for p in sorted(ZOO.glob("*/config.json")):
         t = json.loads(p.read_text()).get("evaluation_truncation")
         for x in (t or {}).get("by_truncation", []):
-            lines.append(f"| `{p.parent.name}` | {x['truncation']} | {x['fid']:.3f} | {x['precision']:.3f} | "
-                         f"{x['recall']:.3f} | {x['diversity']:.3f} | {x.get('sharpness', '')} |")
+            lines.append(f"| `{p.parent.name}` | "
+                         + " | ".join(fv(k, x[k]) for k in ("truncation", "fid", "precision", "recall", "diversity"))
+                         + f" | {x.get('sharpness', '')} |")
     return lines
 
 
@@ -485,10 +491,11 @@ def sr_rows() -> list[str]:
     for i, name in enumerate(sr_models()):
         r = json.loads((ZOO / name / "config.json").read_text()).get("evaluation")
         if r and i == 0:
-            lines.append(f"| bicubic | {r['bicubic_psnr']:.2f} | {r['bicubic_ssim']:.4f} | "
-                         f"{r['bicubic_sharpness']:.4f} | (every `gan eval` of an SR model) |")
+            lines.append("| bicubic | " + " | ".join(fv(k, r[k]) for k in ("bicubic_psnr", "bicubic_ssim",
+                                                                         "bicubic_sharpness"))
+                         + " | (every `gan eval` of an SR model) |")
         if r:
-            lines.append(f"| `{name}` | {r['psnr']:.2f} | {r['ssim']:.4f} | {r['sharpness']:.4f} | "
+            lines.append(f"| `{name}` | {fv('psnr', r['psnr'])} | {fv('ssim', r['ssim'])} | {r['sharpness']:.4f} | "
                          f"`{r['command']}` |")
     return lines
 

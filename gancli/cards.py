@@ -3,7 +3,7 @@ what the model is, how to use it, how it was trained, and what ``gan eval`` meas
 first sentence and the commands that use it."""
 from __future__ import annotations
 
-from gancli import catalog, losses
+from gancli import catalog, losses, measures
 
 
 def model_card(config: dict, last: dict, results: str = "", where: str | None = None) -> str:
@@ -27,9 +27,9 @@ def model_card(config: dict, last: dict, results: str = "", where: str | None = 
            if t.get("seconds_this_session", t["seconds"]) != t["seconds"] else ""),
     ]
     if last and "d_real" in last:
-        line = (f"- last logged: D loss {last.get('loss_d')}, G loss {last.get('loss_g')}, "
-                f"D(x) {last.get('d_real')}, D(G(z)) {last.get('d_fake')}")
-        if "value" in last:
+        line = "- last logged: " + ", ".join(f"{measures.label(k)} {last.get(k)}"
+                                             for k in ("loss_d", "loss_g", "d_real", "d_fake"))
+        if "value" in last:  # cards have always spelled it without the space (measures.label: "V(D, G)")
             line += f", V(D,G) {last['value']} (at the equilibrium: -log 4 = {losses.OPTIMAL_VALUE:.3f})"
         lines.append(line)
     elif last:

@@ -155,6 +155,21 @@ def fit(im: Image.Image, size: int) -> Image.Image:
     return im.crop((left, top, left + size, top + size))
 
 
+def read_batch(paths: list, channels: int, size: int) -> torch.Tensor:
+    """Image files as one batch in [-1, 1]: ``channels``, resized and centre-cropped to ``size`` (what a model that
+    encodes or classifies real images takes). An unreadable file is a one-line error naming it."""
+    batch = []
+    for path in paths:
+        try:
+            im = open_image(path)
+        except (ValueError, OSError) as e:
+            raise ValueError(f"{path}: {e}") from None
+        im = fit(im.convert("L" if channels == 1 else "RGB"), size)
+        a = torch.from_numpy(np.asarray(im, dtype=np.float32) / 127.5 - 1)
+        batch.append(a[None] if channels == 1 else a.permute(2, 0, 1))
+    return torch.stack(batch)
+
+
 def load_image_folder(folder: Path, size: int | None = None, channels: int | None = None) -> ImageData:
     files = list_images(folder)
     if not files:

@@ -19,7 +19,8 @@ from gancli.options import LOOP, Option, Options, at_least, group, one_of, resol
 
 
 GRID_SAMPLES = 64
-# `trainer` arguments are gancli.train.Trainer, the loop; not imported (nor annotated): the loop sits above this.
+# `trainer` arguments are the run's gancli.context.TrainingContext: what an objective may use of the loop (its
+# docstring lists all of it). Not imported (nor annotated): the loop sits above this.
 
 # Options of every family that draws images from a latent z (all but cyclegan)
 LATENT = group(
@@ -28,6 +29,41 @@ LATENT = group(
     Option("stack", int, None, "3: Stacked-MNIST, three random digits as RGB channels (1000 modes).",
            check=one_of(3), resume=True),
 )
+
+
+class _FromOption:
+    """The marker ``OPTION``: see ``Family.build``."""
+
+    def __repr__(self):
+        return "OPTION"
+
+
+OPTION: Any = _FromOption()
+
+
+def _defaults_from_options(cls):
+    """Give ``cls.build``'s ``OPTION`` arguments their defaults: the option's, as the run's options resolve it (the
+    family's ``defaults`` over the declaration), or the family's ``legacy_defaults``."""
+    import inspect
+
+    build = cls.__dict__["build"]
+    declared = {o.name: o for o in (*LOOP, *cls.options)}
+    defaults = {}
+    for name, param in inspect.signature(build).parameters.items():
+        if param.default is not OPTION:
+            continue
+        option = cls.arch_options.get(name, name)
+        if option not in declared:
+            raise TypeError(f"{cls.__name__}.build: {name}'s default is OPTION, but {cls.name} has no option "
+                            f"{option!r} (arch_options names the option of an argument spelled otherwise)")
+        defaults[name] = cls.legacy_defaults.get(name, cls.defaults.get(option, declared[option].default))
+    cls.set_by_options = {name: cls.arch_options.get(name, name) for name in defaults}
+    if build.__defaults__:
+        names = [n for n, p in inspect.signature(build).parameters.items()
+                 if p.kind is p.POSITIONAL_OR_KEYWORD][-len(build.__defaults__):]
+        build.__defaults__ = tuple(defaults.get(n, d) for n, d in zip(names, build.__defaults__))
+    if build.__kwdefaults__:
+        build.__kwdefaults__ = {n: defaults.get(n, d) for n, d in build.__kwdefaults__.items()}
 
 
 def noise_grid(trainer, latent_dim: int, num_classes: int = 0):
@@ -51,6 +87,8 @@ class Family:
     networks: tuple[str, ...] = ("generator", "discriminator")  # what build() returns: the safetensors prefixes
     exported: tuple[str, ...] = ("generator", "discriminator")  # what a training run's export/ keeps
     capabilities: frozenset[str] = frozenset()  # extra things a loaded model can do: truncation, mixing, encode
+    abilities: tuple[type, ...] = ()  # classes mixed into a loaded model (gancli.pretrained.model_class): the methods
+    #                                   and use-time options behind those capabilities
     data_folders: int = 1             # how many DATA arguments ``gan train`` takes
     translates_at_scale: bool = False  # translators: resize inputs to the training size (a bottleneck cannot adapt)
     summary: str = ""                 # the card's first sentence, formatted with config.json's keys and {images}
@@ -90,8 +128,36 @@ class Family:
         """Checks that involve several options. Raise OptionError."""
 
     # ------------------------------------------------------------------ networks
+    # builder argument -> the option that sets it, where the two are spelled differently (vae's width: --vae-width)
+    arch_options: dict[str, str] = {}
+    # What a config.json that lacks an option's key means, where that is not the option's default: models exported
+    # before the option existed (ssgan's first ones were all conv). arch_args writes such a key always.
+    legacy_defaults: dict[str, Any] = {}
+    set_by_options: dict[str, str] = {}  # build's OPTION arguments -> their options (filled in with the defaults)
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "build" in cls.__dict__:
+            _defaults_from_options(cls)
+
     def build(self, **arch_args) -> dict[str, nn.Module]:
+        """The networks, from config.json's ``arch_args``. An argument a run's option sets defaults to ``OPTION``:
+        the option's default, filled in when the class is made, so that a config.json without the key (an older
+        model) and a run that keeps the default build the same network. The signature is the schema the loader
+        checks untrusted configs against (``gancli.weights.check_arguments``)."""
         raise NotImplementedError
+
+    def option_args(self, opts: Options, **others) -> dict:
+        """``arch_args`` for a run: build's ``OPTION`` arguments from ``opts``, and ``others`` (what the data
+        decides), in the order of build's signature."""
+        import inspect
+
+        unknown = set(others) - set(inspect.signature(self.build).parameters)
+        if unknown:
+            raise TypeError(f"{self.name}.build takes no {', '.join(sorted(unknown))}")
+        return {name: others[name] if name in others else opts.get(self.set_by_options[name])
+                for name in inspect.signature(self.build).parameters
+                if name in others or name in self.set_by_options}
 
     def arch_args(self, opts: Options, data: "TrainingData") -> dict:
         """The JSON-serialisable builder arguments for a run, written to config.json as ``arch_args``."""
@@ -317,7 +383,9 @@ class Objective:
     """What one training step does, for one family: owns the networks' roles, its optimisers and loss terms.
 
     The loop calls ``optimizers()`` once, then ``step(step)`` per step; it checkpoints ``state()`` with the
-    networks, and asks for ``grid()`` pictures and ``export_config()`` at the end."""
+    networks, and asks for ``grid()`` pictures and ``export_config()`` at the end. ``self.t`` is the run's
+    ``gancli.context.TrainingContext``: the data, the networks, ``take()``, ``noise()``, ``optimize()``,
+    ``autocast()`` and the rest of what a step may use, and nothing else of the loop."""
 
     batches_per_step: int = 1     # data batches one step consumes (a GAN with --d-steps k: k)
     measurable: bool = True       # --eval-every can measure its sampler (a generator of images from noise)

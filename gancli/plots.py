@@ -10,9 +10,12 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# How metrics.jsonl's keys read on a figure; any other key is shown as it is spelled in the file.
-LABELS = {"d_real": "D(x)  (d_real)", "d_fake": "D(G(z))  (d_fake)", "value": "V(D, G)  (value)"}
-VALUE_TITLE = "value V(D, G) = E log D(x) + E log(1 - D(G(z)))"
+from gancli import measures
+
+# How metrics.jsonl's keys read on a figure: the D outputs and V(D, G) by their symbol (gancli.measures) and key;
+# any other key is shown as it is spelled in the file.
+LABELS = {k: f"{measures.label(k)}  ({k})" for k in ("d_real", "d_fake", "value")}
+VALUE_TITLE = f"value {measures.label('value')} = E log D(x) + E log(1 - D(G(z)))"
 
 
 @dataclass
@@ -53,10 +56,11 @@ def quality_panels(evals: list[dict]) -> list[Panel]:
     """quality.png's panels from the --eval-every rows: FID, KID, then the measures that live in [0, 1], where a
     collapse shows as a drop."""
     panels = []
-    for key, title in (("fid", "FID (lower is better)"), ("kid", "KID (lower is better)")):
+    for key in ("fid", "kid"):
         if any(r.get(key) is not None for r in evals):
-            panels.append(Panel(title, {key.upper(): _series(evals, key)}, key.upper()))
-    unit = {k: _series(evals, k) for k in ("precision", "recall")}
+            panels.append(Panel(measures.headline(key), {measures.label(key): _series(evals, key)},
+                                measures.label(key)))
+    unit = {measures.label(k): _series(evals, k) for k in ("precision", "recall")}
     unit["diversity / real"] = [(r["step"], r["diversity"] / max(r["real_diversity"], 1e-9)) for r in evals
                                 if r.get("diversity") is not None and r.get("real_diversity") is not None]
     for covered, total in (("classes_covered", "num_classes"), ("modes_covered", "num_modes")):
@@ -66,9 +70,8 @@ def quality_panels(evals: list[dict]) -> list[Panel]:
     if any(unit.values()) or not any(_translated(r) for r in evals):
         panels.append(Panel("precision, recall, diversity and coverage", unit, "fraction",
                             [(1.0, "1: the real images' diversity")], ylim=(0, None)))
-    translated = {f"{what} {d}": _series(evals, f"{key}_{d}") for key, what in
-                  (("target_domain_rate", "judged the target domain,"), ("structure", "grey SSIM to the input,"))
-                  for d in ("a2b", "b2a")}
+    translated = {f"{measures.label(key)}, {d}": _series(evals, f"{key}_{d}")
+                  for key in ("target_domain_rate", "structure") for d in ("a2b", "b2a")}
     translated = {k: v for k, v in translated.items() if v}
     if translated:  # translators (gan train --arch cyclegan --eval-every)
         panels.append(Panel("whole photos translated: judged the target domain, and the shape kept", translated,

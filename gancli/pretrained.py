@@ -3,13 +3,14 @@
 
 Weights are only ever read with safetensors (never unpickled), checked against the sha256 recorded in config.json,
 and loaded with strict key and shape checks (see ``gancli.weights``). The networks come from the family named in
-config.json (``architecture``), built from ``arch_args``; what else a model can do (truncation and style mixing,
-encoding real images) is what its family declares in ``capabilities``.
+config.json (``architecture``), built from ``arch_args``. ``GANModel`` holds what every model has; what else a model
+can do is its family's: the classes in ``Family.abilities`` are mixed into the object that loading returns, so a
+family that brings an ability (a space to walk in, a caption to draw from) adds it in its own module.
 """
 from __future__ import annotations
 
 import copy
-import math
+import functools
 from pathlib import Path
 from typing import Iterator
 
@@ -18,11 +19,18 @@ from torch import nn
 
 from gancli import catalog, hub, latents
 from gancli.devices import preferred_memory_format, resolve_device
-from gancli.errors import UnknownNameError
 from gancli.imageio import to_pil
 from gancli.weights import WeightsError, check_config, load_networks, load_strict, write_folder
 
+class NotAbleError(AttributeError, ValueError):
+    """Asked of a model what its family cannot do: a ValueError to the CLI (one line), an AttributeError to
+    ``hasattr``."""
+
+
 class GANModel:
+    """What every model has: its config, generator, device and precision, loading and saving, sampling from z.
+    ``load`` returns an instance of this class with the family's ``abilities`` mixed in (``model_class``)."""
+
     def __init__(self, config: dict, generator: nn.Module, discriminator: nn.Module | None = None,
                  device: str | torch.device = "cpu", source: str | None = None,
                  others: dict[str, nn.Module] | None = None):
@@ -111,7 +119,7 @@ class GANModel:
     @classmethod
     def from_config(cls, config: dict, device: str | torch.device = "cpu") -> "GANModel":
         nets = cls.build(config)
-        return cls(config, nets.pop("generator"), nets.pop("discriminator", None), device=device, others=nets)
+        return model_class(catalog.get(config["architecture"]), cls)(config, nets.pop("generator"), nets.pop("discriminator", None), device=device, others=nets)
 
     @classmethod
     def from_pretrained(cls, name: str | Path, device: str | torch.device = "auto") -> "GANModel":
@@ -127,7 +135,7 @@ class GANModel:
         if why:
             raise WeightsError(why)
         nets = load_networks(folder, config, family.build, {"generator"})
-        return cls(config, nets.pop("generator"), nets.pop("discriminator", None), device=resolve_device(device),
+        return model_class(family, cls)(config, nets.pop("generator"), nets.pop("discriminator", None), device=resolve_device(device),
                    source=f"{resolved.source}:{folder}", others=nets)
 
     def save_pretrained(self, folder: str | Path, card: str | None = None, include_discriminator: bool = True,
@@ -156,7 +164,6 @@ class GANModel:
         self.backend, self.runners = "torch", {}  # a graph readied for the CPU is not for the new device
         return self
 
-    # ---------------------------------------------------------------- translation models
     @property
     def is_translation(self) -> bool:
         return "translate" in self.family.capabilities
@@ -165,41 +172,6 @@ class GANModel:
     def image_command(self) -> str | None:
         """What a model that takes images instead of z runs under ("translate", "upscale"); None for samplers."""
         return next((c for c in ("translate", "upscale") if c in self.family.capabilities), None)
-
-    @property
-    def domains(self) -> list[str]:
-        return list(self.config.get("domains") or ["A", "B"])
-
-    def direction(self, spec: str = "a2b") -> str:
-        """``a2b`` / ``b2a``, a target domain name (``zebra``), or ``horse2zebra``."""
-        if not self.is_translation:
-            raise ValueError(f"{self.config.get('name', 'this model')} is not a translation model")
-        a, b = (_normalise(d) for d in self.domains)
-        key = _normalise(spec)
-        table = {"a2b": "a2b", "b2a": "b2a", b: "a2b", a: "b2a", f"{a}2{b}": "a2b", f"{b}2{a}": "b2a",
-                 "atob": "a2b", "btoa": "b2a"}
-        if key not in table:
-            raise UnknownNameError("direction", spec, ["a2b", "b2a", *self.domains])
-        if not hasattr(self.generator, table[key]):
-            raise ValueError(f"{self.config.get('name', 'this model')} has no {table[key]} generator "
-                             f"(it holds: {', '.join(n for n, _ in self.generator.named_children())})")
-        return table[key]
-
-    def target_domain(self, direction: str) -> str:
-        return self.domains[1] if self.direction(direction) == "a2b" else self.domains[0]
-
-    @torch.inference_mode()
-    def translate(self, images: torch.Tensor, direction: str = "a2b") -> torch.Tensor:
-        """(N, C, H, W) in [-1, 1], sides multiples of the network's ``multiple`` (CycleGAN: 4; see gancli.translate
-        for any size) -> same shape."""
-        direction = self.direction(direction)
-        if direction in self.runners:
-            return self.runners[direction](images.float())
-        net = getattr(self.generator, direction)
-        net = self.prepared(net) if self.input_dtype else net
-        x = images.to(self.device, self.input_dtype).contiguous(memory_format=self.memory_format)
-        with self.autocast():
-            return net(x).float().cpu()
 
     @property
     def is_conditional(self) -> bool:
@@ -231,62 +203,65 @@ class GANModel:
 
     @property
     def takes_text(self) -> bool:
+        """Whether images are drawn from captions (a family's ability; see ``labels_for``)."""
         return "text" in self.family.capabilities
 
     def labels_for(self, n: int, label: int | str | None = None,
                    text: str | list[str] | None = None) -> torch.Tensor | None:
-        """Labels for n images: all ``label``, or (conditional models, no label) cycling through the classes.
-        Text models (StackGAN): the caption ``text`` (a list: one per image, cycled) as word indices; without one,
-        the family's default captions (each class's first training phrasing) in turn."""
+        """Labels for n images: all ``label``, or (conditional models, no label) cycling through the classes. A
+        family whose models take something else (captions) overrides this."""
         if text is not None:
-            self.requires("text", "--text")
-        if self.takes_text:
-            if label is not None:
-                raise ValueError(f"{self.config.get('name', 'this model')} draws from a caption: give --text, "
-                                 "not --label")
-            texts = [text] if isinstance(text, str) else list(text or self.family.default_texts(self.config))
-            if not texts:
-                raise ValueError("no caption given: give --text")
-            ids = self.family.text_tokens(self.config, texts)
-            return ids[torch.arange(n) % len(ids)]
+            self.refuse("--text")
         if label is not None:
             return torch.full((n,), self.class_index(label), dtype=torch.long)
         if self.is_conditional:
             return torch.arange(n) % self.config["arch_args"]["num_classes"]
         return None
 
+    def require_text(self, text):
+        """Families whose models draw only from a caption refuse a request without one (see its override)."""
+
+    def generator_options(self, **given) -> dict:
+        """What the generator takes besides z and labels, checked: a family with use-time options (a truncation
+        psi, a stage) consumes its own in an override and passes the rest here, where any left is refused."""
+        for option, value in given.items():
+            if value is not None:
+                self.refuse(f"--{option}")
+        return {}
+
     def requires(self, capability: str, what: str):
-        """Refuse, in words, what this model's family cannot do (``--truncation`` on a DCGAN, say)."""
+        """Refuse, in words, what this model's family does not declare in ``capabilities`` (``gan upscale`` on a
+        DCGAN, say)."""
         if capability not in self.family.capabilities:
             able = sorted(f.name for f in catalog.all_families().values() if capability in f.capabilities)
-            raise ValueError(f"{self.config.get('name', 'this model')} is a {self.architecture} model: {what} is "
-                             f"for {', '.join(able) or 'no'} models")
+            raise NotAbleError(f"{self.config.get('name', 'this model')} is a {self.architecture} model: {what} is "
+                               f"for {', '.join(able) or 'no'} models")
 
-    def truncation(self, psi: float | None) -> float:
-        """A checked psi (None: none, 1.0). Values above 1 extrapolate away from the average, as StyleGAN allows."""
-        if psi is None:
-            return 1.0
-        self.requires("truncation", "--truncation")
-        if not math.isfinite(psi) or not -1 <= psi <= 2:
-            raise ValueError(f"--truncation {psi:g}: psi runs from 0 (the average image) to 1 (no truncation)")
-        return float(psi)
+    def refuse(self, what: str):
+        """One line saying which families can do ``what`` (an option like ``--truncation``, or an ability's
+        phrase), for a model whose family cannot."""
+        able = sorted(f.name for f in catalog.all_families().values()
+                      if any(what in getattr(a, "phrases", {}).values() or what in getattr(a, "options", ())
+                             for a in f.abilities))
+        raise NotAbleError(f"{self.config.get('name', 'this model')} is a {self.architecture} model: {what} is for "
+                           f"{', '.join(able) or 'no'} models")
+
+    def __getattr__(self, attribute: str):
+        """Called only for what this model lacks: an ability of other families (``style_mix`` on a DCGAN) is
+        refused in words; NotAbleError is an AttributeError too, so ``hasattr`` stays False."""
+        if not attribute.startswith("_"):
+            for family in catalog.all_families().values():
+                for ability in family.abilities:
+                    if hasattr(ability, attribute):
+                        self.refuse(getattr(ability, "phrases", {}).get(attribute, attribute))
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {attribute!r}")
 
     @torch.inference_mode()
     def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None, batch_size: int = 256,
-                 truncation: float | None = None, stage: int | None = None) -> Iterator[torch.Tensor]:
-        """Images for the given latents (and labels), batch by batch, as CPU float tensors in [-1, 1].
-
-        ``truncation`` (psi, StyleGAN): pull each w towards the average w; 1 leaves it, 0 gives the average image.
-        ``stage`` (StackGAN): 1 for stage I's coarse image (upscaled to the model's size), 2 (the default) for the
-        final one."""
-        kwargs = {}
-        if truncation is not None:
-            kwargs["truncation"] = self.truncation(truncation)
-        if stage is not None:
-            self.requires("stages", "--stage")
-            if stage not in (1, 2):
-                raise ValueError(f"--stage {stage}: a StackGAN has stage 1 (coarse) and stage 2 (final)")
-            kwargs["stage"] = stage
+                 **options) -> Iterator[torch.Tensor]:
+        """Images for the given latents (and labels), batch by batch, as CPU float tensors in [-1, 1]. ``options``
+        are the family's generator options (``truncation=0.7``, ``stage=1``; see ``generator_options``)."""
+        kwargs = self.generator_options(**options)
         if (self.is_conditional or self.takes_text) and labels is None:
             labels = self.labels_for(len(z))
         runner = self.runners.get("") if not kwargs else None
@@ -307,107 +282,24 @@ class GANModel:
 
         return self.prepared(self.generator, for_inference) if self.device.type == "cpu" else self.generator
 
-    # ---------------------------------------------------------------- style models: w space and mixing
-    @torch.inference_mode()
-    def map(self, z: torch.Tensor, truncation: float | None = None) -> torch.Tensor:
-        """z -> w through the mapping network (with truncation psi): (N, w_dim)."""
-        self.requires("w_space", "w space")
-        return self.generator.mapping(z.to(self.device), truncation=self.truncation(truncation)).cpu()
-
-    @torch.inference_mode()
-    def synthesize(self, ws: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-        """Images from w: (N, w_dim) for one style everywhere, or (N, layers, w_dim) for one per layer."""
-        self.requires("w_space", "w space")
-        return torch.cat([self.generator.synthesis(w.to(self.device)).float().cpu() for w in ws.split(batch_size)])
-
-    def mixing_levels(self) -> dict[str, list[int]]:
-        self.requires("mixing", "style mixing")
-        return self.generator.levels()
-
-    @torch.inference_mode()
-    def style_mix(self, row_seeds: list[int], col_seeds: list[int], levels: str | list[str] = "coarse",
-                  truncation: float | None = None) -> tuple[torch.Tensor, int]:
-        """The style-mixing figure of Karras et al. 2019: column sources along the top, row sources down the side;
-        each cell is its column source with the styles of ``levels`` (coarse, middle, fine) taken from its row
-        source. Returns the images in grid order (a blank corner first) and the grid's width."""
-        table = self.mixing_levels()
-        names = [levels] if isinstance(levels, str) else list(levels)
-        names = [n.strip() for part in names for n in part.split(",") if n.strip()]
-        for n in names:
-            if n not in table:
-                raise UnknownNameError("style level", n, list(table))
-        layers = sorted({i for n in names for i in table[n]})
-        if not layers:
-            raise ValueError(f"--levels {levels!r} selects no styles of this {self.image_size} px model "
-                             f"(its levels: {', '.join(k for k, v in table.items() if v)})")
-        w_rows = self.map(self.latents_for(seeds=row_seeds), truncation)
-        w_cols = self.map(self.latents_for(seeds=col_seeds), truncation)
-        rows, cols = self.synthesize(w_rows), self.synthesize(w_cols)
-        cells = [self.synthesize(self.generator.mixed_styles(w_cols, w_rows[r], layers)) for r in range(len(row_seeds))]
-        blank = torch.full_like(cols[:1], -1.0)
-        grid = [blank, cols] + [torch.cat([rows[r:r + 1], cells[r]]) for r in range(len(row_seeds))]
-        return torch.cat(grid), len(col_seeds) + 1
-
-    # ---------------------------------------------------------------- models whose discriminator classifies (SSGAN)
-    @property
-    def classifier_classes(self) -> list[str]:
-        self.requires("classify", "classifying images")
-        return list(self.config.get("classifier_classes") or [])
-
-    @torch.inference_mode()
-    def classify(self, images: torch.Tensor) -> torch.Tensor:
-        """Real images (N, C, H, W) in [-1, 1] at the model's size -> class probabilities (N, K)."""
-        self.requires("classify", "classifying images")
-        if self.discriminator is None:
-            raise WeightsError(f"{self.config.get('name', 'this model')} was saved without its discriminator, "
-                               "which is its classifier")
-        want = (self.channels, self.image_size, self.image_size)
-        if tuple(images.shape[1:]) != want:
-            raise ValueError(f"images of shape {tuple(images.shape[1:])} given; the classifier takes {want}")
-        self.discriminator.eval().to(self.device)
-        return torch.softmax(self.discriminator(images.to(self.device)).float(), 1).cpu()
-
-    # ---------------------------------------------------------------- models with an encoder (the VAE)
     def read_images(self, paths: list[str | Path]) -> torch.Tensor:
         """Image files as a batch this model takes: its channels, resized and centre-cropped to its size."""
-        import numpy as np
+        from gancli.data import read_batch
 
-        from gancli.data import fit, open_image
-
-        batch = []
-        for path in paths:
-            try:
-                im = open_image(path)
-            except (ValueError, OSError) as e:
-                raise ValueError(f"{path}: {e}") from None
-            im = fit(im.convert("L" if self.channels == 1 else "RGB"), self.image_size)
-            a = torch.from_numpy(np.asarray(im, dtype=np.float32) / 127.5 - 1)
-            batch.append(a[None] if self.channels == 1 else a.permute(2, 0, 1))
-        return torch.stack(batch)
-
-    @torch.inference_mode()
-    def encode(self, images: torch.Tensor) -> torch.Tensor:
-        """Real images (N, C, H, W) in [-1, 1] at the model's size -> their latents (the encoder's means)."""
-        self.requires("encode", "encoding images")
-        if "encoder" not in self.others:
-            raise WeightsError(f"{self.config.get('name', 'this model')} was saved without its encoder")
-        want = (self.channels, self.image_size, self.image_size)
-        if tuple(images.shape[1:]) != want:
-            raise ValueError(f"images of shape {tuple(images.shape[1:])} given; the encoder takes {want}")
-        return self.others["encoder"](images.to(self.device))[0].float().cpu()
+        return read_batch(paths, self.channels, self.image_size)
 
     def latents_for(self, n: int | None = None, seed: int = 0, seeds: list[int] | None = None) -> torch.Tensor:
         pairs = [(s, 0) for s in seeds] if seeds is not None else [(seed, i) for i in range(n or 0)]
         return latents.latents(pairs, self.latent_dim)
 
     def sample(self, n: int | None = None, seed: int = 0, seeds: list[int] | None = None,
-               label: int | str | None = None, batch_size: int = 256, truncation: float | None = None,
-               text: str | list[str] | None = None, stage: int | None = None) -> torch.Tensor:
+               label: int | str | None = None, batch_size: int = 256, text: str | list[str] | None = None,
+               **options) -> torch.Tensor:
         """``n`` images from ``seed`` (or one per entry of ``seeds``): a (N, C, H, W) tensor in [-1, 1].
 
         Conditional models draw class ``label`` (an index or a class name), or cycle through the classes. Text
-        models (StackGAN) draw ``text`` (a caption, or a list of captions cycled through the images); ``stage=1``
-        gives their coarse stage-I images."""
+        models draw ``text`` (a caption, or a list of captions cycled through the images). ``options``: the family's
+        generator options (``truncation=0.7`` for a StyleGAN, ``stage=1`` for a StackGAN)."""
         if self.image_command:
             raise ValueError(f"{self.config.get('name', 'this model')} {self.image_command}s images rather than "
                              f"sampling them: use `gan {self.image_command}`")
@@ -417,23 +309,25 @@ class GANModel:
         z = self.latents_for(n, seed, seeds)
         if len(z) == 0:
             return torch.empty(0, self.channels, self.image_size, self.image_size)
-        return torch.cat(list(self.generate(z, self.labels_for(len(z), label, text), batch_size, truncation, stage)))
-
-    def require_text(self, text):
-        """A text model samples what it is told: without a caption, one line that says how to give one."""
-        if self.takes_text and text is None:
-            prompts = self.family.default_texts(self.config)
-            raise ValueError(f"{self.config.get('name', 'this model')} draws images from a caption: give --text, "
-                             f"e.g. --text {prompts[-1]!r}" if prompts else "give --text")
+        return torch.cat(list(self.generate(z, self.labels_for(len(z), label, text), batch_size, **options)))
 
     def sample_images(self, n: int | None = None, seed: int = 0, seeds: list[int] | None = None,
-                      label: int | str | None = None, truncation: float | None = None,
-                      text: str | list[str] | None = None, stage: int | None = None):
-        return to_pil(self.sample(n, seed, seeds, label, truncation=truncation, text=text, stage=stage))
+                      label: int | str | None = None, text: str | list[str] | None = None, **options):
+        return to_pil(self.sample(n, seed, seeds, label, text=text, **options))
 
     def __repr__(self):
         return (f"GANModel({self.architecture}, {self.image_size}x{self.image_size}x{self.channels}, "
                 f"z={self.latent_dim}, {self.num_parameters():,} generator parameters, device={self.device})")
+
+
+@functools.cache
+def model_class(family, base: type = GANModel) -> type:
+    """``base`` with the family's abilities mixed in (``StyleGANModel``: map, style_mix...), made once per family.
+    Families define their abilities as plain classes, without importing this module: imports run one way."""
+    if not family.abilities:
+        return base
+    name = "".join(part.capitalize() for part in family.name.split("-")) + "Model"
+    return type(name, (*family.abilities, base), {"__module__": base.__module__})
 
 
 def load(name: str | Path, device: str | torch.device = "auto") -> GANModel:
@@ -458,4 +352,4 @@ def _normalise(name: str) -> str:
 
 
 
-__all__ = ["GANModel", "WeightsError", "load", "load_strict"]
+__all__ = ["GANModel", "NotAbleError", "WeightsError", "load", "load_strict"]

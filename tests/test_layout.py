@@ -1,6 +1,7 @@
 """How the code is organised (docs/code.md), held as tests: imports run one way, the loop names no family, an
 option is declared once, and every family keeps the contract the loop and GANModel rely on."""
 import ast
+import inspect
 from pathlib import Path
 
 import pytest
@@ -65,10 +66,12 @@ def test_the_registry_and_errors_are_leaves():
     assert graph["gancli.options"] <= {"gancli.errors"}
 
 
+TASKS = {fam.task for fam in catalog.all_families().values()}
+
+
 def test_the_loop_and_the_cli_name_no_family():
     """No `arch == "dcgan"` or `task == "translation"` test outside a family's own module."""
-    tasks = {"translation", "conditional", "unconditional", "text-to-image", "super-resolution"}
-    names = set(catalog.all_families()) | tasks
+    names = set(catalog.all_families()) | TASKS
     for path in PACKAGE.rglob("*.py"):
         if path.parent.name == "families":
             continue
@@ -94,12 +97,37 @@ def test_every_option_is_declared_once():
 @pytest.mark.parametrize("name", sorted(catalog.all_families()))
 def test_family_contract(name):
     fam = catalog.get(name)
-    assert fam.description and fam.task in ("unconditional", "conditional", "translation", "text-to-image", "super-resolution")
+    assert fam.description and fam.task
     for o in fam.options:
         assert o.name not in {x.name for x in LOOP}
     for key in fam.defaults:  # a family's default is for an option it has
         assert key in {o.name for o in fam.declared()}, (name, key)
-    nets = fam.build(**{"acgan": {"num_classes": 3}, "design": {"design_classes": 3},
-                        "ssgan": {"ssgan_classes": 3}, "stackgan": {"vocab_size": 5, "text_classes": 2}}.get(name, {}))
+    required = [p.name for p in inspect.signature(fam.build).parameters.values() if p.default is p.empty]
+    nets = fam.build(**{k: 3 for k in required})  # what a model folder must say (class counts, a vocabulary)
     assert set(nets) == set(fam.networks) and "generator" in nets
     assert set(fam.exported) <= set(nets)
+
+
+def test_loaded_models_name_no_family_attribute_outside_families():
+    """A family's use-time abilities are its own classes (``Family.abilities``), mixed into the model it loads: no
+    module outside families/ reaches into a family's networks (a StyleGAN's mapping or synthesis)."""
+    private = {"mapping", "synthesis", "mixed_styles", "levels"}
+    for path in PACKAGE.rglob("*.py"):
+        if path.parent.name == "families":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and node.attr in private and \
+                    isinstance(node.value, ast.Attribute) and node.value.attr == "generator":
+                raise AssertionError(f"{path.name}:{node.lineno} reaches into generator.{node.attr}")
+
+
+@pytest.mark.parametrize("name", sorted(n for n, f in catalog.all_families().items() if f.abilities))
+def test_a_familys_abilities_are_mixed_into_its_loaded_models(name):
+    from gancli.pretrained import GANModel, model_class
+
+    fam = catalog.get(name)
+    cls = model_class(fam)
+    assert issubclass(cls, GANModel) and all(issubclass(cls, a) for a in fam.abilities)
+    own = {m for a in fam.abilities for m in vars(a) if not m.startswith("_") and callable(vars(a)[m])}
+    assert own and all(m not in vars(GANModel) or m in ("labels_for", "require_text", "generator_options")
+                       for m in own), own

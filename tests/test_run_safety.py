@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from gancli import train
+from gancli import checkpoints
 from gancli.cli import app
 from gancli.data import load_data
 from gancli.train import TrainError, Trainer, TrainOptions
@@ -103,7 +103,7 @@ def test_a_healthy_run_is_not_warned(image_folder, tmp_path, capsys):
 # ------------------------------------------------------------------------------------------- 2. a full disk
 def full_disk_at(monkeypatch, step: int):
     """The disk fills up while checkpoint ``step`` is written: some bytes reach the file, then ENOSPC."""
-    real = train.atomic_write
+    real = checkpoints.atomic_write
     state = {"full": True}
 
     class Full:
@@ -122,7 +122,7 @@ def full_disk_at(monkeypatch, step: int):
             return real(path, lambda f: write(Full(f)))
         return real(path, write)
 
-    monkeypatch.setattr(train, "atomic_write", writer)
+    monkeypatch.setattr(checkpoints, "atomic_write", writer)
     return state
 
 

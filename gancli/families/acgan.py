@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from gancli.adversarial import GAN, WIDTHS, AdversarialObjective, AuxiliaryClassifier, noise_arch_args
 from gancli.families.dcgan import DCGANDiscriminator, DCGANGenerator, spatial_ladder, wgan_critic_norm
-from gancli.family import Family
+from gancli.family import OPTION, Family
 from gancli.registry import register
 
 
@@ -19,8 +19,8 @@ class ACGAN(Family):
     task = "conditional"
     options = GAN + WIDTHS
 
-    def build(self, num_classes: int, latent_dim: int = 100, image_size: int = 64, channels: int = 3,
-              g_width: int = 64, d_width: int = 64, max_width: int = 512, d_norm: str = "batch"):
+    def build(self, num_classes: int, latent_dim: int = OPTION, image_size: int = 64, channels: int = 3,
+              g_width: int = OPTION, d_width: int = OPTION, max_width: int = 512, d_norm: str = "batch"):
         if num_classes < 2:
             raise ValueError("acgan needs labelled data with at least two classes")
         return {"generator": DCGANGenerator(latent_dim, image_size, channels, g_width, max_width, num_classes),

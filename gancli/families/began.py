@@ -19,7 +19,7 @@ from torch import nn
 
 from gancli.adversarial import OPTIMISER, WIDTHS, TwoPlayer
 from gancli.families.dcgan import spatial_ladder
-from gancli.family import LATENT, Family, NoiseObjective
+from gancli.family import LATENT, OPTION, Family, NoiseObjective
 from gancli.options import Option, at_least, fraction, group, non_negative
 from gancli.registry import register
 
@@ -141,15 +141,16 @@ class BEGAN(Family):
     summary = ("A BEGAN generator (Berthelot et al. 2017: the discriminator was an autoencoder) for {images}, "
                "trained on {dataset} with gan {gan_version}.")
 
-    def build(self, latent_dim: int = 64, image_size: int = 28, channels: int = 1, g_width: int = 32,
-              d_width: int = 32, hidden: int = 64):
+    arch_options = {"hidden": "bottleneck"}
+
+    def build(self, latent_dim: int = OPTION, image_size: int = 28, channels: int = 1, g_width: int = OPTION,
+              d_width: int = OPTION, hidden: int = OPTION):
         return {"generator": Decoder(latent_dim, image_size, channels, g_width),
                 "discriminator": AutoencoderDiscriminator(hidden, image_size, channels, d_width)}
 
     def arch_args(self, opts, data):
         spatial_ladder(data.crop)
-        return {"latent_dim": opts.latent_dim, "image_size": data.crop, "channels": data.channels,
-                "g_width": opts.g_width, "d_width": opts.d_width, "hidden": opts.bottleneck}
+        return self.option_args(opts, image_size=data.crop, channels=data.channels)
 
     def objective(self, trainer):
         return Equilibrium(trainer)

@@ -21,13 +21,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gancli import datasets, latents, losses, metrics
-from gancli.adversarial import BLOCKS, LOSS, OPTIMISER, WIDTHS, TwoPlayer
-from gancli.data import DataError, ImageData, list_images, load_data, open_image, to_model_range
-from gancli.family import INIT_FROM, ExportGraph, Family, TrainingData, image_graph, init_generator
+from gancli import latents, losses
+from gancli.adversarial import BLOCKS
+from gancli.data import DataError
+from gancli.family import INIT_FROM, OPTION, TrainingData, init_generator
 from gancli.options import Option, at_least, group, non_negative
+from gancli.families.translation import (DiscriminatorPair, GeneratorPair, TranslationFamily,
+                                         TranslationMonitor, TranslationObjective, load_two_domains)
 from gancli.registry import register
-from gancli.translate import pad_to_multiple, to_tensor
 
 LOAD_RATIO = 286 / 256
 LEGACY_NORM = ("running_mean", "running_var", "num_batches_tracked")  # old instance-norm buffers: dropped
@@ -105,34 +106,6 @@ class PatchDiscriminator(nn.Module):
         return self.model(x)
 
 
-class GeneratorPair(nn.Module):
-    """``a2b`` (A -> B) and ``b2a``. One forward runs a whole cycle, so DistributedDataParallel sees every use."""
-
-    def __init__(self, **nets: nn.Module):
-        super().__init__()
-        for name, net in nets.items():
-            self.add_module(name, net)
-
-    def forward(self, real_a, real_b, identity: bool = True):
-        fake_b, fake_a = self.a2b(real_a), self.b2a(real_b)
-        out = {"fake_b": fake_b, "fake_a": fake_a, "rec_a": self.b2a(fake_b), "rec_b": self.a2b(fake_a)}
-        if identity:  # a generator fed an image of its target domain should leave it alone
-            out |= {"idt_b": self.a2b(real_b), "idt_a": self.b2a(real_a)}
-        return out
-
-
-class DiscriminatorPair(nn.Module):
-    """``a`` judges images of domain A, ``b`` those of domain B."""
-
-    def __init__(self, **nets: nn.Module):
-        super().__init__()
-        for name, net in nets.items():
-            self.add_module(name, net)
-
-    def forward(self, x_a, x_b):
-        return self.a(x_a), self.b(x_b)
-
-
 def _init(module: nn.Module):
     # The reference's "normal" initialisation: N(0, 0.02) weights, zero biases.
     for m in module.modules():
@@ -140,55 +113,6 @@ def _init(module: nn.Module):
             nn.init.normal_(m.weight, 0.0, 0.02)
             nn.init.zeros_(m.bias)
     return module
-
-
-TWO_DOMAINS = group(
-    "Two-domain translation",
-    Option("data_b", str, None, "The second domain's folder.", cli=False, resume=True),
-    Option("domains", str, None, "Names of A and B (horse,zebra); for one labelled folder (an IDX folder), the "
-                                 "classes of each too: bag:8,shoe:7+9.",
-           check=lambda v: None if len([d for d in v.split(",") if d.strip()]) == 2 else
-           "needs two names, e.g. horse,zebra (or bag:8,shoe:7+9)", resume=True),
-)
-
-
-def load_two_domains(opts, channels: int, load_size: int | None) -> tuple[list, list[str]]:
-    """The two domains' images: DIR_A DIR_B, a folder with trainA/ and trainB/, or class selections of one labelled
-    folder (``--domains bag:8,shoe:7+9``: Fashion-MNIST's bags as A, its sneakers and ankle boots as B)."""
-    specs = [d.strip() for d in opts.domains.split(",")] if opts.domains else None
-    if specs and all(":" in d for d in specs):
-        if opts.data_b:
-            raise DataError("class selections (--domains name:class+class,...) take one labelled folder, not two")
-        data = load_data(opts.data, load_size, channels)
-        if data.labels is None:
-            raise DataError(f"--domains {opts.domains} selects classes, but {opts.data} has no labels")
-        parts = []
-        for spec in specs:
-            name, _, classes = spec.partition(":")
-            try:
-                wanted = [int(c) for c in classes.split("+")]
-            except ValueError:
-                raise DataError(f"--domains {spec!r}: give class numbers joined by +, e.g. shoe:7+9") from None
-            if not all(0 <= c < len(data.class_names) for c in wanted):
-                raise DataError(f"--domains {spec!r}: classes run from 0 to {len(data.class_names) - 1}")
-            keep = torch.isin(data.labels, torch.tensor(wanted))
-            parts.append(ImageData(data.images[keep], None, None, f"{data.source} classes {classes}"))
-        for part, spec in zip(parts, specs):
-            part.selected_classes = [int(c) for c in spec.partition(":")[2].split("+")]
-        return parts, [s.partition(":")[0] for s in specs]
-    dir_a, dir_b, names = domain_folders(opts.data, opts.data_b)
-    return [load_data(dir_a, load_size, channels), load_data(dir_b, load_size, channels)], specs or names
-
-
-def domain_folders(data: str, data_b: str | None) -> tuple[Path, Path, list[str]]:
-    """DIR_A DIR_B, or one root holding trainA/ and trainB/ (the CycleGAN data sets' layout)."""
-    root = Path(data)
-    if data_b:
-        return root, Path(data_b), [root.name, Path(data_b).name]
-    if (root / "trainA").is_dir() and (root / "trainB").is_dir():
-        return root / "trainA", root / "trainB", ["A", "B"]
-    raise DataError(f"CycleGAN needs two image folders: give DIR_A DIR_B, or a folder with trainA/ and trainB/ "
-                     f"({root} has neither)")
 
 
 class ImagePool:
@@ -220,110 +144,6 @@ class ImagePool:
 
     def load(self, t: torch.Tensor):
         self.images = [x for x in t] if t.numel() else []
-
-
-class TranslationObjective(TwoPlayer):
-    """What two-domain translators share: fixed test pairs for the grid, and a config that names the domains."""
-
-    measurable = False
-
-    def __init__(self, trainer):
-        super().__init__(trainer)
-        self.G, self.D = trainer.nets["generator"], trainer.nets["discriminator"]
-        self.G_train, self.D_train = trainer.train_nets["generator"], trainer.train_nets["discriminator"]
-        self.images_a, self.images_b = trainer.images
-        k = min(4, len(self.images_a), len(self.images_b))
-        crop, off = trainer.crop, (self.images_a.shape[-1] - trainer.crop) // 2
-        centre = lambda x: to_model_range(x[:k, :, off:off + crop, off:off + crop].to(trainer.device))
-        self.fixed_a, self.fixed_b = centre(self.images_a), centre(self.images_b)
-
-    @torch.no_grad()
-    def grid(self, sampler):
-        """Per row: real A, fake B, reconstructed A, real B, fake A, reconstructed B."""
-        out = sampler(self.fixed_a, self.fixed_b, identity=False)
-        rows = torch.stack([self.fixed_a, out["fake_b"], out["rec_a"], self.fixed_b, out["fake_a"], out["rec_b"]], 1)
-        return rows.flatten(0, 1).float().cpu(), 6
-
-    def training_record(self) -> dict:
-        """The family's own settings, for the card."""
-        return {}
-
-    def export_config(self) -> dict:
-        names = self.t.data.names
-        config = {"name": self.opts.name or f"{self.opts.arch}-{names[0]}2{names[1]}", "task": "translation",
-                  "domains": names, "latent_dim": 0, "class_names": None,
-                  "dataset": Path(self.opts.data).resolve().name, "training": self.training_record()}
-        selected = [getattr(d, "selected_classes", None) for d in self.t.data.domains]
-        if all(selected):  # domains that are classes of one data set: `gan eval` finds their test images there
-            config["domain_classes"] = dict(zip(names, selected))
-        return config
-
-
-def _readable(files):
-    """The images among ``files`` that decode (the training data's loader skips the others too)."""
-    for f in files:
-        try:
-            yield open_image(f)
-        except ValueError:
-            continue
-
-
-class TranslationMonitor:
-    """``gan train --eval-every`` for a translator: a fixed set of photos of both domains, translated whole at their
-    own size (a model trained on crops must work on full photos): the share the judge reads as the target domain,
-    and the grey SSIM between input and output (the shape kept). The photos are the held-out testA/ and testB/
-    beside trainA/ and trainB/; without them, training photos (the log says so)."""
-
-    def __init__(self, judge, photos: dict[str, list[torch.Tensor]], targets: dict[str, int | None],
-                 held_out: bool):
-        self.judge, self.photos, self.targets, self.held_out = judge, photos, targets, held_out
-
-    @classmethod
-    def for_run(cls, data: str, data_b: str | None, names: list[str], channels: int, device, n: int,
-                seed: int = 0) -> "TranslationMonitor":
-        from gancli.classifiers import load_judge
-
-        root = Path(data)
-        held_out = not data_b and (root / "testA").is_dir() and (root / "testB").is_dir()
-        folders = [root / "testA", root / "testB"] if held_out else \
-            ([root, Path(data_b)] if data_b else [root / "trainA", root / "trainB"])
-        ds = datasets.identify(root)
-        judge = load_judge(datasets.default_judge(ds, channels), device)
-        own = {datasets.class_key(c): i for i, c in enumerate(judge.class_names)}
-        photos, targets = {}, {}
-        for direction, folder, target, fallback in (("a2b", folders[0], names[1], 1), ("b2a", folders[1], names[0], 0)):
-            files = list_images(folder)
-            pick = torch.randperm(len(files), generator=torch.Generator().manual_seed(seed))[:n].sort().values
-            photos[direction] = [to_tensor(im, channels) for im in _readable(files[i] for i in pick.tolist())]
-            if not photos[direction]:
-                raise DataError(f"--eval-every: none of the photos in {folder} could be read")
-            # the target's class: by name, or by position for the data set the judge was made for (trainA = its
-            # first class); for other data the judge's classes mean nothing here, and only SSIM is measured
-            targets[direction] = own.get(datasets.class_key(target), fallback if ds is not None else None)
-        return cls(judge, photos, targets, held_out)
-
-    @torch.no_grad()
-    def measure(self, generators: torch.nn.Module, device) -> tuple[dict, dict[str, list[torch.Tensor]]]:
-        """(the row for metrics.jsonl, the translated photos by direction, on the CPU in [-1, 1])."""
-        from torchmetrics.functional.image import structural_similarity_index_measure as ssim
-
-        row, outputs = {"held_out": self.held_out, "feature_extractor": self.judge.name}, {}
-        for direction, photos in self.photos.items():
-            net = getattr(generators, direction)
-            outs, structure, judged_as = [], [], []
-            for x in photos:
-                padded, (h, w) = pad_to_multiple(x[None].to(device), getattr(net, "multiple", 4))
-                y = net(padded)[..., :h, :w].float().clamp(-1, 1).cpu()
-                outs.append(y[0])
-                structure.append(float(ssim(metrics.grey(y), metrics.grey(x[None]), data_range=2.0)))
-                judged_as.append(int(self.judge.run(y)[1].argmax(1)))
-            outputs[direction] = outs
-            row[f"structure_{direction}"] = round(sum(structure) / len(structure), 4)
-            if self.targets[direction] is not None:
-                row[f"target_domain_rate_{direction}"] = round(
-                    sum(j == self.targets[direction] for j in judged_as) / len(judged_as), 4)
-        row["alarms"] = []
-        return row, outputs
 
 
 class CycleGANObjective(TranslationObjective):
@@ -414,44 +234,6 @@ class CycleGANObjective(TranslationObjective):
                 "pool_size": self.opts.pool_size, "init_from": self.opts.init_from, "crop": self.t.crop, "load_size": int(self.images_a.shape[-1])}
 
 
-class TranslationFamily(Family):
-    """A family that translates between two domains: `gan translate`, not `gan sample`."""
-
-    task = "translation"
-    capabilities = frozenset({"translate"})
-    data_folders = 2
-    exported = ("generator",)
-    options = OPTIMISER + LOSS + WIDTHS + TWO_DOMAINS
-    summary = ("A `{architecture}` model translating {domains[0]} <-> {domains[1]} images (both directions; trained "
-               "on {image_size}px images of {dataset}; applies to any size) with gan {gan_version}.")
-
-    def card_use(self, config, where):
-        a, b = config["domains"]
-        return [f"gan translate {where} {a}.jpg                 # -> {a}-{b.lower()}.jpg",
-                f"gan translate {where} {b}.jpg --direction {a}"]
-
-    def pipeline_tag(self, config):
-        return "image-to-image"
-
-    def export_graphs(self, model) -> list[ExportGraph]:
-        """One graph per direction the model holds: images of one domain -> the other's, any size its generator
-        keeps (sides multiples of its ``multiple``)."""
-        graphs, size = [], model.image_size
-        for direction, (source, target) in (("a2b", model.domains), ("b2a", model.domains[::-1])):
-            net = getattr(model.generator, direction, None)
-            if net is None:
-                continue
-            m = getattr(net, "multiple", 1)
-            graph = image_graph(net, model.channels, [(size, size), (max(m, size // 2 // m * m), size + m)],
-                                "translated", multiple=m)
-            graph.suffix = direction
-            graph.metadata |= {"direction": direction, "source_domain": source, "target_domain": target}
-            if self.translates_at_scale:  # what `gan translate` does first (see gancli.translate)
-                graph.metadata["note"] = f"trained on {size}x{size} images: resize inputs to that size first"
-            graphs.append(graph)
-        return graphs
-
-
 @register
 class CycleGAN(TranslationFamily):
     name = "cyclegan"
@@ -474,8 +256,8 @@ class CycleGAN(TranslationFamily):
         if opts.loss == "wgan-gp":
             raise ValueError("cyclegan trains with lsgan, ns, minimax or hinge; wgan-gp's penalty is not wired here")
 
-    def build(self, channels: int = 3, g_width: int = 64, d_width: int = 64, n_blocks: int = 9, d_layers: int = 3,
-              directions: list[str] = ("a2b", "b2a")):
+    def build(self, channels: int = 3, g_width: int = OPTION, d_width: int = OPTION, n_blocks: int = OPTION,
+              d_layers: int = 3, directions: list[str] = ("a2b", "b2a")):
         unknown = set(directions) - {"a2b", "b2a"}
         if unknown or not directions:
             raise ValueError(f"directions must be a2b and/or b2a, not {sorted(unknown) or 'none'}")
@@ -496,8 +278,7 @@ class CycleGAN(TranslationFamily):
         return TrainingData(domains, crop, names, dataset=Path(opts.data).resolve().name)
 
     def arch_args(self, opts, data):
-        return {"channels": data.channels, "g_width": opts.g_width, "d_width": opts.d_width,
-                "n_blocks": opts.n_blocks}
+        return self.option_args(opts, channels=data.channels)
 
     def objective(self, trainer):
         return CycleGANObjective(trainer)

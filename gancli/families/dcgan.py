@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gancli.adversarial import CONDITIONAL, GAN, PACK, WIDTHS, AdversarialObjective, check_pack, noise_arch_args, pack
-from gancli.family import Family
+from gancli.family import OPTION, Family
 from gancli.registry import register
 
 
@@ -127,8 +127,9 @@ class DCGAN(Family):
     def check_options(self, opts):
         check_pack(opts)
 
-    def build(self, latent_dim: int = 100, image_size: int = 64, channels: int = 3, g_width: int = 64,
-              d_width: int = 64, max_width: int = 512, num_classes: int = 0, d_norm: str = "batch", pack: int = 1):
+    def build(self, latent_dim: int = OPTION, image_size: int = 64, channels: int = 3, g_width: int = OPTION,
+              d_width: int = OPTION, max_width: int = 512, num_classes: int = 0, d_norm: str = "batch",
+              pack: int = OPTION):
         return {"generator": DCGANGenerator(latent_dim, image_size, channels, g_width, max_width, num_classes),
                 "discriminator": DCGANDiscriminator(image_size, channels, d_width, max_width, num_classes,
                                                     norm=d_norm, pack=pack)}

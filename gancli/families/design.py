@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from gancli.adversarial import GAN, WIDTHS, AdversarialObjective, Term, noise_arch_args
 from gancli.families.dcgan import DCGANDiscriminator, DCGANGenerator, spatial_ladder, wgan_critic_norm
-from gancli.family import Family
+from gancli.family import OPTION, Family
 from gancli.options import Option, group, non_negative
 from gancli.registry import register
 
@@ -66,8 +66,8 @@ class DesignGAN(Family):
         Option("creativity", float, 1.0, "Weight of the creativity term (0: none).", check=non_negative, resume=True),
     )
 
-    def build(self, design_classes: int, latent_dim: int = 100, image_size: int = 64, channels: int = 3,
-              g_width: int = 64, d_width: int = 64, max_width: int = 512, d_norm: str = "batch"):
+    def build(self, design_classes: int, latent_dim: int = OPTION, image_size: int = 64, channels: int = 3,
+              g_width: int = OPTION, d_width: int = OPTION, max_width: int = 512, d_norm: str = "batch"):
         if design_classes < 2:
             raise ValueError("design needs labelled data with at least two classes")
         return {"generator": DCGANGenerator(latent_dim, image_size, channels, g_width, max_width),

@@ -19,9 +19,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from gancli import losses
-from gancli.families.cyclegan import (DiscriminatorPair, GeneratorPair, TranslationFamily, TranslationObjective,
-                                      load_two_domains)
-from gancli.family import TrainingData
+from gancli.families.translation import (DiscriminatorPair, GeneratorPair, TranslationFamily,
+                                         TranslationObjective, load_two_domains)
+from gancli.family import OPTION, TrainingData
 from gancli.options import Option, group, non_negative
 from gancli.registry import register
 
@@ -120,7 +120,7 @@ class DiscoGAN(TranslationFamily):
         if opts.loss == "wgan-gp":
             raise ValueError("discogan trains with ns, minimax, lsgan or hinge")
 
-    def build(self, image_size: int = 64, channels: int = 3, g_width: int = 64, d_width: int = 64,
+    def build(self, image_size: int = 64, channels: int = 3, g_width: int = OPTION, d_width: int = OPTION,
               directions: list[str] = ("a2b", "b2a")):
         return {"generator": GeneratorPair(**{d: EncoderDecoder(image_size, channels, g_width) for d in directions}),
                 "discriminator": DiscriminatorPair(**{d[-1]: Discriminator(image_size, channels, d_width)
@@ -133,7 +133,7 @@ class DiscoGAN(TranslationFamily):
 
     def arch_args(self, opts, data):
         _depth(data.crop)
-        return {"image_size": data.crop, "channels": data.channels, "g_width": opts.g_width, "d_width": opts.d_width}
+        return self.option_args(opts, image_size=data.crop, channels=data.channels)
 
     def objective(self, trainer):
         return Discovery(trainer)

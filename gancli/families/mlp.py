@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gancli.adversarial import CONDITIONAL, GAN, PACK, AdversarialObjective, check_pack, noise_arch_args
-from gancli.family import Family
+from gancli.family import OPTION, Family
 from gancli.registry import register
 
 
@@ -65,9 +65,9 @@ class MLP(Family):
     def check_options(self, opts):
         check_pack(opts)
 
-    def build(self, latent_dim: int = 100, image_size: int = 28, channels: int = 1,
+    def build(self, latent_dim: int = OPTION, image_size: int = 28, channels: int = 1,
               g_hidden: list[int] = (256, 512, 1024), d_hidden: list[int] = (512, 256), dropout: float = 0.3,
-              num_classes: int = 0, pack: int = 1):
+              num_classes: int = 0, pack: int = OPTION):
         return {"generator": MLPGenerator(latent_dim, image_size, channels, list(g_hidden), num_classes),
                 "discriminator": MLPDiscriminator(image_size, channels, list(d_hidden), dropout, num_classes, pack)}
 

@@ -28,7 +28,7 @@ from torch import nn
 from gancli import losses
 from gancli.adversarial import BLOCKS, LOSS, OPTIMISER, WIDTHS
 from gancli.data import DataError, ImageData, load_data, to_model_range
-from gancli.family import INIT_FROM, ExportGraph, Family, Objective, TrainingData, image_graph, init_generator
+from gancli.family import INIT_FROM, OPTION, ExportGraph, Family, Objective, TrainingData, image_graph, init_generator
 from gancli.options import Option, at_least, group, non_negative, one_of
 from gancli.registry import register
 
@@ -258,8 +258,8 @@ class SRGAN(Family):
         if opts.adversarial_weight and opts.loss == "wgan-gp":
             raise ValueError("srgan trains with ns, minimax, lsgan or hinge; wgan-gp's penalty is not wired here")
 
-    def build(self, channels: int = 3, g_width: int = 64, d_width: int = 64, n_blocks: int = 16, scale: int = 4,
-              bicubic_skip: bool = True):
+    def build(self, channels: int = 3, g_width: int = OPTION, d_width: int = OPTION, n_blocks: int = OPTION,
+              scale: int = OPTION, bicubic_skip: bool = OPTION):
         if scale not in (2, 4, 8):
             raise ValueError(f"srgan scale must be 2, 4 or 8, not {scale}")
         return {"generator": SRResNet(channels, g_width, n_blocks, scale, bicubic_skip),
@@ -281,8 +281,7 @@ class SRGAN(Family):
         return TrainingData([data], opts.size, dataset=root.resolve().name)
 
     def arch_args(self, opts, data):
-        return {"channels": data.channels, "g_width": opts.g_width, "d_width": opts.d_width,
-                "n_blocks": opts.n_blocks, "scale": opts.scale, "bicubic_skip": opts.bicubic_skip}
+        return self.option_args(opts, channels=data.channels)
 
     def objective(self, trainer):
         return SuperResolution(trainer)

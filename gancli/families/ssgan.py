@@ -28,9 +28,10 @@ from gancli.adversarial import OPTIMISER, WIDTHS, TwoPlayer
 from gancli.data import DataError
 from gancli.families.dcgan import DCGANGenerator, spatial_ladder
 from gancli.families.mlp import MLPGenerator
-from gancli.family import LATENT, Family, NoiseObjective, images_phrase
+from gancli.family import LATENT, OPTION, Family, NoiseObjective, images_phrase
 from gancli.options import Option, at_least, group, one_of
 from gancli.registry import register
+from gancli.weights import WeightsError
 
 
 class ClassifierDiscriminator(nn.Module):
@@ -159,11 +160,34 @@ class SemiSupervised(TwoPlayer, NoiseObjective):
         return stats | {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), "loss_unsup": loss_unsup.detach()}
 
 
+class ClassifyingModel:
+    """A loaded SSGAN's discriminator is a K-class classifier (mixed into its GANModel): ``gan classify``."""
+
+    phrases = {"classify": "classifying images", "classifier_classes": "classifying images"}
+
+    @property
+    def classifier_classes(self) -> list[str]:
+        return list(self.config.get("classifier_classes") or [])
+
+    @torch.inference_mode()
+    def classify(self, images: torch.Tensor) -> torch.Tensor:
+        """Real images (N, C, H, W) in [-1, 1] at the model's size -> class probabilities (N, K)."""
+        if self.discriminator is None:
+            raise WeightsError(f"{self.config.get('name', 'this model')} was saved without its discriminator, "
+                               "which is its classifier")
+        want = (self.channels, self.image_size, self.image_size)
+        if tuple(images.shape[1:]) != want:
+            raise ValueError(f"images of shape {tuple(images.shape[1:])} given; the classifier takes {want}")
+        self.discriminator.eval().to(self.device)
+        return torch.softmax(self.discriminator(images.to(self.device)).float(), 1).cpu()
+
+
 @register
 class SSGAN(Family):
     name = "ssgan"
     description = "Semi-supervised GAN (Odena 2016; Salimans et al. 2016): D classifies and judges; few labels"
     capabilities = frozenset({"classify"})
+    abilities = (ClassifyingModel,)
     options = OPTIMISER + LATENT + WIDTHS + group(
         "ssgan options",
         Option("labels_per_class", int, 10, "Labelled images kept per class (a fixed choice from --seed); the "
@@ -177,9 +201,10 @@ class SSGAN(Family):
                negatable=True, resume=True),
     )
     defaults = {"lr_g": 3e-3, "lr_d": 3e-3, "batch_size": 100, "g_width": 64, "d_width": 32}  # Salimans et al.
+    legacy_defaults = {"ssgan_net": "conv"}  # the first ssgan models, before --ssgan-net, wrote no ssgan_net
 
-    def build(self, ssgan_classes: int, latent_dim: int = 100, image_size: int = 28, channels: int = 1,
-              ssgan_net: str = "conv", g_width: int = 64, d_width: int = 32, max_width: int = 512):
+    def build(self, ssgan_classes: int, latent_dim: int = OPTION, image_size: int = 28, channels: int = 1,
+              ssgan_net: str = OPTION, g_width: int = OPTION, d_width: int = OPTION, max_width: int = 512):
         if ssgan_net == "mlp":
             return {"generator": MLPGenerator(latent_dim, image_size, channels, [500, 500]),
                     "discriminator": NoisyMLPClassifier(image_size, channels, ssgan_classes)}
@@ -194,9 +219,8 @@ class SSGAN(Family):
             spatial_ladder(data.crop)
         if data.labels is None:
             raise ValueError(f"ssgan needs labelled data (IDX labels, or one sub-folder per class in {opts.data})")
-        return {"ssgan_classes": len(data.class_names), "latent_dim": opts.latent_dim, "image_size": data.crop,
-                "channels": data.channels, "ssgan_net": opts.ssgan_net, "g_width": opts.g_width,
-                "d_width": opts.d_width}
+        return self.option_args(opts, ssgan_classes=len(data.class_names), image_size=data.crop,
+                                channels=data.channels)
 
     def objective(self, trainer):
         return SemiSupervised(trainer)

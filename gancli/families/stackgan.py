@@ -31,7 +31,7 @@ from torch import nn
 from gancli import latents
 from gancli.adversarial import OPTIMISER
 from gancli.errors import OptionError
-from gancli.family import ExportGraph, Family, Objective, TrainingData, sampler_graph
+from gancli.family import OPTION, ExportGraph, Family, Objective, TrainingData, sampler_graph
 from gancli.options import Option, at_least, group, non_negative
 from gancli.registry import register
 
@@ -387,6 +387,37 @@ class StackObjective(Objective):
     export_dtype = torch.float16
 
 
+class CaptionedModel:
+    """A loaded StackGAN (mixed into its GANModel) draws from captions, not class labels, and has two stages."""
+
+    options = ("--text", "--stage")
+
+    def labels_for(self, n: int, label: int | str | None = None,
+                   text: str | list[str] | None = None) -> torch.Tensor:
+        """The caption ``text`` (a list: one per image, cycled) as word indices; without one, the family's default
+        captions (each class's first training phrasing) in turn."""
+        if label is not None:
+            raise ValueError(f"{self.config.get('name', 'this model')} draws from a caption: give --text, not --label")
+        texts = [text] if isinstance(text, str) else list(text or self.family.default_texts(self.config))
+        if not texts:
+            raise ValueError("no caption given: give --text")
+        ids = self.family.text_tokens(self.config, texts)
+        return ids[torch.arange(n) % len(ids)]
+
+    def require_text(self, text):
+        """A text model samples what it is told: without a caption, one line that says how to give one."""
+        if text is None:
+            prompts = self.family.default_texts(self.config)
+            raise ValueError(f"{self.config.get('name', 'this model')} draws images from a caption: give --text, "
+                             f"e.g. --text {prompts[-1]!r}" if prompts else "give --text")
+
+    def generator_options(self, stage: int | None = None, **rest) -> dict:
+        """``stage``: 1 for stage I's coarse image (upscaled to the model's size), 2 (the default) the final one."""
+        if stage is not None and stage not in (1, 2):
+            raise ValueError(f"--stage {stage}: a StackGAN has stage 1 (coarse) and stage 2 (final)")
+        return super().generator_options(**rest) | ({} if stage is None else {"stage": stage})
+
+
 # ------------------------------------------------------------------------------------------------ the family
 @register
 class StackGAN(Family):
@@ -394,6 +425,7 @@ class StackGAN(Family):
     description = "StackGAN (Zhang et al. 2017): captions -> 16x16 stage I -> 32x32 stage II, for Fashion-MNIST"
     task = "text-to-image"
     capabilities = frozenset({"text", "stages"})
+    abilities = (CaptionedModel,)
     exported = ("generator",)
     options = OPTIMISER + group(
         "stackgan options",
@@ -413,8 +445,11 @@ class StackGAN(Family):
     summary = ("A StackGAN (Zhang et al. 2017) drawing {images} from short captions, trained on {dataset} with "
                "gan {gan_version}: stage I draws a 16x16 image, stage II the 32x32 one from it.")
 
-    def build(self, vocab_size: int, text_classes: int, noise_dim: int = 32, ca_dim: int = 16, channels: int = 1,
-              image_size: int = 32, word_dim: int = 32, text_dim: int = 64, g_width: int = 32, d_width: int = 32):
+    arch_options = {"g_width": "stack_width", "d_width": "stack_width"}
+
+    def build(self, vocab_size: int, text_classes: int, noise_dim: int = OPTION, ca_dim: int = OPTION,
+              channels: int = 1, image_size: int = 32, word_dim: int = 32, text_dim: int = 64, g_width: int = OPTION,
+              d_width: int = OPTION):
         if image_size != 32:
             raise ValueError(f"stackgan draws 32x32 images (stage I 16x16): train with --size 32, not {image_size}")
         return {"generator": StackGenerator(vocab_size, text_classes, noise_dim, ca_dim, channels, word_dim,
@@ -440,9 +475,8 @@ class StackGAN(Family):
         return data
 
     def arch_args(self, opts, data):
-        return {"vocab_size": len(vocabulary_of(data.class_names)) + 1, "text_classes": len(data.class_names),
-                "noise_dim": opts.noise_dim, "ca_dim": opts.ca_dim, "channels": data.channels,
-                "image_size": data.crop, "g_width": opts.stack_width, "d_width": opts.stack_width}
+        return self.option_args(opts, vocab_size=len(vocabulary_of(data.class_names)) + 1,
+                                text_classes=len(data.class_names), channels=data.channels, image_size=data.crop)
 
     def objective(self, trainer):
         return StackObjective(trainer)

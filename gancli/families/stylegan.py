@@ -26,7 +26,8 @@ from torch import nn
 
 from gancli import latents
 from gancli.adversarial import GAN, PACK, R1, WIDTHS, AdversarialObjective, check_pack, noise_arch_args, pack
-from gancli.family import Family
+from gancli.errors import UnknownNameError
+from gancli.family import OPTION, Family
 from gancli.options import Option, at_least, group, non_negative, unit
 from gancli.registry import register
 
@@ -282,12 +283,71 @@ class StyleObjective(AdversarialObjective):
         return self.G_train(z, labels, mix_z=mix_z, mix_from=mix_from)
 
 
+class StyleModel:
+    """What a loaded StyleGAN can do beyond sampling (mixed into its GANModel): truncation, the w space, style
+    mixing."""
+
+    options = ("--truncation",)
+    phrases = {"truncation": "--truncation", "map": "w space", "synthesize": "w space",
+               "mixing_levels": "style mixing", "style_mix": "style mixing"}
+
+    def generator_options(self, truncation: float | None = None, **rest) -> dict:
+        return super().generator_options(**rest) | ({} if truncation is None else
+                                                    {"truncation": self.truncation(truncation)})
+
+    def truncation(self, psi: float | None) -> float:
+        """A checked psi (None: none, 1.0). Values above 1 extrapolate away from the average, as StyleGAN allows."""
+        if psi is None:
+            return 1.0
+        if not math.isfinite(psi) or not -1 <= psi <= 2:
+            raise ValueError(f"--truncation {psi:g}: psi runs from 0 (the average image) to 1 (no truncation)")
+        return float(psi)
+
+    @torch.inference_mode()
+    def map(self, z: torch.Tensor, truncation: float | None = None) -> torch.Tensor:
+        """z -> w through the mapping network (with truncation psi): (N, w_dim)."""
+        return self.generator.mapping(z.to(self.device), truncation=self.truncation(truncation)).cpu()
+
+    @torch.inference_mode()
+    def synthesize(self, ws: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+        """Images from w: (N, w_dim) for one style everywhere, or (N, layers, w_dim) for one per layer."""
+        return torch.cat([self.generator.synthesis(w.to(self.device)).float().cpu() for w in ws.split(batch_size)])
+
+    def mixing_levels(self) -> dict[str, list[int]]:
+        return self.generator.levels()
+
+    @torch.inference_mode()
+    def style_mix(self, row_seeds: list[int], col_seeds: list[int], levels: str | list[str] = "coarse",
+                  truncation: float | None = None) -> tuple[torch.Tensor, int]:
+        """The style-mixing figure of Karras et al. 2019: column sources along the top, row sources down the side;
+        each cell is its column source with the styles of ``levels`` (coarse, middle, fine) taken from its row
+        source. Returns the images in grid order (a blank corner first) and the grid's width."""
+        table = self.mixing_levels()
+        names = [levels] if isinstance(levels, str) else list(levels)
+        names = [n.strip() for part in names for n in part.split(",") if n.strip()]
+        for n in names:
+            if n not in table:
+                raise UnknownNameError("style level", n, list(table))
+        layers = sorted({i for n in names for i in table[n]})
+        if not layers:
+            raise ValueError(f"--levels {levels!r} selects no styles of this {self.image_size} px model "
+                             f"(its levels: {', '.join(k for k, v in table.items() if v)})")
+        w_rows = self.map(self.latents_for(seeds=row_seeds), truncation)
+        w_cols = self.map(self.latents_for(seeds=col_seeds), truncation)
+        rows, cols = self.synthesize(w_rows), self.synthesize(w_cols)
+        cells = [self.synthesize(self.generator.mixed_styles(w_cols, w_rows[r], layers)) for r in range(len(row_seeds))]
+        blank = torch.full_like(cols[:1], -1.0)
+        grid = [blank, cols] + [torch.cat([rows[r:r + 1], cells[r]]) for r in range(len(row_seeds))]
+        return torch.cat(grid), len(col_seeds) + 1
+
+
 @register
 class StyleGAN(Family):
     name = "stylegan"
     description = ("StyleGAN (Karras et al. 2019) with StyleGAN2's modulated convolutions: mapping network, "
                    "styles per layer, noise inputs, style mixing, truncation, lazy R1")
     capabilities = frozenset({"truncation", "w_space", "mixing"})
+    abilities = (StyleModel,)
     exported = ("generator",)
     options = GAN + WIDTHS + PACK + group(
         "stylegan options",
@@ -315,8 +375,9 @@ class StyleGAN(Family):
         if opts.loss == "wgan-gp":
             raise ValueError("stylegan trains with R1 (--r1-gamma); use --loss ns, hinge, lsgan or minimax")
 
-    def build(self, latent_dim: int = 128, image_size: int = 32, channels: int = 1, w_dim: int = 128,
-              mapping_layers: int = 8, g_width: int = 32, d_width: int = 32, max_width: int = 256, pack: int = 1):
+    def build(self, latent_dim: int = OPTION, image_size: int = 32, channels: int = 1, w_dim: int = OPTION,
+              mapping_layers: int = OPTION, g_width: int = OPTION, d_width: int = OPTION, max_width: int = OPTION,
+              pack: int = OPTION):
         return {"generator": StyleGenerator(latent_dim, w_dim, mapping_layers, image_size, channels, g_width,
                                             max_width),
                 "discriminator": StyleDiscriminator(image_size, channels, d_width, max_width, pack)}

@@ -16,9 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gancli.family import LATENT, Family, NoiseObjective
+from gancli.family import LATENT, OPTION, Family, NoiseObjective
 from gancli.options import Option, at_least, group, learning_rate, non_negative
 from gancli.registry import register
+from gancli.weights import WeightsError
 
 
 class Encoder(nn.Module):
@@ -90,11 +91,28 @@ class ELBO(NoiseObjective):
                 "elbo": (log_px - kl).detach()}
 
 
+class EncodingModel:
+    """A loaded VAE also maps real images to latents (mixed into its GANModel): ``gan interpolate --between``."""
+
+    phrases = {"encode": "encoding images"}
+
+    @torch.inference_mode()
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """Real images (N, C, H, W) in [-1, 1] at the model's size -> their latents (the encoder's means)."""
+        if "encoder" not in self.others:
+            raise WeightsError(f"{self.config.get('name', 'this model')} was saved without its encoder")
+        want = (self.channels, self.image_size, self.image_size)
+        if tuple(images.shape[1:]) != want:
+            raise ValueError(f"images of shape {tuple(images.shape[1:])} given; the encoder takes {want}")
+        return self.others["encoder"](images.to(self.device))[0].float().cpu()
+
+
 @register
 class VAE(Family):
     name = "vae"
     description = "Variational autoencoder (Kingma & Welling 2014): encoder, decoder, ELBO; no discriminator"
     capabilities = frozenset({"encode"})
+    abilities = (EncodingModel,)
     networks = ("generator", "encoder")
     exported = ("generator", "encoder")
     options = LATENT + group(
@@ -112,16 +130,17 @@ class VAE(Family):
     examples = ("gan interpolate {where} --seeds 0-3 -o walk.gif",
                 "gan interpolate {where} --between a.png b.png -o between.gif   # a walk between two real images")
 
-    def build(self, latent_dim: int = 16, image_size: int = 28, channels: int = 1, width: int = 32,
-              hidden: int = 256):
+    arch_options = {"width": "vae_width"}
+
+    def build(self, latent_dim: int = OPTION, image_size: int = 28, channels: int = 1, width: int = OPTION,
+              hidden: int = OPTION):
         if image_size % 4:
             raise ValueError(f"vae image_size must be a multiple of 4 (e.g. 28, 32), not {image_size}")
         return {"generator": Decoder(latent_dim, image_size, channels, width, hidden),
                 "encoder": Encoder(latent_dim, image_size, channels, width, hidden)}
 
     def arch_args(self, opts, data):
-        return {"latent_dim": opts.latent_dim, "image_size": data.crop, "channels": data.channels,
-                "width": opts.vae_width, "hidden": opts.hidden}
+        return self.option_args(opts, image_size=data.crop, channels=data.channels)
 
     def objective(self, trainer):
         return ELBO(trainer)

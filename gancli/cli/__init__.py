@@ -1,0 +1,42 @@
+"""The `gan` command: parse, call the library, print; one module per command. Errors from bad input are one line
+and exit status 2."""
+from __future__ import annotations
+
+import sys
+
+from rich.markup import escape
+
+# each module registers its command; `gan --help` lists them in this order
+from gancli.cli import sample, interpolate, mix, translate, upscale, export, classify, models, eval, train  # noqa: F401, I001
+from gancli.cli import convert, push, toy  # noqa: F401, I001
+from gancli.cli.common import USER_ERRORS, app, console, one_line
+
+__all__ = ["app", "main"]
+
+
+def _close_options(given: str, known) -> list[str]:
+    import difflib
+
+    names = {k.lstrip("-"): k for k in known}
+    return [names[m] for m in difflib.get_close_matches(given.lstrip("-"), list(names), n=3, cutoff=0.6)]
+
+
+def main():
+    try:  # typer >= 0.20 carries its own click
+        from typer._click import ClickException
+    except ImportError:
+        from click import ClickException
+
+    try:
+        code = app(standalone_mode=False)
+    except ClickException as e:  # usage errors (a missing argument, an unknown option): one line as well
+        if getattr(e, "possibilities", None):  # click compares "--bogus" with "--verbose" dashes and all: a match
+            e.possibilities = _close_options(e.option_name, e.possibilities)
+        message = e.format_message().strip()  # empty for a bare `gan`, whose help was just shown
+        if message:
+            console.print(f"[bold red]error:[/] {escape(message.splitlines()[0])}", highlight=False, soft_wrap=True)
+        sys.exit(e.exit_code)
+    except USER_ERRORS as e:
+        console.print(f"[bold red]error:[/] {escape(one_line(e))}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,202 @@
+"""What every `gan` command shares: the app, the two consoles, one-line errors, loading a model, checking outputs
+and seeds, and the options declared once (--device, -v, --backend, --bf16)."""
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape  # messages are plain text: "gancli[tensorboard]" or a file "a[1].png" is no tag
+
+from gancli import hub
+from gancli.version import __version__
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="markdown",
+                  context_settings={"help_option_names": ["-h", "--help"]},
+                  help="Sample, interpolate and train generative adversarial networks, with a pretrained zoo.\n\n"
+                       "Example: `gan sample dcgan-mnist -n 64`")
+console = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
+
+# Bad input the user can fix: reported as one line, exit code 2. Anything else is a bug and keeps its traceback.
+USER_ERRORS = (ValueError, LookupError, FileNotFoundError, FileExistsError, NotADirectoryError, PermissionError,
+               hub.HubError)
+
+
+def fail(message: str, code: int = 2):
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def command(*args, on=None, **kwargs):
+    """``app.command`` (or ``on.command``, a group's) that turns bad input (USER_ERRORS) into one red line and exit
+    code 2."""
+
+    def wrap(fn):
+        @functools.wraps(fn)
+        def guarded(*a, **k):
+            try:
+                return fn(*a, **k)
+            except USER_ERRORS as e:
+                fail(one_line(e))
+
+        return (on or app).command(*args, **kwargs)(guarded)
+
+    return wrap
+
+
+def describe(device) -> str:
+    from gancli.devices import describe as describe_device  # torch loads only for commands that need it
+
+    return describe_device(device)
+
+
+def one_line(e: Exception) -> str:
+    if isinstance(e, OSError) and e.strerror:  # "[Errno 2] No such file..." -> "No such file or directory: PATH"
+        return f"{e.strerror}: {e.filename}" if e.filename else e.strerror
+    return str(e)
+
+
+def _version(value: bool):
+    if value:
+        out.print(f"gan {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")):
+    pass
+
+
+# options that several commands take, declared once
+DEVICE = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps.")
+VERBOSE = typer.Option(False, "-v", "--verbose", help="Say where the model came from and which device ran.")
+
+# Options that only some models take: the help says which by what they can do (a style space, captions), not by
+# family, and a model that lacks one refuses it in one line naming the families that have it (GANModel.refuse).
+TRUNCATION = typer.Option(None, "--truncation", help="Models with a style space: psi, pulling each style towards the "
+                                                     "average (1: none; 0.7 is usual; 0: the average image).")
+TEXT = typer.Option(None, "--text", help="Text-to-image models: the caption, e.g. 'an ankle boot'; its words must be in "
+                                         "the model's vocabulary.")
+STAGE = typer.Option(None, "--stage", help="Models drawn in stages: 1 for stage I's coarse image (upscaled), 2 "
+                                           "(default) for the final one.")
+
+# what runs the generator, for `gan sample` and `gan translate` (gancli.backends, GANModel.autocast)
+BACKEND = typer.Option("torch", "--backend", help="torch, or onnxruntime (CPU; the graph of `gan export`, cached): "
+                                                  "fp32 either way; see docs/speed.md.")
+BF16 = typer.Option(False, "--bf16", help="bf16 (backend torch; on the CPU a bf16 copy of the generator): about 2x "
+                                          "on CPUs with avx512_bf16 or AMX and faster on GPUs, but not fp32's pixels "
+                                          "(several grey levels apart); see docs/speed.md.")
+
+
+def check_backend(backend: str, bf16: bool) -> str:
+    """--backend's name, normalised, and ONNX Runtime being installed when it is asked for, before the model loads."""
+    from gancli import backends
+
+    try:
+        name = backends.check(backend)
+    except ValueError as e:
+        fail(str(e))
+    if bf16 and name == "onnxruntime":
+        fail("--bf16 is for --backend torch: the ONNX Runtime graph runs in fp32")
+    return name
+
+
+def use_backend(model, backend: str, bf16: bool, verbose: bool, direction: str | None = None):
+    chosen = model.use_backend(backend, direction)
+    model.bf16 = bf16
+    if verbose:
+        console.print(f"[dim]backend {chosen}[/]")
+
+
+def load_model(name: str, device: str, verbose: bool, sampling: bool = False):
+    from gancli.pretrained import load
+
+    model = load(name, device=device)
+    if sampling and model.image_command:
+        fail(f"{name} {model.image_command}s images rather than sampling them: use `gan {model.image_command} {name} "
+             "IMAGE`")
+    if verbose:
+        console.print(f"[dim]{name} -> {model.source}; device {describe(model.device)}[/]")
+    return model
+
+
+def command_line(ctx: typer.Context, exclude=()) -> str:
+    """The running command, spelled out with every non-default option (so a model card can reproduce it)."""
+    import shlex
+
+    words = ["gan", ctx.info_name.removeprefix("gan ")]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if param.name in exclude or value is None or value == param.default:
+            continue
+        if param.param_type_name == "argument":
+            values = value if isinstance(value, (list, tuple)) else [value]
+            words[2:2] = [str(v) for v in values]
+        elif getattr(param, "is_flag", False):
+            words.append(param.opts[0] if value or not param.secondary_opts else param.secondary_opts[0])
+        else:
+            words += [param.opts[0], str(value)]
+    return shlex.join(words)
+
+
+def check_seed(seed: int, option: str = "--seed"):
+    from gancli.options import seed_problem
+
+    if seed_problem(seed):
+        fail(f"{option} {seed} {seed_problem(seed)}")
+
+
+def clock(seconds: float) -> str:
+    m, s = divmod(int(seconds), 60)
+    return f"{m // 60}:{m % 60:02d}:{s:02d}"
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
+
+
+def check_output(path: Path, option: str, example: str):
+    """Say now, not after the work, that an output file cannot be written there. Missing folders on its path are
+    made when it is written, as for every output."""
+    if path.name in ("", ".", ".."):  # -o '' arrives as Path('.')
+        fail(f"{option} needs a file name, e.g. {option} {example}")
+    if path.is_dir():
+        fail(f"{option} {path} is a folder: give a file name, e.g. {option} {path / example}")
+    for parent in path.parents:
+        if parent.exists() and not parent.is_dir():
+            fail(f"cannot write {path}: {parent} is a file, not a folder")
+
+
+def write_text(path: Path, text: str, what: str = "", report=None):
+    """A --json / --csv output: the file (through the one output writer), or standard output for ``-``, where
+    nothing else is printed so that it can be piped."""
+    from gancli.imageio import atomic_write, make_parent
+
+    if str(path) == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    make_parent(path)
+    atomic_write(path, lambda f: f.write(text.encode()))
+    (report or out).print(f"wrote {path}{what}", highlight=False)
+
+
+def to_stdout(*paths: Optional[Path]) -> bool:
+    """Whether an output goes to standard output (``-``, /dev/stdout): then what the command says goes to stderr."""
+    return any(p is not None and str(p) in ("-", "/dev/stdout", "/dev/fd/1", "/proc/self/fd/1") for p in paths)
+
+
+def numbers(text: str, option: str) -> list[float]:
+    """``"1.0,0.7,0.5"`` -> [1.0, 0.7, 0.5]; anything else is a one-line error."""
+    try:
+        values = [float(part) for part in text.split(",")]
+    except ValueError:
+        fail(f"{option} takes numbers separated by commas, e.g. 1.0,0.7,0.5, not {text!r}")
+    return values
+
+

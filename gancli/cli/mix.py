@@ -1,0 +1,44 @@
+"""`gan mix`."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from gancli.cli.common import DEVICE, VERBOSE, check_output, command, console, fail, load_model, out, to_stdout
+
+
+@command()
+def mix(
+    name: str = typer.Argument(..., help="A model with style mixing: zoo name, local folder or owner/repo[@revision]."),
+    rows: str = typer.Option("1,2,3", "--rows", help="Seeds of the row sources (down the side)."),
+    cols: str = typer.Option("4,5,6", "--cols", help="Seeds of the column sources (along the top)."),
+    levels: str = typer.Option("coarse", "--levels", help="Which styles come from the row source: coarse (4-8 px: "
+                                                          "pose, shape), middle (16-32 px: features), fine (colour, "
+                                                          "texture), or several, e.g. coarse,middle."),
+    truncation: Optional[float] = typer.Option(None, "--truncation", help="psi for every source."),
+    output: Path = typer.Option(Path("mix.png"), "-o", "--output", help="The figure (.png, .jpg, .webp)."),
+    device: str = DEVICE,
+    verbose: bool = VERBOSE,
+):
+    """The style-mixing figure of the StyleGAN paper: each cell is its column's image with the --levels styles of
+    its row's image.
+
+    Example: `gan mix stylegan-fashion --rows 1,2,3 --cols 4,5,6 --levels coarse -o mix.png`
+    """
+    from gancli import latents
+    from gancli.imageio import format_of, grid_image, save_image
+
+    row_seeds, col_seeds = latents.parse_seeds(rows), latents.parse_seeds(cols)
+    if len(row_seeds) * len(col_seeds) > 10_000:
+        fail("too many cells: at most 10000 (rows x columns)")
+    format_of(output)
+    check_output(output, "-o", "mix.png")
+    model = load_model(name, device, verbose, sampling=True)
+    images, width = model.style_mix(row_seeds, col_seeds, levels, truncation)
+    save_image(grid_image(images, width), output)
+    (console if to_stdout(output) else out).print(f"wrote a {len(row_seeds)}x{len(col_seeds)} style-mixing grid ({levels} styles from the rows) to "
+              f"{output}")
+
+

@@ -1,0 +1,114 @@
+"""`gan sample`."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from gancli.cli.common import BACKEND, BF16, DEVICE, STAGE, TEXT, TRUNCATION, VERBOSE, check_backend, check_output, check_seed, command, console, describe, fail, load_model, out, plural, to_stdout, use_backend
+from gancli.cli.progress import progress_bar
+
+
+@command()
+def sample(
+    name: str = typer.Argument(..., help="Zoo name, local model folder or training run, or owner/repo[@revision]."),
+    n: int = typer.Option(64, "-n", "--num", help="Number of images (ignored with --seeds)."),
+    seed: int = typer.Option(0, "--seed", help="Image i of the request is a pure function of (seed, i)."),
+    seeds: Optional[str] = typer.Option(None, "--seeds", help="One image per seed, e.g. 0-7,42."),
+    label: Optional[str] = typer.Option(None, "--label", help="Conditional models: the class, by name or index."),
+    text: Optional[str] = TEXT,
+    stage: Optional[int] = STAGE,
+    per_class: Optional[int] = typer.Option(None, "--per-class",
+                                            help="Conditional models: K images of every class, one folder per "
+                                                 "class in OUTDIR."),
+    output: Path = typer.Option(Path("samples.png"), "-o", "--output", help="Grid file (.png, .jpg, .webp)."),
+    outdir: Optional[Path] = typer.Option(None, "--outdir", help="Write one file per image here instead of a grid."),
+    nrow: Optional[int] = typer.Option(None, "--nrow", help="Images per grid row (default: square, or one column "
+                                                             "per class)."),
+    batch_size: int = typer.Option(256, "--batch-size", help="Images per forward pass."),
+    truncation: Optional[float] = TRUNCATION,
+    fmt: Optional[str] = typer.Option(None, "--format", help="png, jpg or webp (default: from -o, or png)."),
+    device: str = DEVICE,
+    backend: str = BACKEND,
+    bf16: bool = BF16,
+    verbose: bool = VERBOSE,
+):
+    """Draw images from a model: one grid, or one file per image with --outdir.
+
+    Example: `gan sample dcgan-mnist -n 64 --seed 1 -o digits.png`; `gan sample cgan-mnist --label 7 -n 64`;
+    `gan sample cgan-mnist --per-class 100 --outdir aug/`; `gan sample stackgan-fashion --text "an ankle boot"`
+    """
+    import torch
+
+    from gancli.imageio import format_of, grid_image, save_image, to_pil
+
+    from gancli import drawing, latents
+
+    check_seed(seed)
+    seed_list = latents.parse_seeds(seeds) if seeds is not None else None
+    if per_class is not None:
+        if outdir is None:
+            fail("--per-class writes a folder per class: give --outdir")
+        if label is not None or seed_list:
+            fail("--per-class draws every class: drop --label / --seeds")
+        if per_class < 1:
+            fail("--per-class must be at least 1")
+    count = len(seed_list) if seed_list else n
+    if count < 1 or count > 1_000_000:
+        fail("-n must be between 1 and 1000000")
+    if batch_size < 1:
+        fail("--batch-size must be at least 1")
+    if nrow is not None and nrow < 1:
+        fail("--nrow must be at least 1")
+    if fmt is not None and fmt.lower() not in ("png", "jpg", "jpeg", "webp"):
+        fail(f"unsupported --format {fmt!r}: use png, jpg or webp")
+    if fmt and outdir is None and output.suffix and format_of(output).replace("jpeg", "jpg") != fmt.lower().replace("jpeg", "jpg"):
+        fail(f"--format {fmt} does not match the extension of {output.name}")
+    fmt = fmt.lower() if fmt else (format_of(output) if outdir is None else "png")
+    if outdir is None and count > 10_000:
+        fail(f"{count} images is too many for one grid: use --outdir to write one file per image")
+    if outdir is None:
+        check_output(output, "-o", "samples.png")
+    backend = check_backend(backend, bf16)
+    plain = truncation is None and stage is None  # what the exported graph draws
+    if not plain and backend == "onnxruntime":
+        fail("--backend onnxruntime runs the exported graph, which has no --truncation or --stage: drop them or use "
+             "--backend torch")
+    model = load_model(name, device, verbose, sampling=True)
+    if per_class is not None and not model.is_conditional:  # said with the name as typed
+        fail(f"{name} is not a conditional model: --per-class needs one (e.g. cgan-mnist)")
+    model.require_text(text)
+    drawn = drawing.request(model, count, seed, seed_list, label, text, per_class)
+    use_backend(model, backend if plain else "torch", bf16, verbose)
+    count = len(drawn)
+    paths = [outdir / f"{stem}.{fmt}" for stem in drawn.stems] if outdir is not None else None
+
+    images, done = [], 0
+    with progress_bar() as progress:
+        task = progress.add_task("sampling", total=count)
+        for batch in model.generate(drawn.z, drawn.labels, batch_size, truncation=truncation, stage=stage):
+            if paths is not None:
+                for k, img in enumerate(to_pil(batch)):
+                    save_image(img, paths[done + k], fmt)
+            else:
+                images.append(batch)
+            done += len(batch)
+            progress.advance(task, len(batch))
+    what = f"{model.architecture}" + (f", truncation {truncation:g}" if truncation is not None else "") \
+        + f", {describe(model.device)}" + f", {model.backend}" + (", bf16" if bf16 else "")
+    if label is not None:
+        what = f"class {model.class_names[model.class_index(label)] if model.class_names else label}, " + what
+    if text is not None:
+        what = f"{text!r}" + (f", stage {stage}" if stage else "") + ", " + what
+    if paths is not None:
+        tree = f" in {count // per_class} class folders" if per_class else ""
+        out.print(f"wrote {plural(count, 'image')} to {outdir}/{tree}  ({what})")
+    else:
+        if nrow is None and model.is_conditional and label is None:
+            nrow = model.config["arch_args"]["num_classes"]  # one column per class
+        save_image(grid_image(torch.cat(images), nrow), output, fmt)
+        (console if to_stdout(output) else out).print(  # -o -: stdout holds the picture alone
+            f"wrote {'a grid of ' + plural(count, 'image') if count > 1 else '1 image'} to {output}  ({what})")
+
+

@@ -1,0 +1,241 @@
+"""What a family's objective may use of the run it trains: the ``TrainingContext``, and torchrun's environment.
+
+An objective (``gancli.family.Objective``) gets a ``TrainingContext`` as ``self.t``, not the loop: the data and the
+networks on the device, the batches and the noise of each step (pure functions of the seed, the rank and the
+step, which is what makes a resumed run exact), the optimisers' updates, autocast and the log. Nothing else of the
+loop is reachable from a step, so the loop can change without the families noticing.
+"""
+from __future__ import annotations
+
+import os
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+
+from gancli import latents
+from gancli.checkpoints import Progress
+from gancli.data import to_model_range
+from gancli.devices import describe, preferred_memory_format
+from gancli.options import Options
+from gancli.pretrained import GANModel
+from gancli.rundir import RunDir, TrainError
+
+
+class Distributed:
+    """torchrun's environment, or a single process."""
+
+    def __init__(self):
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+
+    @property
+    def active(self) -> bool:
+        return self.world > 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def start(self, device: torch.device) -> torch.device:
+        if not self.active:
+            return device
+        import torch.distributed as dist
+
+        if device.type == "cuda":
+            device = torch.device("cuda", self.local_rank)
+            torch.cuda.set_device(device)
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        return device
+
+    def barrier(self):
+        if self.active:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+    def stop(self):
+        if self.active:
+            import torch.distributed as dist
+
+            if dist.is_initialized():
+                dist.destroy_process_group()
+
+
+class TrainingContext:
+    """One run's data, networks and step tools, as an objective sees them. Its whole surface:
+
+    - ``opts`` (the run's Options), ``family``, ``device``, ``dist`` (``world``, ``rank``, ``main``), ``out``
+      (RUN_DIR, for an objective's own pictures), ``step`` (the loop's current step, read-only);
+    - ``data`` (``gancli.family.TrainingData``), ``images`` (each domain's uint8 images, on the GPU when they fit),
+      ``crop`` (the training size), ``arch_args``, ``conditional``;
+    - ``nets`` (name -> network, as ``family.build`` returned them) and ``train_nets`` (the same, wrapped for DDP
+      under torchrun: forward passes that train go through these), ``memory_format``, ``amp``;
+    - ``total_steps`` (set by the loop once it knows the objective), ``optimizers`` (set by ``make_optimizers``);
+    - ``take()``, ``noise()``, ``optimize()``, ``autocast()``, ``log()``.
+
+    The rest (``make_optimizers``, ``scale_lr``, ``log_setup``, ``release``, ``base_lr``, ``batches_per_epoch``)
+    is the loop's.
+    """
+
+    def __init__(self, opts: Options, family, dist: Distributed, device: torch.device, run: RunDir,
+                 progress: Progress):
+        self.opts, self.family, self.dist, self.device = opts, family, dist, device
+        self._run, self._progress = run, progress
+        self._orders: dict = {}
+        self.total_steps = 0
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.base_lr: dict[str, float] = {}
+        self._build(opts)
+
+    @property
+    def step(self) -> int:
+        return self._progress.step
+
+    @property
+    def out(self) -> Path:
+        return self._run.out
+
+    def log(self, message: str):
+        """A line of log.txt (written by the main process only)."""
+        self._run.log(message)
+
+    def _build(self, opts: Options):
+        """The family's data and networks, placed on the device (and wrapped for DDP)."""
+        try:
+            self.data = self.family.load_data(opts)
+            self.arch_args = self.family.arch_args(opts, self.data)
+            torch.manual_seed(opts.seed)  # weight init, dropout and the gradient penalty's mixing: all from the seed
+            nets = GANModel.build({"architecture": opts.arch, "arch_args": self.arch_args})
+        except TrainError:
+            raise
+        except ValueError as e:
+            raise TrainError(str(e)) from None
+        self.crop = self.data.crop
+        self.conditional = self.family.is_conditional(self.arch_args)
+        self.images = [self._place_data(d.images) for d in self.data.domains]
+        self.batches_per_epoch = len(self.data) // (opts.batch_size * self.dist.world)
+        self.memory_format = preferred_memory_format(nets["generator"], self.device)
+        self.nets = {k: net.to(self.device, memory_format=self.memory_format) for k, net in nets.items()}
+        self.train_nets = dict(self.nets)
+        if self.dist.active:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            # Batch-norm running statistics stay per process (they only matter for sampling, and rank 0's are
+            # saved); broadcasting them on every forward breaks D's separate real and fake passes.
+            self.train_nets = {k: DDP(net, device_ids=ids, broadcast_buffers=False) for k, net in self.nets.items()}
+        # on by default on CUDA; on the CPU only when asked for: 1.6-1.75x here (avx512_bf16), but it lowered recall
+        # in a three-seed check against fp32 (bench/RESULTS.md)
+        self.amp = opts.bf16 if opts.bf16 is not None else self.device.type == "cuda"
+        if self.amp and self.device.type not in ("cuda", "cpu"):
+            raise TrainError(f"--bf16 autocast is for CUDA devices and the CPU, not {self.device.type}")
+
+    def log_setup(self):
+        """The session's first lines of log.txt: the device, the data, and what of the data was skipped."""
+        data = self.data
+        self.log(f"device {describe(self.device)} x{self.dist.world}; data {data.source}: {len(data)} images "
+                 f"{data.channels}x{self.crop}x{self.crop}"
+                 + (f", {len(data.class_names)} classes" if self.conditional else "")
+                 + f"; {self.batches_per_epoch} batches per epoch; {self.total_steps} steps"
+                 + ("; bf16 autocast" if self.amp else "")
+                 + (f"; data kept in host memory ({sum(x.numel() for x in self.images) / 2**30:.1f} GiB)"
+                    if self.data_device != self.device else ""))
+        for note in (n for d in data.domains for n in d.notes):
+            self.log(note)
+        for f, why in data.skipped:
+            self.log(f"skipped {f}: {why}")
+        if data.skipped:
+            self.log(f"skipped {len(data.skipped)} file(s), unreadable or far smaller than the rest")
+
+    def _place_data(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 data on the GPU when it fits in a third of the free memory, else in pinned host memory."""
+        self.data_device = self.device
+        if self.device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(self.device)
+            if images.numel() > free // 3:
+                self.data_device = torch.device("cpu")
+                return images.pin_memory()
+        return images.to(self.data_device)
+
+    def release(self, objective):
+        """Leave the process group. The DDP wrappers hold it and its gloo threads; left for the interpreter's exit
+        to free, they abort the process ("terminate called without an active exception", SIGABRT) and torchrun
+        calls a finished run failed. So they are unwrapped everywhere and freed first, while Python is alive."""
+        if not self.dist.active:
+            return
+        wrapped = {id(w): w.module for w in self.train_nets.values() if hasattr(w, "module")}
+        for holder in [self, objective, *getattr(objective, "terms", ())]:
+            for key, value in list(vars(holder).items()):
+                if id(value) in wrapped:
+                    setattr(holder, key, wrapped[id(value)])
+        self.train_nets = dict(self.nets)
+        import gc
+
+        gc.collect()
+        self.dist.stop()
+
+    def make_optimizers(self, objective):
+        """An Adam per entry of ``objective.optimizers()``; the loop scales their rates from ``base_lr``."""
+        for name, (params, lr, betas) in objective.optimizers().items():
+            self.optimizers[name] = torch.optim.Adam(params, lr=lr, betas=betas)
+            self.base_lr[name] = lr
+
+    def scale_lr(self, factor: float):
+        for name, opt in self.optimizers.items():
+            for group in opt.param_groups:
+                group["lr"] = self.base_lr[name] * factor
+
+    # ------------------------------------------------------------------ what a step calls
+    def take(self, images: torch.Tensor, order_seed: int, aug_seed: int, index: int):
+        """This process's share of batch ``index`` from ``images``, cropped, mirrored, in [-1, 1]; and its indices.
+        A data set shorter than an epoch of another (CycleGAN's smaller domain) wraps around."""
+        world, b = self.dist.world, self.opts.batch_size
+        epoch, k = divmod(index, self.batches_per_epoch)
+        start = (k * world + self.dist.rank) * b
+        idx = self.epoch_order(len(images), order_seed, epoch)[(start + torch.arange(b)) % len(images)]
+        x = to_model_range(images[idx.to(images.device)].to(self.device, non_blocking=True))
+        aug = torch.Generator().manual_seed(latents._mix(aug_seed, index * world + self.dist.rank))
+        room = x.shape[-1] - self.crop
+        if room:
+            offsets = torch.randint(0, room + 1, (len(x), 2), generator=aug).tolist() if self.opts.random_crop \
+                else [(room // 2, room // 2)] * len(x)
+            x = torch.stack([img[:, i:i + self.crop, j:j + self.crop] for img, (i, j) in zip(x, offsets)])
+        if self.opts.mirror:
+            flip = (torch.rand(len(x), generator=aug) < 0.5).to(self.device)
+            x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+        return x.contiguous(memory_format=self.memory_format), idx
+
+    def epoch_order(self, n: int, seed: int, epoch: int) -> torch.Tensor:
+        """The data order of an epoch, a function of (seed, epoch); cached, since every step of the epoch needs it."""
+        key = (n, seed, epoch)
+        if key not in self._orders:
+            if len(self._orders) >= 4:
+                self._orders.clear()
+            g = torch.Generator().manual_seed(latents._mix(seed, 1_000_003 + epoch))
+            self._orders[key] = torch.randperm(n, generator=g)
+        return self._orders[key]
+
+    def noise(self, index: int, n: int, dim: int) -> torch.Tensor:
+        """Latents for batch ``index`` of this process: a pure function of (seed, index, rank)."""
+        g = torch.Generator(self.device).manual_seed(latents._mix(self.opts.seed + 1, index * self.dist.world
+                                                                  + self.dist.rank))
+        return torch.randn(n, dim, device=self.device, generator=g)
+
+    def optimize(self, name: str, loss: torch.Tensor):
+        """One update of the optimiser ``name`` on ``loss``."""
+        opt = self.optimizers[name]
+        opt.zero_grad(set_to_none=True)
+        params = [p for group in opt.param_groups for p in group["params"] if p.requires_grad]
+        if self.dist.active or not params:  # DDP's reducer waits for every parameter its forward saw
+            loss.backward()
+        else:
+            # Only this optimiser's gradients: the others' would be thrown away by their own zero_grad before any
+            # step reads them. In G's step that skips D's weight gradients (~10% of a DCGAN step on the CPU).
+            loss.backward(inputs=params)
+        opt.step()
+
+    def autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16) if self.amp else nullcontext()

@@ -1,0 +1,82 @@
+"""What the family test files share: tiny recipes of every family for `gan train`, tiny saved models, and
+running the CLI in-process."""
+import sys
+
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from gancli.cli import app
+from gancli.pretrained import GANModel
+
+from conftest import SHARED
+
+runner = CliRunner()
+needs_mnist = pytest.mark.skipif(not (SHARED / "mnist").is_dir(), reason="needs ../shared/data/mnist")
+needs_fashion = pytest.mark.skipif(not (SHARED / "fashion-mnist").is_dir(),
+                                   reason="needs ../shared/data/fashion-mnist")
+CARD = "---\nlicense: mit\nlibrary_name: gancli\ntags:\n- gan\n---\n# t\n"
+TINY_STYLE = {"latent_dim": 8, "image_size": 16, "channels": 1, "w_dim": 8, "mapping_layers": 2, "g_width": 4,
+              "d_width": 4, "max_width": 16}
+TINY_VAE = {"latent_dim": 4, "image_size": 28, "channels": 1, "width": 4, "hidden": 16}
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture
+def style_dir(tmp_path):
+    """A random-weight 16 px StyleGAN whose average w is not zero, saved in zoo layout."""
+    torch.manual_seed(0)
+    m = GANModel.from_config({"architecture": "stylegan", "arch_args": TINY_STYLE, "latent_dim": 8,
+                              "image_size": 16, "channels": 1, "name": "tiny-style", "dataset": "synthetic"})
+    for p in m.generator.synthesis.parameters():
+        torch.nn.init.normal_(p, 0.0, 0.5)
+    m.generator.mapping.w_avg.normal_()
+    return m.save_pretrained(tmp_path / "style", card=CARD, include_discriminator=False)
+
+
+@pytest.fixture
+def vae_dir(tmp_path):
+    torch.manual_seed(0)
+    m = GANModel.from_config({"architecture": "vae", "arch_args": TINY_VAE, "latent_dim": 4, "image_size": 28,
+                              "channels": 1, "name": "tiny-vae", "dataset": "mnist"})
+    return m.save_pretrained(tmp_path / "vae", card=CARD)
+
+
+
+
+STYLE_TRAIN = ["--arch", "stylegan", "--size", "16", "--g-width", "4", "--d-width", "4", "--w-dim", "8",
+               "--latent-dim", "8", "--mapping-layers", "2", "--max-width", "16", "--r1-every", "3", "--ema",
+               "--batch-size", "8"]
+VAE_TRAIN = ["--arch", "vae", "--latent-dim", "4", "--vae-width", "4", "--hidden", "16", "--batch-size", "8"]
+DISCO_TRAIN = ["--arch", "discogan", "--domains", "ring:0,grey:1", "--size", "16", "--g-width", "4", "--d-width",
+               "4", "--batch-size", "4"]
+SSGAN_TRAIN = ["--arch", "ssgan", "--ssgan-net", "conv", "--labels-per-class", "3", "--g-width", "4", "--d-width",
+               "4", "--latent-dim", "8", "--batch-size", "4"]
+SSGAN_MLP_TRAIN = ["--arch", "ssgan", "--labels-per-class", "3", "--latent-dim", "8", "--batch-size", "4"]
+DESIGN_TRAIN = ["--arch", "design", "--g-width", "4", "--d-width", "4", "--latent-dim", "8", "--batch-size", "8"]
+BEGAN_TRAIN = ["--arch", "began", "--latent-dim", "4", "--g-width", "4", "--d-width", "4", "--bottleneck", "4",
+               "--batch-size", "8", "--lambda-k", "0.05"]
+
+
+def _cmd(data, out, steps, family_args, *extra):
+    """A checkpoint every 4 steps: the kill lands between two, so the resumed run also replays steps the killed one
+    had taken (and logged), which must come out the same."""
+    return [sys.executable, "-m", "gancli", "train", str(data), "--out", str(out), "--steps", str(steps), "--device",
+            "cpu", "--log-every", "1", "--sample-every", "1000", "--checkpoint-every", "4", *family_args, *extra]
+
+
+def _final_state(run):
+    state = torch.load(sorted((run / "checkpoints").glob("step-*.pt"))[-1], weights_only=True)
+    return state["networks"]
+
+
+def _digit_file(path, index):
+    from gancli.datasets import load_idx_split
+
+    image = load_idx_split(SHARED / "mnist", "test").images[index, 0].numpy()
+    Image.fromarray(image).save(path)
+    return path
