@@ -173,10 +173,9 @@ def sr_samples(images: int = 3, crop: int = 80, seed: int = 0):
     import torch
 
     from gancli import datasets
-    from gancli.data import load_image_folder
-    from gancli.families.srgan import bicubic, downscale, split_folders
+    from gancli.data import load_image_folder, split_folders
     from gancli.imageio import captioned
-    from gancli.upscale import upscale_tensor
+    from gancli.upscale import bicubic, downscale, upscale_tensor
 
     names = sr_models()
     models = [gancli.load(ZOO / n, device="cpu") for n in names]

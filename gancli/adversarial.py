@@ -18,7 +18,7 @@ OPTIMISER = group(
     "Optimiser",
     Option("lr_g", float, 2e-4, "Generator learning rate (Adam).", check=learning_rate),
     Option("lr_d", float, 2e-4, "Discriminator learning rate (Adam).", check=learning_rate),
-    Option("beta1", float, 0.5, "Adam beta1 (DCGAN's 0.5).", check=lambda v: None if 0 <= v < 1 else
+    Option("beta1", float, 0.5, "Adam beta1 (0.5: Radford et al. 2016's choice for GANs).", check=lambda v: None if 0 <= v < 1 else
            "must be in [0, 1)"),
     Option("beta2", float, 0.999, "Adam beta2.", check=lambda v: None if 0 <= v < 1 else "must be in [0, 1)"),
 )
@@ -50,7 +50,7 @@ PACK = group(
 )
 BLOCKS = group(
     "Network widths",
-    Option("n_blocks", int, 9, "Residual blocks of the generator (cyclegan: of each; default 9, srgan 16).",
+    Option("n_blocks", int, 9, "Residual blocks of the generator (translators: of each one).",
            flag="--blocks", check=at_least(1), resume=True),
 )
 GAN = OPTIMISER + LOSS + D_STEPS + LATENT

@@ -308,3 +308,12 @@ def _convert_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
 def to_model_range(batch: torch.Tensor) -> torch.Tensor:
     """uint8 [0, 255] -> float [-1, 1]."""
     return batch.float().div_(127.5).sub_(1.0)
+
+
+def split_folders(root: Path, split: str = "train") -> list[Path]:
+    """The folders a data set's ``split`` (train or test) images are in: its train*/ or test*/ sub-folders when it is
+    laid out as train*/ + test*/ (the CycleGAN data sets), so test images stay unseen; otherwise the folder itself."""
+    subs = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    train = [p for p in subs if p.name.lower().startswith("train")]
+    test = [p for p in subs if p.name.lower().startswith("test")]
+    return (train if split == "train" else test) if train and test else [root]

@@ -310,8 +310,9 @@ def image_graph(net: nn.Module, channels: int, sides: list[tuple[int, int]], out
 INIT_FROM = group(
     "Starting point",
     Option("init_from", str, None, "Start the generator from this model of the same family and shape (a zoo name, "
-                                   "model folder or training run): SRGAN starts from the MSE model, as in the "
-                                   "paper; a CycleGAN trained on crops is fine-tuned on whole photos.", resume=True),
+                                   "model folder or training run): a super-resolution GAN from its MSE-trained "
+                                   "model, as in the paper; a translator trained on crops, fine-tuned on whole "
+                                   "photos.", resume=True),
 )
 
 

@@ -24,7 +24,6 @@ match other tools to the last digit, feed images quantised to 8 bits as they wou
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -287,9 +286,9 @@ def load_fid_inception(path, device="cpu") -> FIDInceptionV3:
         raise ValueError(f"{prefix}: it cannot be read as PyTorch weights ({type(e).__name__})") from None
 
     state = loaded
-    if isinstance(state, Mapping) and isinstance(state.get("state_dict"), Mapping):
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):  # an OrderedDict is a dict
         state = state["state_dict"]
-    if not isinstance(state, Mapping):
+    if not isinstance(state, dict):
         raise ValueError(f"{prefix}: it holds a {type(loaded).__name__}, not a state dict")
     not_tensors = [str(k) for k, v in state.items() if not isinstance(v, torch.Tensor)]
     if not_tensors:

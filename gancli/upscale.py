@@ -16,6 +16,7 @@ from typing import Callable
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from gancli.data import open_image
@@ -141,6 +142,17 @@ def ssim(x: torch.Tensor, y: torch.Tensor, peak: float = 255.0) -> torch.Tensor:
     return structural_similarity_index_measure(x.float(), y.float(), data_range=peak, reduction="none")
 
 
+def downscale(images: torch.Tensor, scale: int) -> torch.Tensor:
+    """[-1, 1] images -> their low-resolution inputs: antialiased bicubic, quantised to 8 bits like a saved file."""
+    lr = F.interpolate(images.float(), scale_factor=1 / scale, mode="bicubic", antialias=True, align_corners=False)
+    return ((lr.clamp(-1, 1) + 1) * 127.5).round() / 127.5 - 1
+
+
+def bicubic(images: torch.Tensor, scale: int) -> torch.Tensor:
+    """The baseline every super-resolution result is measured against: bicubic interpolation."""
+    return F.interpolate(images, scale_factor=scale, mode="bicubic", align_corners=False)
+
+
 def measure(model, folder, progress: Callable[[str, int, int], None] = lambda *a: None) -> dict:
     """PSNR and SSIM (on luma, ``scale`` border pixels cropped, as Ledig et al.) and sharpness of the model's and
     bicubic's restorations of ``folder``'s images (its test*/ sub-folders, if it has train*/ and test*/), each
@@ -148,8 +160,7 @@ def measure(model, folder, progress: Callable[[str, int, int], None] = lambda *a
     import time
     from pathlib import Path
 
-    from gancli.data import load_image_folder
-    from gancli.families.srgan import bicubic, downscale, split_folders
+    from gancli.data import load_image_folder, split_folders
     from gancli.metrics import laplacian_energy
 
     t0, factor, G = time.time(), int(model.config["scale"]), model.generator

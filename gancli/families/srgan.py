@@ -27,10 +27,11 @@ from torch import nn
 
 from gancli import losses
 from gancli.adversarial import BLOCKS, LOSS, OPTIMISER, WIDTHS
-from gancli.data import DataError, ImageData, load_data, to_model_range
+from gancli.data import DataError, ImageData, load_data, split_folders, to_model_range
 from gancli.family import INIT_FROM, OPTION, ExportGraph, Family, Objective, TrainingData, image_graph, init_generator
-from gancli.options import Option, at_least, group, non_negative, one_of
+from gancli.options import Option, group, non_negative, one_of
 from gancli.registry import register
+from gancli.upscale import bicubic, downscale  # noqa: F401  (this family's inputs and baseline)
 
 FEATURE_NET = "classifier-horse2zebra"  # the content loss's feature extractor: a zoo model, so never a download
 FEATURE_LAYERS = 11  # its body up to the third convolution's ReLU: 128 channels at 1/4 resolution ("relu3")
@@ -38,15 +39,7 @@ FEATURE_SCALE = 2.5  # feature maps divided by this: the loss is then near pixel
 
 
 # ------------------------------------------------------------------------------------------------ resampling
-def downscale(images: torch.Tensor, scale: int) -> torch.Tensor:
-    """[-1, 1] images -> their low-resolution inputs: antialiased bicubic, quantised to 8 bits like a saved file."""
-    lr = F.interpolate(images.float(), scale_factor=1 / scale, mode="bicubic", antialias=True, align_corners=False)
-    return ((lr.clamp(-1, 1) + 1) * 127.5).round() / 127.5 - 1
 
-
-def bicubic(images: torch.Tensor, scale: int) -> torch.Tensor:
-    """The baseline every super-resolution result is measured against: bicubic interpolation."""
-    return F.interpolate(images, scale_factor=scale, mode="bicubic", align_corners=False)
 
 
 # ------------------------------------------------------------------------------------------------ networks
@@ -231,15 +224,6 @@ class SuperResolution(Objective):
 
 
 # ------------------------------------------------------------------------------------------------ the family
-def split_folders(root: Path, split: str = "train") -> list[Path]:
-    """The folders a data set's ``split`` (train or test) images are in: its train*/ or test*/ sub-folders when it is
-    laid out as train*/ + test*/ (the CycleGAN data sets), so test images stay unseen; otherwise the folder itself."""
-    subs = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
-    train = [p for p in subs if p.name.lower().startswith("train")]
-    test = [p for p in subs if p.name.lower().startswith("test")]
-    return (train if split == "train" else test) if train and test else [root]
-
-
 @register
 class SRGAN(Family):
     name = "srgan"

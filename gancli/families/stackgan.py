@@ -21,9 +21,6 @@ Stage I's real images are the 32x32 training images average-pooled to 16x16. Fas
 """
 from __future__ import annotations
 
-import difflib
-import re
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -31,104 +28,11 @@ from torch import nn
 from gancli import latents
 from gancli.adversarial import OPTIMISER
 from gancli.errors import OptionError
+from gancli.families.captions import (CAPTION_KEYS, CAPTIONS, MAX_WORDS, caption_key,
+                                      check_classes, check_vocabulary, tokens, vocabulary_of)
 from gancli.family import OPTION, ExportGraph, Family, Objective, TrainingData, sampler_graph
 from gancli.options import Option, at_least, group, non_negative
 from gancli.registry import register
-
-# class (Fashion-MNIST's names) -> (training phrasings, unseen phrasings made of vocabulary words)
-CAPTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "T-shirt/top": (("a t-shirt", "a short sleeved top", "a plain tee", "a top", "a casual t-shirt"),
-                    ("a short sleeved tee", "a plain casual top")),
-    "Trouser": (("a pair of trousers", "trousers", "long trousers", "a pair of pants", "pants"),
-                ("long pants", "a pair of long trousers")),
-    "Pullover": (("a pullover", "a warm sweater", "a knitted jumper", "a sweater", "a long sleeved pullover"),
-                 ("a knitted sweater", "a warm long sleeved jumper")),
-    "Dress": (("a dress", "a summer dress", "a long dress", "a short dress", "an evening dress"),
-              ("a long summer dress", "a short evening dress")),
-    "Coat": (("a coat", "a warm coat", "a winter coat", "a long coat", "a jacket"),
-             ("a warm winter jacket", "a long jacket")),
-    "Sandal": (("a sandal", "a summer sandal", "an open sandal", "a flat sandal", "a strappy shoe"),
-               ("an open summer sandal", "a flat strappy sandal")),
-    "Shirt": (("a shirt", "a button shirt", "a collared shirt", "a long sleeved shirt", "a blouse"),
-              ("a collared button shirt", "a long sleeved blouse")),
-    "Sneaker": (("a sneaker", "a running shoe", "a trainer", "a sports shoe", "a canvas sneaker"),
-                ("a canvas running shoe", "a sports sneaker")),
-    "Bag": (("a bag", "a handbag", "a leather bag", "a shoulder bag", "a tote bag"),
-            ("a leather handbag", "a leather shoulder bag")),
-    "Ankle boot": (("an ankle boot", "a boot", "a leather boot", "a short boot", "a winter boot"),
-                   ("a leather ankle boot", "a short winter boot")),
-}
-MAX_WORDS = 12          # words in one caption
-MAX_VOCABULARY = 1000   # words a model's config.json may list
-WORD = re.compile(r"[a-z0-9][a-z0-9'-]{0,31}")
-
-
-def _key(name: str) -> str:
-    return "".join(ch for ch in name.lower() if ch.isalnum())
-
-
-CAPTION_KEYS = {_key(name): name for name in CAPTIONS}
-
-
-def words(text: str) -> list[str]:
-    """A caption's words: lower case, split on spaces, commas and full stops."""
-    return [w for w in re.split(r"[\s,.;:!?]+", text.lower()) if w]
-
-
-def vocabulary_of(class_names: list[str]) -> list[str]:
-    """Every word of the classes' captions, training and unseen, sorted."""
-    return sorted({w for c in class_names for group_ in CAPTIONS[CAPTION_KEYS[_key(c)]] for t in group_
-                   for w in words(t)})
-
-
-def _quoted(text: str, most: int = 60) -> str:
-    """A caption as an error line quotes it: a long one is cut, so the line stays one line a person can read."""
-    return repr(text if len(text) <= most else text[:most] + "...")
-
-
-def tokens(vocabulary: list[str], texts: list[str]) -> torch.Tensor:
-    """Captions -> word indices (N, MAX_WORDS), 1-based, 0-padded. An unknown word is a LookupError that lists the
-    vocabulary (it is small): the encoder has no vector for it."""
-    index = {w: i + 1 for i, w in enumerate(vocabulary)}
-    out = torch.zeros(len(texts), MAX_WORDS, dtype=torch.long)
-    for row, text in enumerate(texts):
-        ws = words(text)
-        if not ws:
-            raise ValueError("--text is empty: give a caption, e.g. --text 'an ankle boot'")
-        if len(ws) > MAX_WORDS:
-            raise ValueError(f"--text {_quoted(text)} has {len(ws)} words; captions have at most {MAX_WORDS}")
-        for col, w in enumerate(ws):
-            if w not in index:
-                close = difflib.get_close_matches(w, vocabulary, n=2, cutoff=0.75)
-                hint = f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
-                raise LookupError(f"unknown word {_quoted(w, 30)} in --text {_quoted(text)}{hint}; the vocabulary is: "
-                                  f"{', '.join(vocabulary)}")
-            out[row, col] = index[w]
-    return out
-
-
-def check_vocabulary(vocabulary, vocab_size: int) -> str | None:
-    """Why a config.json ``vocabulary`` cannot be used (None if it can): untrusted, so bounded and plain."""
-    if not isinstance(vocabulary, list) or not 1 <= len(vocabulary) <= MAX_VOCABULARY:
-        return f"vocabulary must be a list of 1 to {MAX_VOCABULARY} words"
-    for w in vocabulary:
-        if not isinstance(w, str) or not WORD.fullmatch(w):
-            return f"vocabulary holds {str(w)[:40]!r}, not a lower-case word of at most 32 letters, digits, ' or -"
-    if len(set(vocabulary)) != len(vocabulary):
-        return "vocabulary lists a word twice"
-    if len(vocabulary) + 1 != vocab_size:
-        return f"vocabulary has {len(vocabulary)} words but arch_args.vocab_size is {vocab_size} (words + padding)"
-    return None
-
-
-def check_classes(names, text_classes) -> str | None:
-    """Why config.json's ``class_names`` cannot name the captions' classes (None if they can)."""
-    if not isinstance(names, list) or not all(isinstance(c, str) and _key(c) in CAPTION_KEYS for c in names):
-        return f"class_names must list classes stackgan has captions for ({', '.join(CAPTIONS)})"
-    if len(names) != text_classes:
-        return f"class_names lists {len(names)} classes but arch_args.text_classes is {text_classes}"
-    return None
-
 
 def kl_term(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(N(mu, exp(logvar)) || N(0, I)), summed over dimensions, averaged over the batch."""
@@ -304,7 +208,7 @@ class StackObjective(Objective):
         self.labels = trainer.data.labels.to(trainer.device)
         names = trainer.data.class_names
         vocabulary = vocabulary_of(names)
-        self.train_ids = torch.stack([tokens(vocabulary, list(CAPTIONS[CAPTION_KEYS[_key(c)]][0]))
+        self.train_ids = torch.stack([tokens(vocabulary, list(CAPTIONS[CAPTION_KEYS[caption_key(c)]][0]))
                                       for c in names]).to(trainer.device)  # (classes, phrasings, words)
         self.names, self.vocabulary = names, vocabulary
 
@@ -379,7 +283,7 @@ class StackObjective(Objective):
     def export_config(self) -> dict:
         return {"task": "text-to-image", "latent_dim": self.latent_dim, "class_names": list(self.names),
                 "vocabulary": self.vocabulary,
-                "prompts": {c: list(CAPTIONS[CAPTION_KEYS[_key(c)]][0][:1]) for c in self.names}}
+                "prompts": {c: list(CAPTIONS[CAPTION_KEYS[caption_key(c)]][0][:1]) for c in self.names}}
 
     def record(self) -> dict:
         return {"loss": "ns, matching-aware", "stage1_steps": self.opts.stage1_steps}
@@ -467,7 +371,7 @@ class StackGAN(Family):
     def load_data(self, opts) -> TrainingData:
         data = super().load_data(opts)
         names = data.class_names or []
-        unknown = [c for c in names if _key(c) not in CAPTION_KEYS]
+        unknown = [c for c in names if caption_key(c) not in CAPTION_KEYS]
         if data.labels is None or unknown or len(names) < 2:
             raise ValueError(f"stackgan's captions are written for Fashion-MNIST's classes ({', '.join(CAPTIONS)}): "
                              f"{opts.data} needs labelled images of two or more of them"
@@ -518,7 +422,7 @@ class StackGAN(Family):
 
     def default_texts(self, config: dict) -> list[str]:
         """What a sampler draws without --text (``gan eval``): each class's first training phrasing in turn."""
-        return [CAPTIONS[CAPTION_KEYS[_key(c)]][0][0] for c in config.get("class_names") or []]
+        return [CAPTIONS[CAPTION_KEYS[caption_key(c)]][0][0] for c in config.get("class_names") or []]
 
     @torch.no_grad()
     def evaluate_extra(self, model, real, judge=None) -> dict:
@@ -526,15 +430,15 @@ class StackGAN(Family):
         first training phrasing and from its unseen phrasings (TEXT_SAMPLES each, seeds 1000 + class), at stage II;
         and overall at stage I."""
         names = model.class_names or []
-        index = {_key(c): i for i, c in enumerate(judge.class_names)} if judge is not None else {}
-        if not names or not all(_key(c) in index for c in names):
+        index = {caption_key(c): i for i, c in enumerate(judge.class_names)} if judge is not None else {}
+        if not names or not all(caption_key(c) in index for c in names):
             return {"text_accuracy_note": f"the judge does not know the classes {', '.join(names)}"}
-        seen = {c: list(CAPTIONS[CAPTION_KEYS[_key(c)]][0][:1]) for c in names}
-        unseen = {c: list(CAPTIONS[CAPTION_KEYS[_key(c)]][1]) for c in names}
+        seen = {c: list(CAPTIONS[CAPTION_KEYS[caption_key(c)]][0][:1]) for c in names}
+        unseen = {c: list(CAPTIONS[CAPTION_KEYS[caption_key(c)]][1]) for c in names}
         out = {"text_samples_per_class": TEXT_SAMPLES, "text_prompts": seen, "text_prompts_unseen": unseen}
         for key, prompts, stage in (("text_accuracy", seen, 2), ("text_accuracy_unseen", unseen, 2),
                                     ("text_accuracy_stage1", seen, 1)):
-            per = {c: _read_as(model, judge, prompts[c], k, stage, index[_key(c)]) for k, c in enumerate(names)}
+            per = {c: _read_as(model, judge, prompts[c], k, stage, index[caption_key(c)]) for k, c in enumerate(names)}
             out[key] = round(sum(per.values()) / len(per), 4)
             out[f"{key}_per_class"] = per
         return out

@@ -1,0 +1,104 @@
+"""The captions StackGAN learns from and is asked for, with their vocabulary: there is no caption data set offline,
+so they are written here from Fashion-MNIST's labels (five training phrasings per class, two unseen ones made only
+of vocabulary words), and a model's vocabulary in config.json is checked here as untrusted input."""
+from __future__ import annotations
+
+import difflib
+import re
+
+import torch
+
+# class (Fashion-MNIST's names) -> (training phrasings, unseen phrasings made of vocabulary words)
+CAPTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "T-shirt/top": (("a t-shirt", "a short sleeved top", "a plain tee", "a top", "a casual t-shirt"),
+                    ("a short sleeved tee", "a plain casual top")),
+    "Trouser": (("a pair of trousers", "trousers", "long trousers", "a pair of pants", "pants"),
+                ("long pants", "a pair of long trousers")),
+    "Pullover": (("a pullover", "a warm sweater", "a knitted jumper", "a sweater", "a long sleeved pullover"),
+                 ("a knitted sweater", "a warm long sleeved jumper")),
+    "Dress": (("a dress", "a summer dress", "a long dress", "a short dress", "an evening dress"),
+              ("a long summer dress", "a short evening dress")),
+    "Coat": (("a coat", "a warm coat", "a winter coat", "a long coat", "a jacket"),
+             ("a warm winter jacket", "a long jacket")),
+    "Sandal": (("a sandal", "a summer sandal", "an open sandal", "a flat sandal", "a strappy shoe"),
+               ("an open summer sandal", "a flat strappy sandal")),
+    "Shirt": (("a shirt", "a button shirt", "a collared shirt", "a long sleeved shirt", "a blouse"),
+              ("a collared button shirt", "a long sleeved blouse")),
+    "Sneaker": (("a sneaker", "a running shoe", "a trainer", "a sports shoe", "a canvas sneaker"),
+                ("a canvas running shoe", "a sports sneaker")),
+    "Bag": (("a bag", "a handbag", "a leather bag", "a shoulder bag", "a tote bag"),
+            ("a leather handbag", "a leather shoulder bag")),
+    "Ankle boot": (("an ankle boot", "a boot", "a leather boot", "a short boot", "a winter boot"),
+                   ("a leather ankle boot", "a short winter boot")),
+}
+MAX_WORDS = 12          # words in one caption
+MAX_VOCABULARY = 1000   # words a model's config.json may list
+WORD = re.compile(r"[a-z0-9][a-z0-9'-]{0,31}")
+
+
+def caption_key(name: str) -> str:
+    """A class name as captions are looked up: "Ankle boot" and "ankle-boot" are one."""
+    return "".join(ch for ch in name.lower() if ch.isalnum())
+
+
+CAPTION_KEYS = {caption_key(name): name for name in CAPTIONS}
+
+
+def words(text: str) -> list[str]:
+    """A caption's words: lower case, split on spaces, commas and full stops."""
+    return [w for w in re.split(r"[\s,.;:!?]+", text.lower()) if w]
+
+
+def vocabulary_of(class_names: list[str]) -> list[str]:
+    """Every word of the classes' captions, training and unseen, sorted."""
+    return sorted({w for c in class_names for group_ in CAPTIONS[CAPTION_KEYS[caption_key(c)]] for t in group_
+                   for w in words(t)})
+
+
+def _quoted(text: str, most: int = 60) -> str:
+    """A caption as an error line quotes it: a long one is cut, so the line stays one line a person can read."""
+    return repr(text if len(text) <= most else text[:most] + "...")
+
+
+def tokens(vocabulary: list[str], texts: list[str]) -> torch.Tensor:
+    """Captions -> word indices (N, MAX_WORDS), 1-based, 0-padded. An unknown word is a LookupError that lists the
+    vocabulary (it is small): the encoder has no vector for it."""
+    index = {w: i + 1 for i, w in enumerate(vocabulary)}
+    out = torch.zeros(len(texts), MAX_WORDS, dtype=torch.long)
+    for row, text in enumerate(texts):
+        ws = words(text)
+        if not ws:
+            raise ValueError("--text is empty: give a caption, e.g. --text 'an ankle boot'")
+        if len(ws) > MAX_WORDS:
+            raise ValueError(f"--text {_quoted(text)} has {len(ws)} words; captions have at most {MAX_WORDS}")
+        for col, w in enumerate(ws):
+            if w not in index:
+                close = difflib.get_close_matches(w, vocabulary, n=2, cutoff=0.75)
+                hint = f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
+                raise LookupError(f"unknown word {_quoted(w, 30)} in --text {_quoted(text)}{hint}; the vocabulary is: "
+                                  f"{', '.join(vocabulary)}")
+            out[row, col] = index[w]
+    return out
+
+
+def check_vocabulary(vocabulary, vocab_size: int) -> str | None:
+    """Why a config.json ``vocabulary`` cannot be used (None if it can): untrusted, so bounded and plain."""
+    if not isinstance(vocabulary, list) or not 1 <= len(vocabulary) <= MAX_VOCABULARY:
+        return f"vocabulary must be a list of 1 to {MAX_VOCABULARY} words"
+    for w in vocabulary:
+        if not isinstance(w, str) or not WORD.fullmatch(w):
+            return f"vocabulary holds {str(w)[:40]!r}, not a lower-case word of at most 32 letters, digits, ' or -"
+    if len(set(vocabulary)) != len(vocabulary):
+        return "vocabulary lists a word twice"
+    if len(vocabulary) + 1 != vocab_size:
+        return f"vocabulary has {len(vocabulary)} words but arch_args.vocab_size is {vocab_size} (words + padding)"
+    return None
+
+
+def check_classes(names, text_classes) -> str | None:
+    """Why config.json's ``class_names`` cannot name the captions' classes (None if they can)."""
+    if not isinstance(names, list) or not all(isinstance(c, str) and caption_key(c) in CAPTION_KEYS for c in names):
+        return f"class_names must list classes stackgan has captions for ({', '.join(CAPTIONS)})"
+    if len(names) != text_classes:
+        return f"class_names lists {len(names)} classes but arch_args.text_classes is {text_classes}"
+    return None
