@@ -29,9 +29,10 @@ class Request:
 
 
 def request(model, n: int = 64, seed: int = 0, seeds: list[int] | None = None, label: int | str | None = None,
-            text: str | None = None, per_class: int | None = None) -> Request:
+            per_class: int | None = None, **use) -> Request:
     """Image i of a request is a pure function of (seed, i), so a larger request repeats a smaller one's images.
-    ``per_class=K``: K of every class (conditional models), distinct latents (seed, c * K + i), one folder each."""
+    ``per_class=K``: K of every class (conditional models), distinct latents (seed, c * K + i), one folder each.
+    ``use``: the model's use-time options (a caption: ``text=...``; see ``GANModel.options_taken``)."""
     if per_class is not None:
         if not model.is_conditional:
             raise ValueError(f"{model.config.get('name', 'this model')} is not a conditional model: --per-class "
@@ -42,9 +43,9 @@ def request(model, n: int = 64, seed: int = 0, seeds: list[int] | None = None, l
                        torch.arange(classes).repeat_interleave(per_class),
                        [f"{folder_name(names[c])}/seed{seed}-{i:06d}" for c in range(classes) for i in range(per_class)])
     if seeds:
-        return Request(model.latents_for(seeds=seeds), model.labels_for(len(seeds), label, text),
+        return Request(model.latents_for(seeds=seeds), model.labels_for(len(seeds), label, **use),
                        [f"seed{s:04d}" for s in seeds])
-    return Request(model.latents_for(n, seed), model.labels_for(n, label, text),
+    return Request(model.latents_for(n, seed), model.labels_for(n, label, **use),
                    [f"seed{seed}-{i:06d}" for i in range(n)])
 
 
@@ -65,11 +66,12 @@ def walk_method(method: str | None, space: str) -> str:
 
 
 def walk(model, seeds: list[int] | None = None, images: list[str | Path] | None = None, steps: int = 30,
-         method: str | None = None, space: str = "z", truncation: float | None = None,
-         label: int | str | None = None, text: str | None = None) -> tuple[torch.Tensor, str]:
+         method: str | None = None, space: str = "z", label: int | str | None = None,
+         **use) -> tuple[torch.Tensor, str]:
     """The frames of a walk, (N, C, H, W) in [-1, 1], and how it was made ("slerp, seeds 1,2,3"). Between seeds the
     walk loops back to the first; between real ``images`` (a model that encodes) it runs from the first to the last.
-    ``space="w"``: straight lines in the style space of a model that has one, where walks are smoother."""
+    ``space="w"``: straight lines in the style space of a model that has one, where walks are smoother. ``use``: the
+    model's use-time options (``truncation=0.7``, ``text=...``)."""
     method = walk_method(method, space)
     between = images is not None
     if between:
@@ -77,8 +79,7 @@ def walk(model, seeds: list[int] | None = None, images: list[str | Path] | None 
     else:
         keys, what = model.latents_for(seeds=seeds), f"seeds {','.join(map(str, seeds))}"
     if space == "w":
-        frames = model.synthesize(latents.walk(model.map(keys, truncation), steps, "lerp", loop=not between))
-        return frames, f"lerp in w, {what}"
+        return model.walk_in_w(keys, steps, loop=not between, **use), f"lerp in w, {what}"
     z = latents.walk(keys, steps, method, loop=not between)
-    labels = model.labels_for(len(z), label if label is not None else (0 if model.is_conditional else None), text)
-    return torch.cat(list(model.generate(z, labels, truncation=truncation))), f"{method}, {what}"
+    labels = model.labels_for(len(z), label if label is not None else (0 if model.is_conditional else None), **use)
+    return torch.cat(list(model.generate(z, labels, **use))), f"{method}, {what}"

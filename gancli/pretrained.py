@@ -178,55 +178,49 @@ class GANModel:
         return bool(self.config.get("arch_args", {}).get("num_classes"))
 
     def class_index(self, label: int | str) -> int:
-        """A class by index or by name (case and punctuation ignored; a unique prefix is enough). A label without
-        letters ("7", "-1", "1.5") is an index or an exact name: ignoring its punctuation would turn -1 into 1."""
+        """A class by index or by name (case and punctuation ignored; a unique prefix is enough)."""
         if not self.is_conditional:
             raise ValueError(f"{self.config.get('name', 'this model')} is not a conditional model: it takes no label")
         names = self.class_names or [str(i) for i in range(self.config["arch_args"]["num_classes"])]
-        text, prefix = str(label).strip(), []
-        if not any(ch.isalpha() for ch in text):
-            if text in names:
-                return names.index(text)
-            if text.isdigit() and int(text) < len(names):
-                return int(text)
-        else:
-            key = _normalise(text)
-            exact = [i for i, n in enumerate(names) if _normalise(n) == key]
-            prefix = [i for i, n in enumerate(names) if _normalise(n).startswith(key)]
-            if exact or len(prefix) == 1:
-                return (exact or prefix)[0]
-        indexed = names == [str(i) for i in range(len(names))]
-        valid = ", ".join(names) if indexed else ", ".join(f"{i} {n}" for i, n in enumerate(names))
-        what = f"class {str(label)!r} is ambiguous" if len(prefix) > 1 else f"unknown class {str(label)!r}"
-        raise LookupError(f"{what} for {self.config.get('name', 'this model')}: "
-                          + (f"the classes are {valid}" if indexed else f"give a class name or its index: {valid}"))
+        return find_class(names, label, self.config.get("name", "this model"))
 
     @property
     def takes_text(self) -> bool:
         """Whether images are drawn from captions (a family's ability; see ``labels_for``)."""
         return "text" in self.family.capabilities
 
-    def labels_for(self, n: int, label: int | str | None = None,
-                   text: str | list[str] | None = None) -> torch.Tensor | None:
+    @property
+    def options_taken(self) -> dict:
+        """The options this model takes at use time (name -> ``gancli.options.Option``): its family's abilities
+        declare them (a StyleGAN's ``truncation``, a StackGAN's ``text`` and ``stage``)."""
+        return {o.name: o for a in self.family.abilities for o in getattr(a, "use_options", ())}
+
+    def check_use(self, **use):
+        """Refuse, in one line, an option given that this model does not take (``--truncation`` for a DCGAN)."""
+        for name, value in use.items():
+            if value is not None and name not in self.options_taken:
+                self.refuse("--" + name.replace("_", "-"))
+
+    def require_use(self, **use):
+        """What a model cannot draw without (a text model's caption): its ability says how to give it."""
+
+    def describe_use(self, **use) -> list[str]:
+        """The use-time options given, as the command's summary line shows them."""
+        return []
+
+    def labels_for(self, n: int, label: int | str | None = None, **use) -> torch.Tensor | None:
         """Labels for n images: all ``label``, or (conditional models, no label) cycling through the classes. A
         family whose models take something else (captions) overrides this."""
-        if text is not None:
-            self.refuse("--text")
+        self.check_use(**use)
         if label is not None:
             return torch.full((n,), self.class_index(label), dtype=torch.long)
         if self.is_conditional:
             return torch.arange(n) % self.config["arch_args"]["num_classes"]
         return None
 
-    def require_text(self, text):
-        """Families whose models draw only from a caption refuse a request without one (see its override)."""
-
-    def generator_options(self, **given) -> dict:
-        """What the generator takes besides z and labels, checked: a family with use-time options (a truncation
-        psi, a stage) consumes its own in an override and passes the rest here, where any left is refused."""
-        for option, value in given.items():
-            if value is not None:
-                self.refuse(f"--{option}")
+    def generator_options(self, **use) -> dict:
+        """What the generator takes besides z and labels: a family's ability that has generator options (a
+        truncation psi, a stage) adds its own in an override; the rest of ``use`` (a caption) is not for it."""
         return {}
 
     def requires(self, capability: str, what: str):
@@ -241,8 +235,8 @@ class GANModel:
         """One line saying which families can do ``what`` (an option like ``--truncation``, or an ability's
         phrase), for a model whose family cannot."""
         able = sorted(f.name for f in catalog.all_families().values()
-                      if any(what in getattr(a, "phrases", {}).values() or what in getattr(a, "options", ())
-                             for a in f.abilities))
+                      if any(what in getattr(a, "phrases", {}).values()
+                             or any(o.spelling == what for o in getattr(a, "use_options", ())) for a in f.abilities))
         raise NotAbleError(f"{self.config.get('name', 'this model')} is a {self.architecture} model: {what} is for "
                            f"{', '.join(able) or 'no'} models")
 
@@ -260,7 +254,8 @@ class GANModel:
     def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None, batch_size: int = 256,
                  **options) -> Iterator[torch.Tensor]:
         """Images for the given latents (and labels), batch by batch, as CPU float tensors in [-1, 1]. ``options``
-        are the family's generator options (``truncation=0.7``, ``stage=1``; see ``generator_options``)."""
+        are the family's use-time options (``truncation=0.7``, ``stage=1``; see ``options_taken``)."""
+        self.check_use(**options)
         kwargs = self.generator_options(**options)
         if (self.is_conditional or self.takes_text) and labels is None:
             labels = self.labels_for(len(z))
@@ -303,13 +298,15 @@ class GANModel:
         if self.image_command:
             raise ValueError(f"{self.config.get('name', 'this model')} {self.image_command}s images rather than "
                              f"sampling them: use `gan {self.image_command}`")
-        self.require_text(text)
+        self.check_use(text=text, **options)
+        self.require_use(text=text, **options)
         if seeds is None and (n is None or n < 0):
             raise ValueError(f"the number of images must be 0 or more, not {n}")
         z = self.latents_for(n, seed, seeds)
         if len(z) == 0:
             return torch.empty(0, self.channels, self.image_size, self.image_size)
-        return torch.cat(list(self.generate(z, self.labels_for(len(z), label, text), batch_size, **options)))
+        return torch.cat(list(self.generate(z, self.labels_for(len(z), label, text=text, **options), batch_size,
+                                            text=text, **options)))
 
     def sample_images(self, n: int | None = None, seed: int = 0, seeds: list[int] | None = None,
                       label: int | str | None = None, text: str | list[str] | None = None, **options):
@@ -344,6 +341,28 @@ def _check_latent_dim(config: dict, path: Path):
         raise WeightsError(f"{path} lacks the required key 'latent_dim' (the size of z)")
     if config["latent_dim"] < 1:
         raise WeightsError(f"{path}: latent_dim is 0; a model that samples needs a z of at least 1")
+
+
+def find_class(names: list[str], label: int | str, model: str) -> int:
+    """The index of ``label`` among ``names``. A label without letters ("7", "-1", "1.5") is an index or an exact
+    name: ignoring its punctuation would turn -1 into 1."""
+    text, prefix = str(label).strip(), []
+    if not any(ch.isalpha() for ch in text):
+        if text in names:
+            return names.index(text)
+        if text.isdigit() and int(text) < len(names):
+            return int(text)
+    else:
+        key = _normalise(text)
+        exact = [i for i, n in enumerate(names) if _normalise(n) == key]
+        prefix = [i for i, n in enumerate(names) if _normalise(n).startswith(key)]
+        if exact or len(prefix) == 1:
+            return (exact or prefix)[0]
+    indexed = names == [str(i) for i in range(len(names))]
+    valid = ", ".join(names) if indexed else ", ".join(f"{i} {n}" for i, n in enumerate(names))
+    what = f"class {str(label)!r} is ambiguous" if len(prefix) > 1 else f"unknown class {str(label)!r}"
+    raise LookupError(f"{what} for {model}: "
+                      + (f"the classes are {valid}" if indexed else f"give a class name or its index: {valid}"))
 
 
 def _normalise(name: str) -> str:

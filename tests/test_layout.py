@@ -129,5 +129,51 @@ def test_a_familys_abilities_are_mixed_into_its_loaded_models(name):
     cls = model_class(fam)
     assert issubclass(cls, GANModel) and all(issubclass(cls, a) for a in fam.abilities)
     own = {m for a in fam.abilities for m in vars(a) if not m.startswith("_") and callable(vars(a)[m])}
-    assert own and all(m not in vars(GANModel) or m in ("labels_for", "require_text", "generator_options")
+    assert own and all(m not in vars(GANModel) or m in ("labels_for", "require_use", "generator_options", "describe_use")
                        for m in own), own
+
+
+def test_a_new_use_time_option_is_one_family_module_away(tiny_model_dir, tmp_path, monkeypatch):
+    """What docs/code.md promises: a family that brings a use-time option declares it on its ability, and
+    `gan sample` takes it, lists it in --help, and other models refuse it in one line, with no edit elsewhere."""
+    import json
+
+    import numpy as np
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from gancli import registry
+    from gancli.cli import app
+    from gancli.families.dcgan import DCGAN
+    from gancli.options import Option
+
+    class Brightening:
+        use_options = (Option("brightness", float, None, "Add this to every pixel.", commands=("sample",)),)
+
+        def generate(self, z, labels=None, batch_size=256, brightness=None, **use):
+            for batch in super().generate(z, labels, batch_size, **use):
+                yield (batch + (brightness or 0.0)).clamp(-1, 1)
+
+        def describe_use(self, brightness=None, **rest):
+            return ([] if brightness is None else [f"brightness {brightness:g}"]) + super().describe_use(**rest)
+
+    class BrightDCGAN(DCGAN):
+        name = "bright-dcgan"
+        abilities = (Brightening,)
+
+    monkeypatch.setitem(registry._FAMILIES, BrightDCGAN.name, BrightDCGAN())
+    config = json.loads((tiny_model_dir / "config.json").read_text())
+    bright = tmp_path / "bright"
+    bright.mkdir()
+    for f in tiny_model_dir.iterdir():
+        (bright / f.name).write_bytes(f.read_bytes())
+    (bright / "config.json").write_text(json.dumps(config | {"architecture": "bright-dcgan"}))
+    run = lambda *a: CliRunner().invoke(app, [str(x) for x in a], env={"COLUMNS": "200"})
+    assert "bright-dcgan models" in run("sample", "--help").output
+    plain, lit = tmp_path / "plain.png", tmp_path / "lit.png"
+    assert run("sample", bright, "-n", 4, "-o", plain).exit_code == 0
+    r = run("sample", bright, "-n", 4, "-o", lit, "--brightness", "0.5")
+    assert r.exit_code == 0 and "brightness 0.5" in r.output, r.output
+    assert np.asarray(Image.open(lit), float).mean() > np.asarray(Image.open(plain), float).mean() + 20
+    r = run("sample", tiny_model_dir, "-n", 4, "-o", tmp_path / "x.png", "--brightness", "0.5")
+    assert r.exit_code == 2 and "--brightness is for bright-dcgan models" in r.output

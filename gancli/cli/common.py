@@ -31,21 +31,75 @@ def fail(message: str, code: int = 2):
     raise typer.Exit(code)
 
 
+def guarded(fn):
+    """``fn`` with bad input (USER_ERRORS) turned into one red line and exit code 2."""
+
+    @functools.wraps(fn)
+    def run(*a, **k):
+        try:
+            return fn(*a, **k)
+        except USER_ERRORS as e:
+            fail(one_line(e))
+
+    return run
+
+
 def command(*args, on=None, **kwargs):
-    """``app.command`` (or ``on.command``, a group's) that turns bad input (USER_ERRORS) into one red line and exit
-    code 2."""
+    """``app.command`` (or ``on.command``, a group's) that turns bad input into one line (``guarded``)."""
 
     def wrap(fn):
-        @functools.wraps(fn)
-        def guarded(*a, **k):
-            try:
-                return fn(*a, **k)
-            except USER_ERRORS as e:
-                fail(one_line(e))
-
-        return (on or app).command(*args, **kwargs)(guarded)
+        return (on or app).command(*args, **kwargs)(guarded(fn))
 
     return wrap
+
+
+def model_command(name: str):
+    """``app.command`` for a command that also takes the options models declare for it (a family's ability's
+    ``use_options`` whose ``commands`` name it: --truncation, --text, --stage), one --help panel per family, given
+    to the function as keyword arguments. The families import torch, so the command is built when it runs, as
+    `gan train`'s is: `gan --help` and `gan --version` stay light."""
+
+    def wrap(fn):
+        def run(ctx: typer.Context):
+            built = _with_use_options(name, fn)
+            code = built.main(list(ctx.args), prog_name=f"gan {name}", standalone_mode=False)  # usage errors: main()
+            if isinstance(code, int) and code:
+                raise typer.Exit(code)
+
+        run.__doc__ = fn.__doc__
+        return app.command(name, context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+                           add_help_option=False)(run)
+
+    return wrap
+
+
+def _with_use_options(name: str, fn):
+    import inspect
+    import typing
+
+    from gancli import catalog
+
+    hints = typing.get_type_hints(fn)
+    params = [p.replace(annotation=hints.get(p.name, p.annotation))
+              for p in inspect.signature(fn).parameters.values() if p.kind is not p.VAR_KEYWORD]
+    takers: dict = {}
+    for family in catalog.all_families().values():
+        for ability in family.abilities:
+            for o in getattr(ability, "use_options", ()):
+                if name in o.commands:
+                    takers.setdefault(o.name, (o, []))[1].append(family.name)
+    for key, (o, families) in takers.items():
+        option = typer.Option(o.default, o.spelling, help=o.help, show_default=False,
+                              rich_help_panel=f"{', '.join(sorted(families))} models")
+        params.append(inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, default=option,
+                                        annotation=Optional[o.type]))
+    run = guarded(fn)
+    run.__signature__ = inspect.Signature(params)
+    run.__annotations__ = {p.name: p.annotation for p in params}
+    sub = typer.Typer(add_completion=False, rich_markup_mode="markdown",
+                      context_settings={"help_option_names": ["-h", "--help"]})
+    sub.command(name)(run)
+    return typer.main.get_command(sub)
 
 
 def describe(device) -> str:
@@ -75,15 +129,6 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 # options that several commands take, declared once
 DEVICE = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps.")
 VERBOSE = typer.Option(False, "-v", "--verbose", help="Say where the model came from and which device ran.")
-
-# Options that only some models take: the help says which by what they can do (a style space, captions), not by
-# family, and a model that lacks one refuses it in one line naming the families that have it (GANModel.refuse).
-TRUNCATION = typer.Option(None, "--truncation", help="Models with a style space: psi, pulling each style towards the "
-                                                     "average (1: none; 0.7 is usual; 0: the average image).")
-TEXT = typer.Option(None, "--text", help="Text-to-image models: the caption, e.g. 'an ankle boot'; its words must be in "
-                                         "the model's vocabulary.")
-STAGE = typer.Option(None, "--stage", help="Models drawn in stages: 1 for stage I's coarse image (upscaled), 2 "
-                                           "(default) for the final one.")
 
 # what runs the generator, for `gan sample` and `gan translate` (gancli.backends, GANModel.autocast)
 BACKEND = typer.Option("torch", "--backend", help="torch, or onnxruntime (CPU; the graph of `gan export`, cached): "

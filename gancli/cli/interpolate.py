@@ -6,13 +6,13 @@ from typing import Optional
 
 import typer
 
-from gancli.cli.common import DEVICE, TEXT, TRUNCATION, VERBOSE, check_output, command, console, fail, load_model, out, to_stdout
+from gancli.cli.common import DEVICE, VERBOSE, check_output, console, fail, load_model, model_command, out, to_stdout
 
 
 MAX_WALK_BYTES = 2**30  # every frame is held in memory at its final size; more is an OOM kill, not an animation
 
 
-@command()
+@model_command("interpolate")
 def interpolate(
     name: str = typer.Argument(..., help="Zoo name, local model folder or owner/repo[@revision]."),
     images: Optional[list[Path]] = typer.Argument(None, help="With --between: the real images to walk between."),
@@ -24,16 +24,15 @@ def interpolate(
                                                                 "(straight line; the only way in w)."),
     space: str = typer.Option("z", "--space", help="z (the input noise) or w (the style space of models with one, "
                                                    "where walks are smoother)."),
-    truncation: Optional[float] = TRUNCATION,
     output: Path = typer.Option(Path("walk.gif"), "-o", "--output", help=".gif or .webp animation, or .png grid."),
     fps: float = typer.Option(15.0, "--fps", help="Frames per second of the animation."),
     scale: Optional[int] = typer.Option(None, "--scale", help="Enlarge each frame this many times (default: "
                                                                "enough for 256 px)."),
     nrow: Optional[int] = typer.Option(None, "--nrow", help="Frames per row of a .png grid."),
     label: Optional[str] = typer.Option(None, "--label", help="Conditional models: the class (default: the first)."),
-    text: Optional[str] = TEXT,
     device: str = DEVICE,
     verbose: bool = VERBOSE,
+    **use,
 ):
     """Walk through latent space between seeds and back to the first: an animated GIF/WebP or a PNG grid.
 
@@ -72,7 +71,8 @@ def interpolate(
         if not path.is_file():
             fail(f"--between: {path} is not a file")
     model = load_model(name, device, verbose, sampling=True)
-    model.require_text(text)
+    model.check_use(**use)
+    model.require_use(**use)
     factor = 1 if ext == ".png" else scale or max(1, -(-256 // model.image_size))  # the least that reaches 256 px
     frames_n = drawing.walk_length(len(images) if between else len(key_seeds), steps, loop=not between)
     side = model.image_size * factor
@@ -81,7 +81,7 @@ def interpolate(
              f"{frames_n * side * side * model.channels / 2**30:.1f} GiB of memory (at most 1): use fewer --steps or "
              "key frames" + (", or a smaller --scale" if ext != ".png" else ""))
     frames, what = drawing.walk(model, None if between else key_seeds, images if between else None, steps, method,
-                                space, truncation, label, text)
+                                space, label, **use)
     if ext == ".png":
         save_image(grid_image(frames, nrow or steps), output)
     else:

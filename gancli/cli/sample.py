@@ -6,19 +6,17 @@ from typing import Optional
 
 import typer
 
-from gancli.cli.common import BACKEND, BF16, DEVICE, STAGE, TEXT, TRUNCATION, VERBOSE, check_backend, check_output, check_seed, command, console, describe, fail, load_model, out, plural, to_stdout, use_backend
+from gancli.cli.common import BACKEND, BF16, DEVICE, VERBOSE, check_backend, check_output, check_seed, console, describe, fail, load_model, model_command, out, plural, to_stdout, use_backend
 from gancli.cli.progress import progress_bar
 
 
-@command()
+@model_command("sample")
 def sample(
     name: str = typer.Argument(..., help="Zoo name, local model folder or training run, or owner/repo[@revision]."),
     n: int = typer.Option(64, "-n", "--num", help="Number of images (ignored with --seeds)."),
     seed: int = typer.Option(0, "--seed", help="Image i of the request is a pure function of (seed, i)."),
     seeds: Optional[str] = typer.Option(None, "--seeds", help="One image per seed, e.g. 0-7,42."),
     label: Optional[str] = typer.Option(None, "--label", help="Conditional models: the class, by name or index."),
-    text: Optional[str] = TEXT,
-    stage: Optional[int] = STAGE,
     per_class: Optional[int] = typer.Option(None, "--per-class",
                                             help="Conditional models: K images of every class, one folder per "
                                                  "class in OUTDIR."),
@@ -27,12 +25,12 @@ def sample(
     nrow: Optional[int] = typer.Option(None, "--nrow", help="Images per grid row (default: square, or one column "
                                                              "per class)."),
     batch_size: int = typer.Option(256, "--batch-size", help="Images per forward pass."),
-    truncation: Optional[float] = TRUNCATION,
     fmt: Optional[str] = typer.Option(None, "--format", help="png, jpg or webp (default: from -o, or png)."),
     device: str = DEVICE,
     backend: str = BACKEND,
     bf16: bool = BF16,
     verbose: bool = VERBOSE,
+    **use,
 ):
     """Draw images from a model: one grid, or one file per image with --outdir.
 
@@ -71,23 +69,24 @@ def sample(
     if outdir is None:
         check_output(output, "-o", "samples.png")
     backend = check_backend(backend, bf16)
-    plain = truncation is None and stage is None  # what the exported graph draws
-    if not plain and backend == "onnxruntime":
-        fail("--backend onnxruntime runs the exported graph, which has no --truncation or --stage: drop them or use "
-             "--backend torch")
     model = load_model(name, device, verbose, sampling=True)
     if per_class is not None and not model.is_conditional:  # said with the name as typed
         fail(f"{name} is not a conditional model: --per-class needs one (e.g. cgan-mnist)")
-    model.require_text(text)
-    drawn = drawing.request(model, count, seed, seed_list, label, text, per_class)
-    use_backend(model, backend if plain else "torch", bf16, verbose)
+    model.check_use(**use)
+    model.require_use(**use)
+    drawn = drawing.request(model, count, seed, seed_list, label, per_class, **use)
+    beyond_graph = model.generator_options(**use)  # what the exported graph cannot draw
+    if beyond_graph and backend == "onnxruntime":
+        fail(f"--backend onnxruntime runs the exported graph, which has no "
+             f"{' or '.join('--' + k for k in beyond_graph)}: drop it or use --backend torch")
+    use_backend(model, "torch" if beyond_graph else backend, bf16, verbose)
     count = len(drawn)
     paths = [outdir / f"{stem}.{fmt}" for stem in drawn.stems] if outdir is not None else None
 
     images, done = [], 0
     with progress_bar() as progress:
         task = progress.add_task("sampling", total=count)
-        for batch in model.generate(drawn.z, drawn.labels, batch_size, truncation=truncation, stage=stage):
+        for batch in model.generate(drawn.z, drawn.labels, batch_size, **use):
             if paths is not None:
                 for k, img in enumerate(to_pil(batch)):
                     save_image(img, paths[done + k], fmt)
@@ -95,12 +94,10 @@ def sample(
                 images.append(batch)
             done += len(batch)
             progress.advance(task, len(batch))
-    what = f"{model.architecture}" + (f", truncation {truncation:g}" if truncation is not None else "") \
-        + f", {describe(model.device)}" + f", {model.backend}" + (", bf16" if bf16 else "")
+    what = ", ".join([model.architecture, *model.describe_use(**use), describe(model.device), model.backend]
+                     + (["bf16"] if bf16 else []))
     if label is not None:
         what = f"class {model.class_names[model.class_index(label)] if model.class_names else label}, " + what
-    if text is not None:
-        what = f"{text!r}" + (f", stage {stage}" if stage else "") + ", " + what
     if paths is not None:
         tree = f" in {count // per_class} class folders" if per_class else ""
         out.print(f"wrote {plural(count, 'image')} to {outdir}/{tree}  ({what})")

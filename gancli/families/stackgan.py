@@ -294,12 +294,18 @@ class StackObjective(Objective):
 class CaptionedModel:
     """A loaded StackGAN (mixed into its GANModel) draws from captions, not class labels, and has two stages."""
 
-    options = ("--text", "--stage")
+    use_options = (
+        Option("text", str, None, "The caption, e.g. 'an ankle boot'; its words must be in the model's vocabulary.",
+               commands=("sample", "interpolate")),
+        Option("stage", int, None, "1 for stage I's coarse image (upscaled), 2 (default) for the final one.",
+               commands=("sample",)),
+    )
 
-    def labels_for(self, n: int, label: int | str | None = None,
-                   text: str | list[str] | None = None) -> torch.Tensor:
+    def labels_for(self, n: int, label: int | str | None = None, text: str | list[str] | None = None,
+                   **use) -> torch.Tensor:
         """The caption ``text`` (a list: one per image, cycled) as word indices; without one, the family's default
         captions (each class's first training phrasing) in turn."""
+        self.check_use(**use)
         if label is not None:
             raise ValueError(f"{self.config.get('name', 'this model')} draws from a caption: give --text, not --label")
         texts = [text] if isinstance(text, str) else list(text or self.family.default_texts(self.config))
@@ -308,18 +314,23 @@ class CaptionedModel:
         ids = self.family.text_tokens(self.config, texts)
         return ids[torch.arange(n) % len(ids)]
 
-    def require_text(self, text):
+    def require_use(self, text: str | None = None, **rest):
         """A text model samples what it is told: without a caption, one line that says how to give one."""
         if text is None:
             prompts = self.family.default_texts(self.config)
             raise ValueError(f"{self.config.get('name', 'this model')} draws images from a caption: give --text, "
                              f"e.g. --text {prompts[-1]!r}" if prompts else "give --text")
+        super().require_use(**rest)
 
     def generator_options(self, stage: int | None = None, **rest) -> dict:
         """``stage``: 1 for stage I's coarse image (upscaled to the model's size), 2 (the default) the final one."""
         if stage is not None and stage not in (1, 2):
             raise ValueError(f"--stage {stage}: a StackGAN has stage 1 (coarse) and stage 2 (final)")
         return super().generator_options(**rest) | ({} if stage is None else {"stage": stage})
+
+    def describe_use(self, text: str | None = None, stage: int | None = None, **rest) -> list[str]:
+        return ([] if text is None else [f"{text!r}" + (f", stage {stage}" if stage else "")]) \
+            + super().describe_use(**rest)
 
 
 # ------------------------------------------------------------------------------------------------ the family

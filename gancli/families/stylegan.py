@@ -287,13 +287,17 @@ class StyleModel:
     """What a loaded StyleGAN can do beyond sampling (mixed into its GANModel): truncation, the w space, style
     mixing."""
 
-    options = ("--truncation",)
-    phrases = {"truncation": "--truncation", "map": "w space", "synthesize": "w space",
+    use_options = (Option("truncation", float, None, "Psi, pulling each style towards the average (1: none; 0.7 is "
+                                                     "usual; 0: the average image).", commands=("sample", "interpolate")),)
+    phrases = {"truncation": "--truncation", "map": "w space", "synthesize": "w space", "walk_in_w": "w space",
                "mixing_levels": "style mixing", "style_mix": "style mixing"}
 
     def generator_options(self, truncation: float | None = None, **rest) -> dict:
         return super().generator_options(**rest) | ({} if truncation is None else
                                                     {"truncation": self.truncation(truncation)})
+
+    def describe_use(self, truncation: float | None = None, **rest) -> list[str]:
+        return ([] if truncation is None else [f"truncation {truncation:g}"]) + super().describe_use(**rest)
 
     def truncation(self, psi: float | None) -> float:
         """A checked psi (None: none, 1.0). Values above 1 extrapolate away from the average, as StyleGAN allows."""
@@ -312,6 +316,13 @@ class StyleModel:
     def synthesize(self, ws: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
         """Images from w: (N, w_dim) for one style everywhere, or (N, layers, w_dim) for one per layer."""
         return torch.cat([self.generator.synthesis(w.to(self.device)).float().cpu() for w in ws.split(batch_size)])
+
+    def walk_in_w(self, keys: torch.Tensor, steps: int, loop: bool = True, truncation: float | None = None,
+                  **use) -> torch.Tensor:
+        """Frames on straight lines between the key latents' w (w is not Gaussian: slerp's argument does not hold
+        there), ``steps`` apart; with ``loop`` back to the first."""
+        self.check_use(**use)
+        return self.synthesize(latents.walk(self.map(keys, truncation), steps, "lerp", loop=loop))
 
     def mixing_levels(self) -> dict[str, list[int]]:
         return self.generator.levels()
