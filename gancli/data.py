@@ -57,16 +57,19 @@ class ImageData:
         return self.images.shape[2]
 
 
-def load_data(path: str | Path, size: int | None = None, channels: int | None = None) -> ImageData:
+def load_data(path: str | Path, size: int | None = None, channels: int | None = None,
+              at_most: int | None = None) -> ImageData:
+    """Images as one uint8 batch: at ``size`` (shorter side resized, centre-cropped); without one, at the data's own
+    typical size, or ``at_most`` if that is smaller (a family's size for photos: say, DCGAN's 64 px)."""
     path = Path(path).expanduser()
     if not path.exists():
         raise DataError(f"training data {path} does not exist")
     if path.is_dir() and find_idx(path, IDX_IMAGES):
         data = load_idx_folder(path)
     elif path.is_dir():
-        data = load_image_folder(path, size, channels)
+        data = load_image_folder(path, size, channels, at_most)
     elif path.suffix.lower() == ".zip":
-        data = load_zip(path, size, channels)
+        data = load_zip(path, size, channels, at_most)
     else:
         raise DataError(f"training data {path} must be a folder of images, a .zip of images, "
                         "or a folder of MNIST-style IDX files")
@@ -170,15 +173,17 @@ def read_batch(paths: list, channels: int, size: int) -> torch.Tensor:
     return torch.stack(batch)
 
 
-def load_image_folder(folder: Path, size: int | None = None, channels: int | None = None) -> ImageData:
+def load_image_folder(folder: Path, size: int | None = None, channels: int | None = None,
+                      at_most: int | None = None) -> ImageData:
     files = list_images(folder)
     if not files:
         raise DataError(f"no images found in {folder} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
     entries = [(f.relative_to(folder).parts, f) for f in files]
-    return _decode(entries, open_image, str(folder), size, channels)
+    return _decode(entries, open_image, str(folder), size, channels, at_most)
 
 
-def load_zip(path: Path, size: int | None = None, channels: int | None = None) -> ImageData:
+def load_zip(path: Path, size: int | None = None, channels: int | None = None,
+             at_most: int | None = None) -> ImageData:
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as e:
@@ -197,7 +202,8 @@ def load_zip(path: Path, size: int | None = None, channels: int | None = None) -
         # A zip of one top-level folder (the usual "zip this folder") is that folder
         if all(len(p) > 1 for p in parts) and len({p[0] for p in parts}) == 1:
             parts = [p[1:] for p in parts]
-        data = _decode(list(zip(parts, infos)), lambda i: _zip_image(archive, i), str(path), size, channels)
+        data = _decode(list(zip(parts, infos)), lambda i: _zip_image(archive, i), str(path), size, channels,
+                       at_most)
     data.skipped[:0] = unsafe
     return data
 
@@ -233,7 +239,8 @@ def _zip_image(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> Image.Image:
     return im
 
 
-def _decode(entries, read, source: str, size: int | None, channels: int | None) -> ImageData:
+def _decode(entries, read, source: str, size: int | None, channels: int | None,
+            at_most: int | None = None) -> ImageData:
     """``read(entry)`` decodes one entry or raises ValueError, which skips it."""
     decoded, skipped = [], []
     for parts, entry in entries:
@@ -254,7 +261,12 @@ def _decode(entries, read, source: str, size: int | None, channels: int | None) 
         if size < 4:
             example = next("/".join(p) for p, im in decoded if min(im.size) == size)
             raise DataError(f"the images in {source} are {size} px (e.g. {example}): too small to train on")
-        notes.append(f"default --size {size}: {how}")
+        if at_most and size > at_most:  # the time per image grows with the square of the side
+            notes.append(f"--size {at_most} chosen: the images are {size} px ({how}); --size {size} would take "
+                         f"about {round((size / at_most) ** 2)}x the time per image")
+            size = at_most
+        else:
+            notes.append(f"default --size {size}: {how}")
     smaller = [(p, im) for p, im in decoded if min(im.size) < size]
     if smaller:
         p, im = min(smaller, key=lambda e: min(e[1].size))

@@ -90,6 +90,7 @@ class Family:
     abilities: tuple[type, ...] = ()  # classes mixed into a loaded model (gancli.pretrained.model_class): the methods
     #                                   and use-time options behind those capabilities
     data_folders: int = 1             # how many DATA arguments ``gan train`` takes
+    photo_size: int | None = None      # without --size, images larger than this are trained at this (DCGAN: 64 px)
     translates_at_scale: bool = False  # translators: resize inputs to the training size (a bottleneck cannot adapt)
     summary: str = ""                 # the card's first sentence, formatted with config.json's keys and {images}
     examples: tuple[str, ...] = ()    # commands for the card's "Use" block beyond `gan sample`, with {where}
@@ -171,7 +172,12 @@ class Family:
         """One folder (or .zip, or IDX folder) of images; optional random crops; Stacked-MNIST with --stack."""
         if opts.random_crop and not opts.size:
             raise DataError("--random-crop needs --size (images are loaded 12.5% larger and cropped to --size)")
-        data = load_data(opts.data, math.ceil(opts.size * 1.125) if opts.random_crop else opts.size, opts.channels)
+        # a size the family does well at, only for a new run: a resumed one keeps the size it was built for
+        at_most = None if opts.size or opts.resume else self.photo_size
+        data = load_data(opts.data, math.ceil(opts.size * 1.125) if opts.random_crop else opts.size, opts.channels,
+                         at_most)
+        if opts.size is None and not opts.resume:
+            opts.values["size"] = data.image_size  # written to options.json: a resume finds the size it chose
         if opts.get("stack"):
             if data.labels is None or data.channels != 1:
                 raise DataError("--stack needs labelled single-channel digits (an MNIST-style IDX folder)")

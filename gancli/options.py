@@ -141,6 +141,24 @@ def seed_problem(seed: int) -> str | None:
 
 
 # ------------------------------------------------------------------------------------------------ the loop's own
+def seconds(text: str) -> float | None:
+    """``45m``, ``2h``, ``1h30m``, ``90s`` or ``1.5h`` -> seconds; None if it is not a duration."""
+    import re
+
+    parts = re.fullmatch(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?", text.strip().lower())
+    if not parts or not text.strip() or not any(parts.groups()):
+        return None
+    h, m, s = (float(g or 0) for g in parts.groups())
+    return h * 3600 + m * 60 + s
+
+
+def duration_problem(text: str) -> str | None:
+    value = seconds(text)
+    if value is None:
+        return "takes a duration such as 45m, 2h or 1h30m"
+    return None if value >= 10 else "must be at least 10s"
+
+
 LOOP_GROUP = "Run options (every family)"
 LOOP = group(
     LOOP_GROUP,
@@ -149,6 +167,9 @@ LOOP = group(
     Option("arch", str, "dcgan", "The family.", cli=False, resume=True),
     Option("steps", int, None, "Training steps (generator updates).", check=at_least(1)),
     Option("epochs", float, None, "Passes over the data (default 5).", check=positive),
+    Option("time", str, None, "A time budget for this session, e.g. 45m or 2h: the length is planned to fit once the "
+                              "first steps are timed, and the run ends with a checkpoint and an export.",
+           check=duration_problem),
     Option("batch_size", int, 64, "Images per step, per process under torchrun.", check=at_least(1), resume=True),
     Option("seed", int, 0, "Seeds weights, data order and noise.", check=seed_problem, resume=True),
     Option("ema", bool, False, "Keep an exponential moving average of G; sample and export it.", resume=True),

@@ -146,6 +146,12 @@ class RunDir:
             with open(self.out / "log.txt", "a") as f:
                 f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
 
+    def say(self, message: str):
+        """A line the user reads now (on stderr, beside the progress) and finds again in log.txt."""
+        if self.main:
+            self.log(message)
+            print(message, file=sys.stderr, flush=True)
+
     def warn(self, message: str):
         """Something the user should know now, not only in log.txt."""
         if self.main:
@@ -187,7 +193,7 @@ class RunDir:
         if opts.get("data_b"):
             words.append(str(opts.data_b))
         words += ["--out", str(self.out)]
-        for name in ("steps", "epochs"):
+        for name in ("steps", "epochs", "time"):  # a --time run continues with a new budget of the same size
             if opts.get(name) is not None:
                 words += [f"--{name}", str(opts.get(name))]
         if opts.device != "auto":

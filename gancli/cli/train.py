@@ -127,6 +127,9 @@ def _train(ctx, data: list[Path], arch: str, given: dict):
                          "in log.txt"
                          if trainer.data.skipped else "")
                       + (f"; resuming at step {trainer.step}" if trainer.step else ""), highlight=False)
+        for note in trainer.data.first.notes:
+            if note.startswith("--size"):  # a size chosen for the family, and what the data's own would cost
+                console.print(note, highlight=False)
     from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     progress = progress_bar(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -140,7 +143,7 @@ def _train(ctx, data: list[Path], arch: str, given: dict):
         def update(step, total, row):
             ev = trainer.last_eval
             stats = "  ".join(f"{k} {row[k]:.3f}" for k in shown_keys if k in row)
-            progress.update(task, completed=step, stats=(
+            progress.update(task, completed=step, total=total, stats=(
                 f"{stats}  {row['images_per_s']:.0f} img/s"
                 + (_eval_brief(ev) + (" [bold red]COLLAPSE?[/]" if ev["alarms"] else "") if ev else "")))
             if ev and ev is not shown["eval"]:
@@ -164,6 +167,7 @@ def _train(ctx, data: list[Path], arch: str, given: dict):
         session = trainer.step - trainer.started_at
         done = f"{trainer.step} steps" if session == trainer.step else f"{session} steps ({trainer.step} in all)"
         out.print(f"trained {done} in {trainer.train_seconds:.0f} s on {describe(trainer.device)}; "
+                  f"{trainer.epochs(2):g} epochs of the data in all; "
                   f"model exported to {export}  (try: {use.split('#')[0].strip()})", markup=False)
 
 

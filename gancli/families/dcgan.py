@@ -122,6 +122,7 @@ def wgan_critic_norm(opts) -> dict:
 class DCGAN(Family):
     name = "dcgan"
     description = "Deep convolutional GAN (Radford et al. 2016); class-conditional with --conditional"
+    photo_size = 64  # DCGAN's own 64 px (Radford et al. 2016)
     options = GAN + CONDITIONAL + WIDTHS + PACK
 
     def check_options(self, opts):

@@ -60,6 +60,7 @@ class MLPDiscriminator(nn.Module):
 class MLP(Family):
     name = "mlp"
     description = "Fully-connected GAN of Goodfellow et al. 2014; conditional (Mirza & Osindero) with --conditional"
+    photo_size = 28  # the 2014 GAN's 28 px: fully connected layers grow with the square of the side
     options = GAN + CONDITIONAL + PACK
 
     def check_options(self, opts):

@@ -357,6 +357,7 @@ class StyleGAN(Family):
     name = "stylegan"
     description = ("StyleGAN (Karras et al. 2019) with StyleGAN2's modulated convolutions: mapping network, "
                    "styles per layer, noise inputs, style mixing, truncation, lazy R1")
+    photo_size = 64  # 64 px: a laptop CPU trains it in hours
     capabilities = frozenset({"truncation", "w_space", "mixing"})
     abilities = (StyleModel,)
     exported = ("generator",)
