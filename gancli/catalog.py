@@ -7,4 +7,6 @@ from gancli.families import acgan, began, cyclegan, dcgan, design, discogan, mlp
 from gancli.registry import lookup as get
 from gancli.registry import registered as all_families
 
-__all__ = ["get", "all_families"]
+DEFAULT = "dcgan"  # the family `gan train` trains when --arch is not given
+
+__all__ = ["DEFAULT", "get", "all_families"]

@@ -164,7 +164,7 @@ LOOP = group(
     LOOP_GROUP,
     Option("data", str, None, "Training data.", cli=False, resume=True),
     Option("out", str, "runs/gan", "Run directory (options, log, grids, checkpoints, export/)."),
-    Option("arch", str, "dcgan", "The family.", cli=False, resume=True),
+    Option("arch", str, None, "The family (default: catalog.DEFAULT).", cli=False, resume=True),
     Option("steps", int, None, "Training steps (generator updates).", check=at_least(1)),
     Option("epochs", float, None, "Passes over the data (default 5).", check=positive),
     Option("time", str, None, "A time budget for this session, e.g. 45m or 2h: the length is planned to fit once the "

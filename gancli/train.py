@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import errno
 import json
-import math
 import shlex
 import signal
 import sys
@@ -49,26 +48,10 @@ from gancli.devices import describe, resolve_device
 from gancli.ema import calibrate_ema, ema_copy, update_ema
 from gancli.errors import OptionError
 from gancli.imageio import captioned, grid_image, save_animation, save_image
-from gancli.options import LOOP, Options, seconds
+from gancli.options import LOOP, Options
 from gancli.rundir import RunDir, TrainError, saved_options
+from gancli.runclock import RunClock
 from gancli.watch import LossWatch
-
-UNPLANNED = 10**12  # --time alone: the length until the first steps are timed
-TIMED_STEPS = 5     # steps timed (after the first) before the estimate and the --time plan
-
-
-def clock(seconds: float) -> str:
-    m, s = divmod(int(seconds), 60)
-    return f"{m // 60}:{m % 60:02d}:{s:02d}"
-
-
-def peak_memory_gb() -> float:
-    """The process's peak resident memory (Linux reports KiB, macOS bytes)."""
-    import resource
-
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**30 if sys.platform == "darwin" else peak / 2**20
-
 
 SESSION_OPTIONS = ("data", "arch", "out", "steps", "epochs", "time", "device", "bf16", "resume", "command")
 
@@ -84,7 +67,7 @@ def TrainOptions(data: str | None = None, out: str | None = None, arch: str | No
     defaults = {o.name: o.default for o in LOOP}
     out = out or defaults["out"]
     saved = saved_options(Path(out)) if given.get("resume") else {}
-    arch = arch or saved.get("arch") or defaults["arch"]
+    arch = arch or saved.get("arch") or catalog.DEFAULT
     family = catalog.get(arch)
     if saved.get("arch") == arch:  # continue as the run was set up; only the device (and a length given) is new
         for o in family.declared():
@@ -172,20 +155,13 @@ class Trainer:
         self.objective = self.family.objective(ctx)
         _check_objective(opts, self.objective, self.data, self.dist.world)
         ctx.make_optimizers(self.objective)
-        self.optimizers = ctx.optimizers
-        # the length asked for; with --time alone none, until the first timed steps plan it (see _time_the_run)
-        self.length_asked = opts.steps or (math.ceil(opts.epochs * self.batches_per_epoch
-                                                     / self.objective.batches_per_step) if opts.epochs else None)
-        self.total_steps = ctx.total_steps = max(1, self.length_asked or (
-            UNPLANNED if opts.time else math.ceil(5 * self.batches_per_epoch / self.objective.batches_per_step)))
-        self.deadline = self.started + seconds(opts.time) if opts.time else None
-        self.timing, self.first_step_done = 0, time.time()  # timings taken (see _time_the_run)
+        self.optimizers, self.clock = ctx.optimizers, RunClock(self, self.started)
+        self.total_steps = ctx.total_steps = self.clock.first_length()
         self.checkpointer = Checkpoints(self.run_dir, self.progress, ctx, self.objective, self.G_ema)
         self.watch = LossWatch(self.progress, self.warn, self.objective.divergence_hint)
-        self.monitor, self.last_eval = None, None
+        # started_at: the step this session started from
+        self.monitor, self.last_eval, self.train_seconds, self.started_at = None, None, 0.0, 0
         self.board: board.TensorBoard | None = None  # --tensorboard's writer, on rank 0 while run() runs
-        self.train_seconds = 0.0
-        self.started_at = 0  # the step this session started from
         if resume_from:
             self.checkpointer.resume(resume_from)
 
@@ -390,7 +366,7 @@ class Trainer:
                 stats = self.train_step()
                 self.step += 1
                 seen += self.opts.batch_size * self.dist.world
-                self._time_the_run(t0)
+                self.clock.after_step(t0)
                 interval.append(stats)
                 log_now = self.step % self.opts.log_every == 0 or self.step == self.total_steps
                 if log_now or self.step % self.opts.checkpoint_every == 0:
@@ -406,7 +382,7 @@ class Trainer:
                     interval = []
                     if progress:
                         progress(self.step, self.total_steps, row)
-                if self.step % self.opts.sample_every == 0 or self.step == 1 or self._preview_due(t0):
+                if self.step % self.opts.sample_every == 0 or self.step == 1 or self.clock.preview_due(t0):
                     self.write_samples()
                 if self.opts.eval_every and self.dist.main and (
                         self.step % self.opts.eval_every == 0 or self.step == self.total_steps):
@@ -431,51 +407,6 @@ class Trainer:
         self.dist.barrier()
         self.ctx.release(self.objective)
         return export
-
-    def _time_the_run(self, t0: float):
-        """After the first steps: one line with the time a step takes here, an epoch, and the run, and the memory
-        held so far. Under --time, the run's length is planned then to end (checkpoint and export included) within
-        the budget, planned again on a tenth of the budget's timing (the first steps are slow), and a run slower
-        than planned ends early, on time."""
-        now, done = time.time(), self.step - self.started_at
-        if done == 1:
-            self.first_step_done = now  # the first step pays for warming up: it is left out of the timing
-            return
-        timed = done - 1
-        if self.timing < 2 and (timed >= TIMED_STEPS if not self.timing else
-                                now - self.first_step_done >= 0.1 * (self.deadline - self.started)):
-            self.timing += 1 if self.deadline else 2
-            per_step = (now - self.first_step_done) / timed
-            if self.deadline:
-                fit = self.step + max(0, int((self.deadline - now - self._reserve()) / per_step))
-                self.total_steps = self.ctx.total_steps = max(self.step, min(fit, self.length_asked or fit))
-            if self.timing == 1 or not self.deadline:
-                per_epoch = per_step * self.batches_per_epoch / self.objective.batches_per_step
-                self.run_dir.say(
-                    f"{per_step:.2f} s a step here: {clock(per_epoch)} an epoch; {self.total_steps:,} steps "
-                    f"({self.total_steps * self.objective.batches_per_step / max(1, self.batches_per_epoch):.1f} "
-                    f"epochs) end in about {clock((self.total_steps - self.step) * per_step)}"
-                    + (f" (--time {self.opts.time})" if self.deadline else "")
-                    + f"; peak memory so far {peak_memory_gb():.1f} GB")
-            else:
-                self.log(f"--time {self.opts.time}: planned again at step {self.step}: {self.total_steps} steps")
-        elif self.deadline and self.step < self.total_steps and now > self.deadline - self._reserve():
-            self.total_steps = self.ctx.total_steps = self.step  # slower than planned: end now, on time
-            self.run_dir.say(f"--time {self.opts.time}: ending at step {self.step:,} to finish on time")
-
-    def _preview_due(self, t0: float) -> bool:
-        """A grid after the first and the fifth minute, whatever --sample-every says: a slow run shows early
-        whether it learns."""
-        marks = self.__dict__.setdefault("_preview_marks", [60.0, 300.0])
-        if marks and time.time() - t0 >= marks[0]:
-            while marks and time.time() - t0 >= marks[0]:
-                marks.pop(0)
-            return True
-        return False
-
-    def _reserve(self) -> float:
-        """What the end needs within --time: the last checkpoint, grid and export."""
-        return min(120.0, max(5.0, 0.05 * (self.deadline - self.started)))
 
     # ------------------------------------------------------------------ export
     def epochs(self, digits: int = 3) -> float:

@@ -61,7 +61,7 @@ def _train_command():
         inspect.Parameter("arch", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Optional[str],
                           default=typer.Option(None, "--arch", help="The family: " + ", ".join(
                               f"{n} ({f.description.split(':')[0].split(';')[0]})" for n, f in fams.items())
-                              + f". [default: {declared['arch'].default}; with --resume: the run's own]")),
+                              + f". [default: {catalog.DEFAULT}; with --resume: the run's own]")),
     ]
     for name, o in declared.items():
         if not o.cli:
