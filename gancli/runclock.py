@@ -11,7 +11,7 @@ import time
 from gancli.options import seconds
 
 UNPLANNED = 10**12  # --time alone: the length until the first steps are timed
-TIMED_STEPS = 5     # steps timed (after the first, which pays for warming up) before the first estimate
+TIMED_STEPS = 10    # steps timed (after the first, which pays for warming up) before the first estimate
 PREVIEWS = (60.0, 300.0)  # seconds into the session at which a grid is written whatever --sample-every says
 
 
@@ -45,16 +45,20 @@ class RunClock:
     def _set_length(self, steps: int):
         self.t.total_steps = self.t.ctx.total_steps = steps
 
+    def before_step(self):
+        """The timing starts once the first step is done, its grid written and all: the first step pays for
+        warming up, and would make a short run's estimate several times too long."""
+        if self.t.step - self.t.started_at == 1:
+            self.first_step_done = time.time()
+
     def after_step(self, t0: float):
         """After the first steps the estimate line (and the --time plan); planned again on a tenth of the budget's
         timing; and a run slower than planned ends early, on time."""
         t, now = self.t, time.time()
-        done = t.step - t.started_at
-        if done == 1:
-            self.first_step_done = now  # the first step pays for warming up: it is left out of the timing
+        timed = t.step - t.started_at - 1
+        if timed < 1:
             return
-        timed = done - 1
-        due = timed >= TIMED_STEPS if not self.timings else \
+        due = (timed >= TIMED_STEPS and (now - self.first_step_done >= 5 or timed >= 10 * TIMED_STEPS)) if not self.timings else \
             self.deadline is not None and now - self.first_step_done >= 0.1 * self.budget
         if self.timings < (2 if self.deadline else 1) and due:
             self.timings += 1

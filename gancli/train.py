@@ -363,6 +363,7 @@ class Trainer:
                     self.ctx.release(self.objective)
                     raise KeyboardInterrupt
                 self._apply_lr()
+                self.clock.before_step()
                 stats = self.train_step()
                 self.step += 1
                 seen += self.opts.batch_size * self.dist.world

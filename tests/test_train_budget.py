@@ -28,7 +28,7 @@ def photos(folder, n=12, side=96):
 
 
 def test_photos_larger_than_the_familys_size_train_at_it_and_the_first_lines_say_so(tmp_path):
-    r = run("train", photos(tmp_path / "photos"), "--out", tmp_path / "run", "--steps", 8, *TINY)
+    r = run("train", photos(tmp_path / "photos"), "--out", tmp_path / "run", "--steps", 120, *TINY)
     assert r.exit_code == 0, r.output
     assert "--size 64 chosen: the images are 96 px" in r.output and "about 2x the time per image" in r.output
     assert "s a step here" in r.output and "peak memory so far" in r.output
