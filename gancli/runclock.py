@@ -5,13 +5,16 @@ run shows early whether it learns."""
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 
 from gancli.options import seconds
+from gancli.rundir import TrainError
 
 UNPLANNED = 10**12  # --time alone: the length until the first steps are timed
 TIMED_STEPS = 10    # steps timed (after the first, which pays for warming up) before the first estimate
+MEMORY_SHARE = 0.9  # of the machine's memory, past which a run is stopped after its first step
 PREVIEWS = (60.0, 300.0)  # seconds into the session at which a grid is written whatever --sample-every says
 
 
@@ -26,6 +29,14 @@ def peak_memory_gb() -> float:
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**30 if sys.platform == "darwin" else peak / 2**20
+
+
+def machine_memory_gb() -> float | None:
+    """The machine's memory, where the system says (Linux, macOS)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 class RunClock:
@@ -47,9 +58,18 @@ class RunClock:
 
     def before_step(self):
         """The timing starts once the first step is done, its grid written and all: the first step pays for
-        warming up, and would make a short run's estimate several times too long."""
+        warming up, and would make a short run's estimate several times too long. The first step also shows what
+        a step holds in memory: a run that needs nearly all of the machine's is stopped there, with what would fit,
+        rather than left to swap for days or be killed."""
         if self.t.step - self.t.started_at == 1:
             self.first_step_done = time.time()
+            peak, have = peak_memory_gb(), machine_memory_gb()
+            if have and peak > MEMORY_SHARE * have:
+                raise TrainError(
+                    f"one step of this run held {peak:.1f} GB, {peak / have:.0%} of this machine's {have:.1f} GB: "
+                    f"give it less to hold, e.g. --batch-size {max(1, self.t.opts.batch_size // 4)}, a smaller "
+                    "--size (translators: --size 128 --load-size 286 trains on crops of the same photos), or "
+                    "narrower networks (--g-width, --d-width); the run folder keeps its step-0 checkpoint")
 
     def after_step(self, t0: float):
         """After the first steps the estimate line (and the --time plan); planned again on a tenth of the budget's
@@ -58,8 +78,10 @@ class RunClock:
         timed = t.step - t.started_at - 1
         if timed < 1:
             return
-        due = (timed >= TIMED_STEPS and (now - self.first_step_done >= 5 or timed >= 10 * TIMED_STEPS)) if not self.timings else \
-            self.deadline is not None and now - self.first_step_done >= 0.1 * self.budget
+        if not self.timings:
+            due = timed >= TIMED_STEPS and (now - self.first_step_done >= 5 or timed >= 10 * TIMED_STEPS)
+        else:
+            due = self.deadline is not None and now - self.first_step_done >= 0.1 * self.budget
         if self.timings < (2 if self.deadline else 1) and due:
             self.timings += 1
             per_step = (now - self.first_step_done) / timed

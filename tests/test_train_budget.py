@@ -58,3 +58,16 @@ def test_time_budget_ends_on_time_with_an_export_and_resumes_with_a_new_budget(t
 def test_a_time_that_is_no_duration_is_one_line(tmp_path):
     r = run("train", tmp_path, "--out", tmp_path / "run", "--time", "soon")
     assert r.exit_code == 2 and "--time" in r.output and "45m" in r.output and "Traceback" not in r.output
+
+
+def test_a_run_that_needs_nearly_all_the_machines_memory_stops_after_one_step_saying_what_fits(tmp_path,
+                                                                                                monkeypatch):
+    from gancli import runclock
+
+    monkeypatch.setattr(runclock, "machine_memory_gb", lambda: 0.05)  # as if on a machine far too small for it
+    r = run("train", photos(tmp_path / "photos", side=32), "--out", tmp_path / "run", "--steps", 50, *TINY)
+    assert r.exit_code == 2 and "of this machine's 0.1 GB" in r.output and "--batch-size 1" in r.output, r.output
+    assert "Traceback" not in r.output and not (tmp_path / "run" / "export").exists()
+    monkeypatch.undo()
+    r = run("train", "--out", tmp_path / "run", "--resume", "--steps", 3, "--device", "cpu")  # nothing is stuck
+    assert r.exit_code == 0 and (tmp_path / "run" / "export").is_dir(), r.output
