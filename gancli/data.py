@@ -287,6 +287,21 @@ def _decode(entries, read, source: str, size: int | None, channels: int | None,
     return ImageData(images.contiguous(), labels, class_names, source=source, skipped=skipped, notes=notes)
 
 
+def photo_side(folder: Path, most: int = 64) -> int:
+    """The typical shorter side of a folder's images, read from the headers of at most ``most`` of them (cheap:
+    nothing is decoded), to choose a size before the data is loaded."""
+    sides = []
+    for f in list_images(Path(folder))[:most]:
+        try:
+            with Image.open(f) as im:
+                sides.append(min(im.size))
+        except (UnidentifiedImageError, OSError, SyntaxError, EOFError, Image.DecompressionBombError):
+            continue
+    if not sides:
+        raise DataError(f"no readable images in {folder}")
+    return typical_side(sides)[0]
+
+
 def typical_side(sides: list[int]) -> tuple[int, str]:
     """The shorter side most images share, and how it was chosen. One odd file (a 1x1 pixel) must not set the
     size of the whole data set; when no size is shared by many, the median stands for them."""

@@ -71,3 +71,14 @@ def test_a_run_that_needs_nearly_all_the_machines_memory_stops_after_one_step_sa
     monkeypatch.undo()
     r = run("train", "--out", tmp_path / "run", "--resume", "--steps", 3, "--device", "cpu")  # nothing is stuck
     assert r.exit_code == 0 and (tmp_path / "run" / "export").is_dir(), r.output
+
+
+def test_cyclegan_without_a_size_trains_on_crops_at_the_photos_scale(tmp_path):
+    root = tmp_path / "h2z"
+    photos(root / "trainA", n=4, side=160), photos(root / "trainB", n=4, side=160)
+    r = run("train", root, "--arch", "cyclegan", "--out", tmp_path / "run", "--steps", 2, "--g-width", "4",
+            "--d-width", "4", "--blocks", "1", "--device", "cpu", "--sample-every", "1000")
+    assert r.exit_code == 0, r.output
+    assert "--size 128 --load-size 179 chosen: 128 px crops of the photos at their own scale (160 px)" in r.output
+    options = json.loads((tmp_path / "run" / "options.json").read_text())
+    assert (options["size"], options["load_size"]) == (128, 179)  # a resume keeps them

@@ -23,14 +23,16 @@ from torch import nn
 
 from gancli import latents, losses
 from gancli.adversarial import BLOCKS
-from gancli.data import DataError
+from gancli.data import DataError, photo_side
 from gancli.family import INIT_FROM, OPTION, TrainingData, init_generator
 from gancli.options import Option, at_least, group, non_negative
 from gancli.families.translation import (DiscriminatorPair, GeneratorPair, TranslationFamily,
-                                         TranslationMonitor, TranslationObjective, load_two_domains)
+                                         TranslationMonitor, TranslationObjective, domain_folders,
+                                         load_two_domains)
 from gancli.registry import register
 
 LOAD_RATIO = 286 / 256
+CROP = 128  # the default crop: see CycleGAN._laptop_size
 LEGACY_NORM = ("running_mean", "running_var", "num_batches_tracked")  # old instance-norm buffers: dropped
 
 
@@ -268,6 +270,7 @@ class CycleGAN(TranslationFamily):
         return {"generator": _init(generators), "discriminator": _init(discriminators)}
 
     def load_data(self, opts) -> TrainingData:
+        chosen = self._laptop_size(opts) if opts.size is None and not opts.resume else None
         crop = opts.size or 256
         load = opts.load_size or (math.ceil(crop * LOAD_RATIO) if opts.random_crop else crop)
         if load < crop:
@@ -275,7 +278,27 @@ class CycleGAN(TranslationFamily):
         if crop < 24:  # three stride-2 convolutions, then two 4x4 ones: anything smaller leaves no patch to judge
             raise DataError(f"--size {crop}: the PatchGAN discriminator needs crops of at least 24 px")
         domains, names = load_two_domains(opts, opts.channels or 3, load)
+        if chosen:
+            domains[0].notes.insert(0, chosen)
         return TrainingData(domains, crop, names, dataset=Path(opts.data).resolve().name)
+
+    @staticmethod
+    def _laptop_size(opts) -> str | None:
+        """Without --size, crops of CROP px cut from the photos at their own scale (loaded at LOAD_RATIO of their
+        side, as the reference loads 256 px photos at 286): a quarter of whole 256 px photos' arithmetic and memory,
+        and the fully convolutional generator still translates whole photos. Written into the options, so a resume
+        keeps it. (Class selections of one labelled folder keep the size they had.)"""
+        if opts.domains and ":" in opts.domains:
+            return None
+        side = photo_side(domain_folders(opts.data, opts.data_b)[0])
+        crop, load = min(CROP, side), opts.load_size or math.ceil(side * LOAD_RATIO)
+        opts.values["size"], opts.values["load_size"] = crop, load
+        if crop == side:
+            return (f"--size {crop} --load-size {load} chosen: the photos' own size, loaded {load - side} px larger "
+                    "and cropped at random, as the reference does")
+        return (f"--size {crop} --load-size {load} chosen: {crop} px crops of the photos at their own scale "
+                f"({side} px); whole photos (--size {side}) would take about {round((side / crop) ** 2)}x the "
+                "time and memory per image, and the model translates whole photos either way")
 
     def arch_args(self, opts, data):
         return self.option_args(opts, channels=data.channels)
