@@ -128,6 +128,7 @@ class Equilibrium(TwoPlayer, NoiseObjective):
 class BEGAN(Family):
     name = "began"
     description = "BEGAN (Berthelot et al. 2017): an autoencoder discriminator held in equilibrium by k_t"
+    photo_size = 64  # 64 px, as the paper's faces: a laptop CPU trains it in hours
     options = OPTIMISER + LATENT + WIDTHS + group(
         "began options",
         Option("gamma", float, 0.5, "Diversity ratio: E[L(G(z))] / E[L(x)] the controller aims for.",

@@ -112,6 +112,7 @@ class VAE(Family):
     name = "vae"
     description = "Variational autoencoder (Kingma & Welling 2014): encoder, decoder, ELBO; no discriminator"
     capabilities = frozenset({"encode"})
+    photo_size = 64  # 64 px: its dense layers grow with the square of the side
     abilities = (EncodingModel,)
     networks = ("generator", "encoder")
     exported = ("generator", "encoder")
