@@ -237,6 +237,11 @@ def measure(name: str) -> dict:
                          + (["--parzen"] if parzen else []))
     print(command, flush=True)
     result = evaluate(name, real, n=n if sampler else None, device="auto", with_parzen=parzen) | {"command": command}
+    floors = json.loads((ZOO / "floors.json").read_text()).get(name, {})
+    worse = measures.below_floors(result, floors)
+    if worse:  # the zoo never gets quietly worse: the published evaluation stays, and so must the weights
+        raise SystemExit(f"{name} is not published: " + "; ".join(worse) + f" (zoo/floors.json). Restore the "
+                         f"published weights with `git checkout -- zoo/{name}`.")
     config["evaluation"] = result
     if model.is_translation:  # and the other way
         back = shlex.join(["gan", "eval", name, "--real", real, "--direction", "b2a"])

@@ -7,6 +7,7 @@ Plain data and string formatting only: the CLI imports this at start-up, which s
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -132,3 +133,28 @@ def table_rows(result: dict) -> list[tuple[str, str]]:
         m = MEASURES.get(key)
         return isinstance(value, (int, float)) and not isinstance(value, bool) or (m is not None and m.none is not None)
     return [(k, cell(v) if v is not None else MEASURES[k].none) for k, v in result.items() if shown(k, v)]
+
+
+FLOOR_KEYS = ("fid", "classes_covered", "modes_covered", "recall", "legible_share", "label_accuracy", "kl",
+              "target_domain_rate", "psnr", "ssim", "text_accuracy")
+
+
+def floor_of(key: str, value: float) -> float:
+    """A measured value as a floor: rounded a little in the unfavourable direction (so the same model measured
+    again passes), towards more for measures where lower is better."""
+    step = 1 if isinstance(value, int) else 10 ** (math.floor(math.log10(abs(value))) - 2) if value else 0.001
+    return (math.ceil(value / step) if better(key) == "lower" else math.floor(value / step)) * step \
+        if not isinstance(value, int) else value
+
+
+def below_floors(result: dict, floors: dict) -> list[str]:
+    """What in ``result`` (a `gan eval` result) is worse than ``floors`` (measure -> floor; for measures where lower
+    is better, a ceiling), each in words; a measure the result lacks is reported too."""
+    worse = []
+    for key, floor in floors.items():
+        value = result.get(key)
+        if value is None:
+            worse.append(f"{key}: not measured (floor {floor})")
+        elif (value > floor) if better(key) == "lower" else (value < floor):
+            worse.append(f"{key} {format_value(key, value)} is worse than its floor {format_value(key, floor)}")
+    return worse

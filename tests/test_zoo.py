@@ -195,3 +195,24 @@ def test_a_zoo_folder_holds_a_discriminator_only_where_a_command_reads_it():
                     with_d.append(name)
                     assert "classify" in catalog.get(config["architecture"]).capabilities, name
     assert with_d == ["ssgan-mnist"]
+
+
+def test_every_zoo_model_holds_its_floor():
+    """zoo/floors.json: each published model's measured numbers as floors (ceilings where lower is better); a retrain
+    that measures worse cannot be published (bench/publish_zoo.py refuses) and fails here if written by hand."""
+    import json
+    from pathlib import Path
+
+    from gancli import measures
+
+    zoo = Path(__file__).resolve().parents[1] / "zoo"
+    floors = json.loads((zoo / "floors.json").read_text())
+    models = {p.parent.name: json.loads(p.read_text()) for p in zoo.glob("*/config.json")}
+    published = {n for n, c in models.items() if c.get("task") != "classifier"}
+    assert published <= set(floors), published - set(floors)
+    for name in published:
+        assert floors[name] and set(floors[name]) <= set(measures.MEASURES), name
+        assert measures.below_floors(models[name]["evaluation"], floors[name]) == [], name
+    worse = dict(models["dcgan-mnist"]["evaluation"], legible_share=0.2, fid=9.0)
+    said = measures.below_floors(worse, floors["dcgan-mnist"])
+    assert any(s.startswith("fid 9.000 is worse") for s in said) and any("legible_share" in s for s in said)
