@@ -1,17 +1,17 @@
 """Every family through the same loop, API and CLI: options, exact resume after SIGKILL, and the recorded
-command."""
+command; what `gan eval` adds for any sampler (novelty)."""
 import json
 import subprocess
 import sys
 
 import pytest
 import torch
+from PIL import Image
 from safetensors.torch import load_file
 
 import gancli
 
 from conftest import sigkill_after_checkpoint
-
 from tiny_families import run, needs_mnist, needs_fashion, STYLE_TRAIN, VAE_TRAIN, DISCO_TRAIN, SSGAN_MLP_TRAIN, DESIGN_TRAIN, BEGAN_TRAIN, _cmd, _final_state
 
 
@@ -144,3 +144,25 @@ def test_the_recorded_command_is_the_one_typed(image_folder, tmp_path):
     assert options["command"].startswith("gan train ")
 
 
+@needs_mnist
+def test_eval_novelty_tells_copies_from_new_images(tiny_model_dir, tmp_path, shared_references):
+    """A "generator" that returns training digits is a copier: distance 0 to the training set. Real test digits are
+    new, at a distance like a good generator's."""
+    from gancli.classifiers import load_judge
+    from gancli.datasets import DATASETS, find, load_idx_split
+    from gancli.evaluate import build_reference, novelty
+
+    judge = load_judge("classifier-mnist")
+    model = gancli.load(tiny_model_dir, device="cpu")
+    ref = build_reference("mnist", judge, DATASETS["mnist"], size=model.image_size)  # as `gan eval` builds it
+    train = load_idx_split(find(DATASETS["mnist"]), "train").images
+    model.generate = lambda z, labels=None, batch_size=256, truncation=None: iter([train[:len(z)].float() / 127.5 - 1])
+    r = novelty(model, ref, DATASETS["mnist"], n=200, grid_path=tmp_path / "nearest.png")
+    assert r["nearest_train_distance"] < 0.05 and r["real_nearest_train_distance"] > 3
+    assert 0 <= r["class_entropy"] < 0.5 and 0 <= r["real_class_entropy"] < 0.5  # digits are clearly one class
+    with Image.open(tmp_path / "nearest.png") as im:
+        assert im.size == (8 * 30 + 2, 2 * 30 + 2)  # 8 samples above their nearest training images
+    r = run("eval", tiny_model_dir, "--real", "mnist", "-n", 100, "--novelty", "--novelty-grid",
+            tmp_path / "g.png", "--device", "cpu")
+    assert r.exit_code == 0, r.output
+    assert "nearest_train_distance" in r.output and (tmp_path / "g.png").is_file()

@@ -3,14 +3,11 @@ import json
 
 import pytest
 import torch
-from PIL import Image
 
 import gancli
 from gancli.pretrained import GANModel
 
-from conftest import SHARED
-
-from tiny_families import CARD, run, needs_mnist, needs_fashion, SSGAN_TRAIN, _digit_file
+from tiny_families import CARD, SSGAN_TRAIN, _digit_file, needs_mnist, run
 
 
 # ------------------------------------------------------------------------------------------------ SSGAN
@@ -92,49 +89,3 @@ def test_eval_reports_ssgan_test_accuracy(tmp_path, shared_references):
     r = evaluate(str(folder), "mnist", n=200, device="cpu")
     assert r["test_images"] == 10000 and 0 <= r["test_accuracy"] <= 1
     assert r["test_error"] == pytest.approx(1 - r["test_accuracy"], abs=1e-4)
-
-
-@needs_fashion
-def test_discogan_eval_between_fashion_classes(tmp_path):
-    """The bags <-> shoes measures on Fashion-MNIST's test classes, checked with an identity "translator"."""
-    from gancli.classifiers import load_judge
-    from gancli.evaluate import evaluate, evaluate_class_translation
-
-    r = run("train", SHARED / "fashion-mnist", "--arch", "discogan", "--domains", "bag:8,shoe:7+9", "--size", 16,
-            "--g-width", 4, "--d-width", 4, "--batch-size", 4, "--steps", 2, "--device", "cpu",
-            "--out", tmp_path / "d")
-    assert r.exit_code == 0, r.output
-    config = json.loads((tmp_path / "d" / "export" / "config.json").read_text())
-    assert config["domain_classes"] == {"bag": [8], "shoe": [7, 9]} and config["dataset"] == "fashion-mnist"
-    result = evaluate(str(tmp_path / "d"), device="cpu", direction="shoe")
-    assert result["images"] == 1000 and result["real_images"] == 2000  # test bags in, test shoes to compare
-    assert 0 <= result["target_domain_rate"] <= 1 and result["reconstruction_error"] > 0
-    model = gancli.load(tmp_path / "d", device="cpu")
-    model.config["image_size"] = 28  # an identity at full size: nothing is translated, the round trip is exact
-    model.translate = lambda x, direction: x
-    same = evaluate_class_translation(model, "fashion", load_judge("classifier-fashion"), "a2b")
-    assert same["reconstruction_error"] == 0 and same["target_domain_rate"] == same["input_target_domain_rate"] < 0.05
-
-
-@needs_mnist
-def test_eval_novelty_tells_copies_from_new_images(tiny_model_dir, tmp_path, shared_references):
-    """A "generator" that returns training digits is a copier: distance 0 to the training set. Real test digits are
-    new, at a distance like a good generator's."""
-    from gancli.classifiers import load_judge
-    from gancli.datasets import DATASETS, find, load_idx_split
-    from gancli.evaluate import build_reference, novelty
-
-    judge = load_judge("classifier-mnist")
-    model = gancli.load(tiny_model_dir, device="cpu")
-    ref = build_reference("mnist", judge, DATASETS["mnist"], size=model.image_size)  # as `gan eval` builds it
-    train = load_idx_split(find(DATASETS["mnist"]), "train").images
-    model.generate = lambda z, labels=None, batch_size=256, truncation=None: iter([train[:len(z)].float() / 127.5 - 1])
-    r = novelty(model, ref, DATASETS["mnist"], n=200, grid_path=tmp_path / "nearest.png")
-    assert r["nearest_train_distance"] < 0.05 and r["real_nearest_train_distance"] > 3
-    assert 0 <= r["class_entropy"] < 0.5 and 0 <= r["real_class_entropy"] < 0.5  # digits are clearly one class
-    with Image.open(tmp_path / "nearest.png") as im:
-        assert im.size == (8 * 30 + 2, 2 * 30 + 2)  # 8 samples above their nearest training images
-    r = run("eval", tiny_model_dir, "--real", "mnist", "-n", 100, "--novelty", "--novelty-grid",
-            tmp_path / "g.png", "--device", "cpu")
-    assert r.exit_code == 0, r.output
-    assert "nearest_train_distance" in r.output and (tmp_path / "g.png").is_file()
