@@ -238,3 +238,16 @@ def test_an_upscaler_refuses_to_sample_from_python_too():
     assert model.image_command == "upscale" and gancli.load("dcgan-mnist", device="cpu").image_command is None
     with pytest.raises(ValueError, match="srresnet-x4 upscales images rather than sampling them: use `gan upscale`"):
         model.sample(2)
+
+
+def test_the_sub_pixel_convolutions_start_as_nearest_neighbour_upsampling():
+    """ICNR: at initialisation every 2x2 block a PixelShuffle stage makes is one value (no checkerboard to start
+    from)."""
+    from gancli.families.srgan import SRResNet
+
+    torch.manual_seed(0)
+    net = SRResNet(width=8, n_blocks=1)
+    conv, shuffle = net.upsample[0], net.upsample[1]
+    y = shuffle(conv(torch.randn(1, 8, 6, 6)))
+    for i, j in ((0, 1), (1, 0), (1, 1)):
+        assert torch.allclose(y[..., 0::2, 0::2], y[..., i::2, j::2])

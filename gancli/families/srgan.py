@@ -54,6 +54,20 @@ class ResidualBlock(nn.Module):
         return x + self.body(x)
 
 
+def icnr(conv: nn.Conv2d, factor: int = 2) -> nn.Conv2d:
+    """ICNR (Aitken et al. 2017): a sub-pixel convolution initialised so that the factor x factor outputs of each
+    channel start with one kernel, i.e. as nearest-neighbour upsampling. Initialised at random instead, the sub-pixels
+    start out of step with each other: the checkerboard that training then fails to remove."""
+    groups = factor * factor
+    sub = torch.empty(conv.out_channels // groups, *conv.weight.shape[1:])
+    nn.init.kaiming_normal_(sub)  # PixelShuffle takes output channel c * factor**2 + k to sub-pixel k of channel c
+    with torch.no_grad():
+        conv.weight.copy_(sub.repeat_interleave(groups, dim=0))
+        if conv.bias is not None:
+            conv.bias.zero_()
+    return conv
+
+
 class SRResNet(nn.Module):
     """Low-resolution images in [-1, 1] -> ``scale`` times larger ones (unclamped; callers clamp to [-1, 1]).
 
@@ -70,7 +84,7 @@ class SRResNet(nn.Module):
         self.fuse = nn.Sequential(nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width))
         ups = []
         for _ in range(stages):
-            ups += [nn.Conv2d(width, 4 * width, 3, padding=1), nn.PixelShuffle(2), nn.PReLU(width)]
+            ups += [icnr(nn.Conv2d(width, 4 * width, 3, padding=1)), nn.PixelShuffle(2), nn.PReLU(width)]
         self.upsample = nn.Sequential(*ups)
         self.tail = nn.Conv2d(width, channels, 9, padding=4)
         if bicubic_skip:  # start at bicubic: the learned detail begins small
