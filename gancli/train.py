@@ -130,8 +130,7 @@ class Trainer:
             raise TrainError("give --steps or --epochs, not both")
         if opts.tensorboard:
             board.check_installed()
-        self.out = Path(opts.out)
-        self.dist = Distributed()
+        self.out, self.dist = Path(opts.out), Distributed()
         self.device = self.dist.start(resolve_device(opts.device))
         self.run_dir = RunDir(opts, self.dist.main)
         self.lock = self.run_dir.lock
