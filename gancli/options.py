@@ -152,6 +152,12 @@ def seconds(text: str) -> float | None:
     return h * 3600 + m * 60 + s
 
 
+def clock(seconds_: float) -> str:
+    """Seconds as h:mm:ss, the other way round."""
+    m, s = divmod(int(seconds_), 60)
+    return f"{m // 60}:{m % 60:02d}:{s:02d}"
+
+
 def duration_problem(text: str) -> str | None:
     value = seconds(text)
     if value is None:

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from gancli import catalog, hub, latents
+from gancli.datasets import class_key
 from gancli.devices import preferred_memory_format, resolve_device
 from gancli.imageio import to_pil
 from gancli.weights import WeightsError, check_config, load_networks, load_strict, write_folder
@@ -353,9 +354,9 @@ def find_class(names: list[str], label: int | str, model: str) -> int:
         if text.isdigit() and int(text) < len(names):
             return int(text)
     else:
-        key = _normalise(text)
-        exact = [i for i, n in enumerate(names) if _normalise(n) == key]
-        prefix = [i for i, n in enumerate(names) if _normalise(n).startswith(key)]
+        key = class_key(text)
+        exact = [i for i, n in enumerate(names) if class_key(n) == key]
+        prefix = [i for i, n in enumerate(names) if class_key(n).startswith(key)]
         if exact or len(prefix) == 1:
             return (exact or prefix)[0]
     indexed = names == [str(i) for i in range(len(names))]
@@ -363,12 +364,6 @@ def find_class(names: list[str], label: int | str, model: str) -> int:
     what = f"class {str(label)!r} is ambiguous" if len(prefix) > 1 else f"unknown class {str(label)!r}"
     raise LookupError(f"{what} for {model}: "
                       + (f"the classes are {valid}" if indexed else f"give a class name or its index: {valid}"))
-
-
-def _normalise(name: str) -> str:
-    return "".join(ch for ch in name.lower() if ch.isalnum())
-
-
 
 
 __all__ = ["GANModel", "NotAbleError", "WeightsError", "load", "load_strict"]

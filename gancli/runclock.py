@@ -9,18 +9,13 @@ import os
 import sys
 import time
 
-from gancli.options import seconds
+from gancli.options import clock, seconds
 from gancli.rundir import TrainError
 
 UNPLANNED = 10**12  # --time alone: the length until the first steps are timed
 TIMED_STEPS = 10    # steps timed (after the first, which pays for warming up) before the first estimate
 MEMORY_SHARE = 0.9  # of the machine's memory, past which a run is stopped after its first step
 PREVIEWS = (60.0, 300.0)  # seconds into the session at which a grid is written whatever --sample-every says
-
-
-def clock(seconds_: float) -> str:
-    m, s = divmod(int(seconds_), 60)
-    return f"{m // 60}:{m % 60:02d}:{s:02d}"
 
 
 def peak_memory_gb() -> float:

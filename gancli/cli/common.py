@@ -53,22 +53,40 @@ def command(*args, on=None, **kwargs):
     return wrap
 
 
+def built_when_run(name: str, doc: str, build):
+    """``gan NAME``, registered now and built when it runs (``build()`` returns the click command): its options come
+    from the families, which import torch, so `gan --help` and `gan --version` stay light."""
+
+    def run(ctx: typer.Context):
+        code = build().main(list(ctx.args), prog_name=f"gan {name}", standalone_mode=False)  # usage errors: main()
+        if isinstance(code, int) and code:
+            raise typer.Exit(code)
+
+    run.__doc__ = doc
+    return app.command(name, context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+                       add_help_option=False)(guarded(run))
+
+
+def command_from(name: str, run, params: list, doc: str | None):
+    """A click command ``name`` that calls ``run`` with ``params`` (``inspect.Parameter``s with typer defaults)."""
+    import inspect
+
+    run.__signature__ = inspect.Signature(params)
+    run.__annotations__ = {p.name: p.annotation for p in params}
+    run.__doc__ = doc
+    sub = typer.Typer(add_completion=False, rich_markup_mode="markdown",
+                      context_settings={"help_option_names": ["-h", "--help"]})
+    sub.command(name)(run)
+    return typer.main.get_command(sub)
+
+
 def model_command(name: str):
-    """``app.command`` for a command that also takes the options models declare for it (a family's ability's
-    ``use_options`` whose ``commands`` name it: --truncation, --text, --stage), one --help panel per family, given
-    to the function as keyword arguments. The families import torch, so the command is built when it runs, as
-    `gan train`'s is: `gan --help` and `gan --version` stay light."""
+    """A command that also takes the options models declare for it (a family's ability's ``use_options`` whose
+    ``commands`` name it: --truncation, --text, --stage), one --help panel per family, given to the function as
+    keyword arguments (``built_when_run``)."""
 
     def wrap(fn):
-        def run(ctx: typer.Context):
-            built = _with_use_options(name, fn)
-            code = built.main(list(ctx.args), prog_name=f"gan {name}", standalone_mode=False)  # usage errors: main()
-            if isinstance(code, int) and code:
-                raise typer.Exit(code)
-
-        run.__doc__ = fn.__doc__
-        return app.command(name, context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
-                           add_help_option=False)(run)
+        return built_when_run(name, fn.__doc__, lambda: _with_use_options(name, fn))
 
     return wrap
 
@@ -93,13 +111,7 @@ def _with_use_options(name: str, fn):
                               rich_help_panel=f"{', '.join(sorted(families))} models")
         params.append(inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, default=option,
                                         annotation=Optional[o.type]))
-    run = guarded(fn)
-    run.__signature__ = inspect.Signature(params)
-    run.__annotations__ = {p.name: p.annotation for p in params}
-    sub = typer.Typer(add_completion=False, rich_markup_mode="markdown",
-                      context_settings={"help_option_names": ["-h", "--help"]})
-    sub.command(name)(run)
-    return typer.main.get_command(sub)
+    return command_from(name, guarded(fn), params, fn.__doc__)
 
 
 def describe(device) -> str:
@@ -194,11 +206,6 @@ def check_seed(seed: int, option: str = "--seed"):
 
     if seed_problem(seed):
         fail(f"{option} {seed} {seed_problem(seed)}")
-
-
-def clock(seconds: float) -> str:
-    m, s = divmod(int(seconds), 60)
-    return f"{m // 60}:{m % 60:02d}:{s:02d}"
 
 
 def plural(n: int, word: str) -> str:

@@ -7,7 +7,8 @@ from typing import Optional
 
 from rich.console import Console
 
-from gancli.cli.common import clock, console, fail
+from gancli.cli.common import console, fail
+from gancli.options import clock
 
 
 def progress_bar(*columns, transient: bool = True, disable: bool = False):

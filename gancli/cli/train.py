@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from gancli.cli.common import command, command_line, console, describe, fail, out
+from gancli.cli.common import built_when_run, command_from, command_line, console, describe, fail, out
 from gancli.cli.progress import progress_bar
 
 
@@ -22,17 +22,11 @@ def _eval_brief(ev: dict) -> str:
 
 
 # ----------------------------------------------------------------------------------------------- train
-@command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True}, add_help_option=False)
-def train(ctx: typer.Context):
-    """Train a model of any family (--arch); the run directory ends with export/, which `gan sample` loads. Ctrl-C
-    saves a checkpoint. `gan train --help` lists the families and each one's options.
+TRAIN_HELP = """Train a model of any family (--arch); the run directory ends with export/, which `gan sample` loads.
+Ctrl-C saves a checkpoint. `gan train --help` lists the families and each one's options.
 
-    Example: `gan train ../shared/data/mnist --arch dcgan --out runs/mnist --epochs 5`
-    """
-    command = _train_command()  # built from the families' option declarations: only now, so start-up stays light
-    code = command.main(list(ctx.args), prog_name="gan train", standalone_mode=False)  # usage errors: see main()
-    if isinstance(code, int) and code:
-        raise typer.Exit(code)
+Example: `gan train ../shared/data/mnist --arch dcgan --out runs/mnist --epochs 5`
+"""
 
 
 def _train_command():
@@ -83,13 +77,7 @@ def _train_command():
     def run(ctx: typer.Context, data: Optional[list[Path]], arch: str, **values):
         _train(ctx, data or [], arch, {k: v for k, v in values.items() if v is not None})
 
-    run.__signature__ = inspect.Signature(params)
-    run.__annotations__ = {p.name: p.annotation for p in params}
-    run.__doc__ = train.__doc__
-    sub = typer.Typer(add_completion=False, rich_markup_mode="markdown",
-                      context_settings={"help_option_names": ["-h", "--help"]})
-    sub.command("train")(run)
-    return typer.main.get_command(sub)
+    return command_from("train", run, params, TRAIN_HELP)
 
 
 def _shown(value) -> str:
@@ -171,3 +159,4 @@ def _train(ctx, data: list[Path], arch: str, given: dict):
                   f"model exported to {export}  (try: {use.split('#')[0].strip()})", markup=False)
 
 
+built_when_run("train", TRAIN_HELP, _train_command)  # the options are the families': built when it runs

@@ -8,6 +8,8 @@ import re
 
 import torch
 
+from gancli.datasets import class_key
+
 # class (Fashion-MNIST's names) -> (training phrasings, unseen phrasings made of vocabulary words)
 CAPTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "T-shirt/top": (("a t-shirt", "a short sleeved top", "a plain tee", "a top", "a casual t-shirt"),
@@ -36,12 +38,7 @@ MAX_VOCABULARY = 1000   # words a model's config.json may list
 WORD = re.compile(r"[a-z0-9][a-z0-9'-]{0,31}")
 
 
-def caption_key(name: str) -> str:
-    """A class name as captions are looked up: "Ankle boot" and "ankle-boot" are one."""
-    return "".join(ch for ch in name.lower() if ch.isalnum())
-
-
-CAPTION_KEYS = {caption_key(name): name for name in CAPTIONS}
+CAPTION_KEYS = {class_key(name): name for name in CAPTIONS}
 
 
 def words(text: str) -> list[str]:
@@ -51,7 +48,7 @@ def words(text: str) -> list[str]:
 
 def vocabulary_of(class_names: list[str]) -> list[str]:
     """Every word of the classes' captions, training and unseen, sorted."""
-    return sorted({w for c in class_names for group_ in CAPTIONS[CAPTION_KEYS[caption_key(c)]] for t in group_
+    return sorted({w for c in class_names for group_ in CAPTIONS[CAPTION_KEYS[class_key(c)]] for t in group_
                    for w in words(t)})
 
 
@@ -97,7 +94,7 @@ def check_vocabulary(vocabulary, vocab_size: int) -> str | None:
 
 def check_classes(names, text_classes) -> str | None:
     """Why config.json's ``class_names`` cannot name the captions' classes (None if they can)."""
-    if not isinstance(names, list) or not all(isinstance(c, str) and caption_key(c) in CAPTION_KEYS for c in names):
+    if not isinstance(names, list) or not all(isinstance(c, str) and class_key(c) in CAPTION_KEYS for c in names):
         return f"class_names must list classes stackgan has captions for ({', '.join(CAPTIONS)})"
     if len(names) != text_classes:
         return f"class_names lists {len(names)} classes but arch_args.text_classes is {text_classes}"

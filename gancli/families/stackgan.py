@@ -27,8 +27,9 @@ from torch import nn
 
 from gancli import latents
 from gancli.adversarial import OPTIMISER
+from gancli.datasets import class_key
 from gancli.errors import OptionError
-from gancli.families.captions import (CAPTION_KEYS, CAPTIONS, MAX_WORDS, caption_key,
+from gancli.families.captions import (CAPTION_KEYS, CAPTIONS, MAX_WORDS,
                                       check_classes, check_vocabulary, tokens, vocabulary_of)
 from gancli.family import OPTION, ExportGraph, Family, Objective, TrainingData, sampler_graph
 from gancli.options import Option, at_least, group, non_negative
@@ -208,7 +209,7 @@ class StackObjective(Objective):
         self.labels = trainer.data.labels.to(trainer.device)
         names = trainer.data.class_names
         vocabulary = vocabulary_of(names)
-        self.train_ids = torch.stack([tokens(vocabulary, list(CAPTIONS[CAPTION_KEYS[caption_key(c)]][0]))
+        self.train_ids = torch.stack([tokens(vocabulary, list(CAPTIONS[CAPTION_KEYS[class_key(c)]][0]))
                                       for c in names]).to(trainer.device)  # (classes, phrasings, words)
         self.names, self.vocabulary = names, vocabulary
 
@@ -283,7 +284,7 @@ class StackObjective(Objective):
     def export_config(self) -> dict:
         return {"task": "text-to-image", "latent_dim": self.latent_dim, "class_names": list(self.names),
                 "vocabulary": self.vocabulary,
-                "prompts": {c: list(CAPTIONS[CAPTION_KEYS[caption_key(c)]][0][:1]) for c in self.names}}
+                "prompts": {c: list(CAPTIONS[CAPTION_KEYS[class_key(c)]][0][:1]) for c in self.names}}
 
     def record(self) -> dict:
         return {"loss": "ns, matching-aware", "stage1_steps": self.opts.stage1_steps}
@@ -382,7 +383,7 @@ class StackGAN(Family):
     def load_data(self, opts) -> TrainingData:
         data = super().load_data(opts)
         names = data.class_names or []
-        unknown = [c for c in names if caption_key(c) not in CAPTION_KEYS]
+        unknown = [c for c in names if class_key(c) not in CAPTION_KEYS]
         if data.labels is None or unknown or len(names) < 2:
             raise ValueError(f"stackgan's captions are written for Fashion-MNIST's classes ({', '.join(CAPTIONS)}): "
                              f"{opts.data} needs labelled images of two or more of them"
@@ -433,7 +434,7 @@ class StackGAN(Family):
 
     def default_texts(self, config: dict) -> list[str]:
         """What a sampler draws without --text (``gan eval``): each class's first training phrasing in turn."""
-        return [CAPTIONS[CAPTION_KEYS[caption_key(c)]][0][0] for c in config.get("class_names") or []]
+        return [CAPTIONS[CAPTION_KEYS[class_key(c)]][0][0] for c in config.get("class_names") or []]
 
     @torch.no_grad()
     def evaluate_extra(self, model, real, judge=None) -> dict:
@@ -441,15 +442,15 @@ class StackGAN(Family):
         first training phrasing and from its unseen phrasings (TEXT_SAMPLES each, seeds 1000 + class), at stage II;
         and overall at stage I."""
         names = model.class_names or []
-        index = {caption_key(c): i for i, c in enumerate(judge.class_names)} if judge is not None else {}
-        if not names or not all(caption_key(c) in index for c in names):
+        index = {class_key(c): i for i, c in enumerate(judge.class_names)} if judge is not None else {}
+        if not names or not all(class_key(c) in index for c in names):
             return {"text_accuracy_note": f"the judge does not know the classes {', '.join(names)}"}
-        seen = {c: list(CAPTIONS[CAPTION_KEYS[caption_key(c)]][0][:1]) for c in names}
-        unseen = {c: list(CAPTIONS[CAPTION_KEYS[caption_key(c)]][1]) for c in names}
+        seen = {c: list(CAPTIONS[CAPTION_KEYS[class_key(c)]][0][:1]) for c in names}
+        unseen = {c: list(CAPTIONS[CAPTION_KEYS[class_key(c)]][1]) for c in names}
         out = {"text_samples_per_class": TEXT_SAMPLES, "text_prompts": seen, "text_prompts_unseen": unseen}
         for key, prompts, stage in (("text_accuracy", seen, 2), ("text_accuracy_unseen", unseen, 2),
                                     ("text_accuracy_stage1", seen, 1)):
-            per = {c: _read_as(model, judge, prompts[c], k, stage, index[caption_key(c)]) for k, c in enumerate(names)}
+            per = {c: _read_as(model, judge, prompts[c], k, stage, index[class_key(c)]) for k, c in enumerate(names)}
             out[key] = round(sum(per.values()) / len(per), 4)
             out[f"{key}_per_class"] = per
         return out
