@@ -319,3 +319,38 @@ def test_cyclegan_eval_every_judges_horse2zebra_photos(tmp_path):
     assert row["held_out"] is True
     assert {"target_domain_rate_a2b", "target_domain_rate_b2a"} <= set(row)
     assert all(row[k] in (0.0, 0.25, 0.5, 0.75, 1.0) for k in ("target_domain_rate_a2b", "target_domain_rate_b2a"))
+
+
+def test_cyclegan_resize_upsampling_trains_exports_and_old_configs_keep_transposed(tmp_path):
+    """--upsample resize (nearest doubling, then a convolution: no grid pattern) is written into config.json and
+    translates whole photos; a config.json without the key (every model before the option) is the reference's
+    transposed convolutions, and an unknown value is refused in one line."""
+    data = _cycle_data(tmp_path / "data")
+    r = runner.invoke(app, ["train", str(data / "trainA"), str(data / "trainB"), "--arch", "cyclegan", "--out",
+                            str(tmp_path / "run"), "--steps", "2", "--size", "32", "--g-width", "4", "--d-width", "4",
+                            "--blocks", "1", "--device", "cpu", "--upsample", "resize"])
+    assert r.exit_code == 0, r.output
+    export = tmp_path / "run" / "export"
+    cfg = json.loads((export / "config.json").read_text())
+    assert cfg["arch_args"]["upsample"] == "resize"
+    model = GANModel.from_pretrained(export, device="cpu")
+    assert not any(isinstance(m, nn.ConvTranspose2d) for m in model.generator.modules())
+    out = tmp_path / "out.png"
+    r = runner.invoke(app, ["translate", str(export), str(picture(tmp_path / "in.png", 44, 36)), "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert Image.open(out).size == (44, 36)
+    assert sum(p.numel() for p in ResnetGenerator(3, 8, 2, "resize").parameters()) == \
+        sum(p.numel() for p in ResnetGenerator(3, 8, 2).parameters())
+
+    old = tmp_path / "old"
+    shutil.copytree(export, old)
+    cfg["arch_args"].pop("upsample")
+    (old / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(WeightsError, match="(?i)shape|missing|unexpected"):  # its weights are resize-shaped
+        GANModel.from_pretrained(old, device="cpu")
+    from gancli.catalog import get
+    assert any(isinstance(m, nn.ConvTranspose2d) for m in get("cyclegan").build(**cfg["arch_args"])["generator"].modules())
+    cfg["arch_args"]["upsample"] = "bilinear-ish"
+    (old / "config.json").write_text(json.dumps(cfg))
+    r = runner.invoke(app, ["translate", str(old), str(tmp_path / "in.png"), "-o", str(tmp_path / "o2.png")])
+    assert r.exit_code == 2 and "upsample" in r.output and not (tmp_path / "o2.png").exists()

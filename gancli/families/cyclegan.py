@@ -25,7 +25,7 @@ from gancli import latents, losses
 from gancli.adversarial import BLOCKS
 from gancli.data import DataError, photo_side
 from gancli.family import INIT_FROM, OPTION, TrainingData, init_generator
-from gancli.options import Option, at_least, group, non_negative
+from gancli.options import Option, at_least, group, non_negative, one_of
 from gancli.families.translation import (DiscriminatorPair, GeneratorPair, TranslationFamily,
                                          TranslationMonitor, TranslationObjective, domain_folders,
                                          load_two_domains)
@@ -68,21 +68,32 @@ class ResnetBlock(nn.Module):
         return x + self.conv_block(x)
 
 
+UPSAMPLINGS = ("transpose", "resize")
+
+
 class ResnetGenerator(nn.Module):
-    """Any input whose sides are multiples of 4 keeps its size."""
+    """Any input whose sides are multiples of 4 keeps its size. ``upsample="resize"`` replaces the reference's
+    stride-2 transposed convolutions by nearest-neighbour doubling then a 3x3 convolution (Odena et al. 2016): a
+    transposed convolution whose kernel the stride does not divide paints each output pixel of a 2x2 cell with other
+    weights, a grid that narrow generators trained briefly did not learn to hide; doubling then convolving cannot
+    draw one."""
 
     multiple = 4
 
-    def __init__(self, channels: int = 3, width: int = 64, n_blocks: int = 9):
+    def __init__(self, channels: int = 3, width: int = 64, n_blocks: int = 9, upsample: str = "transpose"):
         super().__init__()
+        if upsample not in UPSAMPLINGS:
+            raise ValueError(f"upsample must be one of {', '.join(UPSAMPLINGS)}, not {upsample!r}")
         layers = [ReflectionPad2d(3), nn.Conv2d(channels, width, 7), _norm(width), nn.ReLU(True)]
         for mult in (1, 2):
             layers += [nn.Conv2d(width * mult, width * mult * 2, 3, stride=2, padding=1), _norm(width * mult * 2),
                        nn.ReLU(True)]
         layers += [ResnetBlock(width * 4) for _ in range(n_blocks)]
         for mult in (4, 2):
-            layers += [nn.ConvTranspose2d(width * mult, width * mult // 2, 3, stride=2, padding=1, output_padding=1),
-                       _norm(width * mult // 2), nn.ReLU(True)]
+            wide, narrow = width * mult, width * mult // 2
+            layers += [nn.ConvTranspose2d(wide, narrow, 3, stride=2, padding=1, output_padding=1)] \
+                if upsample == "transpose" else [nn.Upsample(scale_factor=2), ReflectionPad2d(1), nn.Conv2d(wide, narrow, 3)]
+            layers += [_norm(narrow), nn.ReLU(True)]
         layers += [ReflectionPad2d(3), nn.Conv2d(width, channels, 7), nn.Tanh()]
         self.model = nn.Sequential(*layers)
 
@@ -247,6 +258,9 @@ class CycleGAN(TranslationFamily):
         Option("identity_weight", float, 0.5, "Identity loss weight, relative to --cycle-weight.",
                check=non_negative, resume=True),
         Option("pool_size", int, 50, "Generated-image history for D.", check=non_negative, resume=True),
+        Option("upsample", str, "transpose", "Generator upsampling: transpose (the reference's transposed "
+                                              "convolutions) or resize (nearest doubling, then a convolution: "
+                                              "no grid pattern).", check=one_of(*UPSAMPLINGS), resume=True),
         Option("load_size", int, None, "Resize the images to this before the random --size crop (the reference: "
                                        "286 for 256 px photos; default --size x 286/256). A --size well under it "
                                        "trains on crops at the photos' own scale: less memory and time, and the "
@@ -259,11 +273,11 @@ class CycleGAN(TranslationFamily):
             raise ValueError("cyclegan trains with lsgan, ns, minimax or hinge; wgan-gp's penalty is not wired here")
 
     def build(self, channels: int = 3, g_width: int = OPTION, d_width: int = OPTION, n_blocks: int = OPTION,
-              d_layers: int = 3, directions: list[str] = ("a2b", "b2a")):
+              upsample: str = OPTION, d_layers: int = 3, directions: list[str] = ("a2b", "b2a")):
         unknown = set(directions) - {"a2b", "b2a"}
         if unknown or not directions:
             raise ValueError(f"directions must be a2b and/or b2a, not {sorted(unknown) or 'none'}")
-        generators = GeneratorPair(**{d: ResnetGenerator(channels, g_width, n_blocks) for d in directions})
+        generators = GeneratorPair(**{d: ResnetGenerator(channels, g_width, n_blocks, upsample) for d in directions})
         # D_b judges outputs of a2b (domain B), D_a those of b2a
         discriminators = DiscriminatorPair(**{d[-1]: PatchDiscriminator(channels, d_width, d_layers)
                                               for d in directions})
