@@ -8,7 +8,7 @@ from rich.markup import escape
 
 # each module registers its command; `gan --help` lists them in this order
 from gancli.cli import sample, interpolate, mix, translate, upscale, export, classify, models, eval, train  # noqa: F401, I001
-from gancli.cli import convert, push, toy  # noqa: F401, I001
+from gancli.cli import convert, push, toy, demo  # noqa: F401, I001
 from gancli.cli.common import USER_ERRORS, app, console, one_line
 
 __all__ = ["app", "main"]

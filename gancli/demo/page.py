@@ -1,0 +1,211 @@
+"""The page: a model list, the controls of the picked model's kind and family, its card beside them. What each
+control shows for a model comes from ``view`` (one place for the first render and for every pick). Every handler's
+failure reaches the browser as one line (bad input) or one line saying it is a bug (the traceback goes to the
+server's log), never as a traceback."""
+from __future__ import annotations
+
+import inspect
+import re
+import sys
+import traceback
+import uuid
+
+import gradio as gr
+
+from gancli.demo import draw, work
+
+CSS = ("#card { max-height: 85vh; overflow-y: auto; } #card img { max-width: 100%; image-rendering: pixelated; } "
+       "#picture img, #before img, #after img { image-rendering: pixelated; object-fit: contain; height: 300px; "
+       "width: 100%; }")  # 28 px models' pictures enlarged without blur (the served file keeps its pixels)
+LEVELS = ["coarse", "middle", "fine"]  # StyleGAN's style levels (gan mix --levels)
+ANY = "any (one column per class)"
+BAD_INPUT = (ValueError, LookupError, OSError)  # with WeightsError and HubError, which are among them
+
+
+def view(entry: work.Entry, options: list) -> dict[str, dict]:
+    """What each control is for ``entry``: visibility, choices, values (keyed like the components in ``build``)."""
+    kind = entry.kind
+    shown = {
+        "card": {"value": entry.card()},
+        "sampler": {"visible": kind == "sample"},
+        "label": {"visible": bool(entry.classes), "choices": [ANY, *entry.classes], "value": ANY},
+        "mixer": {"visible": entry.can("mixing")},
+        "imager": {"visible": kind in ("translate", "upscale")},
+        "direction": {"visible": kind == "translate", "value": "a2b",
+                      "choices": [(f"{entry.domains[0]} -> {entry.domains[1]}", "a2b"),
+                                  (f"{entry.domains[1]} -> {entry.domains[0]}", "b2a")]},
+        "convert": {"value": "Translate" if kind == "translate" else "Upscale x" + str(entry.config.get("scale", ""))},
+        "classifier": {"visible": entry.can("classify")},
+    }
+    for o in options:
+        shown[o.name] = {"visible": entry.takes(o.name)}
+    return shown
+
+
+def shielded(fn, names: list[str]):
+    """``fn(*values, progress)`` as a Gradio handler of inputs ``names`` (its API's parameters) with a progress bar,
+    whose errors are one line on the page."""
+
+    def run(*args):
+        try:
+            return fn(*args)
+        except gr.Error:
+            raise
+        except BAD_INPUT as e:
+            raise gr.Error(one_line(e), duration=None, print_exception=False) from None
+        except Exception as e:  # noqa: BLE001 - a bug: its traceback is for the server's log, not the browser
+            traceback.print_exc(file=sys.stderr)
+            raise gr.Error(f"internal error ({type(e).__name__}); the server's log has the details", duration=None,
+                           print_exception=False) from None
+
+    params = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in names]
+    run.__signature__ = inspect.Signature([*params, inspect.Parameter(
+        "progress", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=gr.Progress())])
+    run.__name__ = fn.__name__
+    return run
+
+
+def one_line(e: Exception) -> str:
+    """The error's first line, its options spelled as the page's controls ("--text" -> "text")."""
+    if isinstance(e, OSError) and e.strerror:
+        text = f"{e.strerror}: {e.filename}" if e.filename else e.strerror
+    else:
+        text = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    return re.sub(r"(?<![\w-])--(?=[a-z])", "", text)
+
+
+def build(models: work.Models) -> gr.Blocks:
+    options = {o.name: o for c in ("sample", "interpolate") for o in work.use_options(c)}.values()
+    first = view(models.entry(models.first), options) if models.first else {}
+    c: dict = {}  # the components ``view`` speaks of
+
+    def made(key: str, component, **kwargs):
+        c[key] = component(**kwargs, **first.get(key, {}))
+        return c[key]
+
+    with gr.Blocks(title="gan demo", analytics_enabled=False) as app:
+        gr.Markdown("## gan demo: the zoo of `gan`, in your browser\nPick a model: samplers draw a grid from a seed, "
+                    "translators and upscalers take a photo, classifiers name digits. Its card is on the right.")
+        with gr.Row():
+            with gr.Column(scale=3):
+                model = gr.Dropdown(list(models.entries), value=models.first, label="model", elem_id="model")
+                with made("sampler", gr.Column):
+                    with gr.Row():
+                        seed = gr.Number(0, precision=0, minimum=0, label="seed", elem_id="seed")
+                        number = gr.Slider(1, work.MAX_GRID, 16, step=1, label="number", elem_id="number")
+                        label = made("label", gr.Dropdown, label="label", elem_id="label",
+                                     allow_custom_value=True)  # checked by the model: a name, a prefix or an index
+                    extra = [made(o.name, gr.Textbox, label=o.name, info=o.help, elem_id=f"use-{o.name}",
+                                  placeholder="" if o.type is str else "(default)") for o in options]
+                    with gr.Row():
+                        generate = gr.Button("Generate", variant="primary", elem_id="generate")
+                        animate = gr.Button("Interpolation GIF", elem_id="animate")
+                    with made("mixer", gr.Row):
+                        levels = gr.Radio(LEVELS, value="coarse", label="styles from the rows", elem_id="levels")
+                        mixing = gr.Button("Style mixing", elem_id="mix")
+                    picture = gr.Image(label="samples", format="png", type="pil", interactive=False,
+                                       elem_id="picture", buttons=["download"])
+                with made("imager", gr.Column):
+                    photo = gr.File(label="photo (or an example below)", elem_id="photo")
+                    direction = made("direction", gr.Dropdown, label="direction", elem_id="direction")
+                    convert = made("convert", gr.Button, variant="primary", elem_id="convert")
+                    with gr.Row():
+                        before = gr.Image(label="input", format="png", interactive=False, elem_id="before")
+                        after = gr.Image(label="output", format="png", interactive=False, elem_id="after",
+                                         buttons=["download"])
+                    gr.Examples([[str(p)] for p in sorted(work.EXAMPLES.glob("*.*")) if p.stem[:5] != "digit"],
+                                [photo], label="examples")
+                with made("classifier", gr.Column):
+                    digits = gr.File(label="digits to classify", file_count="multiple", elem_id="digits")
+                    classify = gr.Button("Classify", elem_id="classify")
+                    probabilities = gr.Label(num_top_classes=5, label="class of the first image", elem_id="label-out")
+                    table = gr.Markdown(label="classes", elem_id="classes")
+                    gr.Examples([[[str(p)]] for p in sorted(work.EXAMPLES.glob("digit-*.png"))], [digits],
+                                label="examples")
+            with gr.Column(scale=2):
+                made("card", gr.Markdown, label="card", elem_id="card")
+
+        keys = list(c)
+
+        def pick(name, progress=None):
+            models.warm(name)  # loads in the background while the user sets the controls
+            shown = view(models.entry(name), options)
+            return [gr.update(**shown.get(k, {})) for k in keys]
+
+        model.change(shielded(pick, ["model"]), [model], [c[k] for k in keys], api_name="pick",
+                     show_progress="hidden")
+        use_names = [o.name for o in options]
+
+        def use(values, command):
+            """The use-time options given (text boxes: empty is not given), typed as their families declare."""
+            given = {}
+            for o, v in zip(options, values):
+                if command in o.commands and str(v if v is not None else "").strip():
+                    try:
+                        given[o.name] = o.type(str(v).strip())
+                    except ValueError:
+                        raise ValueError(f"{o.name} takes {'a whole number' if o.type is int else 'a number'}, "
+                                         f"not {v!r}") from None
+            return given
+
+        def loaded(name, progress):
+            if name not in models.loaded:
+                progress(0, desc=f"loading {name}")
+            return models.get(name)
+
+        def sample(name, seed, n, label, *rest):
+            *values, progress = rest
+            m = loaded(name, progress)
+            return draw.grid(m, work.checked_count(n), work.checked_seed(seed), None if label in (None, ANY) else label,
+                             lambda d, t: progress((d, t), desc="sampling"), **use(values, "sample"))
+
+        def walk(name, seed, n, label, *rest):
+            *values, progress = rest
+            m = loaded(name, progress)
+            progress(0.5, desc="walking")
+            return str(draw.walk(m, work.checked_count(n), work.checked_seed(seed),
+                                 models.scratch / f"walk-{uuid.uuid4().hex}.gif",
+                                 None if label in (None, ANY) else label, **use(values, "interpolate")))
+
+        def mix(name, seed, level, *rest):
+            *values, progress = rest
+            m = loaded(name, progress)
+            return draw.mix(m, work.checked_seed(seed), level or "coarse", use(values, "sample").get("truncation"))
+
+        def transform(name, path, way, progress):
+            if not path:
+                raise ValueError("upload a photo first (or pick an example)")
+            entry = models.entry(name)
+            limit = work.UPSCALE_PIXELS if entry.kind == "upscale" else work.TRANSLATE_PIXELS
+            image = work.read_upload(path, limit)
+            m = loaded(name, progress)
+            if entry.kind == "upscale":
+                return image, draw.upscale(m, image, lambda d, t: progress((d, t), desc="tiles"))
+            return image, draw.translate(m, image, way or "a2b")
+
+        def name_classes(name, paths, progress):
+            paths = [paths] if isinstance(paths, str) else list(paths or [])
+            if not paths:
+                raise ValueError("upload one or more images of digits first")
+            if len(paths) > work.MAX_CLASSIFY_FILES:
+                raise ValueError(f"{len(paths)} files: the page classifies at most {work.MAX_CLASSIFY_FILES} at once")
+            images = [work.read_upload(p, work.TRANSLATE_PIXELS) for p in paths]
+            found = draw.classify(loaded(name, progress), images)
+            rows = ["| file | class | probability |", "| --- | --- | --- |"]
+            for p, probs in zip(paths, found):
+                best = max(probs, key=probs.get)
+                rows.append(f"| {work.Path(p).name} | {best} | {probs[best]:.3f} |")
+            return found[0], "\n".join(rows)
+
+        controls = [model, seed, number, label, *extra]
+        generate.click(shielded(sample, ["model", "seed", "number", "label", *use_names]), controls, [picture],
+                       api_name="sample")
+        animate.click(shielded(walk, ["model", "seed", "number", "label", *use_names]), controls, [picture],
+                      api_name="interpolate")
+        mixing.click(shielded(mix, ["model", "seed", "levels", *use_names]), [model, seed, levels, *extra], [picture],
+                     api_name="mix")
+        convert.click(shielded(transform, ["model", "photo", "direction"]), [model, photo, direction],
+                      [before, after], api_name="convert")
+        classify.click(shielded(name_classes, ["model", "digits"]), [model, digits], [probabilities, table],
+                       api_name="classify")
+    return app
