@@ -24,13 +24,16 @@ OPTIMISER = group(
 )
 LOSS = group(
     "Adversarial loss",
-    Option("loss", str, "ns", "ns (non-saturating), minimax (the original log(1-D(G(z)))), lsgan, wgan-gp or hinge.",
+    Option("loss", str, "ns", "ns (non-saturating), minimax (the original log(1-D(G(z)))), lsgan, wgan-gp, hinge, "
+                              "or rpgan (relativistic pairing with R1 and R2 penalties: R3GAN's loss).",
            check=one_of(*losses.LOSSES), resume=True),
 )
 D_STEPS = group(
     "Adversarial loss",
     Option("d_steps", int, 1, "Discriminator updates per generator update.", check=at_least(1), resume=True),
     Option("gp_weight", float, 10.0, "Gradient-penalty weight for --loss wgan-gp.", check=non_negative),
+    Option("r1r2_gamma", float, 0.05, "R1 and R2 weight (gamma/2 each) for --loss rpgan (R3GAN's CIFAR-10 start).",
+           check=non_negative, resume=True),
 )
 CONDITIONAL = group(
     "Class conditioning",
@@ -112,6 +115,20 @@ class GradientPenalty(Term):
         return self.weight * losses.gradient_penalty(obj.D_train, real, fake.float(), labels, obj.pack)
 
 
+class R1R2(Term):
+    """R3GAN's regulariser (Huang et al. 2025): gamma/2 (||grad D(x)||^2 + ||grad D(G(z))||^2), on real and
+    generated images every step."""
+
+    def __init__(self, gamma: float):
+        self.gamma = gamma
+
+    def discriminator(self, obj, step, real, fake, labels, real_extra, fake_extra, stats):
+        r1 = losses.zero_centred_penalty(obj.D_train, real, labels, obj.pack)
+        r2 = losses.zero_centred_penalty(obj.D_train, fake, labels, obj.pack)
+        stats["r1"], stats["r2"] = r1.detach(), r2.detach()
+        return self.gamma / 2 * (r1 + r2)
+
+
 class AuxiliaryClassifier(Term):
     """ACGAN (Odena et al. 2017): D also names the class of real and generated images; G wants its class named."""
 
@@ -182,7 +199,11 @@ class AdversarialObjective(TwoPlayer, NoiseObjective):
         opts = self.opts
         self.G, self.D = trainer.nets["generator"], trainer.nets["discriminator"]
         self.G_train, self.D_train = trainer.train_nets["generator"], trainer.train_nets["discriminator"]
-        self.terms = list(terms) + ([GradientPenalty(opts.gp_weight)] if opts.loss == "wgan-gp" else [])
+        self.terms = list(terms)
+        if opts.loss == "wgan-gp":
+            self.terms.append(GradientPenalty(opts.gp_weight))
+        elif opts.loss == "rpgan":
+            self.terms.append(R1R2(opts.r1r2_gamma))
         self.batches_per_step = opts.d_steps
         self.pack = opts.get("pack") or 1  # the networks pack their inputs; the penalties' norms are per pack
         self.labels = trainer.data.labels.to(trainer.device) if self.num_classes else None
@@ -218,7 +239,11 @@ class AdversarialObjective(TwoPlayer, NoiseObjective):
 
         with t.autocast():
             gen_out, gen_extra = self.discriminate(fake, labels)
-            loss_g = losses.g_loss(loss_kind, gen_out)
+            paired = None
+            if loss_kind == "rpgan":  # the updated D's logits on the real batch each fake is paired with
+                with torch.no_grad():
+                    paired = self.discriminate(real, labels)[0]
+            loss_g = losses.g_loss(loss_kind, gen_out, paired)
         for term in self.terms:
             extra = term.generator(self, gen_extra, labels, stats)
             if extra is not None:

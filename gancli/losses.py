@@ -13,8 +13,12 @@ import torch
 import torch.nn.functional as F
 
 OPTIMAL_VALUE = -math.log(4.0)
-LOSSES = ("ns", "minimax", "lsgan", "wgan-gp", "hinge")
+LOSSES = ("ns", "minimax", "lsgan", "wgan-gp", "hinge", "rpgan")
 SIGMOID_LOSSES = ("ns", "minimax")
+# Losses that need more than a loss function: a gradient penalty on D (a per-sample one: no batch statistics in D),
+# and for rpgan D's current logits on real images in G's loss. The noise-to-image families' objective
+# (gancli.adversarial) wires them; a family with a loop of its own refuses them.
+PENALISED = ("wgan-gp", "rpgan")
 
 
 def d_loss(kind: str, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
@@ -26,10 +30,13 @@ def d_loss(kind: str, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
     if kind == "wgan-gp":  # the critic's Wasserstein estimate; the gradient penalty is added by the trainer
         return fake.mean() - real.mean()
+    if kind == "rpgan":  # relativistic pairing (Jolicoeur-Martineau 2019; R3GAN): each real beats its paired fake
+        return F.softplus(fake - real).mean()
     raise ValueError(f"unknown loss {kind!r}: use one of {', '.join(LOSSES)}")
 
 
-def g_loss(kind: str, fake: torch.Tensor) -> torch.Tensor:
+def g_loss(kind: str, fake: torch.Tensor, real: torch.Tensor | None = None) -> torch.Tensor:
+    """``real``: D's logits on the real batch paired with ``fake`` (rpgan only; no gradient flows into them)."""
     if kind == "ns":  # non-saturating: maximise log D(G(z)); strong gradients while D rejects the fakes
         return F.softplus(-fake).mean()
     if kind == "minimax":  # the original objective: minimise log(1 - D(G(z))); saturates early in training
@@ -38,6 +45,10 @@ def g_loss(kind: str, fake: torch.Tensor) -> torch.Tensor:
         return 0.5 * (fake - 1).pow(2).mean()
     if kind in ("hinge", "wgan-gp"):
         return -fake.mean()
+    if kind == "rpgan":  # each fake beats its paired real: with R1 and R2, no mode dropping (Huang et al. 2025)
+        if real is None:
+            raise ValueError("rpgan's generator loss needs D's logits on the paired real images")
+        return F.softplus(real.detach() - fake).mean()
     raise ValueError(f"unknown loss {kind!r}: use one of {', '.join(LOSSES)}")
 
 
@@ -51,6 +62,16 @@ def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, labels=None
     out = out[0] if isinstance(out, tuple) else out
     (grad,) = torch.autograd.grad(out.sum(), mixed, create_graph=True)
     return (grad.reshape(len(grad) // pack, -1).norm(dim=1) - 1).pow(2).mean()
+
+
+def zero_centred_penalty(critic, x: torch.Tensor, labels=None, pack: int = 1) -> torch.Tensor:
+    """||grad D(x)||^2 per input of D (a pack), averaged: R1 on real images, R2 on generated ones (Mescheder et al.
+    2018; R3GAN needs both for its convergence proof). In fp32: second-order gradients are precision-hungry."""
+    x = x.detach().float().requires_grad_(True)
+    out = critic(x, labels)
+    out = out[0] if isinstance(out, tuple) else out
+    (grad,) = torch.autograd.grad(out.sum(), x, create_graph=True)
+    return grad.reshape(len(grad) // pack, -1).pow(2).sum(1).mean()
 
 
 @torch.no_grad()

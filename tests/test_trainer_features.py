@@ -40,17 +40,37 @@ def test_loss_formulas():
     assert losses.value(half, half) == pytest.approx(losses.OPTIMAL_VALUE)
     assert losses.g_loss("minimax", half) == pytest.approx(-torch.log(torch.tensor(2.0)).item())
     assert losses.g_loss("ns", half) == pytest.approx(torch.log(torch.tensor(2.0)).item())
+    # rpgan pairs each real with a fake: only their differences count, and G's loss mirrors D's
+    assert losses.d_loss("rpgan", real, fake) == pytest.approx(torch.nn.functional.softplus(fake - real).mean().item())
+    assert losses.d_loss("rpgan", real + 5, fake + 5) == pytest.approx(losses.d_loss("rpgan", real, fake).item())
+    assert losses.g_loss("rpgan", fake, real) == pytest.approx(losses.d_loss("rpgan", fake, real).item())
+    with pytest.raises(ValueError, match="paired real"):
+        losses.g_loss("rpgan", fake)
+    # R1 / R2: the squared gradient norm; D(x) = 3 * sum(x) has |grad|^2 = 9 * pixels on every input
+    x = torch.randn(2, 1, 4, 4)
+    assert losses.zero_centred_penalty(lambda v, labels: 3 * v.sum((1, 2, 3)), x) == pytest.approx(9 * 16)
 
 
-@pytest.mark.parametrize("loss", ["minimax", "lsgan", "wgan-gp", "hinge"])
+@pytest.mark.parametrize("loss", ["minimax", "lsgan", "wgan-gp", "hinge", "rpgan"])
 def test_every_loss_trains(image_folder, tmp_path, loss):
     t = Trainer(options(image_folder, tmp_path / loss, loss=loss, steps=4, d_steps=2))
     t.run()
     rows = [json.loads(l) for l in (tmp_path / loss / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 2 and all(torch.isfinite(torch.tensor(r["loss_d"])) for r in rows)
     assert ("value" in rows[0]) == (loss == "minimax")
-    if loss == "wgan-gp":
+    if loss in ("wgan-gp", "rpgan"):  # per-sample penalties: no batch statistics in D
         assert t.arch_args["d_norm"] == "layer"
+    if loss == "rpgan":
+        assert all(r["r1"] > 0 and r["r2"] > 0 for r in rows)
+
+
+@pytest.mark.parametrize("arch", ["cyclegan", "stylegan"])
+def test_families_with_their_own_loss_wiring_refuse_rpgan(image_folder, tmp_path, arch):
+    r = runner.invoke(app, ["train", str(image_folder), "--arch", arch, "--loss", "rpgan", "--out",
+                            str(tmp_path / "r"), "--steps", "1"])
+    assert r.exit_code == 2 and r.output.startswith("error:"), r.output
+    assert "is not wired here" in r.output or "use --loss ns, hinge" in r.output, r.output
+    assert not (tmp_path / "r" / "checkpoints").exists()
 
 
 def test_conditional_dcgan_end_to_end(image_folder, tmp_path):

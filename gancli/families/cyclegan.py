@@ -269,8 +269,8 @@ class CycleGAN(TranslationFamily):
     defaults = {"loss": "lsgan", "batch_size": 1, "mirror": True, "random_crop": True}
 
     def check_options(self, opts):
-        if opts.loss == "wgan-gp":
-            raise ValueError("cyclegan trains with lsgan, ns, minimax or hinge; wgan-gp's penalty is not wired here")
+        if opts.loss in losses.PENALISED:
+            raise ValueError(f"cyclegan trains with lsgan, ns, minimax or hinge; {opts.loss} is not wired here")
 
     def build(self, channels: int = 3, g_width: int = OPTION, d_width: int = OPTION, n_blocks: int = OPTION,
               upsample: str = OPTION, d_layers: int = 3, directions: list[str] = ("a2b", "b2a")):

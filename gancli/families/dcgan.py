@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gancli import losses
 from gancli.adversarial import CONDITIONAL, GAN, PACK, WIDTHS, AdversarialObjective, check_pack, noise_arch_args, pack
 from gancli.family import OPTION, Family
 from gancli.registry import register
@@ -114,8 +115,8 @@ def _norm(kind: str, width: int) -> list[nn.Module]:
 
 
 def wgan_critic_norm(opts) -> dict:
-    # the gradient penalty is per sample: batch statistics in the critic break it (Gulrajani et al.)
-    return {"d_norm": "layer"} if opts.loss == "wgan-gp" else {}
+    # the gradient penalties are per sample: batch statistics in the critic break them (Gulrajani et al.)
+    return {"d_norm": "layer"} if opts.loss in losses.PENALISED else {}
 
 
 @register

@@ -117,7 +117,7 @@ class DiscoGAN(TranslationFamily):
     )
 
     def check_options(self, opts):
-        if opts.loss == "wgan-gp":
+        if opts.loss in losses.PENALISED:
             raise ValueError("discogan trains with ns, minimax, lsgan or hinge")
 
     def build(self, image_size: int = 64, channels: int = 3, g_width: int = OPTION, d_width: int = OPTION,

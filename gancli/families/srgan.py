@@ -253,8 +253,8 @@ class SRGAN(Family):
         if opts.size % opts.scale:
             raise ValueError(f"--size {opts.size} (the high-resolution crop) must be a multiple of --scale "
                              f"{opts.scale}")
-        if opts.adversarial_weight and opts.loss == "wgan-gp":
-            raise ValueError("srgan trains with ns, minimax, lsgan or hinge; wgan-gp's penalty is not wired here")
+        if opts.adversarial_weight and opts.loss in losses.PENALISED:
+            raise ValueError(f"srgan trains with ns, minimax, lsgan or hinge; {opts.loss} is not wired here")
 
     def build(self, channels: int = 3, g_width: int = OPTION, d_width: int = OPTION, n_blocks: int = OPTION,
               scale: int = OPTION, bicubic_skip: bool = OPTION):

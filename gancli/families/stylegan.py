@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gancli import latents
+from gancli import latents, losses
 from gancli.adversarial import GAN, PACK, R1, WIDTHS, AdversarialObjective, check_pack, noise_arch_args, pack
 from gancli.errors import UnknownNameError
 from gancli.family import OPTION, Family
@@ -384,7 +384,7 @@ class StyleGAN(Family):
 
     def check_options(self, opts):
         check_pack(opts)
-        if opts.loss == "wgan-gp":
+        if opts.loss in losses.PENALISED:
             raise ValueError("stylegan trains with R1 (--r1-gamma); use --loss ns, hinge, lsgan or minimax")
 
     def build(self, latent_dim: int = OPTION, image_size: int = 32, channels: int = 1, w_dim: int = OPTION,
