@@ -325,6 +325,7 @@ INIT_FROM = group(
 def init_generator(G: nn.Module, name: str, family: "Family", arch_args: dict, compared: tuple[str, ...]):
     """Copy a model's generator into G, after checking (through the safe loader) that it is of ``family`` and has
     G's shape in every ``compared`` builder argument."""
+    import inspect
     from pathlib import Path
 
     from gancli import hub
@@ -338,7 +339,8 @@ def init_generator(G: nn.Module, name: str, family: "Family", arch_args: dict, c
     if config.get("architecture") != family.name:
         raise ValueError(f"--init-from takes {family.name} models; {name} is "
                          f"{config.get('architecture', 'a classifier')}")
-    theirs = {k: config.get("arch_args", {}).get(k) for k in compared}
+    built_as = {n: p.default for n, p in inspect.signature(family.build).parameters.items()}  # keys older models lack
+    theirs = {k: config.get("arch_args", {}).get(k, built_as.get(k)) for k in compared}
     ours = {k: arch_args.get(k) for k in compared}
     if theirs != ours:
         differ = ", ".join(f"{k} {theirs[k]} (here {ours[k]})" for k in theirs if theirs[k] != ours[k])

@@ -1,5 +1,6 @@
 """SRGAN / SRResNet: training on image folders, `gan upscale` (tiles, memory bound, inputs, errors), `gan eval`."""
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -111,9 +112,9 @@ def test_upscale_refuses_bad_scales_tiles_and_models(runs, tiny_model_dir, tmp_p
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "tiny"]  # nothing written
 
 
-def random_srresnet(blocks=2):
+def random_srresnet(blocks=2, upsample="shuffle"):
     torch.manual_seed(0)
-    net = SRResNet(3, 4, blocks, 4).eval()
+    net = SRResNet(3, 4, blocks, 4, upsample=upsample).eval()
     for m in net.modules():  # stored statistics that matter, and weights that make detail
         if isinstance(m, torch.nn.BatchNorm2d):
             m.running_mean.uniform_(-0.1, 0.1)
@@ -122,8 +123,9 @@ def random_srresnet(blocks=2):
     return net
 
 
-def test_tiles_give_the_untiled_output_without_seams():
-    net = random_srresnet()
+@pytest.mark.parametrize("upsample", ["shuffle", "resize"])
+def test_tiles_give_the_untiled_output_without_seams(upsample):
+    net = random_srresnet(upsample=upsample)
     x = torch.rand(3, 70, 101) * 2 - 1
     with torch.no_grad():
         whole = net(x[None])[0].clamp(-1, 1).add(1).mul(127.5).round().permute(1, 2, 0).numpy()
@@ -251,3 +253,28 @@ def test_the_sub_pixel_convolutions_start_as_nearest_neighbour_upsampling():
     y = shuffle(conv(torch.randn(1, 8, 6, 6)))
     for i, j in ((0, 1), (1, 0), (1, 1)):
         assert torch.allclose(y[..., 0::2, 0::2], y[..., i::2, j::2])
+
+
+def test_resize_upsampling_is_recorded_and_older_models_count_as_shuffle(runs, tmp_path):
+    """--upsample resize: nearest doubling then a convolution (no sub-pixel pattern), written into config.json; an
+    SRResNet written before the option (no upsample key) is a shuffle model, so --init-from it into a resize
+    generator is refused in one line, and into a shuffle one accepted."""
+    common = ["--arch", "srgan", "--g-width", "4", "--d-width", "4", "--blocks", "1", "--size", "16",
+              "--batch-size", "4", "--steps", "1"]
+    old = tmp_path / "old"
+    shutil.copytree(runs["mse"] / "export", old)
+    config = json.loads((old / "config.json").read_text())
+    config["arch_args"].pop("upsample")
+    (old / "config.json").write_text(json.dumps(config))
+    r = runner.invoke(app, ["train", str(runs["data"]), *common, "--init-from", str(old), "--out", str(tmp_path / "a")])
+    assert r.exit_code == 0, r.output
+    one_error(runner.invoke(app, ["train", str(runs["data"]), *common, "--init-from", str(old), "--upsample", "resize",
+                                  "--out", str(tmp_path / "b")]), "upsample shuffle")
+    r = runner.invoke(app, ["train", str(runs["data"]), *common, "--adversarial-weight", "0", "--upsample", "resize",
+                            "--out", str(tmp_path / "c")])
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "c" / "export" / "config.json").read_text())["arch_args"]["upsample"] == "resize"
+    out = tmp_path / "up.png"
+    r = runner.invoke(app, ["upscale", str(tmp_path / "c"), str(runs["data"] / "testA" / "0.png"), "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert Image.open(out).size == (160, 160)

@@ -170,7 +170,7 @@ class CycleGANObjective(TranslationObjective):
         self.pools = [ImagePool(self.opts.pool_size), ImagePool(self.opts.pool_size)]
         if self.opts.init_from and not trainer.opts.resume:  # e.g. a model trained on crops, fine-tuned whole
             init_generator(self.G, self.opts.init_from, trainer.family, trainer.arch_args,
-                           ("channels", "g_width", "n_blocks"))
+                           ("channels", "g_width", "n_blocks", "upsample"))
 
     def lr_factor(self, step: int) -> float:
         return self.decay_in_second_half(step)

@@ -38,10 +38,6 @@ FEATURE_LAYERS = 11  # its body up to the third convolution's ReLU: 128 channels
 FEATURE_SCALE = 2.5  # feature maps divided by this: the loss is then near pixel MSE's size on horse2zebra crops
 
 
-# ------------------------------------------------------------------------------------------------ resampling
-
-
-
 # ------------------------------------------------------------------------------------------------ networks
 class ResidualBlock(nn.Module):
     def __init__(self, width: int):
@@ -68,6 +64,9 @@ def icnr(conv: nn.Conv2d, factor: int = 2) -> nn.Conv2d:
     return conv
 
 
+UPSAMPLINGS = ("shuffle", "resize")
+
+
 class SRResNet(nn.Module):
     """Low-resolution images in [-1, 1] -> ``scale`` times larger ones (unclamped; callers clamp to [-1, 1]).
 
@@ -75,16 +74,20 @@ class SRResNet(nn.Module):
     which is what lets ``gan upscale`` cut a large image into overlapping tiles and give back the same pixels."""
 
     def __init__(self, channels: int = 3, width: int = 64, n_blocks: int = 16, scale: int = 4,
-                 bicubic_skip: bool = True):
+                 bicubic_skip: bool = True, upsample: str = "shuffle"):
         super().__init__()
+        if upsample not in UPSAMPLINGS:
+            raise ValueError(f"upsample must be one of {', '.join(UPSAMPLINGS)}, not {upsample!r}")
         self.scale, self.bicubic_skip = scale, bicubic_skip
         stages = int(math.log2(scale))
         self.head = nn.Sequential(nn.Conv2d(channels, width, 9, padding=4), nn.PReLU(width))
         self.blocks = nn.Sequential(*[ResidualBlock(width) for _ in range(n_blocks)])
         self.fuse = nn.Sequential(nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width))
         ups = []
-        for _ in range(stages):
-            ups += [icnr(nn.Conv2d(width, 4 * width, 3, padding=1)), nn.PixelShuffle(2), nn.PReLU(width)]
+        for _ in range(stages):  # either reads at most one pixel around, at the stage's input scale (the margin)
+            ups += [icnr(nn.Conv2d(width, 4 * width, 3, padding=1)), nn.PixelShuffle(2)] if upsample == "shuffle" \
+                else [nn.Upsample(scale_factor=2), nn.Conv2d(width, width, 3, padding=1)]
+            ups += [nn.PReLU(width)]
         self.upsample = nn.Sequential(*ups)
         self.tail = nn.Conv2d(width, channels, 9, padding=4)
         if bicubic_skip:  # start at bicubic: the learned detail begins small
@@ -148,6 +151,9 @@ SR_OPTIONS = group(
                                  f"{FEATURE_NET}'s early layers, VGG's role in the paper). Default: mse when "
                                  "--adversarial-weight is 0 (SRResNet), else features (SRGAN).",
            check=one_of("mse", "features"), resume=True),
+    Option("upsample", str, "shuffle", "Upsampling: shuffle (the paper's sub-pixel convolutions) or resize "
+                                         "(nearest doubling, then a convolution: no checkerboard by construction, "
+                                         "a quarter of the weights).", check=one_of(*UPSAMPLINGS), resume=True),
     Option("bicubic_skip", bool, True, "Add the bicubic upscaling of the input to the output (--no-bicubic-skip: "
                                        "the paper's network).", negatable=True, resume=True),
 )
@@ -176,7 +182,7 @@ class SuperResolution(Objective):
         self.fixed = to_model_range(self.images[:4, :, off:off + crop, off:off + crop].to(trainer.device))
         if self.opts.init_from:
             init_generator(self.G, self.opts.init_from, SRGAN(), trainer.arch_args,
-                           ("channels", "g_width", "n_blocks", "scale", "bicubic_skip"))
+                           ("channels", "g_width", "n_blocks", "scale", "bicubic_skip", "upsample"))
 
     @property
     def title(self) -> str:
@@ -257,10 +263,10 @@ class SRGAN(Family):
             raise ValueError(f"srgan trains with ns, minimax, lsgan or hinge; {opts.loss} is not wired here")
 
     def build(self, channels: int = 3, g_width: int = OPTION, d_width: int = OPTION, n_blocks: int = OPTION,
-              scale: int = OPTION, bicubic_skip: bool = OPTION):
+              scale: int = OPTION, bicubic_skip: bool = OPTION, upsample: str = OPTION):
         if scale not in (2, 4, 8):
             raise ValueError(f"srgan scale must be 2, 4 or 8, not {scale}")
-        return {"generator": SRResNet(channels, g_width, n_blocks, scale, bicubic_skip),
+        return {"generator": SRResNet(channels, g_width, n_blocks, scale, bicubic_skip, upsample),
                 "discriminator": Discriminator(channels, d_width)}
 
     def load_data(self, opts) -> TrainingData:
