@@ -35,3 +35,25 @@ def test_began_trains_with_k_and_m_global_logged(image_folder, tmp_path):
     assert torch.allclose(d(x), (x - d.reconstruct(x)).abs().mean((1, 2, 3)))  # D's output: its L1 error
 
 
+
+
+def test_began_halves_its_learning_rates_when_m_global_stalls_and_resumes_the_watch(image_folder, tmp_path):
+    """--lr-stall N (the paper's decay): whenever M_global's mean over N steps is no lower than the best window's,
+    both rates halve. A run interrupted between windows and resumed makes the same decisions as one that was not."""
+    common = ["--device", "cpu", "--log-every", 1, "--lr-stall", 2, "--checkpoint-every", 5, *BEGAN_TRAIN]
+    r = run("train", image_folder, "--out", tmp_path / "a", "--steps", 12, *common)
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(l) for l in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    first = rows[0]["lr_g"]
+    factors = [row["lr_g"] / first for row in rows]
+    assert all(f in (1, 0.5, 0.25, 0.125, 0.0625, 0.03125) for f in factors) and factors == sorted(factors, reverse=True)
+    halvings = (tmp_path / "a" / "log.txt").read_text().count("M_global stalled")
+    assert halvings >= 1
+    assert factors[-1] == 0.5 ** halvings or factors[-1] == 0.5 ** (halvings - 1)  # the last may act after the last row
+
+    r = run("train", image_folder, "--out", tmp_path / "b", "--steps", 5, *common)
+    assert r.exit_code == 0, r.output
+    r = run("train", image_folder, "--out", tmp_path / "b", "--steps", 12, "--resume", *common)
+    assert r.exit_code == 0, r.output
+    resumed = [json.loads(l) for l in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    assert [row["lr_g"] for row in resumed[-7:]] == [row["lr_g"] for row in rows[-7:]]

@@ -92,6 +92,26 @@ class Equilibrium(TwoPlayer, NoiseObjective):
         super().__init__(trainer)
         self.G, self.D = trainer.train_nets["generator"], trainer.train_nets["discriminator"]
         self.k = 0.0  # the paper starts with D ignoring the fakes
+        # --lr-stall: M_global summed over the current window, the best window's mean, the halvings so far
+        self.window, self.best, self.halvings = [0.0, 0], float("inf"), 0
+
+    def lr_factor(self, step: int) -> float:
+        return 0.5 ** self.halvings
+
+    def _watch_convergence(self, m_global: float):
+        """The paper's decay: halve the learning rates when M_global, averaged over --lr-stall steps, stops falling."""
+        if not self.opts.lr_stall:
+            return
+        self.window = [self.window[0] + m_global, self.window[1] + 1]
+        if self.window[1] == self.opts.lr_stall:
+            mean = self.window[0] / self.window[1]
+            if mean < self.best:
+                self.best = mean
+            else:
+                self.halvings += 1
+                self.t.log(f"M_global stalled at {mean:.4f} (best {self.best:.4f}): learning rates x "
+                           f"{0.5 ** self.halvings:g}")
+            self.window = [0.0, 0]
 
     @property
     def title(self) -> str:
@@ -101,10 +121,14 @@ class Equilibrium(TwoPlayer, NoiseObjective):
         return {"gamma": self.opts.gamma, "lambda_k": self.opts.lambda_k}
 
     def state(self) -> dict:
-        return {"k": torch.tensor(self.k, dtype=torch.float64)}
+        return {"k": torch.tensor(self.k, dtype=torch.float64),
+                "stall": torch.tensor([*self.window, self.best, self.halvings], dtype=torch.float64)}
 
     def load_state(self, state: dict):
         self.k = float(state["k"])
+        if "stall" in state:  # runs from before --lr-stall had none
+            total, n, self.best, halvings = state["stall"].tolist()
+            self.window, self.halvings = [total, int(n)], int(halvings)
 
     def step(self, step: int) -> dict:
         t, opts = self.t, self.opts
@@ -120,6 +144,7 @@ class Equilibrium(TwoPlayer, NoiseObjective):
         t.optimize("g", loss_g)
         k_used = self.k
         self.k, m_global = control(self.k, opts.gamma, opts.lambda_k, float(loss_real.detach()), float(loss_g.detach()))
+        self._watch_convergence(m_global)
         return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), "loss_real": loss_real.detach(),
                 "m_global": torch.tensor(m_global), "k": torch.tensor(k_used)}
 
@@ -134,6 +159,9 @@ class BEGAN(Family):
         Option("gamma", float, 0.5, "Diversity ratio: E[L(G(z))] / E[L(x)] the controller aims for.",
                check=fraction, resume=True),
         Option("lambda_k", float, 0.001, "Gain of the k_t controller.", check=non_negative, resume=True),
+        Option("lr_stall", int, 0, "Halve the learning rates whenever M_global's mean over this many steps is no "
+                                   "lower than its best window's (the paper's decay when convergence stalls); "
+                                   "0: constant rates.", check=non_negative, resume=True),
         Option("bottleneck", int, 64, "Units of D's bottleneck (the autoencoder's code).", check=at_least(1),
                resume=True),
     )
