@@ -197,6 +197,13 @@ def test_gradio_client(server, reference, files):
     path = client.predict(model="dcgan-mnist", seed=0, number=16, label="any (one column per class)",
                           truncation="", text="", stage="", api_name="/sample")
     assert np.array_equal(np.asarray(Image.open(path).convert("L")), reference)
+    # a box the model does not take (hidden on the page) may still hold another model's value: it is not sent
+    path = client.predict(model="dcgan-mnist", seed=0, number=16, label="any (one column per class)",
+                          truncation="0.5", text="a bag", stage="1", api_name="/sample")
+    assert np.array_equal(np.asarray(Image.open(path).convert("L")), reference)
+    with pytest.raises(Exception, match="seed must be a whole number"):
+        client.predict(model="dcgan-mnist", seed=-5, number=16, label="any (one column per class)",
+                       truncation="", text="", stage="", api_name="/sample")
     labels, table = client.predict(model="ssgan-mnist", digits=[client_module.handle_file(
         str(ROOT / "gancli/demo/examples/digit-7.png"))], api_name="/classify")
     assert labels["label"] == "7" and "digit-7.png" in table

@@ -91,7 +91,7 @@ def build(models: work.Models) -> gr.Blocks:
                 model = gr.Dropdown(list(models.entries), value=models.first, label="model", elem_id="model")
                 with made("sampler", gr.Column):
                     with gr.Row():
-                        seed = gr.Number(0, precision=0, minimum=0, label="seed", elem_id="seed")
+                        seed = gr.Number(0, precision=0, label="seed", elem_id="seed")  # checked_seed says what is wrong
                         number = gr.Slider(1, work.MAX_GRID, 16, step=1, label="number", elem_id="number")
                         label = made("label", gr.Dropdown, label="label", elem_id="label",
                                      allow_custom_value=True)  # checked by the model: a name, a prefix or an index
@@ -136,11 +136,12 @@ def build(models: work.Models) -> gr.Blocks:
                      show_progress="hidden")
         use_names = [o.name for o in options]
 
-        def use(values, command):
-            """The use-time options given (text boxes: empty is not given), typed as their families declare."""
-            given = {}
+        def use(name, values, command):
+            """The use-time options given (text boxes: empty is not given), typed as their families declare. A box
+            the model does not take is hidden, and what it still holds from another model is not sent."""
+            entry, given = models.entry(name), {}
             for o, v in zip(options, values):
-                if command in o.commands and str(v if v is not None else "").strip():
+                if command in o.commands and entry.takes(o.name) and str(v if v is not None else "").strip():
                     try:
                         given[o.name] = o.type(str(v).strip())
                     except ValueError:
@@ -157,7 +158,7 @@ def build(models: work.Models) -> gr.Blocks:
             *values, progress = rest
             m = loaded(name, progress)
             return draw.grid(m, work.checked_count(n), work.checked_seed(seed), None if label in (None, ANY) else label,
-                             lambda d, t: progress((d, t), desc="sampling"), **use(values, "sample"))
+                             lambda d, t: progress((d, t), desc="sampling"), **use(name, values, "sample"))
 
         def walk(name, seed, n, label, *rest):
             *values, progress = rest
@@ -165,12 +166,12 @@ def build(models: work.Models) -> gr.Blocks:
             progress(0.5, desc="walking")
             return str(draw.walk(m, work.checked_count(n), work.checked_seed(seed),
                                  models.scratch / f"walk-{uuid.uuid4().hex}.gif",
-                                 None if label in (None, ANY) else label, **use(values, "interpolate")))
+                                 None if label in (None, ANY) else label, **use(name, values, "interpolate")))
 
         def mix(name, seed, level, *rest):
             *values, progress = rest
             m = loaded(name, progress)
-            return draw.mix(m, work.checked_seed(seed), level or "coarse", use(values, "sample").get("truncation"))
+            return draw.mix(m, work.checked_seed(seed), level or "coarse", use(name, values, "sample").get("truncation"))
 
         def transform(name, path, way, progress):
             if not path:
