@@ -209,12 +209,14 @@ def sr_section(name: str) -> str:
              f"({', '.join(Path(f).name for f in r['folders'])}) downscaled x{r['scale']} (bicubic, antialiased, "
              "8-bit) and restored; PSNR and SSIM on luma with a "
              f"{r['scale']}-pixel border cropped, sharpness = Laplacian energy of the restorations / of the originals "
-             "(docs/eval.md):", "", "| restored by | PSNR (dB) | SSIM | sharpness |", "| --- | --- | --- | --- |",
+             "and checkerboard = the luma spectrum at the 2- and 4-pixel periods over its neighbourhood, about 1 "
+             "without a pattern (docs/eval.md):", "",
+             "| restored by | PSNR (dB) | SSIM | sharpness | checkerboard |", "| --- | --- | --- | --- | --- |",
              f"| bicubic | {fv('bicubic_psnr', r['bicubic_psnr'])} | {fv('bicubic_ssim', r['bicubic_ssim'])} | "
-             f"{fv('bicubic_sharpness', r['bicubic_sharpness'])} |"]
+             f"{fv('bicubic_sharpness', r['bicubic_sharpness'])} | {_pattern(r, 'bicubic_checkerboard')} |"]
     lines += [f"| `{n}`{' (this model)' if n == name else ''} | {fv('psnr', x['psnr'])} | {fv('ssim', x['ssim'])} | "
-              f"{x['sharpness']:.4f} |" for n, x in rows]
-    lines += ["| the originals | | 1 | 1.000 |"]
+              f"{x['sharpness']:.4f} | {_pattern(x, 'checkerboard')} |" for n, x in rows]
+    lines += [f"| the originals | | 1 | 1.000 | {_pattern(r, 'original_checkerboard')} |"]
     config = json.loads((ZOO / name / "config.json").read_text())
     if config.get("notes"):
         lines += ["", "### What the numbers say", "", config["notes"]]
@@ -490,17 +492,22 @@ def truncation_rows() -> list[str]:
     return lines
 
 
+def _pattern(r: dict, key: str) -> str:
+    return fv(key, r[key]) if key in r else "-"  # evaluations from before the measure lack it
+
+
 def sr_rows() -> list[str]:
-    lines = ["| restored by | PSNR (dB) | SSIM | sharpness | measured with |", "| --- | --- | --- | --- | --- |"]
+    lines = ["| restored by | PSNR (dB) | SSIM | sharpness | checkerboard | measured with |",
+             "| --- | --- | --- | --- | --- | --- |"]
     for i, name in enumerate(sr_models()):
         r = json.loads((ZOO / name / "config.json").read_text()).get("evaluation")
         if r and i == 0:
             lines.append("| bicubic | " + " | ".join(fv(k, r[k]) for k in ("bicubic_psnr", "bicubic_ssim",
                                                                          "bicubic_sharpness"))
-                         + " | (every `gan eval` of an SR model) |")
+                         + f" | {_pattern(r, 'bicubic_checkerboard')} | (every `gan eval` of an SR model) |")
         if r:
             lines.append(f"| `{name}` | {fv('psnr', r['psnr'])} | {fv('ssim', r['ssim'])} | {r['sharpness']:.4f} | "
-                         f"`{r['command']}` |")
+                         f"{_pattern(r, 'checkerboard')} | `{r['command']}` |")
     return lines
 
 

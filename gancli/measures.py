@@ -55,6 +55,9 @@ _TABLE = (
     _m("psnr", "PSNR (dB)", "higher", ".2f"), _m("ssim", "SSIM", "higher", ".4f"),
     _m("bicubic_psnr", "bicubic PSNR (dB)", fmt=".2f"), _m("bicubic_ssim", "bicubic SSIM", fmt=".4f"),
     _m("bicubic_sharpness", "bicubic sharpness", fmt=".4f"),
+    _m("checkerboard", "checkerboard (2- and 4-pixel periods)", "lower", ".2f"),
+    _m("bicubic_checkerboard", "bicubic checkerboard", fmt=".2f"),
+    _m("original_checkerboard", "originals' checkerboard", fmt=".2f"),
     # a family's own (Family.evaluate_extra): the VAE's ELBO, SSGAN's classifier, StackGAN's captions
     _m("elbo", "test ELBO (nats)", "higher", ".2f"), _m("reconstruction_nats", "reconstruction (nats)", fmt=".2f"),
     _m("kl_nats", "KL (nats)", fmt=".2f"), _m("elbo_images", "test images", fmt=","),
@@ -136,7 +139,7 @@ def table_rows(result: dict) -> list[tuple[str, str]]:
 
 
 FLOOR_KEYS = ("fid", "classes_covered", "modes_covered", "recall", "legible_share", "label_accuracy", "kl",
-              "target_domain_rate", "psnr", "ssim", "text_accuracy")
+              "target_domain_rate", "psnr", "ssim", "text_accuracy", "checkerboard")
 
 
 def floor_of(key: str, value: float) -> float:

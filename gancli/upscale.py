@@ -154,14 +154,14 @@ def bicubic(images: torch.Tensor, scale: int) -> torch.Tensor:
 
 
 def measure(model, folder, progress: Callable[[str, int, int], None] = lambda *a: None) -> dict:
-    """PSNR and SSIM (on luma, ``scale`` border pixels cropped, as Ledig et al.) and sharpness of the model's and
-    bicubic's restorations of ``folder``'s images (its test*/ sub-folders, if it has train*/ and test*/), each
+    """PSNR and SSIM (on luma, ``scale`` border pixels cropped, as Ledig et al.), sharpness and the checkerboard
+    measure (``metrics.checkerboard``, also of the originals) of the model's and bicubic's restorations of ``folder``'s images (its test*/ sub-folders, if it has train*/ and test*/), each
     downscaled by the model's factor first exactly as the training inputs were."""
     import time
     from pathlib import Path
 
     from gancli.data import load_image_folder, split_folders
-    from gancli.metrics import laplacian_energy
+    from gancli.metrics import checkerboard, laplacian_energy
 
     t0, factor, G = time.time(), int(model.config["scale"]), model.generator
     folders = split_folders(Path(folder), "test")
@@ -170,6 +170,7 @@ def measure(model, folder, progress: Callable[[str, int, int], None] = lambda *a
     originals = originals[..., :side, :side]
     scores: dict[str, list[torch.Tensor]] = {"model": [], "bicubic": []}
     energy = {"model": 0.0, "bicubic": 0.0, "original": 0.0}
+    pattern = {"model": [], "bicubic": [], "original": [checkerboard(luma(hr[None])[0, 0]) for hr in originals]}
     for i, hr in enumerate(originals):
         lr = downscale(hr[None].float() / 127.5 - 1, factor)[0]
         outs = {"model": torch.from_numpy(upscale_tensor(G, lr, factor, G.margin, device=model.device)).permute(2, 0, 1),
@@ -178,13 +179,16 @@ def measure(model, folder, progress: Callable[[str, int, int], None] = lambda *a
             a, b = luma(out[None])[..., factor:-factor, factor:-factor], luma(hr[None])[..., factor:-factor, factor:-factor]
             scores[key].append(torch.stack([psnr(a, b)[0], ssim(a, b)[0]]))
             energy[key] += float(laplacian_energy(out[None])[0])
+            pattern[key].append(checkerboard(luma(out[None])[0, 0]))
         energy["original"] += float(laplacian_energy(hr[None])[0])
         progress("restoring", i + 1, len(originals))
     result = {"images": len(originals), "scale": factor, "folders": [str(f) for f in folders]}
     for key, prefix in (("model", ""), ("bicubic", "bicubic_")):
         mean = torch.stack(scores[key]).mean(0)
         result |= {f"{prefix}psnr": round(float(mean[0]), 3), f"{prefix}ssim": round(float(mean[1]), 4),
-                   f"{prefix}sharpness": round(energy[key] / energy["original"], 4)}
+                   f"{prefix}sharpness": round(energy[key] / energy["original"], 4),
+                   f"{prefix}checkerboard": round(sum(pattern[key]) / len(pattern[key]), 3)}
+    result["original_checkerboard"] = round(sum(pattern["original"]) / len(pattern["original"]), 3)
     return result | {"seconds": round(time.time() - t0, 1)}
 
 

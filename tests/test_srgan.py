@@ -161,8 +161,23 @@ def test_eval_measures_the_test_split_beside_bicubic(runs, tmp_path):
     assert r.exit_code == 0, r.output
     e = json.loads((tmp_path / "e.json").read_text())
     assert e["images"] == 3 and e["folders"] == [str(runs["data"] / "testA")]
-    for key in ("psnr", "ssim", "sharpness"):
+    for key in ("psnr", "ssim", "sharpness", "checkerboard"):
         assert e[key] > 0 and e[f"bicubic_{key}"] > 0
+    assert e["original_checkerboard"] > 0 and "checkerboard" in r.output
+
+
+def test_the_checkerboard_measure_sees_a_two_pixel_pattern():
+    """About 1 for a smooth random image and its bicubic upscaling; a faint 2x2 pattern added to it lifts it well
+    above (the sub-pixel artefact of issue 25)."""
+    from gancli.metrics import checkerboard
+
+    g = torch.Generator().manual_seed(0)
+    smooth = torch.randn(64, 64, generator=g).cumsum(0).cumsum(1)
+    upscaled = torch.nn.functional.interpolate(smooth[None, None], scale_factor=4, mode="bicubic")[0, 0]
+    assert 0.7 < checkerboard(smooth) < 1.5 and 0.7 < checkerboard(upscaled) < 1.5
+    patterned = upscaled.clone()
+    patterned[::2, ::2] += 0.05 * upscaled.std()
+    assert checkerboard(patterned) > 3
 
 
 @pytest.mark.skipif(not SHARED.is_dir() or not (ZOO / "srresnet-x4").is_dir(), reason="needs the zoo and data")
