@@ -46,7 +46,7 @@ def _run_main(args):
 
 def test_without_gradio_or_with_a_bad_name(monkeypatch):
     """Without the extra: one line saying what to install. A name that is no model: one line, before any page."""
-    import gancli.demo
+    from gancli.demo import server
 
     import importlib.util
 
@@ -55,8 +55,8 @@ def test_without_gradio_or_with_a_bad_name(monkeypatch):
     code, err = _run_main(["demo"])
     assert code == 2 and err.startswith("error: gan demo needs Gradio: pip install") and err.count("\n") == 1
     monkeypatch.undo()
-    if gancli.demo.missing():
-        pytest.skip(gancli.demo.missing())
+    if server.missing():
+        pytest.skip(server.missing())
     code, err = _run_main(["demo", "dcgan-mnst"])
     assert code == 2 and err.startswith("error:") and "dcgan-mnist" in err and err.count("\n") == 1
 

@@ -22,11 +22,11 @@ def demo(
 
     Example: `gan demo`; `gan demo stylegan-fashion`; `gan demo runs/mnist --port 8000`
     """
-    from gancli import demo as page
+    from gancli.demo import server
 
-    if page.missing():
-        fail(page.missing())
+    if server.missing():
+        fail(server.missing())
     if port is not None and not 0 < port < 65536:
         fail(f"--port must be from 1 to 65535, not {port}")
-    page.serve(name, host, port, device, on_ready=lambda url: out.print(f"gan demo: {url}  (Ctrl-C to stop)",
+    server.serve(name, host, port, device, on_ready=lambda url: out.print(f"gan demo: {url}  (Ctrl-C to stop)",
                                                                          highlight=False))
