@@ -313,6 +313,14 @@ def image_graph(net: nn.Module, channels: int, sides: list[tuple[int, int]], out
                        metadata={"multiple": multiple, "scale": scale})
 
 
+UPSAMPLINGS = ("transpose", "shuffle", "resize")
+UPSAMPLE = group(
+    "Network widths",
+    Option("upsample", str, None, "Generator upsampling: the paper's (cyclegan: transpose, stride-2 transposed "
+                                  "convolutions; srgan: shuffle, sub-pixel convolutions) or resize (nearest "
+                                  "doubling, then a convolution: no grid or checkerboard by construction).",
+           check=one_of(*UPSAMPLINGS), resume=True),
+)
 INIT_FROM = group(
     "Starting point",
     Option("init_from", str, None, "Start the generator from this model of the same family and shape (a zoo name, "

@@ -285,6 +285,8 @@ def test_resize_upsampling_is_recorded_and_older_models_count_as_shuffle(runs, t
     assert r.exit_code == 0, r.output
     one_error(runner.invoke(app, ["train", str(runs["data"]), *common, "--init-from", str(old), "--upsample", "resize",
                                   "--out", str(tmp_path / "b")]), "upsample shuffle")
+    one_error(runner.invoke(app, ["train", str(runs["data"]), *common, "--upsample", "transpose", "--out",
+                                  str(tmp_path / "t")]), "shuffle or resize")  # cyclegan's kind, not srgan's
     r = runner.invoke(app, ["train", str(runs["data"]), *common, "--adversarial-weight", "0", "--upsample", "resize",
                             "--out", str(tmp_path / "c")])
     assert r.exit_code == 0, r.output

@@ -24,8 +24,8 @@ from torch import nn
 from gancli import latents, losses
 from gancli.adversarial import BLOCKS
 from gancli.data import DataError, photo_side
-from gancli.family import INIT_FROM, OPTION, TrainingData, init_generator
-from gancli.options import Option, at_least, group, non_negative, one_of
+from gancli.family import INIT_FROM, OPTION, UPSAMPLE, TrainingData, init_generator
+from gancli.options import Option, at_least, group, non_negative
 from gancli.families.translation import (DiscriminatorPair, GeneratorPair, TranslationFamily,
                                          TranslationMonitor, TranslationObjective, domain_folders,
                                          load_two_domains)
@@ -68,7 +68,7 @@ class ResnetBlock(nn.Module):
         return x + self.conv_block(x)
 
 
-UPSAMPLINGS = ("transpose", "resize")
+UPSAMPLINGS = ("transpose", "resize")  # of family.UPSAMPLINGS, those this generator has
 
 
 class ResnetGenerator(nn.Module):
@@ -251,24 +251,23 @@ class CycleGANObjective(TranslationObjective):
 class CycleGAN(TranslationFamily):
     name = "cyclegan"
     description = "CycleGAN (Zhu et al. 2017): ResNet generators and 70x70 PatchGAN discriminators"
-    options = TranslationFamily.options + BLOCKS + INIT_FROM + group(
+    options = TranslationFamily.options + BLOCKS + UPSAMPLE + INIT_FROM + group(
         "cyclegan options",
         Option("cycle_weight", float, 10.0, "Weight of the cycle-consistency loss.", check=non_negative,
                resume=True),
         Option("identity_weight", float, 0.5, "Identity loss weight, relative to --cycle-weight.",
                check=non_negative, resume=True),
         Option("pool_size", int, 50, "Generated-image history for D.", check=non_negative, resume=True),
-        Option("upsample", str, "transpose", "Generator upsampling: transpose (the reference's transposed "
-                                              "convolutions) or resize (nearest doubling, then a convolution: "
-                                              "no grid pattern).", check=one_of(*UPSAMPLINGS), resume=True),
         Option("load_size", int, None, "Resize the images to this before the random --size crop (the reference: "
                                        "286 for 256 px photos; default --size x 286/256). A --size well under it "
                                        "trains on crops at the photos' own scale: less memory and time, and the "
                                        "model still translates whole photos.", check=at_least(4), resume=True),
     )
-    defaults = {"loss": "lsgan", "batch_size": 1, "mirror": True, "random_crop": True}
+    defaults = {"loss": "lsgan", "batch_size": 1, "mirror": True, "random_crop": True, "upsample": "transpose"}
 
     def check_options(self, opts):
+        if opts.upsample not in UPSAMPLINGS:
+            raise ValueError(f"cyclegan's generator upsamples by {' or '.join(UPSAMPLINGS)}, not {opts.upsample}")
         if opts.loss in losses.PENALISED:
             raise ValueError(f"cyclegan trains with lsgan, ns, minimax or hinge; {opts.loss} is not wired here")
 

@@ -28,7 +28,8 @@ from torch import nn
 from gancli import losses
 from gancli.adversarial import BLOCKS, LOSS, OPTIMISER, WIDTHS
 from gancli.data import DataError, ImageData, load_data, split_folders, to_model_range
-from gancli.family import INIT_FROM, OPTION, ExportGraph, Family, Objective, TrainingData, image_graph, init_generator
+from gancli.family import (INIT_FROM, OPTION, UPSAMPLE, ExportGraph, Family, Objective, TrainingData, image_graph,
+                           init_generator)
 from gancli.options import Option, group, non_negative, one_of
 from gancli.registry import register
 from gancli.upscale import bicubic, downscale  # noqa: F401  (this family's inputs and baseline)
@@ -64,7 +65,7 @@ def icnr(conv: nn.Conv2d, factor: int = 2) -> nn.Conv2d:
     return conv
 
 
-UPSAMPLINGS = ("shuffle", "resize")
+UPSAMPLINGS = ("shuffle", "resize")  # of family.UPSAMPLINGS, those this generator has
 
 
 class SRResNet(nn.Module):
@@ -151,9 +152,6 @@ SR_OPTIONS = group(
                                  f"{FEATURE_NET}'s early layers, VGG's role in the paper). Default: mse when "
                                  "--adversarial-weight is 0 (SRResNet), else features (SRGAN).",
            check=one_of("mse", "features"), resume=True),
-    Option("upsample", str, "shuffle", "Upsampling: shuffle (the paper's sub-pixel convolutions) or resize "
-                                         "(nearest doubling, then a convolution: no checkerboard by construction, "
-                                         "a quarter of the weights).", check=one_of(*UPSAMPLINGS), resume=True),
     Option("bicubic_skip", bool, True, "Add the bicubic upscaling of the input to the output (--no-bicubic-skip: "
                                        "the paper's network).", negatable=True, resume=True),
 )
@@ -251,11 +249,13 @@ class SRGAN(Family):
     task = "super-resolution"
     capabilities = frozenset({"upscale"})
     exported = ("generator",)
-    options = OPTIMISER + LOSS + WIDTHS + BLOCKS + SR_OPTIONS + INIT_FROM
-    defaults = {"n_blocks": 16, "lr_g": 1e-4, "lr_d": 1e-4, "beta1": 0.9, "batch_size": 16, "size": 96, "random_crop": True,
+    options = OPTIMISER + LOSS + WIDTHS + BLOCKS + UPSAMPLE + SR_OPTIONS + INIT_FROM
+    defaults = {"n_blocks": 16, "lr_g": 1e-4, "lr_d": 1e-4, "beta1": 0.9, "batch_size": 16, "size": 96, "random_crop": True, "upsample": "shuffle",
                 "mirror": True}
 
     def check_options(self, opts):
+        if opts.upsample not in UPSAMPLINGS:
+            raise ValueError(f"srgan's generator upsamples by {' or '.join(UPSAMPLINGS)}, not {opts.upsample}")
         if opts.size % opts.scale:
             raise ValueError(f"--size {opts.size} (the high-resolution crop) must be a multiple of --scale "
                              f"{opts.scale}")
