@@ -46,6 +46,7 @@ class Checkpoints:
     def __init__(self, run: RunDir, progress: Progress, ctx, objective, G_ema: torch.nn.Module | None):
         self.run, self.progress, self.objective, self.G_ema = run, progress, objective, G_ema
         self.device, self.nets, self.arch_args = ctx.device, ctx.nets, ctx.arch_args
+        self.run_family = ctx.family  # arch_args of older checkpoints lack later options' keys: built_with
         self.optimizers = ctx.optimizers
 
     def _state(self) -> dict:
@@ -109,7 +110,9 @@ class Checkpoints:
             raise _Unreadable(f"checkpoint {path} cannot be read ({why})") from None
         if not isinstance(state, dict) or "step" not in state:
             raise _Unreadable(f"checkpoint {path} is not one of ours")
-        if state.get("arch_args") != self.arch_args:
+        family = self.run_family
+        if not isinstance(state.get("arch_args"), dict) or \
+                family.built_with(state["arch_args"]) != family.built_with(self.arch_args):
             raise TrainError(f"checkpoint {path.name} was made for {state.get('arch_args')}, not {self.arch_args}")
         if "networks" not in state:
             raise TrainError(f"checkpoint {path} was written by an older gan (before families had their own "

@@ -148,6 +148,14 @@ class Family:
         checks untrusted configs against (``gancli.weights.check_arguments``)."""
         raise NotImplementedError
 
+    def built_with(self, arch_args: dict) -> dict:
+        """``arch_args`` with every builder argument it lacks at its default: what the networks were built with. A
+        config or checkpoint written before an option existed lacks its key, and means the default."""
+        import inspect
+
+        return {n: p.default for n, p in inspect.signature(self.build).parameters.items()
+                if p.default is not p.empty} | arch_args
+
     def option_args(self, opts: Options, **others) -> dict:
         """``arch_args`` for a run: build's ``OPTION`` arguments from ``opts``, and ``others`` (what the data
         decides), in the order of build's signature."""
@@ -333,7 +341,6 @@ INIT_FROM = group(
 def init_generator(G: nn.Module, name: str, family: "Family", arch_args: dict, compared: tuple[str, ...]):
     """Copy a model's generator into G, after checking (through the safe loader) that it is of ``family`` and has
     G's shape in every ``compared`` builder argument."""
-    import inspect
     from pathlib import Path
 
     from gancli import hub
@@ -347,8 +354,8 @@ def init_generator(G: nn.Module, name: str, family: "Family", arch_args: dict, c
     if config.get("architecture") != family.name:
         raise ValueError(f"--init-from takes {family.name} models; {name} is "
                          f"{config.get('architecture', 'a classifier')}")
-    built_as = {n: p.default for n, p in inspect.signature(family.build).parameters.items()}  # keys older models lack
-    theirs = {k: config.get("arch_args", {}).get(k, built_as.get(k)) for k in compared}
+    built = family.built_with(config.get("arch_args", {}))
+    theirs = {k: built.get(k) for k in compared}
     ours = {k: arch_args.get(k) for k in compared}
     if theirs != ours:
         differ = ", ".join(f"{k} {theirs[k]} (here {ours[k]})" for k in theirs if theirs[k] != ours[k])

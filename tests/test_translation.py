@@ -354,3 +354,21 @@ def test_cyclegan_resize_upsampling_trains_exports_and_old_configs_keep_transpos
     (old / "config.json").write_text(json.dumps(cfg))
     r = runner.invoke(app, ["translate", str(old), str(tmp_path / "in.png"), "-o", str(tmp_path / "o2.png")])
     assert r.exit_code == 2 and "upsample" in r.output and not (tmp_path / "o2.png").exists()
+
+
+def test_a_run_made_before_upsample_existed_resumes(tmp_path):
+    """A run folder from before --upsample (no key in options.json nor in its checkpoints' arch_args) resumes, as
+    the transposed-convolution run it was, and exports a config that says so."""
+    data = _cycle_data(tmp_path / "data")
+    Trainer(_cycle_opts(data, tmp_path / "old", steps=3)).run()
+    options = json.loads((tmp_path / "old" / "options.json").read_text())
+    options.pop("upsample")
+    (tmp_path / "old" / "options.json").write_text(json.dumps(options))
+    for path in (tmp_path / "old" / "checkpoints").glob("step-*.pt"):
+        state = torch.load(path, weights_only=True)
+        state["arch_args"].pop("upsample")
+        torch.save(state, path)
+    shutil.rmtree(tmp_path / "old" / "export")
+    Trainer(_cycle_opts(data, tmp_path / "old", steps=5, resume=True)).run()
+    config = json.loads((tmp_path / "old" / "export" / "config.json").read_text())
+    assert config["arch_args"]["upsample"] == "transpose" and config["training"]["steps"] == 5
