@@ -150,6 +150,20 @@ def floor_of(key: str, value: float) -> float:
         if not isinstance(value, int) else value
 
 
+def raised_floors(floors: dict, result: dict) -> dict:
+    """``floors`` after a published model measured ``result``: each floor measure it has, at the stricter of the old
+    floor and its own value (``floor_of``), so that the zoo's floors only ever rise."""
+    raised = dict(floors)
+    for key in FLOOR_KEYS:
+        value = result.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        new = floor_of(key, value)
+        old = raised.get(key)
+        raised[key] = new if old is None else (min(old, new) if better(key) == "lower" else max(old, new))
+    return raised
+
+
 def below_floors(result: dict, floors: dict) -> list[str]:
     """What in ``result`` (a `gan eval` result) is worse than ``floors`` (measure -> floor; for measures where lower
     is better, a ceiling), each in words; a measure the result lacks is reported too."""
