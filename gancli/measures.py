@@ -145,9 +145,12 @@ FLOOR_KEYS = ("fid", "classes_covered", "modes_covered", "recall", "legible_shar
 def floor_of(key: str, value: float) -> float:
     """A measured value as a floor: rounded a little in the unfavourable direction (so the same model measured
     again passes), towards more for measures where lower is better."""
-    step = 1 if isinstance(value, int) else 10 ** (math.floor(math.log10(abs(value))) - 2) if value else 0.001
-    return (math.ceil(value / step) if better(key) == "lower" else math.floor(value / step)) * step \
-        if not isinstance(value, int) else value
+    if isinstance(value, int):
+        return value
+    places = 2 - math.floor(math.log10(abs(value))) if value else 3  # three significant digits
+    step = 10.0 ** -places
+    rounded = (math.ceil if better(key) == "lower" else math.floor)(round(value / step, 6)) * step
+    return round(rounded, max(places, 0))  # 24.9, not 24.900000000000002
 
 
 def raised_floors(floors: dict, result: dict) -> dict:
