@@ -31,6 +31,8 @@ def model_card(config: dict, last: dict, results: str = "", where: str | None = 
                                              for k in ("loss_d", "loss_g", "d_real", "d_fake"))
         if "value" in last:  # cards have always spelled it without the space (measures.label: "V(D, G)")
             line += f", V(D,G) {last['value']} (at the equilibrium: -log 4 = {losses.OPTIMAL_VALUE:.3f})"
+        elif t.get("loss") in ("hinge", "wgan-gp", "rpgan"):  # D(x) is a score here, not a probability
+            line += f" (D's raw scores: under {t['loss']} only the gap between them means anything)"
         lines.append(line)
     elif last:
         shown = {k: v for k, v in last.items() if k not in ("step", "epoch", "images_per_s") and

@@ -62,6 +62,8 @@ def test_every_loss_trains(image_folder, tmp_path, loss):
         assert t.arch_args["d_norm"] == "layer"
     if loss == "rpgan":
         assert all(r["r1"] > 0 and r["r2"] > 0 for r in rows)
+    card = (tmp_path / loss / "export" / "README.md").read_text()
+    assert ("raw scores" in card) == (loss in ("wgan-gp", "hinge", "rpgan"))  # D(x) is no probability there
 
 
 @pytest.mark.parametrize("arch", ["cyclegan", "stylegan"])
