@@ -324,9 +324,9 @@ def image_graph(net: nn.Module, channels: int, sides: list[tuple[int, int]], out
 UPSAMPLINGS = ("transpose", "shuffle", "resize")
 UPSAMPLE = group(
     "Network widths",
-    Option("upsample", str, None, "Generator upsampling: the paper's (cyclegan: transpose, stride-2 transposed "
-                                  "convolutions; srgan: shuffle, sub-pixel convolutions) or resize (nearest "
-                                  "doubling, then a convolution: no grid or checkerboard by construction).",
+    Option("upsample", str, None, "Generator upsampling: the family's paper's (transpose: stride-2 transposed "
+                                  "convolutions; shuffle: sub-pixel convolutions) or resize (nearest doubling, "
+                                  "then a convolution: no grid or checkerboard by construction).",
            check=one_of(*UPSAMPLINGS), resume=True),
 )
 INIT_FROM = group(
