@@ -176,3 +176,26 @@ def test_zoo_model_draws_trousers_when_asked(monkeypatch):
     assert result["text_accuracy_per_class"]["Trouser"] >= 0.7
     assert result["text_accuracy_unseen_per_class"]["Trouser"] >= 0.6  # "long pants", "a pair of long trousers"
     assert result["text_accuracy"] > 0.4  # and the other captions, on average, far above chance
+
+
+def test_class_head_trains_in_both_stages_and_resumes(tmp_path):
+    """--class-weight builds a class head on each discriminator, logs how often it names the fakes' caption class in
+    both stages, and a stopped run resumes with it; without the option the discriminators have no head, as runs made
+    before it existed."""
+    data = make_image_folder(tmp_path / "clothes", n_per_class=8, size=32, classes=("Trouser", "Ankle boot"))
+    common = ["--arch", "stackgan", "--stage1-steps", 2, "--batch-size", 8, "--stack-width", 4, "--noise-dim", 4,
+              "--ca-dim", 2, "--device", "cpu", "--log-every", 1]
+    r = run("train", data, "--out", tmp_path / "r", "--steps", 3, "--class-weight", 1, *common)
+    assert r.exit_code == 0, r.output
+    r = run("train", data, "--out", tmp_path / "r", "--steps", 4, "--resume")
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    rows = [row for row in rows if "loss_d" in row]
+    assert [row["stage"] for row in rows] == [1, 1, 2, 2]
+    assert all(0 <= row["class_acc_fake"] <= 1 for row in rows)
+    assert json.loads((tmp_path / "r" / "export" / "config.json").read_text())["arch_args"]["d_classes"] == 2
+
+    fam = stackgan.StackGAN()
+    args = {"vocab_size": 9, "text_classes": 2, "noise_dim": 4, "ca_dim": 2, "g_width": 4, "d_width": 4}
+    assert fam.build(**args, d_classes=2)["discriminator"].d2.classify.out_channels == 2
+    assert fam.build(**fam.built_with(args))["discriminator"].d1.classify is None  # an older run's arch_args

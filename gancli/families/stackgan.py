@@ -15,6 +15,9 @@
   trains stage II on its outputs, as the paper does; the loop checkpoints and resumes either phase.
 - **Matching-aware discriminators** (Reed et al. 2016): real image + its caption is real; a generated image + its
   caption, and a real image + a caption of another class, are fake (half weight each).
+- **A class head** (``--class-weight``, as TAC-GAN, Dash et al. 2017): each discriminator also names the class of the
+  caption of every image it sees, and G is rewarded when its image is named as its caption's class. The matching
+  term alone says only "wrong caption" through one logit; the head tells G which class a wrong image looks like.
 
 Stage I's real images are the 32x32 training images average-pooled to 16x16. Fashion-MNIST is trained at
 ``--size 32``. The vocabulary is stored in config.json (``vocabulary``) and checked as untrusted input.
@@ -166,7 +169,7 @@ class MatchingDiscriminator(nn.Module):
     """(image, text embedding) -> one logit: convolutions down to 4x4, the compressed embedding stacked on as
     planes, a 1x1 convolution that judges them together."""
 
-    def __init__(self, image_size: int, channels: int, width: int, text_dim: int, cond_dim: int):
+    def __init__(self, image_size: int, channels: int, width: int, text_dim: int, cond_dim: int, classes: int = 0):
         super().__init__()
         layers, w_in, size, w = [], channels, image_size, width
         while size > 4:
@@ -177,18 +180,21 @@ class MatchingDiscriminator(nn.Module):
         self.compress = nn.Sequential(nn.Linear(text_dim, cond_dim), nn.LeakyReLU(0.2, True))
         self.judge = nn.Sequential(nn.Conv2d(w_in + cond_dim, w_in, 1), nn.BatchNorm2d(w_in),
                                    nn.LeakyReLU(0.2, True), nn.Conv2d(w_in, 1, 4))
+        self.classify = nn.Conv2d(w_in, classes, 4) if classes else None
 
     def forward(self, x, e):
+        """The logit, and the class logits (None without a class head)."""
         h = self.net(x)
         c = self.compress(e)[:, :, None, None].expand(-1, -1, *h.shape[-2:])
-        return self.judge(torch.cat([h, c], 1)).flatten()
+        return self.judge(torch.cat([h, c], 1)).flatten(), (None if self.classify is None
+                                                            else self.classify(h).flatten(1))
 
 
 class StackDiscriminators(nn.Module):
-    def __init__(self, channels: int, width: int, text_dim: int):
+    def __init__(self, channels: int, width: int, text_dim: int, classes: int = 0):
         super().__init__()
-        self.d1 = MatchingDiscriminator(16, channels, width, text_dim, text_dim // 2)
-        self.d2 = MatchingDiscriminator(32, channels, width // 2 or 1, text_dim, text_dim // 2)
+        self.d1 = MatchingDiscriminator(16, channels, width, text_dim, text_dim // 2, classes)
+        self.d2 = MatchingDiscriminator(32, channels, width // 2 or 1, text_dim, text_dim // 2, classes)
 
 
 # ------------------------------------------------------------------------------------------------ training
@@ -252,14 +258,21 @@ class StackObjective(Objective):
             fake = low
         e_d, e_wrong_d = e.detach(), e_wrong.detach()
         bce = F.binary_cross_entropy_with_logits
-        real_out, wrong_out, fake_out = D(real, e_d), D(real, e_wrong_d), D(fake.detach(), e_d)
+        (real_out, real_class), (wrong_out, _), (fake_out, fake_class) = \
+            D(real, e_d), D(real, e_wrong_d), D(fake.detach(), e_d)
         loss_d = bce(real_out, torch.ones_like(real_out)) + 0.5 * (bce(wrong_out, torch.zeros_like(wrong_out))
                                                                    + bce(fake_out, torch.zeros_like(fake_out)))
+        stats = {}
+        if real_class is not None:
+            loss_d = loss_d + self.opts.class_weight * (F.cross_entropy(real_class, y)
+                                                        + F.cross_entropy(fake_class, y))
+            stats["class_acc_fake"] = (fake_class.argmax(1) == y).float().mean().detach()
         self.t.optimize(f"d{stage}", loss_d)
-        gen_out = D(fake, e_d)
+        gen_out, gen_class = D(fake, e_d)
         kl = kl_term(mu, logvar)
         loss_g = bce(gen_out, torch.ones_like(gen_out)) + self.opts.ca_kl_weight * kl
-        stats = {}
+        if gen_class is not None:
+            loss_g = loss_g + self.opts.class_weight * F.cross_entropy(gen_class, y)
         if stage == 1:
             logits = G.text.classify(e)
             loss_g = loss_g + self.opts.text_weight * F.cross_entropy(logits, y)
@@ -287,7 +300,8 @@ class StackObjective(Objective):
                 "prompts": {c: list(CAPTIONS[CAPTION_KEYS[class_key(c)]][0][:1]) for c in self.names}}
 
     def record(self) -> dict:
-        return {"loss": "ns, matching-aware", "stage1_steps": self.opts.stage1_steps}
+        head = f", class head x{self.opts.class_weight:g}" if self.opts.class_weight > 0 else ""
+        return {"loss": "ns, matching-aware" + head, "stage1_steps": self.opts.stage1_steps}
 
     export_dtype = torch.float16
 
@@ -351,6 +365,9 @@ class StackGAN(Family):
                resume=True),
         Option("text_weight", float, 1.0, "Weight of the text encoder's auxiliary caption -> class loss.",
                check=non_negative, resume=True),
+        Option("class_weight", float, 0.0, "Weight of the discriminators' class head (TAC-GAN): D names each "
+                                           "image's caption class, G is rewarded when its image is named as its "
+                                           "caption's; 0 builds no head.", check=non_negative, resume=True),
         Option("noise_dim", int, 32, "Size of the noise z (the sampler's z adds two CA draws).", check=at_least(1),
                resume=True),
         Option("ca_dim", int, 16, "Size of the condition c of each stage.", check=at_least(1), resume=True),
@@ -365,12 +382,12 @@ class StackGAN(Family):
 
     def build(self, vocab_size: int, text_classes: int, noise_dim: int = OPTION, ca_dim: int = OPTION,
               channels: int = 1, image_size: int = 32, word_dim: int = 32, text_dim: int = 64, g_width: int = OPTION,
-              d_width: int = OPTION):
+              d_width: int = OPTION, d_classes: int = 0):
         if image_size != 32:
             raise ValueError(f"stackgan draws 32x32 images (stage I 16x16): train with --size 32, not {image_size}")
         return {"generator": StackGenerator(vocab_size, text_classes, noise_dim, ca_dim, channels, word_dim,
                                             text_dim, g_width),
-                "discriminator": StackDiscriminators(channels, d_width, text_dim)}
+                "discriminator": StackDiscriminators(channels, d_width, text_dim, d_classes)}
 
     def check_options(self, opts):
         if opts.ema:  # the EMA's batch norms are re-measured on caption-less draws, which no sample is
@@ -391,8 +408,10 @@ class StackGAN(Family):
         return data
 
     def arch_args(self, opts, data):
-        return self.option_args(opts, vocab_size=len(vocabulary_of(data.class_names)) + 1,
-                                text_classes=len(data.class_names), channels=data.channels, image_size=data.crop)
+        classes = len(data.class_names)
+        return self.option_args(opts, vocab_size=len(vocabulary_of(data.class_names)) + 1, text_classes=classes,
+                                channels=data.channels, image_size=data.crop,
+                                d_classes=classes if opts.class_weight > 0 else 0)
 
     def objective(self, trainer):
         return StackObjective(trainer)
