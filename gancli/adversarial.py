@@ -186,10 +186,10 @@ class AdversarialObjective(TwoPlayer, NoiseObjective):
     @property
     def guides(self) -> dict[str, tuple[float, str]]:
         """At p_g = p_data the optimal D is p_data / (p_data + p_g) = 1/2 for the sigmoid losses and for LSGAN's 0/1
-        targets, and V(D, G) (logged for the sigmoid losses) is -log 4. A critic's scores (wgan-gp, hinge) have no
+        targets, and V(D, G) (logged for the sigmoid losses) is -log 4. Raw scores (losses.SCORE_LOSSES) have no
         such level."""
         half = (0.5, "1/2: the optimal D where p_g = p_data")
-        guides = {"d_real": half, "d_fake": half} if self.opts.loss in (*losses.SIGMOID_LOSSES, "lsgan") else {}
+        guides = {"d_real": half, "d_fake": half} if self.opts.loss not in losses.SCORE_LOSSES else {}
         if self.opts.loss in losses.SIGMOID_LOSSES:
             guides["value"] = (losses.OPTIMAL_VALUE, "-log 4: the optimum, where p_g = p_data")
         return guides

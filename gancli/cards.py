@@ -31,7 +31,7 @@ def model_card(config: dict, last: dict, results: str = "", where: str | None = 
                                              for k in ("loss_d", "loss_g", "d_real", "d_fake"))
         if "value" in last:  # cards have always spelled it without the space (measures.label: "V(D, G)")
             line += f", V(D,G) {last['value']} (at the equilibrium: -log 4 = {losses.OPTIMAL_VALUE:.3f})"
-        elif t.get("loss") in ("hinge", "wgan-gp", "rpgan"):  # D(x) is a score here, not a probability
+        elif t.get("loss") in losses.SCORE_LOSSES:
             line += f" (D's raw scores: under {t['loss']} only the gap between them means anything)"
         lines.append(line)
     elif last:

@@ -15,6 +15,9 @@ import torch.nn.functional as F
 OPTIMAL_VALUE = -math.log(4.0)
 LOSSES = ("ns", "minimax", "lsgan", "wgan-gp", "hinge", "rpgan")
 SIGMOID_LOSSES = ("ns", "minimax")
+# Losses whose D outputs are raw scores, with no level of their own (the sigmoid losses' D is a probability, and
+# LSGAN's is pulled towards its 0/1 targets): only the gap between D(x) and D(G(z)) means anything.
+SCORE_LOSSES = tuple(k for k in LOSSES if k not in (*SIGMOID_LOSSES, "lsgan"))
 # Losses that need more than a loss function: a gradient penalty on D (a per-sample one: no batch statistics in D),
 # and for rpgan D's current logits on real images in G's loss. The noise-to-image families' objective
 # (gancli.adversarial) wires them; a family with a loop of its own refuses them.
