@@ -8,6 +8,13 @@ one-hot label, and D sees the image with one constant one-hot plane per class st
 (A learned label embedding in G collapsed every class to a single image on MNIST in our runs; the one-hot input
 did not.) ``acgan`` (its own module) reuses these networks with an auxiliary classifier head in D.
 
+With ``codes`` (``--codes K``, InfoGAN: Chen et al. 2016) the pair stays unconditional but G draws one of K
+categories, and a head on D must name the category back from the image. The category is not a new input: it is the
+largest of z's first K entries (uniform over K for Gaussian z), which G replaces by its one-hot, so a sample stays a
+pure function of (seed, i) and every command that feeds G noise works unchanged. Maximising that mutual information
+splits G's one connected latent space into K separate pieces; on MNIST they become the digits, and the strokes an
+unconditional G draws between two digits' shapes, which no judge can name, become rare.
+
 ``convert`` imports the generator of the classic PyTorch DCGAN example (``netG.pth``, keys ``main.N.*``).
 """
 from __future__ import annotations
@@ -17,8 +24,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from gancli import losses
-from gancli.adversarial import CONDITIONAL, GAN, PACK, WIDTHS, AdversarialObjective, check_pack, noise_arch_args, pack
+from gancli.adversarial import (CONDITIONAL, GAN, PACK, WIDTHS, AdversarialObjective, Term, check_pack,
+                                noise_arch_args, pack)
+from gancli.errors import OptionError
 from gancli.family import OPTION, Family
+from gancli.options import Option, group, non_negative
 from gancli.registry import register
 
 
@@ -46,13 +56,18 @@ def _init_dcgan(module: nn.Module):
             nn.init.zeros_(m.bias)
 
 
+def code_of(z: torch.Tensor, codes: int) -> torch.Tensor:
+    """The InfoGAN category of each noise vector: which of its first ``codes`` entries is largest."""
+    return z.flatten(1)[:, :codes].argmax(1)
+
+
 class DCGANGenerator(nn.Module):
     def __init__(self, latent_dim: int, image_size: int, channels: int, width: int, max_width: int,
-                 num_classes: int = 0):
+                 num_classes: int = 0, codes: int = 0):
         super().__init__()
         start, n = spatial_ladder(image_size)
         widths = [min(width * 2 ** i, max_width) for i in reversed(range(n))]
-        self.latent_dim, self.num_classes = latent_dim, num_classes
+        self.latent_dim, self.num_classes, self.codes = latent_dim, num_classes, codes
         in_dim = latent_dim + num_classes
         layers = [nn.ConvTranspose2d(in_dim, widths[0], start, 1, 0, bias=False),
                   nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True)]
@@ -64,6 +79,8 @@ class DCGANGenerator(nn.Module):
 
     def forward(self, z, labels=None):
         z = z.flatten(1)
+        if self.codes:
+            z = torch.cat([F.one_hot(code_of(z, self.codes), self.codes).to(z.dtype), z[:, self.codes:]], 1)
         if self.num_classes:
             z = torch.cat([z, F.one_hot(labels, self.num_classes).to(z.dtype)], 1)
         return self.net(z[:, :, None, None])
@@ -119,30 +136,83 @@ def wgan_critic_norm(opts) -> dict:
     return {"d_norm": "layer"} if opts.loss in losses.PENALISED else {}
 
 
+INFOGAN = group(
+    "InfoGAN",
+    Option("codes", int, 0, "InfoGAN (Chen et al. 2016): G draws one of this many categories (read from its noise) "
+           "and D must name it back, so an unconditional G splits into separate modes (on MNIST, the digits) "
+           "instead of drawing shapes between them. 0: off.",
+           check=lambda v: None if v == 0 or 2 <= v <= 100 else "must be 0 (off) or between 2 and 100", resume=True),
+    Option("info_weight", float, 1.0, "Weight of the --codes term (lambda of InfoGAN's mutual-information bound).",
+           check=non_negative, resume=True),
+)
+
+
+class InfoCode(Term):
+    """InfoGAN's term: the cross-entropy of D's category head on generated images against the category each was drawn
+    with, minimised by D (the head learns to read it) and by G (it draws categories the head can read)."""
+
+    def __init__(self, weight: float):
+        self.weight = weight
+
+    def discriminator(self, obj, step, real, fake, labels, real_extra, fake_extra, stats):
+        stats["code_acc"] = (fake_extra.argmax(1) == obj.codes).float().mean().detach()
+        return self.weight * F.cross_entropy(fake_extra, obj.codes)
+
+    def generator(self, obj, fake_extra, labels, stats):
+        return self.weight * F.cross_entropy(fake_extra, obj.codes)
+
+
+class InfoObjective(AdversarialObjective):
+    """The adversarial objective, remembering the category of the batch G drew last for ``InfoCode``."""
+
+    shown = AdversarialObjective.shown + ("code_acc",)
+
+    def __init__(self, trainer):
+        super().__init__(trainer, terms=(InfoCode(trainer.opts.info_weight),))
+
+    def generate(self, z, labels, index: int):
+        self.codes = code_of(z, self.opts.codes)
+        return super().generate(z, labels, index)
+
+
 @register
 class DCGAN(Family):
     name = "dcgan"
     description = "Deep convolutional GAN (Radford et al. 2016); class-conditional with --conditional"
     photo_size = 64  # DCGAN's own 64 px (Radford et al. 2016)
-    options = GAN + CONDITIONAL + WIDTHS + PACK
+    options = GAN + CONDITIONAL + WIDTHS + PACK + INFOGAN
 
     def check_options(self, opts):
         check_pack(opts)
+        if opts.codes:
+            clash = next((f"--{flag}" for flag, on in (("conditional", opts.conditional), ("pack", opts.pack > 1)) if on),
+                         None)
+            if clash:
+                raise OptionError(f"--codes is for an unconditional, unpacked D: it cannot go with {clash}")
+            if opts.codes > opts.latent_dim:
+                raise OptionError(f"--codes {opts.codes} needs --latent-dim of at least {opts.codes}: the category is "
+                                  "read from z's first entries")
 
     def build(self, latent_dim: int = OPTION, image_size: int = 64, channels: int = 3, g_width: int = OPTION,
               d_width: int = OPTION, max_width: int = 512, num_classes: int = 0, d_norm: str = "batch",
-              pack: int = OPTION):
-        return {"generator": DCGANGenerator(latent_dim, image_size, channels, g_width, max_width, num_classes),
-                "discriminator": DCGANDiscriminator(image_size, channels, d_width, max_width, num_classes,
-                                                    norm=d_norm, pack=pack)}
+              pack: int = OPTION, codes: int = OPTION):
+        generator = DCGANGenerator(latent_dim, image_size, channels, g_width, max_width, num_classes, codes)
+        if codes:  # D's head names the category; it sees no label planes
+            discriminator = DCGANDiscriminator(image_size, channels, d_width, max_width, codes, aux_classifier=True,
+                                               norm=d_norm)
+        else:
+            discriminator = DCGANDiscriminator(image_size, channels, d_width, max_width, num_classes, norm=d_norm,
+                                               pack=pack)
+        return {"generator": generator, "discriminator": discriminator}
 
     def arch_args(self, opts, data):
         spatial_ladder(data.crop)  # a clear error before anything is built
+        codes = {"codes": opts.codes} if opts.codes else {}  # only then, so that other models' config stays as it was
         return noise_arch_args(opts, data, opts.conditional) | {"g_width": opts.g_width, "d_width": opts.d_width} \
-            | wgan_critic_norm(opts)
+            | wgan_critic_norm(opts) | codes
 
     def objective(self, trainer):
-        return AdversarialObjective(trainer)
+        return InfoObjective(trainer) if trainer.opts.codes else AdversarialObjective(trainer)
 
     def convert(self, files, name=None, **unsupported):
         """The PyTorch DCGAN example's ``netG.pth`` -> (config, state)."""

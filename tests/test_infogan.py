@@ -1,0 +1,67 @@
+"""dcgan --codes K (InfoGAN, Chen et al. 2016): G draws one of K categories read from its noise, D names it back."""
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+import gancli
+from gancli.cli import app
+from gancli.train import Trainer, TrainOptions
+
+runner = CliRunner()
+
+
+def _options(data, out, **kw):
+    base = dict(data=str(data), out=str(out), steps=4, batch_size=8, g_width=4, d_width=4, latent_dim=8,
+                sample_every=100, checkpoint_every=2, log_every=1, device="cpu", codes=3)
+    return TrainOptions(**(base | kw))
+
+
+def test_codes_train_resume_exactly_and_export_a_generator_whose_category_is_read_from_z(image_folder, tmp_path):
+    Trainer(_options(image_folder, tmp_path / "a")).run()
+    Trainer(_options(image_folder, tmp_path / "b", steps=2)).run()
+    resumed = Trainer(_options(image_folder, tmp_path / "b", resume=True))
+    assert resumed.step == 2
+    export = resumed.run()
+    a, b = load_file(tmp_path / "a" / "export" / "model.safetensors"), load_file(export / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert b["discriminator.classifier.weight"].shape[0] == 3  # the category head
+    assert json.loads((export / "config.json").read_text())["arch_args"]["codes"] == 3
+    rows = [json.loads(line) for line in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    assert all(0 <= r["code_acc"] <= 1 for r in rows if "loss_d" in r)
+
+    m = gancli.load(export, device="cpu")
+    assert m.sample(3, seed=0).shape == (3, 1, 28, 28)
+    G = m.generator.eval()
+    z = torch.randn(1, 8)
+    z[0, :3] = torch.tensor([2.0, 0.5, -1.0])
+    same = z.clone()
+    same[0, :3] = torch.tensor([0.9, 0.1, 0.0])  # other values, the same largest entry: the same category
+    other = z.clone()
+    other[0, :3] = torch.tensor([0.1, 0.9, 0.0])
+    with torch.no_grad():
+        assert torch.equal(G(z), G(same))
+        assert not torch.equal(G(z), G(other))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--codes", "3", "--pack", "2"], "error: --codes is for an unconditional, unpacked D: it cannot go with --pack"),
+    (["--codes", "3", "--conditional"], "error: --codes is for an unconditional, unpacked D: it cannot go with "
+                                        "--conditional"),
+    (["--codes", "1"], "error: --codes must be 0 (off) or between 2 and 100"),
+    (["--codes", "12", "--latent-dim", "8"], "error: --codes 12 needs --latent-dim of at least 12"),
+    (["--arch", "acgan", "--codes", "3"], "error: --codes is not an option of acgan"),
+])
+def test_codes_are_refused_in_one_line_where_they_cannot_apply(image_folder, tmp_path, args, message):
+    r = runner.invoke(app, ["train", str(image_folder), "--out", str(tmp_path / "r"), "--steps", "1",
+                            "--batch-size", "8", *args])
+    assert r.exit_code == 2 and r.output.startswith(message), r.output
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_resume_keeps_the_codes(image_folder, tmp_path):
+    Trainer(_options(image_folder, tmp_path / "b", steps=2)).run()
+    with pytest.raises(ValueError, match="codes"):
+        Trainer(_options(image_folder, tmp_path / "b", steps=4, resume=True, codes=4))
