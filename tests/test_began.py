@@ -57,3 +57,28 @@ def test_began_halves_its_learning_rates_when_m_global_stalls_and_resumes_the_wa
     assert r.exit_code == 0, r.output
     resumed = [json.loads(l) for l in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
     assert [row["lr_g"] for row in resumed[-7:]] == [row["lr_g"] for row in rows[-7:]]
+
+
+def test_began_cs_constraint_reaches_both_networks_and_is_refused_without_a_matching_bottleneck(image_folder,
+                                                                                                 tmp_path):
+    """--constraint W (BEGAN-CS): the code error ||z - E(G(z))||^2 is logged and changes what D and G learn; a
+    bottleneck that cannot hold z is refused in one line."""
+    from gancli.train import Trainer, TrainOptions
+
+    base = dict(data=str(image_folder), arch="began", device="cpu", log_every=1, g_width=4, d_width=4, latent_dim=8,
+                bottleneck=8, batch_size=8, steps=3, sample_every=100)
+    plain, cs = (Trainer(TrainOptions(out=str(tmp_path / name), **base, **extra))
+                 for name, extra in (("plain", {}), ("cs", {"constraint": 1.0})))
+    plain.run(), cs.run()
+    rows = [json.loads(l) for l in (tmp_path / "cs" / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 3 and all(0.2 < row["code_error"] < 5 for row in rows)  # z ~ N(0, 1): about 1 at first
+    assert "code_error" not in (tmp_path / "plain" / "metrics.jsonl").read_text()
+    for net in ("generator", "discriminator"):  # the same start, other steps: the term reached both
+        a, b = plain.nets[net].state_dict(), cs.nets[net].state_dict()
+        assert any(not torch.equal(a[k], b[k]) for k in a), net
+    common = ["--arch", "began", "--device", "cpu", "--latent-dim", 8]
+
+    r = run("train", image_folder, "--out", tmp_path / "d", "--steps", 2, "--constraint", 1.0, *common)
+    assert r.exit_code == 2 and r.output.startswith("error: --constraint needs --bottleneck (64) equal to "
+                                                    "--latent-dim (8)"), r.output
+    assert not (tmp_path / "d").exists()

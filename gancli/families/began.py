@@ -9,6 +9,11 @@ harder fakes should be to reconstruct than real images. Lower gamma concentrates
 (cleaner, less varied images); higher gamma buys variety. M_global = L(x) + |gamma L(x) - L(G(z))| falls as training
 converges, which GAN losses otherwise do not show; it is logged (``m_global``) with k (``k``).
 
+``--constraint`` adds BEGAN-CS's term (Chang 2018): D's encoder must recover the noise z from G(z), for D and G
+alike. A G that collapses cannot pass z through its images, so the term pushes against what BEGAN itself does not:
+an autoencoder reconstructs sparse, dark images (a sandal on black) with the least error, and L_G = L(G(z)) drifts
+towards them.
+
 Both networks are the paper's: 3x3 convolutions with ELU, nearest-neighbour upsampling in the decoders, strided
 convolutions in D's encoder, a dense bottleneck of ``hidden`` units, and G shaped like D's decoder.
 """
@@ -20,6 +25,7 @@ from torch import nn
 from gancli.adversarial import OPTIMISER, WIDTHS, TwoPlayer
 from gancli.families.dcgan import spatial_ladder
 from gancli.family import LATENT, OPTION, Family, NoiseObjective
+from gancli.errors import OptionError
 from gancli.options import Option, at_least, fraction, group, non_negative
 from gancli.registry import register
 
@@ -118,7 +124,8 @@ class Equilibrium(TwoPlayer, NoiseObjective):
         return f"began / gamma {self.opts.gamma}"
 
     def record(self) -> dict:
-        return {"gamma": self.opts.gamma, "lambda_k": self.opts.lambda_k}
+        return {"gamma": self.opts.gamma, "lambda_k": self.opts.lambda_k} \
+            | ({"constraint": self.opts.constraint} if self.opts.constraint else {})
 
     def state(self) -> dict:
         return {"k": torch.tensor(self.k, dtype=torch.float64),
@@ -133,20 +140,31 @@ class Equilibrium(TwoPlayer, NoiseObjective):
     def step(self, step: int) -> dict:
         t, opts = self.t, self.opts
         real, _ = t.take(self.images, opts.seed, opts.seed + 7, step)
+        constrained = {}
         with t.autocast():
-            fake = self.G(t.noise(step, len(real), self.latent_dim))
+            z = t.noise(step, len(real), self.latent_dim)
+            fake = self.G(z)
             loss_real = self.D(real).float().mean()
             loss_fake_d = self.D(fake.detach()).float().mean()
             loss_d = loss_real - self.k * loss_fake_d
+            if opts.constraint:
+                constrained["code_error"] = self._code_error(z, fake.detach())
+                loss_d = loss_d + opts.constraint * constrained["code_error"]
         t.optimize("d", loss_d)
         with t.autocast():
             loss_g = self.D(fake).float().mean()
-        t.optimize("g", loss_g)
+            total_g = loss_g + opts.constraint * self._code_error(z, fake) if opts.constraint else loss_g
+        t.optimize("g", total_g)
         k_used = self.k
         self.k, m_global = control(self.k, opts.gamma, opts.lambda_k, float(loss_real.detach()), float(loss_g.detach()))
         self._watch_convergence(m_global)
         return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), "loss_real": loss_real.detach(),
-                "m_global": torch.tensor(m_global), "k": torch.tensor(k_used)}
+                "m_global": torch.tensor(m_global), "k": torch.tensor(k_used)} \
+            | {k: v.detach() for k, v in constrained.items()}
+
+    def _code_error(self, z, fake):
+        """BEGAN-CS's constraint: mean squared distance between z and D's code of G(z)."""
+        return (self.D.encoder(fake).float() - z.flatten(1).float()).pow(2).mean()
 
 
 @register
@@ -164,6 +182,9 @@ class BEGAN(Family):
                                    "0: constant rates.", check=non_negative, resume=True),
         Option("bottleneck", int, 64, "Units of D's bottleneck (the autoencoder's code).", check=at_least(1),
                resume=True),
+        Option("constraint", float, 0.0, "BEGAN-CS (Chang 2018): weight of ||z - E(G(z))||^2, D's encoder recovering "
+                                          "G's noise, for D and G (needs --bottleneck equal to --latent-dim); 0: off.",
+               check=non_negative, resume=True),
     )
     defaults = {"lr_g": 1e-4, "lr_d": 1e-4, "latent_dim": 64, "g_width": 32, "d_width": 32}
     exported = ("generator",)
@@ -171,6 +192,11 @@ class BEGAN(Family):
                "trained on {dataset} with gan {gan_version}.")
 
     arch_options = {"hidden": "bottleneck"}
+
+    def check_options(self, opts):
+        if opts.constraint and opts.bottleneck != opts.latent_dim:
+            raise OptionError(f"--constraint needs --bottleneck ({opts.bottleneck}) equal to --latent-dim "
+                              f"({opts.latent_dim}): D's code must be comparable with z")
 
     def build(self, latent_dim: int = OPTION, image_size: int = 28, channels: int = 1, g_width: int = OPTION,
               d_width: int = OPTION, hidden: int = OPTION):
