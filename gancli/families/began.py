@@ -10,9 +10,10 @@ harder fakes should be to reconstruct than real images. Lower gamma concentrates
 converges, which GAN losses otherwise do not show; it is logged (``m_global``) with k (``k``).
 
 ``--constraint`` adds BEGAN-CS's term (Chang 2018): D's encoder must recover the noise z from G(z), for D and G
-alike. A G that collapses cannot pass z through its images, so the term pushes against what BEGAN itself does not:
-an autoencoder reconstructs sparse, dark images (a sandal on black) with the least error, and L_G = L(G(z)) drifts
-towards them.
+alike. Nothing else in BEGAN asks G for variety: on Fashion-MNIST G first draws black (k starts at 0, and black is
+what an autoencoder reconstructs best), then settles on the classes it finds first (footwear), and stays there even
+once D reconstructs those classes worst of all (``bench/began_per_class.py``), since its gradient is local. A G
+that collapses cannot pass z through its images.
 
 Both networks are the paper's: 3x3 convolutions with ELU, nearest-neighbour upsampling in the decoders, strided
 convolutions in D's encoder, a dense bottleneck of ``hidden`` units, and G shaped like D's decoder.
