@@ -34,6 +34,9 @@ D_STEPS = group(
     Option("gp_weight", float, 10.0, "Gradient-penalty weight for --loss wgan-gp.", check=non_negative),
     Option("r1r2_gamma", float, 0.05, "R1 and R2 weight (gamma/2 each) for --loss rpgan (R3GAN's CIFAR-10 start).",
            check=non_negative, resume=True),
+    Option("lr_decay", bool, False, "Keep both learning rates for the first half of the run, then take them linearly "
+                                    "to 0 (as CycleGAN does), so the last steps settle instead of oscillating.",
+           resume=True),
 )
 CONDITIONAL = group(
     "Class conditioning",
@@ -207,6 +210,9 @@ class AdversarialObjective(TwoPlayer, NoiseObjective):
         self.batches_per_step = opts.d_steps
         self.pack = opts.get("pack") or 1  # the networks pack their inputs; the penalties' norms are per pack
         self.labels = trainer.data.labels.to(trainer.device) if self.num_classes else None
+
+    def lr_factor(self, step: int) -> float:
+        return self.decay_in_second_half(step) if self.opts.get("lr_decay") else 1.0
 
     def batch(self, index: int):
         """Batch ``index`` (counting D steps) of this process: a pure function of (seed, index, rank)."""
