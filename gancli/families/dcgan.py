@@ -12,8 +12,9 @@ With ``codes`` (``--codes K``, InfoGAN: Chen et al. 2016) the pair stays uncondi
 categories, and a head on D must name the category back from the image. The category is not a new input: it is the
 largest of z's first K entries (uniform over K for Gaussian z), which G replaces by its one-hot, so a sample stays a
 pure function of (seed, i) and every command that feeds G noise works unchanged. Maximising that mutual information
-splits G's one connected latent space into K separate pieces; on MNIST they become the digits, and the strokes an
-unconditional G draws between two digits' shapes, which no judge can name, become rare.
+gives G K separate pieces of latent space; Chen et al. found the ten digits in them on MNIST. Which factor a category
+takes is G's choice, though: in our MNIST run (R3GAN loss, G width 128) z had settled the digit before the categories
+were learnt, and they took a stroke style instead (``bench/infogan_codes.py`` shows what each one draws).
 
 ``convert`` imports the generator of the classic PyTorch DCGAN example (``netG.pth``, keys ``main.N.*``).
 """
