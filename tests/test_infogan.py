@@ -4,13 +4,10 @@ import json
 import pytest
 import torch
 from safetensors.torch import load_file
-from typer.testing import CliRunner
-
 import gancli
-from gancli.cli import app
 from gancli.train import Trainer, TrainOptions
 
-runner = CliRunner()
+from tiny_families import assert_train_refused
 
 
 def _options(data, out, **kw):
@@ -55,10 +52,7 @@ def test_codes_train_resume_exactly_and_export_a_generator_whose_category_is_rea
     (["--arch", "acgan", "--codes", "3"], "error: --codes is not an option of acgan"),
 ])
 def test_codes_are_refused_in_one_line_where_they_cannot_apply(image_folder, tmp_path, args, message):
-    r = runner.invoke(app, ["train", str(image_folder), "--out", str(tmp_path / "r"), "--steps", "1",
-                            "--batch-size", "8", *args])
-    assert r.exit_code == 2 and r.output.startswith(message), r.output
-    assert not (tmp_path / "r").exists()
+    assert_train_refused(image_folder, tmp_path / "r", args, message)
 
 
 def test_a_resume_keeps_the_codes(image_folder, tmp_path):

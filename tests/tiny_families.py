@@ -26,6 +26,13 @@ def run(*args):
     return runner.invoke(app, [str(a) for a in args])
 
 
+def assert_train_refused(data, out, args, message: str):
+    """`gan train` with ``args`` stops before it starts: one line starting ``message``, exit 2, no run folder."""
+    r = run("train", data, "--out", out, "--steps", 1, "--batch-size", 8, *args)
+    assert r.exit_code == 2 and r.output.startswith(message), r.output
+    assert not out.exists()
+
+
 @pytest.fixture
 def style_dir(tmp_path):
     """A random-weight 16 px StyleGAN whose average w is not zero, saved in zoo layout."""
