@@ -323,8 +323,8 @@ def truncation_section(t: dict) -> str:
 
 
 # the measures a sweep may compare, by their labels in gancli.measures
-COMPARED = {k: measures.label(k) for k in ("fid", "precision", "recall", "diversity", "sharpness", "class_entropy",
-                                           "nearest_train_distance", "test_error")}
+COMPARED = {k: measures.label(k) for k in ("fid", "precision", "recall", "classes_covered", "diversity", "sharpness",
+                                           "class_entropy", "nearest_train_distance", "test_error")}
 
 
 def compare(name: str, option: str, runs: list[Path], novelty: bool = False, keys: list[str] | None = None):
