@@ -81,8 +81,11 @@ class AutoencoderDiscriminator(nn.Module):
     def reconstruct(self, x):
         return self.decoder(self.encoder(x))
 
-    def forward(self, x, labels=None):
-        return (x - self.reconstruct(x)).abs().flatten(1).mean(1)
+    def forward(self, x, labels=None, with_code: bool = False):
+        """L(x) per image; with ``with_code``, (L(x), the encoder's code of x)."""
+        code = self.encoder(x)
+        error = (x - self.decoder(code)).abs().flatten(1).mean(1)
+        return (error, code) if with_code else error
 
 
 def control(k: float, gamma: float, lambda_k: float, loss_real: float, loss_fake: float) -> tuple[float, float]:
@@ -141,31 +144,33 @@ class Equilibrium(TwoPlayer, NoiseObjective):
     def step(self, step: int) -> dict:
         t, opts = self.t, self.opts
         real, _ = t.take(self.images, opts.seed, opts.seed + 7, step)
-        constrained = {}
         with t.autocast():
             z = t.noise(step, len(real), self.latent_dim)
             fake = self.G(z)
             loss_real = self.D(real).float().mean()
-            loss_fake_d = self.D(fake.detach()).float().mean()
+            loss_fake_d, code_error = self._judge(fake.detach(), z)
             loss_d = loss_real - self.k * loss_fake_d
-            if opts.constraint:
-                constrained["code_error"] = self._code_error(z, fake.detach())
-                loss_d = loss_d + opts.constraint * constrained["code_error"]
+            if code_error is not None:
+                loss_d = loss_d + opts.constraint * code_error
         t.optimize("d", loss_d)
         with t.autocast():
-            loss_g = self.D(fake).float().mean()
-            total_g = loss_g + opts.constraint * self._code_error(z, fake) if opts.constraint else loss_g
+            loss_g, code_error_g = self._judge(fake, z)
+            total_g = loss_g + opts.constraint * code_error_g if code_error_g is not None else loss_g
         t.optimize("g", total_g)
         k_used = self.k
         self.k, m_global = control(self.k, opts.gamma, opts.lambda_k, float(loss_real.detach()), float(loss_g.detach()))
         self._watch_convergence(m_global)
         return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), "loss_real": loss_real.detach(),
                 "m_global": torch.tensor(m_global), "k": torch.tensor(k_used)} \
-            | {k: v.detach() for k, v in constrained.items()}
+            | ({"code_error": code_error.detach()} if code_error is not None else {})
 
-    def _code_error(self, z, fake):
-        """BEGAN-CS's constraint: mean squared distance between z and D's code of G(z)."""
-        return (self.D.encoder(fake).float() - z.flatten(1).float()).pow(2).mean()
+    def _judge(self, images, z):
+        """(mean L(images), BEGAN-CS's code error: the mean squared distance between z and D's code of the images,
+        or None without --constraint), in one pass of D."""
+        if not self.opts.constraint:
+            return self.D(images).float().mean(), None
+        error, code = self.D(images, with_code=True)
+        return error.float().mean(), (code.float() - z.flatten(1).float()).pow(2).mean()
 
 
 @register
