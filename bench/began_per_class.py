@@ -1,6 +1,7 @@
-"""BEGAN's pull towards sparse images, measured: a trained run's D (the autoencoder) reconstructs each Fashion-MNIST
-class of the test split with its own L1 error L(x), and G, which minimises L(G(z)), drifts to the classes with the
-least. Prints per class: the mean L(x) of real test images and the share of the run's samples the judge names it.
+"""Where a BEGAN run's G went, beside how well its D reconstructs each class: per Fashion-MNIST class, the mean L1
+reconstruction error L(x) of the real test images under the run's latest D (the autoencoder), and the share of the
+run's samples the judge names that class. G minimises L(G(z)), so one might expect it in the classes D reconstructs
+best; a collapsed run shows it can sit where D reconstructs worst (its gradient is local).
 
     python bench/began_per_class.py runs/began-w32-g09 [--samples 2000]
 """
@@ -23,6 +24,8 @@ def main():
     args = ap.parse_args()
     ckpt = sorted((args.run / "checkpoints").glob("step-*.pt"))[-1]
     state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    if state["arch"] != "began" or state["arch_args"].get("image_size") != 28:
+        raise SystemExit(f"error: {args.run} is not a BEGAN run on 28 px Fashion-MNIST")
     nets = catalog.get(state["arch"]).build(**state["arch_args"])
     for name, net in nets.items():
         net.load_state_dict(state["networks"][name])

@@ -35,7 +35,7 @@ def main():
     ap.add_argument("-n", type=int, default=500, help="samples per category")
     args = ap.parse_args()
     G = generator(Path(args.model)).eval()
-    k = G.codes
+    k = getattr(G, "codes", 0)
     if not k:
         raise SystemExit(f"error: {args.model} has no InfoGAN categories (--codes)")
     judge = load_judge(args.judge)

@@ -22,6 +22,12 @@ OPTIMISER = group(
            "must be in [0, 1)"),
     Option("beta2", float, 0.999, "Adam beta2.", check=lambda v: None if 0 <= v < 1 else "must be in [0, 1)"),
 )
+LR_DECAY = group(
+    "Optimiser",
+    Option("lr_decay", bool, False, "Keep both learning rates for the first half of the run, then take them linearly "
+                                    "to 0 (as CycleGAN does), so the last steps settle instead of oscillating.",
+           resume=True),
+)
 LOSS = group(
     "Adversarial loss",
     Option("loss", str, "ns", "ns (non-saturating), minimax (the original log(1-D(G(z)))), lsgan, wgan-gp, hinge, "
@@ -34,9 +40,6 @@ D_STEPS = group(
     Option("gp_weight", float, 10.0, "Gradient-penalty weight for --loss wgan-gp.", check=non_negative),
     Option("r1r2_gamma", float, 0.05, "R1 and R2 weight (gamma/2 each) for --loss rpgan (R3GAN's CIFAR-10 start).",
            check=non_negative, resume=True),
-    Option("lr_decay", bool, False, "Keep both learning rates for the first half of the run, then take them linearly "
-                                    "to 0 (as CycleGAN does), so the last steps settle instead of oscillating.",
-           resume=True),
 )
 CONDITIONAL = group(
     "Class conditioning",
@@ -59,7 +62,7 @@ BLOCKS = group(
     Option("n_blocks", int, 9, "Residual blocks of the generator (translators: of each one).",
            flag="--blocks", check=at_least(1), resume=True),
 )
-GAN = OPTIMISER + LOSS + D_STEPS + LATENT
+GAN = OPTIMISER + LR_DECAY + LOSS + D_STEPS + LATENT
 
 
 def pack(x: torch.Tensor, m: int) -> torch.Tensor:

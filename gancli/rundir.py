@@ -129,9 +129,15 @@ class RunDir:
                              "or choose another --out")
         saved = saved_options(self.out)
         for key in self.opts.resume_keys():
-            if key in saved and saved[key] != getattr(self.opts, key):
-                raise TrainError(f"--resume: {key} was {saved[key]!r} in this run, not "
-                                 f"{getattr(self.opts, key)!r}; resume with the run's own settings")
+            value = getattr(self.opts, key)
+            if key in saved and saved[key] != value:
+                raise TrainError(f"--resume: {key} was {saved[key]!r} in this run, not {value!r}; resume with the "
+                                 "run's own settings")
+            option = self.opts.declared[key]
+            if key not in saved and key in self.opts.given and value != option.default:
+                # the run was made before the option existed, so it trained as its default does
+                raise TrainError(f"--resume: this run was made before {option.spelling} existed and trained without "
+                                 f"it ({option.default!r}); resume with the run's own settings")
         return existing[::-1]
 
     def checkpoints(self) -> list[Path]:

@@ -149,14 +149,16 @@ def pick(driver, name: str):
     box.click()
     box.clear()
     box.send_keys(name)
-    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.common.exceptions import (ElementClickInterceptedException, NoSuchElementException,
+                                            StaleElementReferenceException)
 
     def click_offered(d):
         # the list re-renders while it filters, so an entry found a moment ago may be gone: find it again
         d.find_element(By.CSS_SELECTOR, f'[role=option][aria-label="{name}"]').click()
         return True
 
-    WebDriverWait(driver, 10, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)).until(
+    WebDriverWait(driver, 10, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException,
+                                                      ElementClickInterceptedException)).until(
         click_offered)
     WebDriverWait(driver, 10).until(lambda d: d.find_element(By.ID, "card").text.startswith(name))
 

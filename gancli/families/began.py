@@ -9,8 +9,9 @@ harder fakes should be to reconstruct than real images. Lower gamma concentrates
 (cleaner, less varied images); higher gamma buys variety. M_global = L(x) + |gamma L(x) - L(G(z))| falls as training
 converges, which GAN losses otherwise do not show; it is logged (``m_global``) with k (``k``).
 
-``--constraint`` adds BEGAN-CS's term (Chang 2018): D's encoder must recover the noise z from G(z), for D and G
-alike. Nothing else in BEGAN asks G for variety: on Fashion-MNIST G first draws black (k starts at 0, and black is
+``--constraint`` adds a code term after BEGAN-CS (Chang 2018), whose D's encoder must recover the noise z from
+G(z); here G is held to it as well (squared error, weight W in both losses), so that G must keep z readable in its
+images. Nothing else in BEGAN asks G for variety: on Fashion-MNIST G first draws black (k starts at 0, and black is
 what an autoencoder reconstructs best), then settles on the classes it finds first (footwear), and stays there even
 once D reconstructs those classes worst of all (``bench/began_per_class.py``), since its gradient is local. A G
 that collapses cannot pass z through its images.
@@ -188,8 +189,9 @@ class BEGAN(Family):
                                    "0: constant rates.", check=non_negative, resume=True),
         Option("bottleneck", int, 64, "Units of D's bottleneck (the autoencoder's code).", check=at_least(1),
                resume=True),
-        Option("constraint", float, 0.0, "BEGAN-CS (Chang 2018): weight of ||z - E(G(z))||^2, D's encoder recovering "
-                                          "G's noise, for D and G (needs --bottleneck equal to --latent-dim); 0: off.",
+        Option("constraint", float, 0.0, "After BEGAN-CS (Chang 2018): weight of ||z - E(G(z))||^2, D's encoder "
+                                          "recovering G's noise, in D's loss and (unlike the paper) G's too (needs "
+                                          "--bottleneck equal to --latent-dim); 0: off.",
                check=non_negative, resume=True),
     )
     defaults = {"lr_g": 1e-4, "lr_d": 1e-4, "latent_dim": 64, "g_width": 32, "d_width": 32}

@@ -68,6 +68,8 @@ class DCGANGenerator(nn.Module):
         super().__init__()
         start, n = spatial_ladder(image_size)
         widths = [min(width * 2 ** i, max_width) for i in reversed(range(n))]
+        if codes and not 2 <= codes < latent_dim:
+            raise ValueError(f"codes {codes} must be at least 2 and below latent_dim {latent_dim}")
         self.latent_dim, self.num_classes, self.codes = latent_dim, num_classes, codes
         in_dim = latent_dim + num_classes
         layers = [nn.ConvTranspose2d(in_dim, widths[0], start, 1, 0, bias=False),
@@ -190,9 +192,11 @@ class DCGAN(Family):
                          None)
             if clash:
                 raise OptionError(f"--codes is for an unconditional, unpacked D: it cannot go with {clash}")
-            if opts.codes > opts.latent_dim:
-                raise OptionError(f"--codes {opts.codes} needs --latent-dim of at least {opts.codes}: the category is "
-                                  "read from z's first entries")
+            if opts.codes >= opts.latent_dim:
+                raise OptionError(f"--codes {opts.codes} needs --latent-dim above {opts.codes}: the category is read "
+                                  "from z's first entries, and the rest is G's noise")
+        elif opts.info_weight != 1.0:  # not opts.given: a resume gives every saved option
+            raise OptionError("--info-weight weighs the --codes term: give --codes K too")
 
     def build(self, latent_dim: int = OPTION, image_size: int = 64, channels: int = 3, g_width: int = OPTION,
               d_width: int = OPTION, max_width: int = 512, num_classes: int = 0, d_norm: str = "batch",
