@@ -142,8 +142,8 @@ def wgan_critic_norm(opts) -> dict:
 INFOGAN = group(
     "InfoGAN",
     Option("codes", int, 0, "InfoGAN (Chen et al. 2016): G draws one of this many categories (read from its noise) "
-           "and D must name it back, so an unconditional G splits into separate modes (on MNIST, the digits) "
-           "instead of drawing shapes between them. 0: off.",
+           "and D must name it back, so an unconditional G splits into separate modes (Chen et al. found MNIST's "
+           "digits in them; which factor they take is G's choice). 0: off.",
            check=lambda v: None if v == 0 or 2 <= v <= 100 else "must be 0 (off) or between 2 and 100", resume=True),
     Option("info_weight", float, 1.0, "Weight of the --codes term (lambda of InfoGAN's mutual-information bound).",
            check=non_negative, resume=True),
