@@ -1,7 +1,5 @@
 """--lr-decay: the noise-to-image families' learning rates, constant for the first half, then linear to 0."""
 import json
-import os
-import signal
 
 import pytest
 import torch
@@ -9,7 +7,7 @@ from safetensors.torch import load_file
 
 from gancli.train import Trainer, TrainOptions
 
-from tiny_families import run
+from tiny_families import interrupt_at, run
 
 
 def test_lr_decay_holds_then_falls_linearly_to_zero_and_an_interrupted_run_resumes_exactly(image_folder, tmp_path):
@@ -23,17 +21,7 @@ def test_lr_decay_holds_then_falls_linearly_to_zero_and_an_interrupted_run_resum
 
     options = dict(data=str(image_folder), out=str(tmp_path / "b"), steps=10, device="cpu", log_every=1, g_width=4,
                    d_width=4, latent_dim=8, batch_size=8, lr_decay=True, checkpoint_every=1)
-    cut = Trainer(TrainOptions(**options))
-    step = cut.train_step
-
-    def ctrl_c_at_7():  # a real SIGINT, delivered to the trainer's own handler, in the decaying half
-        if cut.step == 7:
-            os.kill(os.getpid(), signal.SIGINT)
-        return step()
-
-    cut.train_step = ctrl_c_at_7
-    with pytest.raises(KeyboardInterrupt):
-        cut.run()
+    interrupt_at(Trainer(TrainOptions(**options)), 7)  # in the decaying half
     resumed = Trainer(TrainOptions(**options, resume=True))
     assert 6 <= resumed.step <= 8
     resumed.run()

@@ -1,8 +1,6 @@
 """CycleGAN: reference-compatible generators, gan translate on any input, unpaired training, weight import."""
 import json
-import os
 import shutil
-import signal
 
 import numpy as np
 import pytest
@@ -18,6 +16,8 @@ from gancli.families.cyclegan import ResnetGenerator
 from gancli.imageio import captioned
 from gancli.pretrained import GANModel, WeightsError
 from gancli.train import Trainer, TrainOptions
+
+from tiny_families import interrupt_at
 
 runner = CliRunner()
 CARD = "---\nlicense: mit\nlibrary_name: gancli\ntags:\n- gan\n---\n# t\n"
@@ -181,17 +181,7 @@ def _cycle_opts(data, out, **kw):
 def test_cyclegan_trains_resumes_exactly_and_exports(tmp_path):
     data = _cycle_data(tmp_path / "data")
     Trainer(_cycle_opts(data, tmp_path / "a", steps=8)).run()
-    cut = Trainer(_cycle_opts(data, tmp_path / "b", steps=8))
-    step = cut.train_step
-
-    def ctrl_c_at_5():  # a real SIGINT, delivered to the trainer's own handler
-        if cut.step == 4:
-            os.kill(os.getpid(), signal.SIGINT)
-        return step()
-
-    cut.train_step = ctrl_c_at_5
-    with pytest.raises(KeyboardInterrupt):
-        cut.run()
+    interrupt_at(Trainer(_cycle_opts(data, tmp_path / "b", steps=8)), 4)
     resumed = Trainer(_cycle_opts(data, tmp_path / "b", steps=8, resume=True))
     assert resumed.step == 5 and len(resumed.objective.pools[0].images) == 3
     resumed.run()

@@ -26,6 +26,24 @@ def run(*args):
     return runner.invoke(app, [str(a) for a in args])
 
 
+def interrupt_at(trainer, step: int):
+    """Run ``trainer`` and press Ctrl-C as it starts step ``step``: a real SIGINT, delivered to the trainer's own
+    handler, which saves a checkpoint and stops."""
+    import os
+    import signal
+
+    train_step = trainer.train_step
+
+    def ctrl_c():
+        if trainer.step == step:
+            os.kill(os.getpid(), signal.SIGINT)
+        return train_step()
+
+    trainer.train_step = ctrl_c
+    with pytest.raises(KeyboardInterrupt):
+        trainer.run()
+
+
 def assert_train_refused(data, out, args, message: str):
     """`gan train` with ``args`` stops before it starts: one line starting ``message``, exit 2, no run folder."""
     r = run("train", data, "--out", out, "--steps", 1, "--batch-size", 8, *args)
