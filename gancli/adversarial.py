@@ -25,7 +25,7 @@ OPTIMISER = group(
 LR_DECAY = group(
     "Optimiser",
     Option("lr_decay", bool, False, "Keep both learning rates for the first half of the run, then take them linearly "
-                                    "to 0 (as CycleGAN does), so the last steps settle instead of oscillating.",
+                                    "to 0, so the last steps settle instead of oscillating.",
            resume=True),
 )
 LOSS = group(

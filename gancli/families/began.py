@@ -10,12 +10,12 @@ harder fakes should be to reconstruct than real images. Lower gamma concentrates
 converges, which GAN losses otherwise do not show; it is logged (``m_global``) with k (``k``).
 
 ``--constraint`` adds BEGAN-CS's term (Chang 2018): D's encoder must recover the noise z from G(z) (L1, in D's
-loss only). G is not trained on it, yet it feels it: L_G = |G(z) - dec(enc(G(z)))|, and with enc(G(z)) near z the
-image G must match is the decoder's own picture of z, which differs from z to z. (Holding G to the term too, as we
-first did, let G and the encoder pass z in details the eye cannot see, and G collapsed all the same.) Nothing else in BEGAN asks G for variety: on Fashion-MNIST G first draws black (k starts at 0, and black is
-what an autoencoder reconstructs best), then settles on the classes it finds first (footwear), and stays there even
-once D reconstructs those classes worst of all (``bench/began_per_class.py``), since its gradient is local. A G
-that collapses cannot pass z through its images.
+loss only). G is not trained on it, yet it feels it: L_G = |G(z) - dec(enc(G(z)))|, so with enc(G(z)) near z the
+image G must match is the decoder's own picture of z, which differs from z to z. Nothing else in BEGAN asks G for
+variety: on Fashion-MNIST G first draws black (k starts at 0, and black is what an autoencoder reconstructs best),
+then stays in the classes it finds first, even those D reconstructs worst (``bench/began_per_class.py``), since its
+gradient is local. (Holding G to the term as well, as we first did, let G and the encoder pass z in details the eye
+cannot see, and G collapsed all the same.)
 
 Both networks are the paper's: 3x3 convolutions with ELU, nearest-neighbour upsampling in the decoders, strided
 convolutions in D's encoder, a dense bottleneck of ``hidden`` units, and G shaped like D's decoder.
@@ -26,9 +26,9 @@ import torch
 from torch import nn
 
 from gancli.adversarial import OPTIMISER, WIDTHS, TwoPlayer
+from gancli.errors import OptionError
 from gancli.families.dcgan import spatial_ladder
 from gancli.family import LATENT, OPTION, Family, NoiseObjective
-from gancli.errors import OptionError
 from gancli.options import Option, at_least, fraction, group, non_negative
 from gancli.registry import register
 

@@ -188,10 +188,9 @@ class DCGAN(Family):
     def check_options(self, opts):
         check_pack(opts)
         if opts.codes:
-            clash = next((f"--{flag}" for flag, on in (("conditional", opts.conditional), ("pack", opts.pack > 1)) if on),
-                         None)
-            if clash:
-                raise OptionError(f"--codes is for an unconditional, unpacked D: it cannot go with {clash}")
+            for flag, on in (("--conditional", opts.conditional), ("--pack", opts.pack > 1)):
+                if on:
+                    raise OptionError(f"--codes is for an unconditional, unpacked D: it cannot go with {flag}")
             if opts.codes >= opts.latent_dim:
                 raise OptionError(f"--codes {opts.codes} needs --latent-dim above {opts.codes}: the category is read "
                                   "from z's first entries, and the rest is G's noise")
