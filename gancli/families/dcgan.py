@@ -99,13 +99,17 @@ class DCGANDiscriminator(nn.Module):
         label_planes = num_classes if num_classes and not aux_classifier else 0
         layers = [nn.Conv2d((channels + label_planes) * pack, widths[0], 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)]
         for w_in, w_out in zip(widths, widths[1:]):
-            layers += [nn.Conv2d(w_in, w_out, 4, 2, 1, bias=norm == "none"), *_norm(norm, w_out),
+            layers += [nn.Conv2d(w_in, w_out, 4, 2, 1, bias=norm in ("none", "spectral")), *_norm(norm, w_out),
                        nn.LeakyReLU(0.2, inplace=True)]
         layers += [nn.Conv2d(widths[-1], 1, start, 1, 0)]
         self.net = nn.Sequential(*layers)
         if aux_classifier:
             self.classifier = nn.Linear(widths[-1] * start * start, num_classes)
         _init_dcgan(self)
+        if norm == "spectral":  # every weight, the head's too: D's Lipschitz bound is the product of all of them
+            for m in list(self.modules()):
+                if isinstance(m, (nn.Conv2d, nn.Linear)):
+                    nn.utils.parametrizations.spectral_norm(m)
 
     def forward(self, x, labels=None):
         """Logits, one per image (per pack of ``pack`` images, each with its label planes); with an auxiliary
@@ -129,14 +133,22 @@ def _norm(kind: str, width: int) -> list[nn.Module]:
         return [nn.BatchNorm2d(width)]
     if kind == "layer":  # WGAN-GP's advice: no batch statistics in the critic
         return [nn.GroupNorm(1, width)]
-    if kind == "none":
+    if kind in ("none", "spectral"):  # spectral: the weights are normalised instead (DCGANDiscriminator)
         return []
-    raise ValueError(f"unknown discriminator norm {kind!r}: use batch, layer or none")
+    raise ValueError(f"unknown discriminator norm {kind!r}: use batch, layer, spectral or none")
 
 
 def wgan_critic_norm(opts) -> dict:
     # the gradient penalties are per sample: batch statistics in the critic break them (Gulrajani et al.)
     return {"d_norm": "layer"} if opts.loss in losses.PENALISED else {}
+
+
+SPECTRAL = group(
+    "Discriminator",
+    Option("spectral_norm", bool, False, "Spectral normalisation (Miyato et al. 2018) of every weight in D, in place "
+           "of its batch or layer norm: D's largest singular values are held at 1, which bounds how sharply it can "
+           "change and keeps its gradients useful to G. Per sample, so it goes with every --loss.", resume=True),
+)
 
 
 INFOGAN = group(
@@ -183,7 +195,7 @@ class DCGAN(Family):
     name = "dcgan"
     description = "Deep convolutional GAN (Radford et al. 2016); class-conditional with --conditional"
     photo_size = 64  # DCGAN's own 64 px (Radford et al. 2016)
-    options = GAN + CONDITIONAL + WIDTHS + PACK + INFOGAN
+    options = GAN + CONDITIONAL + WIDTHS + SPECTRAL + PACK + INFOGAN
 
     def check_options(self, opts):
         check_pack(opts)
@@ -213,7 +225,7 @@ class DCGAN(Family):
         spatial_ladder(data.crop)  # a clear error before anything is built
         codes = {"codes": opts.codes} if opts.codes else {}  # only then, so that other models' config stays as it was
         return noise_arch_args(opts, data, opts.conditional) | {"g_width": opts.g_width, "d_width": opts.d_width} \
-            | wgan_critic_norm(opts) | codes
+            | ({"d_norm": "spectral"} if opts.spectral_norm else wgan_critic_norm(opts)) | codes
 
     def objective(self, trainer):
         return InfoObjective(trainer) if trainer.opts.codes else AdversarialObjective(trainer)
