@@ -41,11 +41,12 @@ def test_spectral_norm_holds_every_d_weight_near_one_and_the_run_resumes_exactly
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_spectral_norm_trains_from_the_command_line_with_a_penalised_loss(image_folder, tmp_path):
-    r = run("train", image_folder, "--out", tmp_path / "r", "--steps", 2, "--device", "cpu", "--g-width", 4,
-            "--d-width", 4, "--latent-dim", 8, "--batch-size", 8, "--spectral-norm", "--loss", "rpgan")
-    assert r.exit_code == 0, r.output
-    config = json.loads((tmp_path / "r" / "export" / "config.json").read_text())
-    assert config["arch_args"]["d_norm"] == "spectral"
+def test_spectral_norm_trains_from_the_command_line_in_every_family_on_dcgans_d(image_folder, tmp_path):
+    for name, extra in (("rpgan", ["--loss", "rpgan"]), ("acgan", ["--arch", "acgan"]), ("design", ["--arch", "design"])):
+        r = run("train", image_folder, "--out", tmp_path / name, "--steps", 2, "--device", "cpu", "--g-width", 4,
+                "--d-width", 4, "--latent-dim", 8, "--batch-size", 8, "--spectral-norm", *extra)
+        assert r.exit_code == 0, r.output
+        config = json.loads((tmp_path / name / "export" / "config.json").read_text())
+        assert config["arch_args"]["d_norm"] == "spectral", name
     r = run("train", image_folder, "--out", tmp_path / "c", "--arch", "cyclegan", "--spectral-norm", "--steps", 1)
     assert r.exit_code == 2 and r.output.startswith("error:"), r.output

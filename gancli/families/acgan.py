@@ -7,7 +7,7 @@ adversarial objective: nothing else changes.
 from __future__ import annotations
 
 from gancli.adversarial import GAN, WIDTHS, AdversarialObjective, AuxiliaryClassifier, noise_arch_args
-from gancli.families.dcgan import DCGANDiscriminator, DCGANGenerator, spatial_ladder, wgan_critic_norm
+from gancli.families.dcgan import SPECTRAL, DCGANDiscriminator, DCGANGenerator, discriminator_norm, spatial_ladder
 from gancli.family import OPTION, Family
 from gancli.registry import register
 
@@ -17,7 +17,7 @@ class ACGAN(Family):
     name = "acgan"
     description = "Auxiliary-classifier GAN (Odena et al. 2017) on the DCGAN networks"
     task = "conditional"
-    options = GAN + WIDTHS
+    options = GAN + WIDTHS + SPECTRAL
 
     def build(self, num_classes: int, latent_dim: int = OPTION, image_size: int = 64, channels: int = 3,
               g_width: int = OPTION, d_width: int = OPTION, max_width: int = 512, d_norm: str = "batch"):
@@ -30,7 +30,7 @@ class ACGAN(Family):
     def arch_args(self, opts, data):
         spatial_ladder(data.crop)
         return noise_arch_args(opts, data, conditional=True) | {"g_width": opts.g_width, "d_width": opts.d_width} \
-            | wgan_critic_norm(opts)
+            | discriminator_norm(opts)
 
     def objective(self, trainer):
         return AdversarialObjective(trainer, terms=(AuxiliaryClassifier(),))

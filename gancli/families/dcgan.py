@@ -138,7 +138,11 @@ def _norm(kind: str, width: int) -> list[nn.Module]:
     raise ValueError(f"unknown discriminator norm {kind!r}: use batch, layer, spectral or none")
 
 
-def wgan_critic_norm(opts) -> dict:
+def discriminator_norm(opts) -> dict:
+    """D's ``d_norm`` for the families on DCGANDiscriminator; none when it is batch norm, so that the configs of
+    models made before the choice existed stay as they were."""
+    if opts.spectral_norm:
+        return {"d_norm": "spectral"}
     # the gradient penalties are per sample: batch statistics in the critic break them (Gulrajani et al.)
     return {"d_norm": "layer"} if opts.loss in losses.PENALISED else {}
 
@@ -225,7 +229,7 @@ class DCGAN(Family):
         spatial_ladder(data.crop)  # a clear error before anything is built
         codes = {"codes": opts.codes} if opts.codes else {}  # only then, so that other models' config stays as it was
         return noise_arch_args(opts, data, opts.conditional) | {"g_width": opts.g_width, "d_width": opts.d_width} \
-            | ({"d_norm": "spectral"} if opts.spectral_norm else wgan_critic_norm(opts)) | codes
+            | discriminator_norm(opts) | codes
 
     def objective(self, trainer):
         return InfoObjective(trainer) if trainer.opts.codes else AdversarialObjective(trainer)

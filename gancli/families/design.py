@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from gancli.adversarial import GAN, WIDTHS, AdversarialObjective, Term, noise_arch_args
-from gancli.families.dcgan import DCGANDiscriminator, DCGANGenerator, spatial_ladder, wgan_critic_norm
+from gancli.families.dcgan import SPECTRAL, DCGANDiscriminator, DCGANGenerator, discriminator_norm, spatial_ladder
 from gancli.family import OPTION, Family
 from gancli.options import Option, group, non_negative
 from gancli.registry import register
@@ -61,7 +61,7 @@ class DesignGAN(Family):
     summary = ("A DesignGAN generator (CAN / DeSIGN: rewarded for realistic images that fit no one known class) "
                "for {images}, trained on {dataset} with gan {gan_version}.")
     description = "DesignGAN (CAN / DeSIGN): a GAN rewarded for realistic images that fit no one known class"
-    options = GAN + WIDTHS + group(
+    options = GAN + WIDTHS + SPECTRAL + group(
         "design options",
         Option("creativity", float, 1.0, "Weight of the creativity term (0: none).", check=non_negative, resume=True),
     )
@@ -81,7 +81,7 @@ class DesignGAN(Family):
                              f"sub-folder of {opts.data}")
         return noise_arch_args(opts, data, conditional=False) | {
             "design_classes": len(data.class_names), "g_width": opts.g_width, "d_width": opts.d_width} \
-            | wgan_critic_norm(opts)
+            | discriminator_norm(opts)
 
     def objective(self, trainer):
         return DesignObjective(trainer)
