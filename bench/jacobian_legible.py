@@ -29,7 +29,10 @@ def main():
     ap.add_argument("--judge", default="classifier-mnist")
     ap.add_argument("-n", type=int, default=2000)
     args = ap.parse_args()
-    model, judge = gancli.load(args.model, device="cpu"), load_judge(args.judge)
+    try:
+        model, judge = gancli.load(args.model, device="cpu"), load_judge(args.judge)
+    except (OSError, ValueError, LookupError) as e:  # the package's own errors: unknown, planned, untrusted models
+        raise SystemExit(f"error: {e}") from None
     if model.is_conditional or model.takes_text or model.is_translation:
         raise SystemExit(f"error: {args.model} is not an unconditional noise-to-image model")
 
