@@ -199,3 +199,22 @@ def test_class_head_trains_in_both_stages_and_resumes(tmp_path):
     args = {"vocab_size": 9, "text_classes": 2, "noise_dim": 4, "ca_dim": 2, "g_width": 4, "d_width": 4}
     assert fam.build(**args, d_classes=2)["discriminator"].d2.classify.out_channels == 2
     assert fam.build(**fam.built_with(args))["discriminator"].d1.classify is None  # an older run's arch_args
+
+
+def test_stage2_kl_weight_changes_stage_two_only(tmp_path):
+    """--stage2-kl-weight weighs stage II's KL term alone: two runs that differ only in it log the same stage I
+    steps, and at the first stage II step G's losses differ by exactly the weights' difference times the KL."""
+    data = make_image_folder(tmp_path / "clothes", n_per_class=8, size=32, classes=("Trouser", "Ankle boot"))
+    common = ["--arch", "stackgan", "--steps", 3, "--stage1-steps", 2, "--batch-size", 8, "--stack-width", 4,
+              "--noise-dim", 4, "--ca-dim", 2, "--device", "cpu", "--log-every", 1, "--ca-kl-weight", 2]
+    logs = {}
+    for name, extra in (("same", []), ("zero", ["--stage2-kl-weight", 0])):
+        r = run("train", data, "--out", tmp_path / name, *common, *extra)
+        assert r.exit_code == 0, r.output
+        rows = [json.loads(line) for line in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
+        logs[name] = [row for row in rows if "loss_d" in row]
+    same, zero = logs["same"], logs["zero"]
+    assert [row["stage"] for row in same] == [1, 1, 2]
+    assert [row["loss_g"] for row in same[:2]] == [row["loss_g"] for row in zero[:2]]
+    assert same[2]["kl"] == pytest.approx(zero[2]["kl"]) and same[2]["kl"] > 0.005  # well above the rounding
+    assert same[2]["loss_g"] - zero[2]["loss_g"] == pytest.approx(2 * same[2]["kl"], abs=1e-3)  # as logged, rounded

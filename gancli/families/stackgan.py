@@ -270,7 +270,9 @@ class StackObjective(Objective):
         self.t.optimize(f"d{stage}", loss_d)
         gen_out, gen_class = D(fake, e_d)
         kl = kl_term(mu, logvar)
-        loss_g = bce(gen_out, torch.ones_like(gen_out)) + self.opts.ca_kl_weight * kl
+        kl_weight = self.opts.ca_kl_weight if stage == 1 or self.opts.stage2_kl_weight is None \
+            else self.opts.stage2_kl_weight
+        loss_g = bce(gen_out, torch.ones_like(gen_out)) + kl_weight * kl
         if gen_class is not None:
             loss_g = loss_g + self.opts.class_weight * F.cross_entropy(gen_class, y)
         if stage == 1:
@@ -363,6 +365,10 @@ class StackGAN(Family):
                                           "with stage I frozen.", check=at_least(1), resume=True),
         Option("ca_kl_weight", float, 2.0, "Weight of the conditioning augmentation's KL term.", check=non_negative,
                resume=True),
+        Option("stage2_kl_weight", float, None, "Weight of stage II's KL term, when it should differ from "
+                                                "--ca-kl-weight: stage II also sees stage I's image, so a full "
+                                                "weight can squeeze its own condition to the prior.",
+               check=non_negative, resume=True),
         Option("text_weight", float, 1.0, "Weight of the text encoder's auxiliary caption -> class loss.",
                check=non_negative, resume=True),
         Option("class_weight", float, 0.0, "Weight of the discriminators' class head (TAC-GAN): D names each "
