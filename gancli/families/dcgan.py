@@ -16,9 +16,19 @@ gives G K separate pieces of latent space; Chen et al. found the ten digits in t
 takes is G's choice, though: in our MNIST run (R3GAN loss, G width 128) z had settled the digit before the categories
 were learnt, and they took a stroke style instead (``bench/infogan_codes.py`` shows what each one draws).
 
+With ``mixture`` (``--mixture K``, a Gaussian-mixture latent as in DeLiGAN, Gurumurthy et al. 2017, and GM-GAN,
+Ben-Yosef & Weinshall 2018) G's latent is K separate Gaussians, N(mu_k, sigma^2 I) with learnt centres mu_k and a
+fixed small sigma, instead of one. A generator fed one connected Gaussian must spend some samples between its
+modes (Tanielian et al. 2020: on MNIST, strokes between digits); separate pieces let it leave the gaps empty. Like
+the InfoGAN category, the component comes from z itself: z's first entry, through the normal CDF, is a uniform
+number whose integer part (times K) picks k and whose fractional part is that entry's new value, so a sample is
+still a pure function of (seed, i).
+
 ``convert`` imports the generator of the classic PyTorch DCGAN example (``netG.pth``, keys ``main.N.*``).
 """
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -62,9 +72,33 @@ def code_of(z: torch.Tensor, codes: int) -> torch.Tensor:
     return z.flatten(1)[:, :codes].argmax(1)
 
 
+class MixtureLatent(nn.Module):
+    """Standard normal z -> a draw from K equally likely Gaussians N(mu_k, sigma^2 I), mu_k learnt (initialised
+    uniform in [-1, 1] as DeLiGAN's), sigma fixed: learnt, DeLiGAN's sigmas shrink to 0 unless penalised."""
+
+    sigma = 0.2
+
+    def __init__(self, components: int, latent_dim: int):
+        super().__init__()
+        self.centres = nn.Parameter(torch.empty(components, latent_dim).uniform_(-1, 1))
+
+    def component(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(k, z with its first entry made independent of k), both functions of z alone. That entry becomes uniform
+        with unit variance rather than normal again: erf exports to ONNX, its inverse does not."""
+        uniform = 0.5 * (1 + torch.erf(z[:, 0].float() / math.sqrt(2)))  # float32: MPS has no float64
+        scaled = uniform * len(self.centres)
+        k = scaled.floor().clamp(max=len(self.centres) - 1)
+        first = ((scaled - k - 0.5) * math.sqrt(12)).to(z.dtype)
+        return k.long(), torch.cat([first[:, None], z[:, 1:]], 1)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        k, z = self.component(z)
+        return self.centres[k].to(z.dtype) + self.sigma * z
+
+
 class DCGANGenerator(nn.Module):
     def __init__(self, latent_dim: int, image_size: int, channels: int, width: int, max_width: int,
-                 num_classes: int = 0, codes: int = 0):
+                 num_classes: int = 0, codes: int = 0, mixture: int = 0):
         super().__init__()
         start, n = spatial_ladder(image_size)
         widths = [min(width * 2 ** i, max_width) for i in reversed(range(n))]
@@ -79,9 +113,12 @@ class DCGANGenerator(nn.Module):
         layers += [nn.ConvTranspose2d(widths[-1], channels, 4, 2, 1), nn.Tanh()]
         self.net = nn.Sequential(*layers)
         _init_dcgan(self)
+        self.mixture = MixtureLatent(mixture, latent_dim) if mixture else None  # after: its own initialisation
 
     def forward(self, z, labels=None):
         z = z.flatten(1)
+        if self.mixture is not None:
+            z = self.mixture(z)
         if self.codes:
             z = torch.cat([F.one_hot(code_of(z, self.codes), self.codes).to(z.dtype), z[:, self.codes:]], 1)
         if self.num_classes:
@@ -166,6 +203,16 @@ INFOGAN = group(
 )
 
 
+MIXTURE = group(
+    "Latent",
+    Option("mixture", int, 0, "G's latent as this many separate Gaussians with learnt centres (DeLiGAN, "
+           "Gurumurthy et al. 2017) instead of one, so that it need not draw between its modes (Tanielian et al. "
+           "2020). Read from the noise like --codes: every command samples it unchanged. 0: off.",
+           check=lambda v: None if v == 0 or 2 <= v <= 1000 else "must be 0 (off) or between 2 and 1000",
+           resume=True),
+)
+
+
 class InfoCode(Term):
     """InfoGAN's term: the cross-entropy of D's category head on generated images against the category each was drawn
     with, minimised by D (the head learns to read it) and by G (it draws categories the head can read)."""
@@ -199,10 +246,12 @@ class DCGAN(Family):
     name = "dcgan"
     description = "Deep convolutional GAN (Radford et al. 2016); class-conditional with --conditional"
     photo_size = 64  # DCGAN's own 64 px (Radford et al. 2016)
-    options = GAN + CONDITIONAL + WIDTHS + SPECTRAL + PACK + INFOGAN
+    options = GAN + CONDITIONAL + WIDTHS + SPECTRAL + PACK + INFOGAN + MIXTURE
 
     def check_options(self, opts):
         check_pack(opts)
+        if opts.mixture and opts.codes:
+            raise OptionError("--mixture and --codes both read z's first entries: give one of them")
         if opts.codes:
             for flag, on in (("--conditional", opts.conditional), ("--pack", opts.pack > 1)):
                 if on:
@@ -215,8 +264,8 @@ class DCGAN(Family):
 
     def build(self, latent_dim: int = OPTION, image_size: int = 64, channels: int = 3, g_width: int = OPTION,
               d_width: int = OPTION, max_width: int = 512, num_classes: int = 0, d_norm: str = "batch",
-              pack: int = OPTION, codes: int = OPTION):
-        generator = DCGANGenerator(latent_dim, image_size, channels, g_width, max_width, num_classes, codes)
+              pack: int = OPTION, codes: int = OPTION, mixture: int = OPTION):
+        generator = DCGANGenerator(latent_dim, image_size, channels, g_width, max_width, num_classes, codes, mixture)
         if codes:  # D's head names the category; it sees no label planes
             discriminator = DCGANDiscriminator(image_size, channels, d_width, max_width, codes, aux_classifier=True,
                                                norm=d_norm)
@@ -227,9 +276,10 @@ class DCGAN(Family):
 
     def arch_args(self, opts, data):
         spatial_ladder(data.crop)  # a clear error before anything is built
-        codes = {"codes": opts.codes} if opts.codes else {}  # only then, so that other models' config stays as it was
+        # only when on, so that other models' config stays as it was
+        latent = {k: v for k in ("codes", "mixture") if (v := getattr(opts, k))}
         return noise_arch_args(opts, data, opts.conditional) | {"g_width": opts.g_width, "d_width": opts.d_width} \
-            | discriminator_norm(opts) | codes
+            | discriminator_norm(opts) | latent
 
     def objective(self, trainer):
         return InfoObjective(trainer) if trainer.opts.codes else AdversarialObjective(trainer)
