@@ -153,9 +153,13 @@ def to_onnx(graph, meta: dict) -> bytes:
     buffer = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # its deprecation notice is for us, not for the user
-        torch.onnx.export(graph.module, tuple(graph.inputs.values()), buffer, dynamo=False, opset_version=OPSET,
-                          input_names=list(graph.inputs), output_names=list(graph.outputs),
-                          dynamic_axes=graph.dynamic)
+        try:
+            torch.onnx.export(graph.module, tuple(graph.inputs.values()), buffer, dynamo=False, opset_version=OPSET,
+                              input_names=list(graph.inputs), output_names=list(graph.outputs),
+                              dynamic_axes=graph.dynamic)
+        except torch.onnx.errors.UnsupportedOperatorError as e:  # an operator ONNX lacks: name it, offer the other
+            raise ValueError(f"this model cannot be exported to ONNX ({str(e).splitlines()[0]}); TorchScript "
+                             f"can (-o NAME.pt)") from None
     proto = onnx.load_from_string(buffer.getvalue())
     for key, value in (meta | {"config.json": meta}).items():
         entry = proto.metadata_props.add()

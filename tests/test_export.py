@@ -237,6 +237,20 @@ def test_without_onnx_one_line_says_what_to_install(tiny_model_dir, tmp_path, mo
     assert r.exit_code == 0, r.output
 
 
+def test_an_operator_onnx_lacks_is_one_line_that_offers_torchscript(tiny_model_dir, tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    from gancli.families import dcgan
+
+    drawn = dcgan.DCGANGenerator.forward
+    monkeypatch.setattr(dcgan.DCGANGenerator, "forward", lambda self, z, labels=None:
+                        drawn(self, torch.special.ndtr(z), labels))  # ndtr: no ONNX operator at our opset
+    _one_error(runner.invoke(app, ["export", str(tiny_model_dir), "-o", str(tmp_path / "g.onnx")]),
+               "this model cannot be exported to ONNX (Exporting the operator 'aten::special_ndtr' to ONNX")
+    assert not (tmp_path / "g.onnx").exists()
+    r = runner.invoke(app, ["export", str(tiny_model_dir), "-o", str(tmp_path / "g.pt")])
+    assert r.exit_code == 0, r.output
+
+
 def test_a_failed_export_leaves_the_users_file_as_it_was(tiny_model_dir, tmp_path, monkeypatch):
     (tmp_path / "out").mkdir()
     target = tmp_path / "out" / "g.pt"
