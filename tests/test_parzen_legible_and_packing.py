@@ -5,7 +5,6 @@ import math
 
 import pytest
 import torch
-from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 import gancli
@@ -17,7 +16,7 @@ from gancli.pretrained import GANModel
 from gancli.train import Trainer, TrainOptions
 
 from conftest import SHARED, tiny_config
-from tiny_families import assert_train_refused
+from tiny_families import assert_train_refused, train_split_and_whole
 
 runner = CliRunner()
 
@@ -165,16 +164,8 @@ def _options(data, out, **kw):
 
 
 def test_pack_2_trains_resumes_and_exports_a_generator_that_samples(image_folder, tmp_path):
-    Trainer(_options(image_folder, tmp_path / "a", steps=4)).run()
-    first = Trainer(_options(image_folder, tmp_path / "b", steps=2))
-    assert first.nets["discriminator"].net[0].in_channels == 2  # one grey channel x 2 samples
-    first.run()
-    resumed = Trainer(_options(image_folder, tmp_path / "b", steps=4, resume=True))
-    assert resumed.step == 2
-    export = resumed.run()
-    a, b = load_file(tmp_path / "a" / "export" / "model.safetensors"), load_file(export / "model.safetensors")
-    assert all(torch.equal(a[k], b[k]) for k in a)  # the packed run resumes exactly
-    assert b["discriminator.net.0.weight"].shape[1] == 2
+    export, b = train_split_and_whole(lambda out, **kw: _options(image_folder, out, **kw), tmp_path)
+    assert b["discriminator.net.0.weight"].shape[1] == 2  # one grey channel x 2 samples
     assert json.loads((export / "config.json").read_text())["arch_args"]["pack"] == 2
     m = gancli.load(export, device="cpu")
     assert m.sample(3, seed=0).shape == (3, 1, 28, 28)

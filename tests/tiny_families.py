@@ -26,6 +26,23 @@ def run(*args):
     return runner.invoke(app, [str(a) for a in args])
 
 
+def train_split_and_whole(options, root, steps: int = 4, stop: int = 2):
+    """Train ``options(out, steps=...)`` straight through and again stopped after ``stop`` steps and resumed; the
+    two exports must hold identical weights. Returns the resumed run's export folder and its weights."""
+    from safetensors.torch import load_file
+
+    from gancli.train import Trainer
+
+    Trainer(options(root / "whole", steps=steps)).run()
+    Trainer(options(root / "split", steps=stop)).run()
+    resumed = Trainer(options(root / "split", steps=steps, resume=True))
+    assert resumed.step == stop
+    export = resumed.run()
+    whole, split = (load_file(root / n / "export" / "model.safetensors") for n in ("whole", "split"))
+    assert whole.keys() == split.keys() and all(torch.equal(whole[k], split[k]) for k in whole)
+    return export, split
+
+
 def interrupt_at(trainer, step: int):
     """Run ``trainer`` and press Ctrl-C as it starts step ``step``: a real SIGINT, delivered to the trainer's own
     handler, which saves a checkpoint and stops."""
