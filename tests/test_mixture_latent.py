@@ -14,7 +14,7 @@ from tiny_families import assert_train_refused, train_split_and_whole
 
 def _options(data, out, **kw):
     base = dict(data=str(data), out=str(out), steps=4, batch_size=8, g_width=4, d_width=4, latent_dim=8,
-                sample_every=100, checkpoint_every=2, log_every=1, device="cpu", mixture=5)
+                sample_every=100, checkpoint_every=2, log_every=1, device="cpu", mixture=5, mixture_sigma=0.5)
     return TrainOptions(**(base | kw))
 
 
@@ -31,7 +31,7 @@ def test_components_are_equally_likely_and_the_noise_within_keeps_unit_variance(
 
 
 def test_a_sample_lies_near_its_components_centre():
-    m = MixtureLatent(3, 64)
+    m = MixtureLatent(3, 64, sigma=0.2)
     z = torch.randn(500, 64)
     k, _ = m.component(z)
     out = m(z)
@@ -42,7 +42,8 @@ def test_a_sample_lies_near_its_components_centre():
 def test_mixture_trains_resumes_exactly_and_exports_its_centres(image_folder, tmp_path):
     export, weights = train_split_and_whole(lambda out, **kw: _options(image_folder, out, **kw), tmp_path)
     assert weights["generator.mixture.centres"].shape == (5, 8)
-    assert json.loads((export / "config.json").read_text())["arch_args"]["mixture"] == 5
+    args = json.loads((export / "config.json").read_text())["arch_args"]
+    assert args["mixture"] == 5 and args["mixture_sigma"] == 0.5
 
     m = gancli.load(export, device="cpu")
     first, again = m.sample(6, seed=3), m.sample(6, seed=3)
@@ -57,14 +58,16 @@ def test_centres_learn(image_folder, tmp_path):
 
 
 def test_a_model_without_mixture_has_no_centres(image_folder, tmp_path):
-    export = Trainer(_options(image_folder, tmp_path / "r", steps=1, mixture=0)).run()
-    assert "mixture" not in json.loads((export / "config.json").read_text())["arch_args"]
+    export = Trainer(_options(image_folder, tmp_path / "r", steps=1, mixture=0, mixture_sigma=1.0)).run()
+    assert not any("mixture" in k for k in json.loads((export / "config.json").read_text())["arch_args"])
     assert not any("mixture" in k for k in load_file(export / "model.safetensors"))
 
 
 @pytest.mark.parametrize("args, message", [
     (["--mixture", "1"], "error: --mixture must be 0 (off) or between 2 and 1000"),
     (["--mixture", "4", "--codes", "3"], "error: --mixture and --codes both read z's first entries"),
+    (["--mixture-sigma", "0.5"], "error: --mixture-sigma is the spread of each --mixture Gaussian: give --mixture K"),
+    (["--mixture", "4", "--mixture-sigma", "0"], "error: --mixture-sigma must be"),
     (["--arch", "cyclegan", "--mixture", "3"], "error: --mixture is not an option of cyclegan"),
 ])
 def test_mixture_is_refused_in_one_line_where_it_cannot_apply(image_folder, tmp_path, args, message):

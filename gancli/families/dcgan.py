@@ -18,7 +18,7 @@ were learnt, and they took a stroke style instead (``bench/infogan_codes.py`` sh
 
 With ``mixture`` (``--mixture K``, a Gaussian-mixture latent as in DeLiGAN, Gurumurthy et al. 2017, and GM-GAN,
 Ben-Yosef & Weinshall 2018) G's latent is K separate Gaussians, N(mu_k, sigma^2 I) with learnt centres mu_k and a
-fixed small sigma, instead of one. A generator fed one connected Gaussian must spend some samples between its
+fixed sigma (``--mixture-sigma``), instead of one. A generator fed one connected Gaussian must spend some samples between its
 modes (Tanielian et al. 2020: on MNIST, strokes between digits); separate pieces let it leave the gaps empty. Like
 the InfoGAN category, the component comes from z itself: z's first entry, through the normal CDF, is a uniform
 number whose integer part (times K) picks k and whose fractional part is that entry's new value, so a sample is
@@ -39,7 +39,7 @@ from gancli.adversarial import (CONDITIONAL, GAN, PACK, WIDTHS, AdversarialObjec
                                 noise_arch_args, pack)
 from gancli.errors import OptionError
 from gancli.family import OPTION, Family
-from gancli.options import Option, group, non_negative
+from gancli.options import Option, group, non_negative, positive
 from gancli.registry import register
 
 
@@ -74,12 +74,13 @@ def code_of(z: torch.Tensor, codes: int) -> torch.Tensor:
 
 class MixtureLatent(nn.Module):
     """Standard normal z -> a draw from K equally likely Gaussians N(mu_k, sigma^2 I), mu_k learnt (initialised
-    uniform in [-1, 1] as DeLiGAN's), sigma fixed: learnt, DeLiGAN's sigmas shrink to 0 unless penalised."""
+    uniform in [-1, 1] as DeLiGAN's), sigma fixed: learnt, DeLiGAN's sigmas shrink to 0 unless penalised. Even at
+    sigma 1 the pieces barely touch in z's 100 dimensions (centres ~8 apart along the line between them); a small
+    sigma leaves G's batch norm little variation within a piece to draw from."""
 
-    sigma = 0.2
-
-    def __init__(self, components: int, latent_dim: int):
+    def __init__(self, components: int, latent_dim: int, sigma: float = 1.0):
         super().__init__()
+        self.sigma = sigma
         self.centres = nn.Parameter(torch.empty(components, latent_dim).uniform_(-1, 1))
 
     def component(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -98,7 +99,7 @@ class MixtureLatent(nn.Module):
 
 class DCGANGenerator(nn.Module):
     def __init__(self, latent_dim: int, image_size: int, channels: int, width: int, max_width: int,
-                 num_classes: int = 0, codes: int = 0, mixture: int = 0):
+                 num_classes: int = 0, codes: int = 0, mixture: int = 0, mixture_sigma: float = 1.0):
         super().__init__()
         start, n = spatial_ladder(image_size)
         widths = [min(width * 2 ** i, max_width) for i in reversed(range(n))]
@@ -113,7 +114,8 @@ class DCGANGenerator(nn.Module):
         layers += [nn.ConvTranspose2d(widths[-1], channels, 4, 2, 1), nn.Tanh()]
         self.net = nn.Sequential(*layers)
         _init_dcgan(self)
-        self.mixture = MixtureLatent(mixture, latent_dim) if mixture else None  # after: its own initialisation
+        # after _init_dcgan: its own initialisation, and the other weights' draws stay as they were without it
+        self.mixture = MixtureLatent(mixture, latent_dim, mixture_sigma) if mixture else None
 
     def forward(self, z, labels=None):
         z = z.flatten(1)
@@ -210,6 +212,8 @@ MIXTURE = group(
            "2020). Read from the noise like --codes: every command samples it unchanged. 0: off.",
            check=lambda v: None if v == 0 or 2 <= v <= 1000 else "must be 0 (off) or between 2 and 1000",
            resume=True),
+    Option("mixture_sigma", float, 1.0, "Standard deviation of each --mixture Gaussian (DeLiGAN starts at 0.2; on "
+           "MNIST that left each piece a few blurred shapes).", check=positive, resume=True),
 )
 
 
@@ -252,6 +256,8 @@ class DCGAN(Family):
         check_pack(opts)
         if opts.mixture and opts.codes:
             raise OptionError("--mixture and --codes both read z's first entries: give one of them")
+        if not opts.mixture and opts.mixture_sigma != 1.0:
+            raise OptionError("--mixture-sigma is the spread of each --mixture Gaussian: give --mixture K too")
         if opts.codes:
             for flag, on in (("--conditional", opts.conditional), ("--pack", opts.pack > 1)):
                 if on:
@@ -264,8 +270,9 @@ class DCGAN(Family):
 
     def build(self, latent_dim: int = OPTION, image_size: int = 64, channels: int = 3, g_width: int = OPTION,
               d_width: int = OPTION, max_width: int = 512, num_classes: int = 0, d_norm: str = "batch",
-              pack: int = OPTION, codes: int = OPTION, mixture: int = OPTION):
-        generator = DCGANGenerator(latent_dim, image_size, channels, g_width, max_width, num_classes, codes, mixture)
+              pack: int = OPTION, codes: int = OPTION, mixture: int = OPTION, mixture_sigma: float = OPTION):
+        generator = DCGANGenerator(latent_dim, image_size, channels, g_width, max_width, num_classes, codes, mixture,
+                                   mixture_sigma)
         if codes:  # D's head names the category; it sees no label planes
             discriminator = DCGANDiscriminator(image_size, channels, d_width, max_width, codes, aux_classifier=True,
                                                norm=d_norm)
@@ -278,6 +285,8 @@ class DCGAN(Family):
         spatial_ladder(data.crop)  # a clear error before anything is built
         # only when on, so that other models' config stays as it was
         latent = {k: v for k in ("codes", "mixture") if (v := getattr(opts, k))}
+        if opts.mixture:
+            latent["mixture_sigma"] = opts.mixture_sigma
         return noise_arch_args(opts, data, opts.conditional) | {"g_width": opts.g_width, "d_width": opts.d_width} \
             | discriminator_norm(opts) | latent
 
