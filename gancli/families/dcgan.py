@@ -14,7 +14,7 @@ largest of z's first K entries (uniform over K for Gaussian z), which G replaces
 pure function of (seed, i) and every command that feeds G noise works unchanged. Maximising that mutual information
 gives G K separate pieces of latent space; Chen et al. found the ten digits in them on MNIST. Which factor a category
 takes is G's choice, though: in our MNIST run (R3GAN loss, G width 128) z had settled the digit before the categories
-were learnt, and they took a stroke style instead (``bench/infogan_codes.py`` shows what each one draws).
+were learnt, and they took a stroke style instead (``bench/latent_pieces.py`` shows what each one draws).
 
 With ``mixture`` (``--mixture K``, a Gaussian-mixture latent as in DeLiGAN, Gurumurthy et al. 2017, and GM-GAN,
 Ben-Yosef & Weinshall 2018) G's latent is K separate Gaussians, N(mu_k, sigma^2 I) with learnt centres mu_k and a

@@ -1,13 +1,16 @@
-"""What each InfoGAN category of a `--codes K` model draws: per category, the classes the judge names in its samples,
-how pure the category is (its top class's share) and how legible (judge confidence >= 0.9).
+"""What each piece of a latent split into pieces draws: the InfoGAN categories of a `--codes K` model, or the
+Gaussians of a `--mixture K` one. Per piece, the classes the judge names in its samples, how pure the piece is (its
+top class's share) and how legible (judge confidence >= 0.9).
 
-    python bench/infogan_codes.py MODEL_OR_RUN [--judge classifier-mnist] [-n 500]
+    python bench/latent_pieces.py MODEL_OR_RUN [--judge classifier-mnist] [-n 500]
 """
 from __future__ import annotations
 
 import argparse
 import json
 from pathlib import Path
+
+import math
 
 import torch
 
@@ -31,18 +34,23 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("model")
     ap.add_argument("--judge", default="classifier-mnist")
-    ap.add_argument("-n", type=int, default=500, help="samples per category")
+    ap.add_argument("-n", type=int, default=500, help="samples per piece")
     args = ap.parse_args()
     G = generator(Path(args.model)).eval()
-    k = getattr(G, "codes", 0)
+    mixture = getattr(G, "mixture", None)
+    k = len(mixture.centres) if mixture is not None else getattr(G, "codes", 0)
     if not k:
-        raise SystemExit(f"error: {args.model} has no InfoGAN categories (--codes)")
+        raise SystemExit(f"error: {args.model} has no latent pieces (--codes or --mixture)")
     judge = load_judge(args.judge)
     rows, legible_all = [], 0.0
     g = torch.Generator().manual_seed(0)
     for c in range(k):
         z = torch.randn(args.n, G.latent_dim, generator=g)
-        z[:, c] = z[:, :k].abs().amax(1) + 1  # the largest of the first k entries: category c
+        if mixture is not None:  # z's first entry through the normal CDF lands in slice c of K
+            u = (c + torch.rand(args.n, generator=g)) / k
+            z[:, 0] = math.sqrt(2) * torch.erfinv((2 * u - 1).clamp(-1 + 1e-6, 1 - 1e-6))
+        else:
+            z[:, c] = z[:, :k].abs().amax(1) + 1  # the largest of the first k entries: category c
         with torch.no_grad():
             images = G(z)
         probs = judge.run(images)[1].softmax(1)
@@ -51,11 +59,11 @@ def main():
         top = int(counts.argmax())
         legible = float((conf >= 0.9).float().mean())
         legible_all += legible / k
-        rows.append({"code": c, "top_class": judge.class_names[top], "purity": round(float(counts[top]), 3),
+        rows.append({"piece": c, "top_class": judge.class_names[top], "purity": round(float(counts[top]), 3),
                      "legible": round(legible, 3),
                      "classes": {judge.class_names[i]: round(float(v), 3) for i, v in enumerate(counts) if v >= 0.02}})
-    print(json.dumps({"model": args.model, "codes": k, "legible_mean": round(legible_all, 3),
-                      "top_classes_covered": len({r["top_class"] for r in rows}), "per_code": rows}, indent=1))
+    print(json.dumps({"model": args.model, "pieces": k, "legible_mean": round(legible_all, 3),
+                      "top_classes_covered": len({r["top_class"] for r in rows}), "per_piece": rows}, indent=1))
 
 
 if __name__ == "__main__":
