@@ -206,7 +206,7 @@ INFOGAN = group(
 
 
 MIXTURE = group(
-    "Latent",
+    "Mixture latent",
     Option("mixture", int, 0, "G's latent as this many separate Gaussians with learnt centres (DeLiGAN, "
            "Gurumurthy et al. 2017) instead of one, so that it need not draw between its modes (Tanielian et al. "
            "2020). Read from the noise like --codes: every command samples it unchanged. 0: off.",
