@@ -10,8 +10,6 @@ import argparse
 import json
 from pathlib import Path
 
-import math
-
 import torch
 
 import gancli
@@ -36,7 +34,10 @@ def main():
     ap.add_argument("--judge", default="classifier-mnist")
     ap.add_argument("-n", type=int, default=500, help="samples per piece")
     args = ap.parse_args()
-    G = generator(Path(args.model)).eval()
+    try:
+        G = generator(Path(args.model)).eval()
+    except (OSError, ValueError, LookupError) as e:  # the package's own errors: unknown, planned, untrusted models
+        raise SystemExit(f"error: {e}") from None
     mixture = getattr(G, "mixture", None)
     k = len(mixture.centres) if mixture is not None else getattr(G, "codes", 0)
     if not k:
@@ -46,9 +47,8 @@ def main():
     g = torch.Generator().manual_seed(0)
     for c in range(k):
         z = torch.randn(args.n, G.latent_dim, generator=g)
-        if mixture is not None:  # z's first entry through the normal CDF lands in slice c of K
-            u = (c + torch.rand(args.n, generator=g)) / k
-            z[:, 0] = math.sqrt(2) * torch.erfinv((2 * u - 1).clamp(-1 + 1e-6, 1 - 1e-6))
+        if mixture is not None:
+            z = mixture.steer(z, c, generator=g)
         else:
             z[:, c] = z[:, :k].abs().amax(1) + 1  # the largest of the first k entries: category c
         with torch.no_grad():

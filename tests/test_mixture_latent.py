@@ -1,4 +1,5 @@
-"""dcgan --mixture K (DeLiGAN's Gaussian-mixture latent): G's noise is read as one of K Gaussians with learnt centres."""
+"""dcgan --mixture K (DeLiGAN's Gaussian-mixture latent): G's noise is read as one of K Gaussians with learnt
+centres."""
 import json
 
 import pytest
@@ -28,6 +29,12 @@ def test_components_are_equally_likely_and_the_noise_within_keeps_unit_variance(
     for c in (0, 9):  # the same noise inside each component: its entry says nothing about k
         assert abs(first[k == c].mean()) < 0.05 and abs(first[k == c].std() - 1) < 0.05
         assert first[k == c].abs().max() <= 3 ** 0.5 + 1e-4  # uniform on [-sqrt 3, sqrt 3]
+
+
+def test_steering_lands_in_the_component_asked_for():
+    m, g = MixtureLatent(7, 4), torch.Generator().manual_seed(0)
+    for k in (0, 3, 6):
+        assert (m.component(m.steer(torch.randn(1000, 4), k, generator=g))[0] == k).all()
 
 
 def test_a_sample_lies_near_its_components_centre():

@@ -18,8 +18,9 @@ were learnt, and they took a stroke style instead (``bench/latent_pieces.py`` sh
 
 With ``mixture`` (``--mixture K``, a Gaussian-mixture latent as in DeLiGAN, Gurumurthy et al. 2017, and GM-GAN,
 Ben-Yosef & Weinshall 2018) G's latent is K separate Gaussians, N(mu_k, sigma^2 I) with learnt centres mu_k and a
-fixed sigma (``--mixture-sigma``), instead of one. A generator fed one connected Gaussian must spend some samples between its
-modes (Tanielian et al. 2020: on MNIST, strokes between digits); separate pieces let it leave the gaps empty. Like
+fixed sigma (``--mixture-sigma``), instead of one. A generator fed one connected Gaussian must spend some samples
+between its modes (Tanielian et al. 2020: on MNIST, strokes between digits); separate pieces let it leave the gaps
+empty. Like
 the InfoGAN category, the component comes from z itself: z's first entry, through the normal CDF, is a uniform
 number whose integer part (times K) picks k and whose fractional part is that entry's new value, so a sample is
 still a pure function of (seed, i).
@@ -91,6 +92,14 @@ class MixtureLatent(nn.Module):
         k = scaled.floor().clamp(max=len(self.centres) - 1)
         first = ((scaled - k - 0.5) * math.sqrt(12)).to(z.dtype)
         return k.long(), torch.cat([first[:, None], z[:, 1:]], 1)
+
+    def steer(self, z: torch.Tensor, k: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """z with its first entry redrawn inside component k's slice (what ``component`` reads back as k): to see
+        what one piece draws."""
+        u = (k + torch.rand(len(z), generator=generator)) / len(self.centres)
+        z = z.clone()
+        z[:, 0] = math.sqrt(2) * torch.erfinv((2 * u - 1).clamp(-1 + 1e-6, 1 - 1e-6))
+        return z
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         k, z = self.component(z)
