@@ -270,6 +270,8 @@ def results_section(r: dict) -> str:
             ("KID (x 1000, mean ± std over 100 subsets)", f"{1000 * r['kid']:.2f} ± {1000 * r['kid_std']:.2f}"
              if "kid" in r else None),
             ("precision / recall (k = 3)", f"{v('precision')} / {v('recall')}" if "recall" in r else None),
+            ("coverage / density (k = 3; Naeem et al. 2020)", f"{v('coverage')} / {v('density')}"
+             if "coverage" in r else None),
             ("classes covered", f"{r['classes_covered']} / {r['num_classes']}" if "classes_covered" in r else None),
             ("modes covered (of 1000)", r.get("modes_covered")),
             ("KL(sample classes ‖ real)" if "classes_covered" in r else "KL(sample modes ‖ uniform)", r.get("kl")),
@@ -467,16 +469,16 @@ def _evaluated() -> list[tuple[str, dict, dict]]:
 
 def comparison(dataset: str) -> list[str]:
     """One row per model of ``dataset``: the same `gan eval` numbers side by side, GANs and the VAE alike."""
-    lines = ["| model | family | FID | precision | recall | classes covered | KL | legible | sharpness "
+    lines = ["| model | family | FID | precision | recall | coverage | classes covered | KL | legible | sharpness "
              "| Parzen estimate (nats) | test ELBO (nats) |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name, c, r in _evaluated():
         if c.get("dataset") == dataset and "classes_covered" in r:
             legible = fv("legible_share", r["legible_share"]) if "legible_share" in r else ""
             parzen = f"{r['parzen_log_likelihood']:.1f} ± {r['parzen_standard_error']:.1f}" \
                 if "parzen_log_likelihood" in r else ""
             lines.append(f"| `{name}` | {c['architecture']} | "
-                         + " | ".join(fv(k, r[k]) for k in ("fid", "precision", "recall"))
+                         + " | ".join(fv(k, r[k]) if k in r else "" for k in ("fid", "precision", "recall", "coverage"))
                          + f" | {r['classes_covered']}/{r['num_classes']} | {r['kl']} | {legible} | "
                          f"{r.get('sharpness', '')} | {parzen} | "
                          + (fv("elbo", r["elbo"]) if "elbo" in r else "n/a (no likelihood)") + " |")

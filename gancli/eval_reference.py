@@ -93,7 +93,8 @@ def inception_embed(net: torch.nn.Module, images: torch.Tensor, batch_size: int 
 
 
 DISTANCES = "distances (KID, FID, precision/recall)"
-TRANSLATION_DISTANCES = ("fid", "kid", "kid_std", "precision", "recall")  # of compare's, those a translator reports
+# of compare's measures, those a translator reports
+TRANSLATION_DISTANCES = ("fid", "kid", "kid_std", "precision", "recall", "density", "coverage")
 
 
 def compare(ref: Reference, fake_feats: torch.Tensor, fake_classes: torch.Tensor, seed: int = 0,
@@ -108,9 +109,11 @@ def compare(ref: Reference, fake_feats: torch.Tensor, fake_classes: torch.Tensor
     fid = metrics.frechet_distance(ref.features, fake_feats)
     progress(what, 2, 3)
     precision, recall = metrics.precision_recall(ref.features, fake_feats)
+    density, coverage = metrics.density_coverage(ref.features, fake_feats)
     progress(what, 3, 3)
     result = {"fid": round(fid, 4), "kid": round(kid_mean, 6), "kid_std": round(kid_std, 6),
               "precision": round(precision, 4), "recall": round(recall, 4),
+              "density": round(density, 4), "coverage": round(coverage, 4),
               "diversity": round(metrics.diversity(fake_feats, seed=seed), 4),
               "real_diversity": round(metrics.diversity(ref.features, seed=seed), 4)}
     if ref.labels is not None:

@@ -4,7 +4,9 @@ A *reference* is real data as a judge (a zoo classifier, see ``gancli.classifier
 true labels where the data has them. A generator's samples are embedded by the same judge, then compared:
 
 - ``fid`` / ``kid``: Fréchet distance and kernel distance of the feature distributions (lower is better);
-- ``precision`` / ``recall``: realism of samples / coverage of the data (k-NN manifolds);
+- ``precision`` / ``recall``: realism of samples / breadth of the data they reach (k-NN manifolds);
+- ``coverage`` / ``density``: the share of real images with a sample nearby, and how crowded the samples are
+  around the real ones (the real k-NN balls only, so outlying samples cannot inflate them as they do recall);
 - ``classes_covered`` / ``kl``: which classes the judge assigns the samples to, and KL(samples ‖ real) of the shares;
 - ``legible_share``: share of samples the judge is at least 90% sure of, beside the real images' share;
 - ``modes_covered`` / ``kl``: Stacked-MNIST, where the judge reads each channel's digit (1000 modes);

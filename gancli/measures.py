@@ -35,6 +35,8 @@ _TABLE = (
     _m("fid", "FID", "lower", ".3f"), _m("fid_inception", "FID (Inception)", "lower", ".3f"),
     _m("kid", "KID", "lower"), _m("kid_std", "KID std"),
     _m("precision", "precision", "higher", ".3f"), _m("recall", "recall", "higher", ".3f"),
+    _m("density", "density", fmt=".3f"),  # about 1 like the data; neither way is better
+    _m("coverage", "coverage", "higher", ".3f"),
     _m("diversity", "diversity", "higher", ".3f"), _m("real_diversity", "real images' diversity", fmt=".3f"),
     # classes and modes
     _m("classes_covered", "classes covered", "higher"), _m("num_classes", "classes"),
@@ -86,9 +88,10 @@ _TABLE = (
 MEASURES: dict[str, Measure] = {m.key: m for m in _TABLE}
 
 # Which measures a short summary names, in this order: the training log's eval line (gancli.train)
-EVAL_SUMMARY = ("fid", "kid", "precision", "recall", "classes_covered", "modes_covered", "diversity")
+EVAL_SUMMARY = ("fid", "kid", "precision", "recall", "coverage", "classes_covered", "modes_covered", "diversity")
 # the columns of gan eval's truncation trade-off table (those a row has)
-TRUNCATION_COLUMNS = ("truncation", "fid", "kid", "precision", "recall", "diversity", "classes_covered", "kl")
+TRUNCATION_COLUMNS = ("truncation", "fid", "kid", "precision", "recall", "coverage", "diversity", "classes_covered",
+                      "kl")
 
 
 def get(key: str) -> Measure | None:
@@ -138,7 +141,8 @@ def table_rows(result: dict) -> list[tuple[str, str]]:
     return [(k, cell(v) if v is not None else MEASURES[k].none) for k, v in result.items() if shown(k, v)]
 
 
-FLOOR_KEYS = ("fid", "classes_covered", "modes_covered", "recall", "legible_share", "label_accuracy", "kl",
+# recall is no floor: a few outlying samples raise it (docs/eval.md); coverage is
+FLOOR_KEYS = ("fid", "classes_covered", "modes_covered", "coverage", "legible_share", "label_accuracy", "kl",
               "target_domain_rate", "psnr", "ssim", "text_accuracy", "checkerboard")
 
 

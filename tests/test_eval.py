@@ -270,3 +270,18 @@ def test_train_eval_every_writes_measures_and_flags_a_collapsed_generator(tmp_pa
     constant = lambda z, y: torch.zeros(len(z), 1, 28, 28).add_(-1).index_fill_(2, torch.tensor([10, 11]), 1.0)
     result = monitor.measure(constant, 8)
     assert any("diversity" in a for a in result["alarms"])
+
+
+def test_coverage_is_not_raised_by_outlying_samples_as_recall_is():
+    """Half the samples collapsed onto one real point, half scattered far and wide: recall calls that broad, since
+    the stray samples' huge k-NN balls swallow the data; coverage, read from the real balls alone, sees the collapse.
+    Samples drawn like the data score near coverage's expected 1 - 2^-k (0.875) and density 1."""
+    g = torch.Generator().manual_seed(0)
+    real = torch.randn(1000, 8, generator=g)
+    stray = 6 * torch.randn(500, 8, generator=g)
+    collapsed = torch.cat([real[:1] + 0.01 * torch.randn(500, 8, generator=g), stray])
+    _, recall = metrics.precision_recall(real, collapsed)
+    density, coverage = metrics.density_coverage(real, collapsed)
+    assert recall > 0.9 and coverage < 0.05
+    density, coverage = metrics.density_coverage(real, torch.randn(1000, 8, generator=g))
+    assert 0.8 < coverage < 0.95 and 0.8 < density < 1.2
