@@ -141,7 +141,7 @@ def table_rows(result: dict) -> list[tuple[str, str]]:
     return [(k, cell(v) if v is not None else MEASURES[k].none) for k, v in result.items() if shown(k, v)]
 
 
-# recall is no floor: a few outlying samples raise it (docs/eval.md); coverage is
+# recall is reported but is no floor (a few outlying samples raise it: docs/eval.md); coverage stands in for it
 FLOOR_KEYS = ("fid", "classes_covered", "modes_covered", "coverage", "legible_share", "label_accuracy", "kl",
               "target_domain_rate", "psnr", "ssim", "text_accuracy", "checkerboard")
 
