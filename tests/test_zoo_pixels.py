@@ -4,7 +4,8 @@ tests/data/zoo_pixels.npz holds, per model, the uint8 pixels of ``sample(4, seed
 reorganised into one module per family, or when the model was published (gan-mnist and dcgan-mnist were retaken when their
 weights were stored in float16: at most 1 grey level apart in 0.7% of pixels; gan-mnist, cgan-fashion and dcgan-stacked-mnist when they were retrained for
 issue 13; dcgan-mnist and dcgan-stacked-mnist when they were retrained with --loss rpgan
-for issue 25, began-fashion when it was retrained with --constraint for issue 25). A refactor that changes what a saved model draws
+for issue 25, began-fashion when it was retrained with --constraint for issue 25,
+dcgan-mnist again when it was given a --mixture 10 latent for issue 25). A refactor that changes what a saved model draws
 fails here."""
 from pathlib import Path
 
