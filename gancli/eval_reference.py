@@ -108,12 +108,10 @@ def compare(ref: Reference, fake_feats: torch.Tensor, fake_classes: torch.Tensor
     progress(what, 1, 3)
     fid = metrics.frechet_distance(ref.features, fake_feats)
     progress(what, 2, 3)
-    precision, recall = metrics.precision_recall(ref.features, fake_feats)
-    density, coverage = metrics.density_coverage(ref.features, fake_feats)
+    manifold = metrics.manifold_measures(ref.features, fake_feats)
     progress(what, 3, 3)
     result = {"fid": round(fid, 4), "kid": round(kid_mean, 6), "kid_std": round(kid_std, 6),
-              "precision": round(precision, 4), "recall": round(recall, 4),
-              "density": round(density, 4), "coverage": round(coverage, 4),
+              **{key: round(value, 4) for key, value in manifold.items()},  # precision, recall, density, coverage
               "diversity": round(metrics.diversity(fake_feats, seed=seed), 4),
               "real_diversity": round(metrics.diversity(ref.features, seed=seed), 4)}
     if ref.labels is not None:

@@ -126,28 +126,36 @@ def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = 3) -> tupl
     Each set's manifold is the union of balls around its points reaching their k-th nearest neighbour. Precision: the
     share of samples inside the real manifold (are samples realistic?). Recall: the share of real images inside the
     samples' manifold (does the model cover the data?). Mode collapse shows as high precision, low recall."""
-    real, fake = real.float(), fake.float()
-    precision = _inside(fake, real, _kth_neighbour_radius(real, k)).float().mean()
-    recall = _inside(real, fake, _kth_neighbour_radius(fake, k)).float().mean()
-    return float(precision), float(recall)
+    m = manifold_measures(real, fake, k)
+    return m["precision"], m["recall"]
 
 
-def density_coverage(real: torch.Tensor, fake: torch.Tensor, k: int = 3, chunk: int = 2048) -> tuple[float, float]:
+def density_coverage(real: torch.Tensor, fake: torch.Tensor, k: int = 3) -> tuple[float, float]:
     """Density and coverage (Naeem et al., 2020): recall's balls are drawn around the samples, so a few outlying
     samples cover much of the data (MNIST: a DCGAN with half its digits illegible has recall 0.89, real training
     digits 0.90). Both measures here use only the real images' balls. Coverage: the share of real images whose ball
     holds at least one sample (collapse and missing styles lower it; outliers cannot raise it). Density: how many
     real balls hold each sample, over k, averaged (about 1 for samples spread like the data; above 1 where samples
     crowd the data's dense regions)."""
+    m = manifold_measures(real, fake, k)
+    return m["density"], m["coverage"]
+
+
+def manifold_measures(real: torch.Tensor, fake: torch.Tensor, k: int = 3, chunk: int = 2048) -> dict[str, float]:
+    """Precision, recall, density and coverage in one pass: the first three and coverage all read which real balls
+    hold each sample, so the samples-to-real distances are computed once."""
     real, fake = real.float(), fake.float()
     radii = _kth_neighbour_radius(real, k)
     covered = torch.zeros(len(real), dtype=torch.bool)
-    balls = 0
+    realistic = balls = 0
     for q in fake.split(chunk):
         inside = torch.cdist(q, real) <= radii[None]
         covered |= inside.any(0)
+        realistic += int(inside.any(1).sum())
         balls += int(inside.sum())
-    return balls / (k * len(fake)), float(covered.float().mean())
+    recall = _inside(real, fake, _kth_neighbour_radius(fake, k)).float().mean()
+    return {"precision": realistic / len(fake), "recall": float(recall), "density": balls / (k * len(fake)),
+            "coverage": float(covered.float().mean())}
 
 
 def diversity(features: torch.Tensor, pairs: int = 5000, seed: int = 0) -> float:
