@@ -49,7 +49,29 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
-from gancli.families.cyclegan import ImagePool, PatchDiscriminator, ResnetGenerator  # noqa: E402
+from gancli.families.cyclegan import PatchDiscriminator, ResnetGenerator  # noqa: E402
+
+
+class ReferencePool:
+    """The reference implementation's image pool, as it works: one image at a time in Python, each swapped into
+    the history with probability 1/2 once it is full (gancli's own pool does the same as batched tensor operations)."""
+
+    def __init__(self, size: int):
+        self.size, self.images = size, []
+
+    def query(self, batch, g):
+        out = []
+        for image in batch.detach():
+            if len(self.images) < self.size:
+                self.images.append(image.clone())
+                out.append(image)
+            elif torch.rand((), generator=g) < 0.5:
+                k = int(torch.randint(0, self.size, (), generator=g))
+                out.append(self.images[k].clone())
+                self.images[k] = image.clone()
+            else:
+                out.append(image)
+        return torch.stack(out)
 
 
 def sync(device: torch.device):
@@ -65,7 +87,7 @@ def reference_step(device, width: int = 64, blocks: int = 9, d_width: int = 64, 
     D_A, D_B = PatchDiscriminator(3, d_width).to(device), PatchDiscriminator(3, d_width).to(device)
     optimizer_G = torch.optim.Adam([*G_A.parameters(), *G_B.parameters()], lr=2e-4, betas=(0.5, 0.999))
     optimizer_D = torch.optim.Adam([*D_A.parameters(), *D_B.parameters()], lr=2e-4, betas=(0.5, 0.999))
-    fake_A_pool, fake_B_pool = ImagePool(pool_size), ImagePool(pool_size)
+    fake_A_pool, fake_B_pool = ReferencePool(pool_size), ReferencePool(pool_size)
     pool_rng = torch.Generator().manual_seed(seed)
     lambda_A = lambda_B = 10.0
     lambda_idt = 0.5

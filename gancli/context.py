@@ -15,7 +15,7 @@ import torch
 
 from gancli import latents
 from gancli.checkpoints import Progress
-from gancli.data import to_model_range
+from gancli.batches import Batches
 from gancli.devices import describe, preferred_memory_format
 from gancli.options import Options
 from gancli.pretrained import GANModel
@@ -84,7 +84,6 @@ class TrainingContext:
                  progress: Progress):
         self.opts, self.family, self.dist, self.device = opts, family, dist, device
         self._run, self._progress = run, progress
-        self._orders: dict = {}
         self.total_steps = 0
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.base_lr: dict[str, float] = {}
@@ -117,6 +116,8 @@ class TrainingContext:
         self.conditional = self.family.is_conditional(self.arch_args)
         self.images = [self._place_data(d.images) for d in self.data.domains]
         self.batches_per_epoch = len(self.data) // (opts.batch_size * self.dist.world)
+        self.batches = Batches(opts.batch_size, self.batches_per_epoch, self.crop, opts.random_crop, opts.mirror,
+                               self.dist.rank, self.dist.world)
         self.memory_format = preferred_memory_format(nets["generator"], self.device)
         self.nets = {k: net.to(self.device, memory_format=self.memory_format) for k, net in nets.items()}
         self.train_nets = dict(self.nets)
@@ -190,37 +191,14 @@ class TrainingContext:
 
     # ------------------------------------------------------------------ what a step calls
     def take(self, images: torch.Tensor, order_seed: int, aug_seed: int, index: int):
-        """This process's share of batch ``index`` from ``images``, cropped, mirrored, in [-1, 1]; and its indices.
-        A data set shorter than an epoch of another (CycleGAN's smaller domain) wraps around."""
-        world, b = self.dist.world, self.opts.batch_size
-        epoch, k = divmod(index, self.batches_per_epoch)
-        start = (k * world + self.dist.rank) * b
-        idx = self.epoch_order(len(images), order_seed, epoch)[(start + torch.arange(b)) % len(images)]
-        x = to_model_range(images[idx.to(images.device)].to(self.device, non_blocking=True))
-        aug = torch.Generator().manual_seed(latents._mix(aug_seed, index * world + self.dist.rank))
-        room = x.shape[-1] - self.crop
-        if room:
-            offsets = torch.randint(0, room + 1, (len(x), 2), generator=aug).tolist() if self.opts.random_crop \
-                else [(room // 2, room // 2)] * len(x)
-            x = torch.stack([img[:, i:i + self.crop, j:j + self.crop] for img, (i, j) in zip(x, offsets)])
-        if self.opts.mirror:
-            flip = (torch.rand(len(x), generator=aug) < 0.5).to(self.device)
-            x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-        return x.contiguous(memory_format=self.memory_format), idx
-
-    def epoch_order(self, n: int, seed: int, epoch: int) -> torch.Tensor:
-        """The data order of an epoch, a function of (seed, epoch); cached, since every step of the epoch needs it."""
-        key = (n, seed, epoch)
-        if key not in self._orders:
-            if len(self._orders) >= 4:
-                self._orders.clear()
-            g = torch.Generator().manual_seed(latents._mix(seed, 1_000_003 + epoch))
-            self._orders[key] = torch.randperm(n, generator=g)
-        return self._orders[key]
+        """This process's share of batch ``index`` from ``images``, cropped, mirrored, in [-1, 1]; and its indices
+        (on the images' device). A data set shorter than an epoch of another (CycleGAN's smaller domain) wraps
+        around. See ``gancli.batches``: the draws are a function of (seed, index, rank), applied on the device."""
+        return self.batches.take(images, order_seed, aug_seed, index, self.device, self.memory_format)
 
     def noise(self, index: int, n: int, dim: int) -> torch.Tensor:
         """Latents for batch ``index`` of this process: a pure function of (seed, index, rank)."""
-        g = torch.Generator(self.device).manual_seed(latents._mix(self.opts.seed + 1, index * self.dist.world
+        g = torch.Generator(self.device).manual_seed(latents.mix(self.opts.seed + 1, index * self.dist.world
                                                                   + self.dist.rank))
         return torch.randn(n, dim, device=self.device, generator=g)
 

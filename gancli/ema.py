@@ -36,7 +36,7 @@ def calibrate_ema(G_ema: nn.Module, device: torch.device, seed: int, latent_dim:
         m.reset_running_stats()
         m.momentum = None  # a cumulative average over all calibration batches
     G_ema.train()
-    g = torch.Generator(device).manual_seed(latents._mix(seed, 2))
+    g = torch.Generator(device).manual_seed(latents.mix(seed, 2))
     for _ in range(batches):
         z = torch.randn(batch_size, latent_dim, device=device, generator=g)
         y = torch.arange(batch_size, device=device) % num_classes if num_classes else None

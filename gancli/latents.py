@@ -15,7 +15,7 @@ from gancli.options import seed_problem
 _MASK64 = (1 << 64) - 1
 
 
-def _mix(seed: int, index: int) -> int:
+def mix(seed: int, index: int) -> int:
     # splitmix64 of the pair: nearby (seed, index) pairs get unrelated generator seeds
     x = (seed * 0x9E3779B97F4A7C15 + index + 0x632BE59BD9B4E019) & _MASK64
     x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
@@ -24,7 +24,7 @@ def _mix(seed: int, index: int) -> int:
 
 
 def latent(seed: int, index: int, dim: int) -> torch.Tensor:
-    g = torch.Generator().manual_seed(_mix(seed, index))
+    g = torch.Generator().manual_seed(mix(seed, index))
     return torch.randn(dim, generator=g)
 
 

@@ -130,33 +130,46 @@ def _init(module: nn.Module):
 
 class ImagePool:
     """The discriminators' history of generated images (Shrivastava et al. 2017): half of each batch they see
-    comes from older generators, which damps oscillation."""
+    comes from older generators, which damps oscillation.
+
+    Batched on the images' device: until the pool is full, images enter it and pass through; after that each image,
+    with probability 1/2, swaps with a stored one (the stored one goes to D). The swapped slots of one batch are
+    distinct (a draw without replacement), so one scatter writes them and the result never depends on the order
+    of writes: the same on every run, on the GPU too. ``g`` is a generator on the images' device."""
 
     def __init__(self, size: int):
         self.size = size
-        self.images: list[torch.Tensor] = []
+        self.count = 0
+        self.stored: torch.Tensor | None = None  # (size, C, H, W); the first ``count`` are filled
 
     def query(self, batch: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         if self.size == 0:
             return batch
-        out = []
-        for image in batch.detach():
-            if len(self.images) < self.size:
-                self.images.append(image.clone())
-                out.append(image)
-            elif torch.rand((), generator=g) < 0.5:
-                k = int(torch.randint(0, self.size, (), generator=g))
-                out.append(self.images[k].clone())
-                self.images[k] = image.clone()
-            else:
-                out.append(image)
-        return torch.stack(out)
+        batch = batch.detach()
+        if self.stored is None:
+            self.stored = batch.new_empty((self.size, *batch.shape[1:]))
+        fill = min(len(batch), self.size - self.count)
+        self.stored[self.count:self.count + fill] = batch[:fill]
+        self.count += fill
+        out = [batch[:fill]]
+        for rest in batch[fill:].split(self.size):  # a batch larger than the pool: a pool's worth at a time
+            swap = (torch.rand(len(rest), generator=g, device=batch.device) < 0.5)[:, None, None, None]
+            slots = torch.randperm(self.size, generator=g, device=batch.device)[:len(rest)]
+            old = self.stored[slots]
+            self.stored[slots] = torch.where(swap, rest, old)
+            out.append(torch.where(swap, old, rest))
+        return torch.cat(out)
 
     def state(self) -> torch.Tensor:
-        return torch.stack(self.images) if self.images else torch.zeros(0)
+        return self.stored[:self.count].clone() if self.count else torch.zeros(0)
 
     def load(self, t: torch.Tensor):
-        self.images = [x for x in t] if t.numel() else []
+        """A pool saved by ``state`` (or, the same layout, by the per-image pool of earlier versions)."""
+        self.count = min(len(t), self.size) if t.numel() else 0
+        self.stored = None
+        if self.count:
+            self.stored = t.new_empty((self.size, *t.shape[1:]))
+            self.stored[:self.count] = t[:self.count]
 
 
 class CycleGANObjective(TranslationObjective):
@@ -201,7 +214,7 @@ class CycleGANObjective(TranslationObjective):
         t.optimize("g", loss_g)
         D.requires_grad_(True)
 
-        g = torch.Generator().manual_seed(latents._mix(seed + 17, step * t.dist.world + t.dist.rank))
+        g = torch.Generator(t.device).manual_seed(latents.mix(seed + 17, step * t.dist.world + t.dist.rank))
         pooled_a = self.pools[0].query(out["fake_a"].detach(), g)
         pooled_b = self.pools[1].query(out["fake_b"].detach(), g)
         n = len(real_a)

@@ -96,7 +96,7 @@ class NoisyMLPClassifier(nn.Module):
 
 def labelled_subset(labels: torch.Tensor, per_class: int, seed: int) -> torch.Tensor:
     """Indices of ``per_class`` images of every class: a fixed choice given the seed."""
-    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(latents._mix(seed, 77)))
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(latents.mix(seed, 77)))
     chosen = [order[labels[order] == c][:per_class] for c in range(int(labels.max()) + 1)]
     short = [c for c, idx in enumerate(chosen) if len(idx) < per_class]
     if short:

@@ -228,7 +228,7 @@ class StackObjective(Objective):
 
     def captions(self, step: int, y: torch.Tensor):
         """Word indices of a training caption of each image's class, and of a caption of another class."""
-        g = torch.Generator().manual_seed(latents._mix(self.opts.seed + 11, step))
+        g = torch.Generator().manual_seed(latents.mix(self.opts.seed + 11, step))
         classes, phrasings = self.train_ids.shape[:2]
         pick = torch.randint(0, phrasings, (2, len(y)), generator=g).to(y.device)
         other = (y + torch.randint(1, max(classes, 2), (len(y),), generator=g).to(y.device)) % classes

@@ -274,7 +274,7 @@ class StyleObjective(AdversarialObjective):
 
     def generate(self, z, labels, index):
         # whether this batch mixes, where, and the second z: a function of (seed, index, rank), so a resume repeats it
-        g = torch.Generator().manual_seed(latents._mix(self.opts.seed + 23, index * self.t.dist.world
+        g = torch.Generator().manual_seed(latents.mix(self.opts.seed + 23, index * self.t.dist.world
                                                        + self.t.dist.rank))
         if float(torch.rand((), generator=g)) >= self.opts.style_mixing:
             return self.G_train(z, labels)
