@@ -8,8 +8,11 @@ may be left to try there first (`--dry-run-cpu` runs every measuring path on the
    bf16 and channels_last, translate and upscale;
 2. side by side, each gan path against a plain eager fp32 PyTorch reference on the same weights and inputs
    (PyTorch's defaults, so TF32 convolutions as any user gets them): translation at 256 px (`gan translate`:
-   fp32, --bf16), a CycleGAN training step at 128 px crops (gan train's default on CUDA: bf16 autocast and
-   channels_last), and a DCGAN-MNIST epoch (bench/train.py's reference loop against gan train's step);
+   fp32, --bf16); CycleGAN training at 128 px crops, width 64, 9 blocks, batch 8 and 16, and a DCGAN-MNIST epoch,
+   each through `gan train`'s whole loop (bench/train.py's ``loop_rate``: batches, pools, metrics, logging), in its
+   default on CUDA (compiled, CUDA graphs, bf16 autocast, channels_last) and --no-compile, against the reference
+   implementation's eager update (bench/cyclegan_train.py) and the PyTorch DCGAN example's loop (bench/train.py);
+   the compile time on its own lines;
 3. the arithmetic limit: each reference's FLOPs per image (torch.utils.flop_counter) at its measured images/s,
    against the GPU's measured matrix-product rate in fp32 (TF32) and bf16.
 
@@ -106,77 +109,79 @@ def translate_rows(device, size: int, batches: list[int], repeats: int):
                 rows.append((f"translate {size} px, batch {b} (w{width}, {blocks} blocks)", label, ref, ours,
                              f"max abs diff {diff:.1e}; ours includes the host-device copies, as the command does"))
             model.bf16 = False
-            work.append((rows[-1][0], flops(lambda: eager(xd)) / b / 1e9, ref))
+            work.append((rows[-1][0], flops(lambda: eager(xd)) / b / 1e9, ref, [rows[-2][3], rows[-1][3]]))
     return rows, work
 
 
-def cyclegan_reference_step(device, size: int, width: int, blocks: int, batch: int):
-    """The reference implementation's CycleGAN update (bench/cyclegan_train.py, written once)."""
-    import cyclegan_train  # bench/cyclegan_train.py
+def synthetic_domains(root: Path, side: int, count: int) -> Path:
+    """root/trainA and root/trainB of ``count`` noise photos each, ``side`` px."""
+    import numpy as np
+    from PIL import Image
 
-    return cyclegan_train.reference_step(device, width, blocks)
+    rng = np.random.default_rng(0)
+    for dom in ("trainA", "trainB"):
+        (root / dom).mkdir(parents=True, exist_ok=True)
+        for i in range(count):
+            Image.fromarray(rng.integers(0, 255, (side, side, 3), dtype=np.uint8)).save(root / dom / f"{i}.png")
+    return root
+
+
+def side_by_side(reference, ours, images: int, device, repeats: int) -> tuple[float, float, float]:
+    """(best reference img/s, best gan img/s, median ratio): rounds alternating, since a machine's load moves."""
+    refs, gans = [], []
+    for _ in range(repeats):
+        refs.append(rate(reference, images, device, 1, 1))
+        gans.append(ours())
+    return max(refs), max(gans), statistics.median(g / r for g, r in zip(gans, refs))
 
 
 def cyclegan_rows(device, size: int, width: int, blocks: int, batches: list[int], steps: int, repeats: int):
-    """gan train's CycleGAN step (its default on this device) against the reference's, on the same crops."""
-    import numpy as np
+    """`gan train --arch cyclegan`'s whole loop (its batches cut on the device, the image pools, metrics and logging:
+    Trainer.run), compiled (the default on CUDA) and --no-compile, against the reference implementation's eager
+    update on batches already on the device (bench/cyclegan_train.py)."""
     import torch
-    from PIL import Image
 
-    from gancli.train import Trainer, TrainOptions
+    import cyclegan_train  # bench/cyclegan_train.py
+    import train as train_bench  # bench/train.py
 
-    rows, work = [], []
+    rows, work, notes = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
-        data = Path(tmp) / "data"
-        rng = np.random.default_rng(0)
-        for dom in ("trainA", "trainB"):
-            (data / dom).mkdir(parents=True)
-            for i in range(max(batches) * 2):
-                Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(data / dom / f"{i}.png")
+        data = synthetic_domains(Path(tmp) / "data", -(-size * 286 // 256), max(batches) * 4)
         for b in batches:
             torch.manual_seed(0)
-            ref_step = cyclegan_reference_step(device, size, width, blocks, b)
+            ref_step = cyclegan_train.reference_step(device, width, blocks)
             real = [torch.rand(b, 3, size, size, device=device) * 2 - 1 for _ in range(2)]
-            t = Trainer(TrainOptions(data=str(data), out=str(Path(tmp) / f"run{b}"), arch="cyclegan", size=size,
-                                     g_width=width, n_blocks=blocks, batch_size=b, steps=10 ** 6,
-                                     device=str(device)))
-
-            def ours():
-                for _ in range(steps):
-                    t.train_step()
-                    t.step += 1
 
             def reference():
                 for _ in range(steps):
                     ref_step(*real)
 
-            ratios, best = [], {"reference": 0.0, "ours": 0.0}
-            for _ in range(repeats):  # alternating rounds: a shared machine's load moves
-                r = rate(reference, b * steps, device, 1, 1)
-                o = rate(ours, b * steps, device, 1, 1)
-                ratios.append(o / r)
-                best = {"reference": max(best["reference"], r), "ours": max(best["ours"], o)}
-            memory = {}
-            if device.type == "cuda":
-                for name, fn in (("reference", reference), ("ours", ours)):
-                    torch.cuda.reset_peak_memory_stats(device)
-                    fn()
-                    sync(device)
-                    memory[name] = torch.cuda.max_memory_allocated(device) / 2 ** 30
-            default = "bf16 autocast, channels_last" if t.amp else "fp32"
-            what = f"train cyclegan {size} px crops, batch {b} (w{width}, {blocks} blocks)"
-            note = f"ratio: median of {repeats} rounds"
-            if memory:
-                note += f"; peak GPU memory {memory['reference']:.2f} GiB reference, {memory['ours']:.2f} GiB gan"
-            rows.append((what, f"default ({default})", best["reference"], best["ours"],
-                         note, statistics.median(ratios)))
-            work.append((what, flops(lambda: ref_step(*real)) / b / 1e9, best["reference"]))
-            del t
-    return rows, work
+            what = f"train cyclegan {size} px crops, batch {b} (w{width}, {blocks} blocks; whole loop)"
+            torch._dynamo.reset()  # compiled for this batch size alone (a second size would make shapes dynamic)
+            for compiled in (True, False):
+                extra = {}
+
+                def ours():
+                    r = train_bench.loop_rate(steps, min(steps, 10), data=str(data), arch="cyclegan", size=size,
+                                              g_width=width, d_width=64, n_blocks=blocks, batch_size=b,
+                                              device=str(device), compile=compiled)
+                    extra["warmup"] = r["warmup_extra_s"]
+                    return r["images_per_s"]
+
+                ref, gan, ratio = side_by_side(reference, ours, b * steps, device, repeats)
+                label = "default (compiled, CUDA graphs, bf16, channels_last)" if compiled and device.type == "cuda" \
+                    else ("--compile" if compiled else "--no-compile")
+                rows.append((what, label, ref, gan, f"ratio: median of {repeats} rounds", ratio))
+                if compiled:
+                    notes.append(f"{what}: compiling and the first 10 steps took {extra['warmup']:.1f} s beyond "
+                                 "the steady pace (once per run and batch size)")
+            work.append((what, flops(lambda: ref_step(*real)) / b / 1e9, ref, [r[3] for r in rows[-2:]]))
+    return rows, work, notes
 
 
 def dcgan_rows(device, steps: int, warmup: int, batch: int, repeats: int):
-    import numpy as np
+    """A DCGAN-MNIST epoch: the PyTorch example's loop (its DataLoader, eager fp32) against `gan train`'s whole loop,
+    compiled and not."""
     import torch
 
     import train as train_bench  # bench/train.py
@@ -184,19 +189,29 @@ def dcgan_rows(device, steps: int, warmup: int, batch: int, repeats: int):
     if not train_bench.DATA.is_dir():  # the GPU machine has no ../shared: digits of noise time the same
         train_bench.DATA = stand_in_mnist(Path(tempfile.mkdtemp()) / "mnist")
     images = train_bench.load_data(train_bench.DATA).images
-    ips = {"reference": [], "ours": []}
-    for _ in range(repeats):
-        ips["reference"].append(train_bench.reference(images, device, batch, steps, warmup))
-        ips["ours"].append(train_bench.ours(device, batch, steps, warmup))
     epoch = len(images) // batch * batch
-    ref, ours = max(ips["reference"]), max(ips["ours"])
     what = f"train dcgan-mnist, batch {batch}" + ("" if "shared" in str(train_bench.DATA) else " (noise digits)")
-    note = (f"an epoch ({epoch:,} images): reference {epoch / ref:.1f} s, gan {epoch / ours:.1f} s "
-            f"(from {steps} timed steps); reference: the DCGAN example's loop with its DataLoader")
+    rows, notes = [], []
+    for compiled in (True, False):
+        refs, gans, warm = [], [], []
+        for _ in range(repeats):
+            refs.append(train_bench.reference(images, device, batch, steps, warmup))
+            r = train_bench.loop_rate(steps, warmup, data=str(train_bench.DATA), batch_size=batch,
+                                      device=str(device), g_width=64, d_width=64, compile=compiled)
+            gans.append(r["images_per_s"])
+            warm.append(r["warmup_extra_s"])
+        ref, gan = max(refs), max(gans)
+        label = "default (compiled, CUDA graphs, bf16)" if compiled and device.type == "cuda" else \
+            ("--compile" if compiled else "--no-compile")
+        rows.append((what, label, ref, gan, f"an epoch ({epoch:,} images): reference {epoch / ref:.1f} s, gan "
+                     f"{epoch / gan:.1f} s; reference: the DCGAN example's loop with its DataLoader",
+                     statistics.median(g / r for g, r in zip(gans, refs))))
+        if compiled:
+            notes.append(f"{what}: compiling and the first {warmup} steps took {min(warm):.1f} s beyond the steady "
+                         "pace")
     step = train_bench.reference_step(device, batch)
     real = torch.rand(batch, 1, 28, 28, device=device) * 2 - 1
-    ratio = float(np.median([o / r for o, r in zip(ips["ours"], ips["reference"])]))
-    return [(what, "default", ref, ours, note, ratio)], [(what, flops(lambda: step(real)) / batch / 1e9, ref)]
+    return rows, [(what, flops(lambda: step(real)) / batch / 1e9, ref, [r[3] for r in rows])], notes
 
 
 def stand_in_mnist(folder: Path, n: int = 60000) -> Path:
@@ -261,11 +276,14 @@ def table(rows, work, rates, device) -> list[str]:
         lines.append(f"| {what} | {path} | {ref:,.1f} | {ours:,.1f} | {ratio:.2f}x | {note} |")
     lines += ["", f"Arithmetic limit: the GPU's measured matrix-product rate {rates['fp32']:.0f} TFLOP/s fp32, "
                   f"{rates['tf32']:.0f} TF32, {rates['bf16']:.0f} bf16.", "",
-              "| what | GFLOP/image | reference at | share of TF32 rate | share of bf16 rate |", "| --- | --- | --- | --- | --- |"]
-    for what, gflop, ref in work:
+              "| what | GFLOP/image | reference at | share of TF32 rate | gan at (each path above) | share of bf16 "
+              "rate |", "| --- | --- | --- | --- | --- | --- |"]
+    for what, gflop, ref, *gan in work:
         used = gflop * ref / 1e3  # TFLOP/s
+        ours = [gflop * g / 1e3 for g in (gan[0] if gan else [])]
         lines.append(f"| {what} | {gflop:.3f} | {used:.2f} TFLOP/s | {100 * used / rates['tf32']:.1f}% | "
-                     f"{100 * used / rates['bf16']:.1f}% |")
+                     + (", ".join(f"{u:.2f}" for u in ours) + " TFLOP/s" if ours else "-") + " | "
+                     + ", ".join(f"{100 * u / rates['bf16']:.1f}%" for u in (ours or [used])) + " |")
     return lines
 
 
@@ -274,6 +292,7 @@ def main(argv=None):
     ap.add_argument("--out", default="cuda-check")
     ap.add_argument("--budget", type=int, default=240, help="seconds for the whole check")
     ap.add_argument("--dry-run-cpu", action="store_true", help="the measuring code on the CPU, small, no tests")
+    ap.add_argument("--no-tests", action="store_true", help="the speed rows only")
     args = ap.parse_args(argv)
     import torch
 
@@ -291,33 +310,34 @@ def main(argv=None):
     def save():
         (out / "cuda_check.md").write_text("\n".join(report) + "\n")
 
-    if not small:
+    if not small and not args.no_tests:
         report += ["## Tests", "", run_tests(out, timeout=min(170, int(args.budget * 0.6))), ""]
         save()
     print("\n".join(report), flush=True)
-    rows, work = [], []
+    rows, work, notes = [], [], []
     phases = [
         ("translate", lambda: translate_rows(device, 64 if small else 256, [1, 2] if small else [1, 8],
                                              2 if small else 5)),
         ("cyclegan", lambda: cyclegan_rows(device, 32 if small else 128, 8 if small else 64, 2 if small else 9,
-                                           [1, 2] if small else [1, 16], 2 if small else 10, 2 if small else 3)),
-        ("dcgan", lambda: dcgan_rows(device, 10 if small else 300, 2 if small else 20, 64, 1 if small else 2)),
+                                           [1, 2] if small else [8, 16], 4 if small else 40, 1 if small else 2)),
+        ("dcgan", lambda: dcgan_rows(device, 10 if small else 300, 5 if small else 20, 64, 1 if small else 2)),
     ]
     for name, phase in phases:
         if time.time() - t0 > args.budget - 20:
             report.append(f"- {name}: skipped, the budget of {args.budget} s was spent")
             continue
         try:
-            r, w = phase()
+            r, w, *n = phase()
             rows += r
             work += w
+            notes += n[0] if n else []
         except Exception as e:  # one failing row must not cost the others
             report.append(f"- {name}: failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
         print(f"{name} done at {time.time() - t0:.0f} s", flush=True)
     rates = peak_rates(device, small) if device.type == "cuda" else {"fp32": float("nan"), "tf32": float("nan"),
                                                                      "bf16": float("nan")}
-    report += ["## Speed, side by side", "", *table(rows, work, rates, device), "",
-               f"Whole check: {time.time() - t0:.0f} s."]
+    report += ["## Speed, side by side", "", *table(rows, work, rates, device), "", "Compile time:", "",
+               *[f"- {n}" for n in notes], "", f"Whole check: {time.time() - t0:.0f} s."]
     save()
     print("\n".join(report[-(len(rows) + len(work) + 10):]), flush=True)
     return 0

@@ -1,99 +1,122 @@
 #!/usr/bin/env bash
-# The one command of a session on the GPU machine (15 minutes of device time in all, 10 a command): the CUDA
-# checks (bench/cuda_check.py: the tests marked cuda, then the side-by-side speed rows), then CycleGAN horse<->zebra
-# trained by `gan train` for what is left of the command, three recipes side by side on the one GPU.
+# A session on the GPU machine (15 minutes of device time in all, 10 a command, warm about 30 s after a call): the
+# CUDA checks, then CycleGAN horse<->zebra at the reference's length, in two back-to-back calls on one warm machine.
 #
-#     bash bench/gpu_session.sh DATA OUT [SECONDS]
+#     bash bench/gpu_session.sh DATA OUT [SECONDS]                   # call 1: checks, pilot, the run starts
+#     PHASE=continue bash bench/gpu_session.sh DATA OUT [SECONDS]    # call 2, at once: the run resumes and ends
 #
-# DATA holds trainA/ and trainB/ (horse2zebra; the session carries it re-encoded as WebP to fit the 64 MiB that
-# travels). Everything that comes back is under OUT, in at most 8 files (the device tool's limit): cuda_check.md, the
-# session's log, and one tar per run (its export/, metrics, log, last grids). Each phase has its own time limit, so a
-# hang in one cannot eat the next; the whole ends within SECONDS (default 570) of its start. Settings, from the
-# environment: CHECK (full, tests or none: below), RECIPES_SPEC and EQUAL (the runs), EXTRA (options every run
-# takes), DEVICE (cuda). For a dry run on the CPU:
-#     CHECK=none DEVICE=cpu EXTRA="--g-width 8 --blocks 2 --d-width 8" bash bench/gpu_session.sh SMALL_DATA /tmp/out 150
+# DATA holds trainA/ trainB/ testA/ testB/ (horse2zebra, carried re-encoded by bench/gpu_data.py to fit the 64 MiB
+# that travels). OUT gets at most 8 files (the device tool's limit): session.log, cuda.tar (bench/cuda_check.py's
+# report and test log), pilot.tar (the pilot's metrics and eval), and after call 2 h2z.tar (the run's export/,
+# metrics, log, options, last grids). runs/ (ignored by git) stays on the warm machine between the two calls.
+#
+# Call 1, within SECONDS (default 570) of its start:
+#   1. CHECK=full (default) runs bench/cuda_check.py within CHECK_BUDGET s (default 200: the tests marked cuda and the
+#      side-by-side speed rows); CHECK=rows only the speed rows; CHECK=none neither.
+#   2. The pilot: PILOTS ("name:args;...", default widths 48 and 64 at --lr 2e-4 and 4e-4 for batch 16), each for
+#      PILOT_STEPS steps (equal images), one after another (the GPU is shared by none), then judged on 100 held-out
+#      photos each way (`gan eval --real DATA`): the best sum of the two target-domain rates wins; a narrower
+#      generator wins a tie within 3 points (it fits the tree budget better).
+#   3. The run: `gan train` with the chosen recipe for EPOCHS (default 200) epochs, batch 16, stopped by SIGTERM
+#      (a checkpoint) 20 s before the call's end.
+# Call 2 resumes runs/h2z for what is left of SECONDS and exports it; a run that has not ended by then is exported
+# at the step it reached (its learning rate not yet decayed to zero: the card must say so). Evaluation with `gan eval`
+# is the CPU's work afterwards.
+#
+# For a dry run on the CPU, small:
+#     CHECK=none DEVICE=cpu PILOT_STEPS=4 EPOCHS=0.05 EXTRA="--blocks 2 --d-width 8 --size 32 --load-size 36" \
+#       PILOTS="w8:--g-width 8;w12:--g-width 12" bash bench/gpu_session.sh SMALL_DATA /tmp/out 300
 set -u
 DATA=$1 OUT=$2 BUDGET=${3:-570}
 T0=$(date +%s)
 left() { echo $(( BUDGET - ($(date +%s) - T0) )); }
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
-mkdir -p "$OUT"
-exec > >(tee "$OUT/session.log") 2>&1
+DEVICE=${DEVICE:-cuda}
+COMMON="--arch cyclegan --domains horse,zebra --size 128 --load-size 286 --blocks 9 --batch-size 16 --device $DEVICE --seed 0 ${EXTRA:-}"
+mkdir -p "$OUT" runs
+exec > >(tee -a "$OUT/session.log") 2>&1
+echo "== ${PHASE:-first} call, $(date -u +%H:%M:%S), budget $BUDGET s"
+
+finish_run() {  # export the run at the step it reached, if it has not ended, and pack what comes back
+  if [ ! -f runs/h2z/export/config.json ] || [ "$(ls runs/h2z/checkpoints | tail -1)" -nt runs/h2z/export/config.json ]; then
+    step=$(ls runs/h2z/checkpoints/ 2>/dev/null | tail -1 | sed 's/step-0*//; s/\.pt//')
+    [ -n "$step" ] && timeout $(( $(left) - 5 )) python -m gancli train --out runs/h2z --resume --steps "$step" \
+      --device "$DEVICE" >> runs/h2z.log 2>&1
+  fi
+  cp runs/h2z.log runs/h2z/ 2>/dev/null
+  last=$(ls runs/h2z/samples/*.png 2>/dev/null | tail -2)
+  tar cf "$OUT/h2z.tar" -C runs/h2z export metrics.jsonl log.txt options.json h2z.log losses.png \
+    $(for f in $last; do echo "samples/$(basename "$f")"; done) 2>/dev/null
+  ls -la "$OUT"
+}
+
+if [ "${PHASE:-first}" = continue ]; then
+  timeout -s TERM $(( $(left) - 40 )) python -m gancli train --out runs/h2z --resume --device "$DEVICE" \
+    --log-every 200 --sample-every 2000 >> runs/h2z.log 2>&1
+  echo "run: $(tail -1 runs/h2z/log.txt)"
+  finish_run
+  echo "call done in $(( $(date +%s) - T0 )) s"
+  exit 0
+fi
+
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
 python -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.is_available())"
 
-# 1. the CUDA checks. CHECK=full (default): bench/cuda_check.py, the tests marked cuda then the side-by-side speed
-#    rows, before anything else runs (cuda_check keeps to its budget; timeout: the backstop). CHECK=tests: only the
-#    tests, beside the training below (the speed rows would be disturbed by it; the tests are not). CHECK=none:
-#    neither.
-tests_pid=
+# 1. the CUDA checks
 CHECK=${CHECK:-full}
-if [ "$CHECK" = tests ]; then
-  timeout 300 python -m pytest -m cuda tests/test_on_cuda.py -q -p no:cacheprovider > "$OUT/cuda_tests.log" 2>&1 &
-  tests_pid=$!
-elif [ "$CHECK" = full ]; then
-  timeout 260 python bench/cuda_check.py --out "$OUT/cuda" --budget 240 || echo "cuda_check ended with status $?"
-  (cd "$OUT/cuda" 2>/dev/null && tar cf ../cuda.tar . && cd .. && rm -rf cuda)
-elif [ "$CHECK" != none ]; then
-  echo "CHECK is full, tests or none, not $CHECK"; exit 2
-fi
+case "$CHECK" in
+  full) timeout $(( ${CHECK_BUDGET:-200} + 20 )) python bench/cuda_check.py --out "$OUT/cuda" --budget "${CHECK_BUDGET:-200}" ;;
+  rows) timeout $(( ${CHECK_BUDGET:-200} + 20 )) python bench/cuda_check.py --out "$OUT/cuda" --budget "${CHECK_BUDGET:-200}" --no-tests ;;
+  none) ;;
+  *) echo "CHECK is full, rows or none, not $CHECK"; exit 2 ;;
+esac
+[ -d "$OUT/cuda" ] && (cd "$OUT/cuda" && tar cf ../cuda.tar . && cd .. && rm -rf cuda)
 
-# 2. CycleGAN: up to three recipes at once (each is bound by kernel launches, not by the GPU's arithmetic). A
-#    60-step calibration of all of them measures their joint speed, so the real runs' --steps (and with it the
-#    learning rate's linear decay to zero) end before the command does. RECIPES="name:args;name:args" replaces the
-#    default three; the recipes named in EQUAL share one length (the slowest one's), for a side-by-side comparison.
-#    The zoo's tree budget holds two fp16 generators of about 2M parameters each: width 32 with 6 residual blocks, or
-#    width 24 with 9; and batch 4 against the reference's batch 1.
-if [ -n "${RECIPES_SPEC:-}" ]; then
-  IFS=';' read -r -a RECIPES <<< "$RECIPES_SPEC"
-else
-  RECIPES=("w32b6:--g-width 32 --blocks 6 --batch-size 4" "w24b9:--g-width 24 --blocks 9 --batch-size 4"
-           "w32b6bs1:--g-width 32 --blocks 6 --batch-size 1")
-fi
-pids=() runs=()
-COMMON="--arch cyclegan --domains horse,zebra --size 128 --load-size 286 --device ${DEVICE:-cuda} --seed 0"
-for r in "${RECIPES[@]}"; do
-  name=${r%%:*}; args=${r#*:}
-  timeout 90 python -m gancli train "$DATA" $COMMON $args ${EXTRA:-} --steps 60 --log-every 20 --sample-every 1000 \
-    --out "/tmp/cal-$name" > "/tmp/cal-$name.log" 2>&1 &
-  pids+=($!)
-done
-wait "${pids[@]}"  # by pid: a bare wait would also wait for the tee of the log
-declare -A STEPS
-seconds=$(( $(left) - 45 ))  # start-up (data decoding), the last grid, the export and the tar
-for r in "${RECIPES[@]}"; do
-  name=${r%%:*}; args=${r#*:}
-  rate=$(python -c "import json,sys; rows=[json.loads(l) for l in open('/tmp/cal-$name/metrics.jsonl')]; print(rows[-1]['images_per_s'])" 2>/dev/null || echo 0)
-  batch=$(echo "$args" | sed 's/.*--batch-size \([0-9]*\).*/\1/')
-  STEPS[$name]=$(python -c "print(max(100, int($rate * $seconds * 0.9 / $batch)))")
-  echo "$name: calibration $rate img/s; $seconds s left -> ${STEPS[$name]} steps"
-done
-shortest=
-for name in ${EQUAL:-}; do
-  [ -z "$shortest" ] || [ "${STEPS[$name]}" -lt "$shortest" ] && shortest=${STEPS[$name]}
-done
-for name in ${EQUAL:-}; do STEPS[$name]=$shortest; done
-[ -n "${EQUAL:-}" ] && echo "equal length for ${EQUAL}: $shortest steps"
-for r in "${RECIPES[@]}"; do
-  name=${r%%:*}; args=${r#*:}
-  timeout $(( $(left) - 40 )) python -m gancli train "$DATA" $COMMON $args ${EXTRA:-} --steps "${STEPS[$name]}" \
-    --log-every 100 --sample-every 1000 --checkpoint-every 100000 --name "cyclegan-horse2zebra-$name" \
-    --out "runs/$name" > "runs-$name.log" 2>&1 &
-  runs+=($!)
-done
-wait "${runs[@]}"
-[ -n "$tests_pid" ] && { wait "$tests_pid"; tail -5 "$OUT/cuda_tests.log"; }
-for r in "${RECIPES[@]}"; do
-  name=${r%%:*}
-  if [ ! -f "runs/$name/export/config.json" ]; then  # stopped by its timeout (a checkpoint on SIGTERM): export that
-    step=$(ls "runs/$name/checkpoints/" 2>/dev/null | tail -1 | sed 's/step-0*//; s/\.pt//')
-    [ -n "$step" ] && timeout $(( $(left) - 5 )) python -m gancli train --out "runs/$name" --resume --steps "$step" \
-      --device "${DEVICE:-cuda}" >> "runs-$name.log" 2>&1
+# 2. the pilot: equal images, one after another
+IFS=';' read -r -a PILOT <<< "${PILOTS:-w48:--g-width 48 --lr-g 2e-4 --lr-d 2e-4;w48x2:--g-width 48 --lr-g 4e-4 --lr-d 4e-4;w64:--g-width 64 --lr-g 2e-4 --lr-d 2e-4;w64x2:--g-width 64 --lr-g 4e-4 --lr-d 4e-4}"
+best= best_score=-1 best_width=0
+for p in "${PILOT[@]}"; do
+  name=${p%%:*}; args=${p#*:}
+  timeout 150 python -m gancli train "$DATA" $COMMON $args --steps "${PILOT_STEPS:-400}" --log-every 50 \
+    --sample-every 100000 --checkpoint-every 100000 --out "runs/pilot-$name" > "runs/pilot-$name.log" 2>&1
+  timeout 60 python -m gancli eval "runs/pilot-$name/export" --real "$DATA" -n 100 --device "$DEVICE" --json \
+    > "runs/pilot-$name/eval.json" 2>> "runs/pilot-$name.log"
+  read -r score width <<< "$(python - "runs/pilot-$name" <<'EOF'
+import json, sys
+from pathlib import Path
+run = Path(sys.argv[1])
+try:
+    e = json.loads((run / "eval.json").read_text())
+    def walk(x):
+        if isinstance(x, dict):
+            for k, v in x.items():
+                if k.startswith("target_domain_rate") and isinstance(v, (int, float)):
+                    yield v
+                else:
+                    yield from walk(v)
+        elif isinstance(x, list):
+            for v in x:
+                yield from walk(v)
+    rates = list(walk(e))
+    score = round(100 * sum(rates)) if len(rates) == 2 else -1
+except (OSError, ValueError):
+    score = -1
+width = json.loads((run / "options.json").read_text()).get("g_width", 0) if (run / "options.json").exists() else 0
+print(score, width)
+EOF
+)"
+  echo "pilot $name ($args): score $score (sum of target-domain rates, %), width $width, $(tail -1 "runs/pilot-$name/log.txt" 2>/dev/null)"
+  if [ "$score" -gt $(( best_score + 3 )) ] || { [ "$score" -ge $(( best_score - 3 )) ] && [ "$width" -lt "$best_width" ]; }; then
+    best=$p best_score=$score best_width=$width
   fi
-  cp "runs-$name.log" "runs/$name/" 2>/dev/null
-  last=$(ls runs/$name/samples/*.png 2>/dev/null | tail -2)
-  tar cf "$OUT/$name.tar" -C "runs/$name" export metrics.jsonl log.txt options.json "runs-$name.log" losses.png \
-    $(for f in $last; do echo "samples/$(basename "$f")"; done) 2>/dev/null
 done
-ls -la "$OUT"
-echo "session done in $(( $(date +%s) - T0 )) s"
+(cd runs && tar cf - pilot-*/metrics.jsonl pilot-*/eval.json pilot-*/log.txt pilot-*.log 2>/dev/null) > "$OUT/pilot.tar"
+echo "chosen: ${best%%:*} (${best#*:}), score $best_score"
+
+# 3. the run, stopped by SIGTERM (a checkpoint at the next step) before the call ends; call 2 resumes it
+timeout -s TERM $(( $(left) - 20 )) python -m gancli train "$DATA" $COMMON ${best#*:} --epochs "${EPOCHS:-200}" \
+  --log-every 200 --sample-every 2000 --checkpoint-every 2000 --name cyclegan-horse2zebra --out runs/h2z \
+  > runs/h2z.log 2>&1
+echo "run stopped: $(tail -1 runs/h2z/log.txt)"
+[ -f runs/h2z/export/config.json ] && finish_run  # it ended inside this call (a short run, a dry run)
+echo "call done in $(( $(date +%s) - T0 )) s; now: PHASE=continue bash bench/gpu_session.sh $DATA $OUT"

@@ -2,8 +2,9 @@
 eager fp32 baseline, `gan train` (DCGAN-MNIST, batch 64) against the plain reference loop; side by side, each of
 gan's paths with its output difference from the fp32 baseline.
 
-    python bench/speed.py                       # all three
+    python bench/speed.py                       # all four
     python bench/speed.py --only translate,sample
+    python bench/speed.py --only loop           # gan train's whole loop, eager and --compile (cuda_check's rows)
 
 The baselines: translate and sample run the same network as a plain eager fp32 PyTorch module (NCHW); sample also
 draws the same per-sample latents and writes the same 10,000-image grid, so its ratio is the whole command's work
@@ -197,9 +198,26 @@ def train(steps: int, warmup: int, batch: int, repeats: int):
     return rows, [(what, flops(lambda: step(real)) / batch / 1e9)]
 
 
+def loop(steps: int, repeats: int, cyclegan_batches: list[int]):
+    """bench/cuda_check.py's training rows on the CPU: `gan train`'s whole loop, default (eager) and --compile, against
+    the CycleGAN reference implementation's update and the DCGAN example's loop."""
+    import cuda_check  # bench/cuda_check.py
+
+    device = torch.device("cpu")
+    rows, work, notes = [], [], []
+    for r, w, n in (cuda_check.cyclegan_rows(device, 128, 64, 9, cyclegan_batches, steps, repeats),
+                    cuda_check.dcgan_rows(device, 150, 10, 64, repeats)):
+        rows += [(what, path, ref, gan, ratio, note) for what, path, ref, gan, note, ratio in r]
+        work += [(what, gflop) for what, gflop, *_ in w]
+        notes += n
+    for n in notes:
+        print(n, flush=True)
+    return rows, work
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", default="translate,sample,train")
+    ap.add_argument("--only", default="translate,sample,train,loop")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--batches", default="1,4")
@@ -212,7 +230,8 @@ def main():
     print(f"{'what':32} {'gan path':22} {'baseline':>9} {'gan':>9} {'ratio':>6}  output vs the fp32 baseline")
     jobs = {"translate": lambda: translate(args.size, [int(b) for b in args.batches.split(",")], args.repeats),
             "sample": lambda: sample(args.n, args.repeats),
-            "train": lambda: train(args.train_steps, 10, 64, max(1, args.repeats // 2))}
+            "train": lambda: train(args.train_steps, 10, 64, max(1, args.repeats // 2)),
+            "loop": lambda: loop(5, max(1, args.repeats // 2), [1])}
     work, best = [], {}
     for key in args.only.split(","):
         rows, counted = jobs[key]()

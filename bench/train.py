@@ -105,6 +105,27 @@ def ours(device, batch_size, steps, warmup, bf16=None):
         return steps * batch_size / (time.perf_counter() - t0)
 
 
+def loop_rate(steps: int, warmup: int, **options) -> dict:
+    """`gan train`'s whole loop (Trainer.run: batches, the objective's step, the pool, metrics and logging as a run
+    does them) for ``warmup + steps`` steps: images/s over the last ``steps``, and the seconds the first ``warmup``
+    took beyond that pace (torch.compile's compilation, the first CUDA-graph captures, cuDNN's first choices).
+    ``steps`` is rounded up to a multiple of ``warmup``: the loop is timed at its log lines, which wait for the
+    device."""
+    steps = -(-steps // warmup) * warmup
+    marks = []
+    with tempfile.TemporaryDirectory() as tmp:
+        t = Trainer(TrainOptions(out=str(Path(tmp) / "run"), steps=warmup + steps, log_every=warmup,
+                                 sample_every=10 ** 9, checkpoint_every=10 ** 9, **options))
+        start = time.perf_counter()
+        t.run(progress=lambda step, total, row: marks.append((step, time.perf_counter())))
+        batch = t.opts.batch_size
+        compiled = t.ctx.compiled
+    (s0, t0), (s1, t1) = marks[0], marks[-1]
+    per_step = (t1 - t0) / (s1 - s0)
+    return {"images_per_s": (s1 - s0) * batch / (t1 - t0), "warmup_extra_s": (t0 - start) - s0 * per_step,
+            "compiled": compiled}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", action="append", help="cpu, cuda (default: cpu, and cuda when available)")

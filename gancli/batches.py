@@ -7,7 +7,7 @@ order from ``randperm`` under a generator seeded by (order seed, epoch), each st
 generator seeded by (augmentation seed, step, rank). Those draws are cheap host work, so they are made for a whole
 epoch at once (an ``EpochPlan``) and moved to the device in one copy; a step then slices the plan and gathers its
 crops in one indexing operation. The CPU gets the very same batches as before this module existed
-(tests/data/before_fast_path holds them), and a resumed run the very same batches as an uninterrupted one.
+(tests/fixtures/before_fast_path holds them), and a resumed run the very same batches as an uninterrupted one.
 """
 from __future__ import annotations
 

@@ -18,8 +18,7 @@ def ema_copy(G: nn.Module) -> nn.Module:
 def update_ema(G_ema: nn.Module, G: nn.Module, decay: float):
     """Parameters averaged; buffers (StyleGAN's average w) copied. Batch-norm statistics of the average are
     measured afresh before it samples (``calibrate_ema``)."""
-    for p_ema, p in zip(G_ema.parameters(), G.parameters()):
-        p_ema.lerp_(p, 1.0 - decay)
+    torch._foreach_lerp_(list(G_ema.parameters()), list(G.parameters()), 1.0 - decay)  # one launch, not one a tensor
     for b_ema, b in zip(G_ema.buffers(), G.buffers()):
         b_ema.copy_(b)
 

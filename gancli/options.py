@@ -187,6 +187,9 @@ LOOP = group(
     Option("mirror", bool, False, "Random horizontal flips.", negatable=True),
     Option("bf16", bool, None, "bf16 autocast (default: on for CUDA; opt-in on the CPU, where it pays with "
            "avx512_bf16 or AMX).", negatable=True),
+    Option("compile", bool, None, "Compile the networks' training passes with torch.compile (default: on for CUDA, "
+           "where each pass is also captured as a CUDA graph; off elsewhere: on 2 CPU cores it was slower, "
+           "bench/RESULTS.md). The first steps take longer while it compiles.", negatable=True),
     Option("sample_every", int, 500, "Write a sample grid every N steps.", check=at_least(1)),
     Option("eval_every", int, None, "Measure FID/KID, precision/recall and coverage every N steps (metrics.jsonl) "
                                     "and raise the mode-collapse alarm.", check=at_least(1)),

@@ -204,8 +204,9 @@ class RunDir:
                 words += [f"--{name}", str(opts.get(name))]
         if opts.device != "auto":
             words += ["--device", opts.device]
-        if opts.bf16 is not None:
-            words.append("--bf16" if opts.bf16 else "--no-bf16")
+        for name in ("bf16", "compile"):
+            if opts.get(name) is not None:
+                words.append(f"--{name}" if opts.get(name) else f"--no-{name}")
         return shlex.join(words + ["--resume"])
 
     def write_failed(self, path: Path, e: OSError, needed: int | None = None) -> TrainError:

@@ -53,7 +53,8 @@ from gancli.rundir import RunDir, TrainError, saved_options
 from gancli.runclock import RunClock
 from gancli.watch import LossWatch
 
-SESSION_OPTIONS = ("data", "arch", "out", "steps", "epochs", "time", "device", "bf16", "resume", "command")
+SESSION_OPTIONS = ("data", "arch", "out", "steps", "epochs", "time", "device", "bf16", "compile", "resume",
+                   "command")
 
 
 def TrainOptions(data: str | None = None, out: str | None = None, arch: str | None = None, **given) -> Options:
@@ -150,7 +151,8 @@ class Trainer:
         self.conditional, self.nets, self.G = ctx.conditional, ctx.nets, ctx.nets["generator"]
         self.memory_format, self.amp, self.batches_per_epoch = ctx.memory_format, ctx.amp, ctx.batches_per_epoch
         self.take, self.noise = ctx.take, ctx.noise
-        self.G_ema = ema_copy(self.G) if opts.ema else None
+        self.G_ema = ema_copy(self.G) if opts.ema else None  # before compile_nets: a copy of G's own forward
+        ctx.compile_nets()
         self.objective = self.family.objective(ctx)
         _check_objective(opts, self.objective, self.data, self.dist.world)
         ctx.make_optimizers(self.objective)
@@ -202,6 +204,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ the step
     def train_step(self) -> dict:
+        self.ctx.begin_step()
         stats = self.objective.step(self.step)
         if self.G_ema is not None:
             update_ema(self.G_ema, self.G, self.opts.ema_decay)

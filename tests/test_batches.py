@@ -11,11 +11,11 @@ import torch
 from gancli.batches import Batches
 from gancli.train import Trainer, TrainOptions
 
-BEFORE = Path(__file__).parent / "data" / "before_fast_path"
+BEFORE = Path(__file__).parent / "fixtures" / "before_fast_path"
 
 
 def test_the_batches_are_the_pixels_the_loop_drew_before(tmp_path):
-    """tests/data/before_fast_path/batches.npz was drawn by the per-image loop this module replaced (make.py there):
+    """tests/fixtures/before_fast_path/batches.npz was drawn by the per-image loop this module replaced (make.py there):
     random 24 px crops of 28 px images, mirrored, two domains of 7 and 5 images (the shorter wraps), 9 steps of
     batch 3 over several epochs."""
     t = Trainer(TrainOptions(data=str(BEFORE / "data"), out=str(tmp_path / "run"), arch="cyclegan", size=24,

@@ -126,7 +126,7 @@ def test_every_family_is_tried():
 def test_each_family_trains_on_the_device(rings, tmp_path, family):
     out = tmp_path / "run"
     r = run("train", rings, "--out", out, "--steps", 4, "--device", DEVICE, "--log-every", 1, "--sample-every", 2,
-            *FAMILIES[family])
+            "--no-compile", *FAMILIES[family])  # eager: the compiled path has its own tests below
     assert describe_device() in r.output
     rows = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
     losses = [v for row in rows for k, v in row.items() if k.startswith("loss") and isinstance(v, float)]
@@ -163,13 +163,28 @@ def test_training_uses_bf16_and_channels_last_on_cuda(rings, tmp_path):
 
 
 @pytest.mark.parametrize("family", ["dcgan", "cyclegan"])
+def test_compiled_training_is_the_default_and_trains(rings, tmp_path, family):
+    """On CUDA `gan train` compiles (CUDA graphs included) unless told not to; the batches are cut on the device."""
+    out = tmp_path / "run"
+    r = run("train", rings, "--out", out, "--steps", 6, "--device", DEVICE, "--log-every", 1, "--sample-every", 3,
+            *(["--compile"] if DEVICE == "cpu" else []), *FAMILIES[family])
+    assert r.exit_code == 0, r.output
+    log = (out / "log.txt").read_text()
+    assert "compiled (torch.compile" + (", CUDA graphs)" if DEVICE == "cuda" else ")") in log
+    rows = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in rows] == [1, 2, 3, 4, 5, 6]
+    assert all(math.isfinite(v) for row in rows for k, v in row.items() if k.startswith("loss"))
+    assert (out / "export" / "model.safetensors").is_file()
+
+
+@pytest.mark.parametrize("family", ["dcgan", "cyclegan"])
 def test_a_run_killed_with_sigkill_resumes_bit_identically(rings, tmp_path, family):
     steps = 24
 
     def cmd(out, *extra):
         return [sys.executable, "-m", "gancli", "train", str(rings), "--out", str(out), "--steps", str(steps),
                 "--device", DEVICE, "--log-every", "1", "--sample-every", "1000", "--checkpoint-every", "4",
-                *FAMILIES[family], *extra]
+                "--compile", *FAMILIES[family], *extra]  # compiled, with CUDA graphs on CUDA: the default there
 
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     straight = subprocess.run(cmd(tmp_path / "straight"), capture_output=True, text=True, env=env)
