@@ -20,6 +20,7 @@ from gancli.devices import describe, preferred_memory_format
 from gancli.options import Options
 from gancli.pretrained import GANModel
 from gancli.rundir import RunDir, TrainError
+from gancli.runclock import UNPLANNED
 
 
 class Distributed:
@@ -113,6 +114,7 @@ class TrainingContext:
         except ValueError as e:
             raise TrainError(str(e)) from None
         self.crop = self.data.crop
+        self._fit_batch_size(opts)
         self.conditional = self.family.is_conditional(self.arch_args)
         self.images = [self._place_data(d.images) for d in self.data.domains]
         self.batches_per_epoch = len(self.data) // (opts.batch_size * self.dist.world)
@@ -134,6 +136,22 @@ class TrainingContext:
         if self.amp and self.device.type not in ("cuda", "cpu"):
             raise TrainError(f"--bf16 autocast is for CUDA devices and the CPU, not {self.device.type}")
         self.compiled = opts.compile if opts.compile is not None else self.device.type == "cuda"
+
+    def _fit_batch_size(self, opts: Options):
+        """Without --batch-size, a batch the data can fill: at least four to an epoch (of the smallest domain), in a
+        power of two, when the default is too many; said in the run's first lines. A batch size given, or a resumed
+        run's own, is kept (and refused, if the data cannot fill one step)."""
+        if "batch_size" in opts.given:
+            return
+        n = min(len(d) for d in self.data.domains)
+        per_batch = self.dist.world * (opts.get("d_steps") or 1)
+        if n >= 4 * opts.batch_size * per_batch:
+            return
+        fitted = 1 << max(0, (n // (4 * per_batch)).bit_length() - 1)
+        self.data.first.notes.insert(0, f"--batch-size {fitted} chosen: {n} training images make "
+                                        f"{n // (fitted * per_batch)} batches an epoch (the default "
+                                        f"{opts.batch_size} would make {n // (opts.batch_size * per_batch)})")
+        opts.values["batch_size"] = fitted
 
     def compile_nets(self):
         """``--compile``: each network's forward (and with it its backward) compiled in place by torch.compile, so
@@ -165,7 +183,9 @@ class TrainingContext:
         self.log(f"device {describe(self.device)} x{self.dist.world}; data {data.source}: {len(data)} images "
                  f"{data.channels}x{self.crop}x{self.crop}"
                  + (f", {len(data.class_names)} classes" if self.conditional else "")
-                 + f"; {self.batches_per_epoch} batches per epoch; {self.total_steps} steps"
+                 + f"; {self.batches_per_epoch} batches per epoch; "
+                 + (f"{self.total_steps} steps" if self.total_steps < UNPLANNED else
+                    f"the length planned from the first steps' pace to end within --time {self.opts.time}")
                  + ("; bf16 autocast" if self.amp else "")
                  + ("; compiled (torch.compile" + (", CUDA graphs)" if self.device.type == "cuda" else ")")
                     if self.compiled else "")

@@ -12,6 +12,7 @@ import struct
 import zipfile
 import zlib
 from dataclasses import dataclass, field
+from typing import Callable
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,34 @@ class DataError(ValueError):
     pass
 
 
+@dataclass(frozen=True)
+class SizeRule:
+    """The sizes a family's networks take, for a size chosen from the data (DCGAN: 4 or 7 times a power of two)."""
+    largest: Callable[[int], int]  # the largest size at most a side that the networks take
+    says: str                      # the rule in words, for the note that says why the size was chosen
+
+
+MAX_SIDE = 8192     # the largest --size: the side of the largest image read at all (MAX_PIXELS)
+DATA_SHARE = 0.5    # of the machine's memory, the most the decoded data may take: the rest is for training
+
+
+def check_fits(count: int, channels: int, size: int, source, bytes_per_pixel: int = 3):
+    """Before anything is decoded: the data ``count`` images make at ``size`` (uint8, with the copies decoding and
+    resizing hold at once: ``bytes_per_pixel``) must fit in half of this machine's memory. One line otherwise,
+    naming the largest --size that fits."""
+    from gancli.devices import machine_memory_bytes
+
+    if size > MAX_SIDE:
+        raise DataError(f"--size {size} is larger than {MAX_SIDE} px, the largest side gan trains at (and reads "
+                        "images at): give a smaller --size")
+    need, have = count * channels * size * size * bytes_per_pixel, machine_memory_bytes()
+    if have and need > DATA_SHARE * have:
+        largest = int((DATA_SHARE * have / (count * channels * bytes_per_pixel)) ** 0.5) // 4 * 4
+        raise DataError(f"--size {size}: the {count:,} images of {source} at {size}x{size} px would take "
+                        f"{need / 2**30:,.1f} GB while loading, more than half of this machine's "
+                        f"{have / 2**30:.1f} GB: the largest --size that fits is {largest}")
+
+
 @dataclass
 class ImageData:
     images: torch.Tensor                 # uint8 (N, C, H, W)
@@ -58,22 +87,24 @@ class ImageData:
 
 
 def load_data(path: str | Path, size: int | None = None, channels: int | None = None,
-              at_most: int | None = None) -> ImageData:
+              at_most: int | None = None, rule: SizeRule | None = None) -> ImageData:
     """Images as one uint8 batch: at ``size`` (shorter side resized, centre-cropped); without one, at the data's own
-    typical size, or ``at_most`` if that is smaller (a family's size for photos: say, DCGAN's 64 px)."""
+    typical size, or ``at_most`` if that is smaller (a family's size for photos: say, DCGAN's 64 px), brought down
+    to a size the family's networks take (``rule``)."""
     path = Path(path).expanduser()
     if not path.exists():
         raise DataError(f"training data {path} does not exist")
     if path.is_dir() and find_idx(path, IDX_IMAGES):
         data = load_idx_folder(path)
     elif path.is_dir():
-        data = load_image_folder(path, size, channels, at_most)
+        data = load_image_folder(path, size, channels, at_most, rule)
     elif path.suffix.lower() == ".zip":
-        data = load_zip(path, size, channels, at_most)
+        data = load_zip(path, size, channels, at_most, rule)
     else:
         raise DataError(f"training data {path} must be a folder of images, a .zip of images, "
                         "or a folder of MNIST-style IDX files")
     if size and data.image_size != size:
+        check_fits(len(data), data.channels, size, path, bytes_per_pixel=6)  # float32 out, uint8 in and back
         data.images = resize_batch(data.images, size)
     if channels and data.channels != channels:
         data.images = _convert_channels(data.images, channels)
@@ -174,16 +205,18 @@ def read_batch(paths: list, channels: int, size: int) -> torch.Tensor:
 
 
 def load_image_folder(folder: Path, size: int | None = None, channels: int | None = None,
-                      at_most: int | None = None) -> ImageData:
+                      at_most: int | None = None, rule: SizeRule | None = None) -> ImageData:
     files = list_images(folder)
     if not files:
         raise DataError(f"no images found in {folder} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+    if size:
+        check_fits(len(files), channels or 3, size, folder)
     entries = [(f.relative_to(folder).parts, f) for f in files]
-    return _decode(entries, open_image, str(folder), size, channels, at_most)
+    return _decode(entries, open_image, str(folder), size, channels, at_most, rule)
 
 
 def load_zip(path: Path, size: int | None = None, channels: int | None = None,
-             at_most: int | None = None) -> ImageData:
+             at_most: int | None = None, rule: SizeRule | None = None) -> ImageData:
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as e:
@@ -198,12 +231,14 @@ def load_zip(path: Path, size: int | None = None, channels: int | None = None,
         if not infos:
             raise DataError(f"no images found in {path}" + (f" ({len(unsafe)} skipped: {unsafe[0][1]})"
                                                             if unsafe else ""))
+        if size:
+            check_fits(len(infos), channels or 3, size, path)
         parts = [Path(i.filename).parts for i in infos]
         # A zip of one top-level folder (the usual "zip this folder") is that folder
         if all(len(p) > 1 for p in parts) and len({p[0] for p in parts}) == 1:
             parts = [p[1:] for p in parts]
         data = _decode(list(zip(parts, infos)), lambda i: _zip_image(archive, i), str(path), size, channels,
-                       at_most)
+                       at_most, rule)
     data.skipped[:0] = unsafe
     return data
 
@@ -240,7 +275,7 @@ def _zip_image(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> Image.Image:
 
 
 def _decode(entries, read, source: str, size: int | None, channels: int | None,
-            at_most: int | None = None) -> ImageData:
+            at_most: int | None = None, rule: SizeRule | None = None) -> ImageData:
     """``read(entry)`` decodes one entry or raises ValueError, which skips it."""
     decoded, skipped = [], []
     for parts, entry in entries:
@@ -262,9 +297,13 @@ def _decode(entries, read, source: str, size: int | None, channels: int | None,
             example = next("/".join(p) for p, im in decoded if min(im.size) == size)
             raise DataError(f"the images in {source} are {size} px (e.g. {example}): too small to train on")
         if at_most and size > at_most:  # the time per image grows with the square of the side
-            notes.append(f"--size {at_most} chosen: the images are {size} px ({how}); --size {size} would take "
-                         f"about {round((size / at_most) ** 2)}x the time per image")
-            size = at_most
+            chosen = rule.largest(at_most) if rule else at_most
+            notes.append(f"--size {chosen} chosen: the images are {size} px ({how}); --size {size} would take "
+                         f"about {round((size / chosen) ** 2)}x the time per image")
+            size = chosen
+        elif rule and rule.largest(size) != size:
+            notes.append(f"--size {rule.largest(size)} chosen: the images are {size} px ({how}), and {rule.says}")
+            size = rule.largest(size)
         else:
             notes.append(f"default --size {size}: {how}")
     smaller = [(p, im) for p, im in decoded if min(im.size) < size]

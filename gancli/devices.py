@@ -58,3 +58,11 @@ def preferred_memory_format(module: torch.nn.Module, device: torch.device) -> to
         return torch.channels_last
     slow = (torch.nn.InstanceNorm2d, torch.nn.ReflectionPad2d)
     return torch.contiguous_format if any(isinstance(m, slow) for m in modules) else torch.channels_last
+
+
+def machine_memory_bytes() -> int | None:
+    """This machine's memory, where the system says (Linux, macOS)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from gancli import latents
-from gancli.data import DataError, ImageData, load_data
+from gancli.data import DataError, ImageData, SizeRule, load_data
 from gancli.options import LOOP, Option, Options, at_least, group, one_of, resolve
 
 
@@ -92,6 +92,10 @@ class Family:
     data_folders: int = 1             # how many DATA arguments ``gan train`` takes
     photo_size: int | None = None      # without --size, images larger than this are trained at this (DCGAN: 64 px)
     translates_at_scale: bool = False  # translators: resize inputs to the training size (a bottleneck cannot adapt)
+    # steps of its default recipe before its samples show shapes (half as legible as the real images, on the shared
+    # data sets: bench/learns_after.py); a planned run shorter than that is told so before it spends its time
+    learns_after: int | None = None
+    size_rule: SizeRule | None = None  # the sizes its networks take, for a size chosen from the data (DCGAN's)
     summary: str = ""                 # the card's first sentence, formatted with config.json's keys and {images}
     examples: tuple[str, ...] = ()    # commands for the card's "Use" block beyond `gan sample`, with {where}
 
@@ -183,7 +187,7 @@ class Family:
         # a size the family does well at, only for a new run: a resumed one keeps the size it was built for
         at_most = None if opts.size or opts.resume else self.photo_size
         data = load_data(opts.data, math.ceil(opts.size * 1.125) if opts.random_crop else opts.size, opts.channels,
-                         at_most)
+                         at_most, self.size_rule)
         if opts.size is None and not opts.resume:
             opts.values["size"] = data.image_size  # written to options.json: a resume finds the size it chose
         if opts.get("stack"):

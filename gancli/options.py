@@ -55,6 +55,10 @@ def at_least(low) -> Callable[[Any], str | None]:
     return lambda v: None if v >= low else f"must be at least {low}"
 
 
+def between(low, high) -> Callable[[Any], str | None]:
+    return lambda v: None if low <= v <= high else f"must be between {low} and {high:,}, not {v:,}"
+
+
 def positive(v) -> str | None:
     return None if v > 0 and v != float("inf") else "must be a positive number"
 
@@ -180,7 +184,9 @@ LOOP = group(
     Option("seed", int, 0, "Seeds weights, data order and noise.", check=seed_problem, resume=True),
     Option("ema", bool, False, "Keep an exponential moving average of G; sample and export it.", resume=True),
     Option("ema_decay", float, 0.999, "Decay of the --ema average.", check=fraction, resume=True),
-    Option("size", int, None, "Resize the shorter side and centre-crop to this.", check=at_least(4), resume=True),
+    # 8192: the side of the largest image gan reads (gancli.data.MAX_SIDE)
+    Option("size", int, None, "Resize the shorter side and centre-crop to this.", check=between(4, 8192),
+           resume=True),
     Option("channels", int, None, "1 or 3 (default: from the data).", check=one_of(1, 3), resume=True),
     Option("random_crop", bool, False, "Load the images larger than --size and crop them at random.",
            negatable=True),

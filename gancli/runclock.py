@@ -5,10 +5,10 @@ run shows early whether it learns."""
 from __future__ import annotations
 
 import math
-import os
 import sys
 import time
 
+from gancli.devices import machine_memory_bytes
 from gancli.options import clock, seconds
 from gancli.rundir import TrainError
 
@@ -28,10 +28,14 @@ def peak_memory_gb() -> float:
 
 def machine_memory_gb() -> float | None:
     """The machine's memory, where the system says (Linux, macOS)."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    except (ValueError, OSError, AttributeError):
-        return None
+    have = machine_memory_bytes()
+    return have / 2**30 if have else None
+
+
+def clock_up(seconds: float) -> str:
+    """A --time value at least ``seconds``: whole minutes, or hours and minutes."""
+    minutes = max(1, math.ceil(seconds / 60))
+    return f"{minutes}m" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m" if minutes % 60 else f"{minutes // 60}h"
 
 
 class RunClock:
@@ -90,11 +94,32 @@ class RunClock:
                     f"about {clock((t.total_steps - t.step) * per_step)}"
                     + (f" (--time {t.opts.time})" if self.deadline else "")
                     + f"; peak memory so far {peak_memory_gb():.1f} GB")
+                self._too_short(per_step)
             else:
                 t.log(f"--time {t.opts.time}: planned again at step {t.step}: {t.total_steps} steps")
         elif self.deadline and t.step < t.total_steps and now > self.deadline - self.reserve():
             self._set_length(t.step)  # slower than planned: end now, on time
             t.run_dir.say(f"--time {t.opts.time}: ending at step {t.step:,} to finish on time")
+
+    def check_plan(self):
+        """At the start: a length given in steps or epochs that is shorter than the family needs is named now (a
+        --time plan is judged once its first steps are timed)."""
+        if not self.deadline:
+            self._too_short(None)
+
+    def _too_short(self, per_step: float | None):
+        """A plan shorter than the family needs to draw shapes is named, with what would be enough; the run still
+        does what was asked."""
+        t, needed = self.t, self.t.family.learns_after
+        if not needed or t.total_steps >= needed:
+            return
+        if self.deadline:
+            enough = f"--time {clock_up(time.time() - t.started + (needed - t.step) * per_step + self.reserve())} or more"
+        else:
+            enough = f"--steps {needed:,} or more" if t.opts.steps else \
+                f"--epochs {math.ceil(10 * needed / self.steps_per_epoch) / 10:g} or more"
+        t.run_dir.warn(f"{t.total_steps:,} steps planned; {t.family.name} draws shapes after about {needed:,} "
+                       f"(measured on MNIST-sized data at its default batch size): give {enough}")
 
     def reserve(self) -> float:
         """What the end needs within --time: the last checkpoint, grid and export."""

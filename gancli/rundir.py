@@ -32,6 +32,20 @@ def saved_options(run: Path) -> dict:
     return saved if isinstance(saved, dict) else {}
 
 
+DATA_OPTIONS = ("data", "data_b")  # paths, as given: relative ones are relative to the folder the run started in
+
+
+def saved_data_path(saved: dict, key: str) -> Path | None:
+    """A run's data path ``key`` as an absolute path: one given relative was relative to where the run started
+    (``started_in``; runs from before that was recorded: to here)."""
+    if not saved.get(key):
+        return None
+    path = Path(saved[key]).expanduser()
+    if not path.is_absolute() and saved.get("started_in"):
+        path = Path(saved["started_in"]) / path
+    return path.resolve()
+
+
 class RunLock:
     """One process trains a run directory at a time. ``flock`` on RUN/.lock: the kernel drops it when its holder
     dies, SIGKILL included, so a crashed run never leaves its directory locked. The file names the holder (pid,
@@ -130,6 +144,13 @@ class RunDir:
         saved = saved_options(self.out)
         for key in self.opts.resume_keys():
             value = getattr(self.opts, key)
+            if key in DATA_OPTIONS and saved.get(key) and value:
+                was = saved_data_path(saved, key)
+                if was == Path(value).expanduser().resolve():  # the same folder, however it is written
+                    continue
+                if not was.exists():  # moved: the run continues on it where it is now
+                    self.log(f"--resume: the data was {was}, which is gone; continuing on {value}")
+                    continue
             if key in saved and saved[key] != value:
                 raise TrainError(f"--resume: {key} was {saved[key]!r} in this run, not {value!r}; resume with the "
                                  "run's own settings")

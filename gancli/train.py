@@ -49,7 +49,7 @@ from gancli.ema import calibrate_ema, ema_copy, update_ema
 from gancli.errors import OptionError
 from gancli.imageio import captioned, grid_image, save_animation, save_image
 from gancli.options import LOOP, Options
-from gancli.rundir import RunDir, TrainError, saved_options
+from gancli.rundir import RunDir, TrainError, saved_data_path, saved_options
 from gancli.runclock import RunClock
 from gancli.watch import LossWatch
 
@@ -78,6 +78,8 @@ def TrainOptions(data: str | None = None, out: str | None = None, arch: str | No
             given["steps"], given["epochs"] = saved.get("steps"), saved.get("epochs")
     if data is None and saved.get("data"):
         data = _saved_data(saved)
+        if saved.get("data_b") and given.get("data_b") == saved["data_b"]:  # restored above, as it was written
+            given["data_b"] = _saved_data(saved, "data_b")
     if data is None and given.get("resume"):
         if (Path(out) / "options.json").exists():
             raise TrainError(f"--resume: {Path(out) / 'options.json'} cannot be read or names no data: give the "
@@ -98,15 +100,16 @@ def TrainOptions(data: str | None = None, out: str | None = None, arch: str | No
         raise TrainError(str(e)) from None
 
 
-def _saved_data(saved: dict) -> str:
-    """A run's data, for a --resume that does not give it: as it was given, which is only right from the folder
-    the run started in when it was a relative path."""
-    paths = [saved[k] for k in ("data", "data_b") if saved.get(k)]
-    started = saved.get("started_in")
-    if started and Path.cwd() != Path(started) and any(not Path(p).is_absolute() for p in paths):
-        raise TrainError(f"--resume: this run's data ({' '.join(paths)}) is relative to {started}: resume from "
-                         "there, or give the data")
-    return saved["data"]
+def _saved_data(saved: dict, key: str = "data") -> str:
+    """A run's data, for a --resume that does not give it: the folder it was given, found from wherever the resume is
+    run (a relative path is relative to the folder the run started in)."""
+    path = saved_data_path(saved, key)
+    if not path.exists():
+        started = f" (given as {saved[key]} in {saved['started_in']})" if saved.get("started_in") and \
+            not Path(saved[key]).is_absolute() else ""
+        raise TrainError(f"--resume: this run's data {path}{started} is not there any more: give its new place, "
+                         f"`gan train DATA --out {saved.get('out', 'RUN')} --resume`")
+    return str(path)
 
 
 def _check_objective(opts: Options, objective, data, world: int):
@@ -349,6 +352,8 @@ class Trainer:
             self.run_dir.truncate_metrics(0)  # a session that died before its first checkpoint may have left lines
             self.log(f"start: {self.opts.command}")
         self.ctx.log_setup()
+        if fresh:
+            self.clock.check_plan()
         if fresh:
             self.save_checkpoint()  # step 0: something to roll back to
         for net in self.nets.values():

@@ -163,6 +163,31 @@ def pick(driver, name: str):
     WebDriverWait(driver, 10).until(lambda d: d.find_element(By.ID, "card").text.startswith(name))
 
 
+BROKEN_WORDS = """
+const broken = [];
+for (const cell of document.querySelectorAll('#card td, #card th')) {
+  const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const re = /\\S+/g;
+    let m;
+    while ((m = re.exec(node.textContent)) !== null) {
+      const range = document.createRange();
+      range.setStart(node, m.index);
+      range.setEnd(node, m.index + m[0].length);
+      const lines = new Set(Array.from(range.getClientRects()).map(r => Math.round(r.top)));
+      if (lines.size > 1) broken.push(m[0]);
+    }
+  }
+}
+return broken;
+"""
+
+
+def broken_words(driver) -> list[str]:
+    """The words of the card's tables that the browser drew over two lines or more ("valu / e", "0.792 / 3")."""
+    return driver.execute_script(BROKEN_WORDS)
+
+
 def test_page_in_a_browser(server, reference, files):
     """Sample dcgan-mnist (the pixels of `gan sample`), upscale a photo (4x its size), and see a text file refused."""
     from selenium.webdriver.common.by import By
@@ -193,6 +218,7 @@ def test_page_in_a_browser(server, reference, files):
         driver.find_element(By.ID, "generate").click()
         grid, _ = shown(driver, "picture")
         assert np.array_equal(np.asarray(grid.convert("L")), reference)
+        assert broken_words(driver) == []
         if SCREENSHOT:
             driver.save_screenshot(SCREENSHOT)
     finally:
@@ -216,6 +242,15 @@ def test_gradio_client(server, reference, files):
     labels, table = client.predict(model="ssgan-mnist", digits=[client_module.handle_file(
         str(ROOT / "gancli/demo/examples/digit-7.png"))], api_name="/classify")
     assert labels["label"] == "7" and "digit-7.png" in table
+    # values the page's lists do not hold (a client may send any): one message each, no traceback in the server's log
+    # (the server fixture holds the log to that)
+    with pytest.raises(Exception, match="model: .*nope is not in the list of choices"):
+        client.predict(model="nope", seed=0, number=16, label="any (one column per class)", truncation="", text="",
+                       stage="", api_name="/sample")
+    with pytest.raises(Exception, match="direction: .*sideways is not in the list of choices"):
+        client.predict(model="discogan-bags2shoes", photo=client_module.handle_file(str(ROOT / "gancli/demo/examples/"
+                                                                                        "bag.png")),
+                       direction="sideways", api_name="/convert")
     with pytest.raises(Exception, match="notes.txt is not an image"):
         client.predict(model="srgan-x4", photo=client_module.handle_file(str(files / "notes.txt")),
                        direction="a2b", api_name="/convert")

@@ -191,3 +191,33 @@ def test_an_empty_out_is_refused_not_replaced_by_the_default(image_folder, tmp_p
     r = runner.invoke(app, ["train", str(image_folder), "--out", " ", "--steps", "2", "--device", "cpu"])
     assert r.exit_code == 2 and "--out needs a folder name" in r.output
     assert not (tmp_path / "runs").exists()
+
+
+def test_resume_finds_relative_data_from_any_folder_and_says_when_it_has_moved(tmp_path, monkeypatch):
+    from conftest import make_image_folder
+
+    home = tmp_path / "home"
+    make_image_folder(home / "photos")
+    common = ["--device", "cpu", "--g-width", "4", "--d-width", "4", "--latent-dim", "8", "--batch-size", "8"]
+    monkeypatch.chdir(home)
+    r = runner.invoke(app, ["train", "photos", "--out", "runs/p", "--steps", "2", *common])
+    assert r.exit_code == 0, r.output
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    r = runner.invoke(app, ["train", "--out", str(home / "runs" / "p"), "--resume", "--steps", "3", "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["train", "../home/photos", "--out", str(home / "runs" / "p"), "--resume", "--steps", "4",
+                            "--device", "cpu"])  # the same folder, written another way
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(l) for l in (home / "runs" / "p" / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["step"] == 4
+    (home / "photos").rename(home / "moved")
+    r = runner.invoke(app, ["train", "--out", str(home / "runs" / "p"), "--resume", "--steps", "5", "--device", "cpu"])
+    assert r.exit_code == 2 and r.output.startswith("error: --resume: this run's data") \
+        and "is not there any more" in r.output and str(home / "photos") in r.output, r.output
+    r = runner.invoke(app, ["train", str(home / "moved"), "--out", str(home / "runs" / "p"), "--resume", "--steps", "5",
+                            "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    assert f"the data was {home / 'photos'}, which is gone; continuing on {home / 'moved'}" in \
+        (home / "runs" / "p" / "log.txt").read_text()

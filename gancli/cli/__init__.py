@@ -9,7 +9,7 @@ from rich.markup import escape
 # each module registers its command; `gan --help` lists them in this order
 from gancli.cli import sample, interpolate, mix, translate, upscale, export, classify, models, eval, train  # noqa: F401, I001
 from gancli.cli import convert, push, toy, demo  # noqa: F401, I001
-from gancli.cli.common import USER_ERRORS, app, console, one_line
+from gancli.cli.common import USER_ERRORS, app, console, one_line, os_error_line
 
 __all__ = ["app", "main"]
 
@@ -19,6 +19,18 @@ def _close_options(given: str, known) -> list[str]:
 
     names = {k.lstrip("-"): k for k in known}
     return [names[m] for m in difflib.get_close_matches(given.lstrip("-"), list(names), n=3, cutoff=0.6)]
+
+
+def _drop_stdout():
+    """Standard output failed (a full disk): what is still buffered for it goes nowhere, or Python's exit would
+    try to write it again and print a traceback of its own."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def main():
@@ -38,5 +50,10 @@ def main():
         sys.exit(e.exit_code)
     except USER_ERRORS as e:
         console.print(f"[bold red]error:[/] {escape(one_line(e))}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except OSError as e:  # the machine, not a bug: a full disk, a read-only folder, standard output on /dev/full
+        if e.filename is None:
+            _drop_stdout()
+        console.print(f"[bold red]error:[/] {escape(os_error_line(e))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     sys.exit(code if isinstance(code, int) else 0)

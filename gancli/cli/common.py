@@ -26,6 +26,16 @@ USER_ERRORS = (ValueError, LookupError, FileNotFoundError, FileExistsError, NotA
                hub.HubError)
 
 
+def os_error_line(e: OSError) -> str:
+    """An error of the machine in words: what failed, and where (standard output where no file is named)."""
+    import errno
+
+    words = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "over the disk quota",
+             errno.EROFS: "a read-only file system", errno.EIO: "an input/output error of the device"}.get(
+        e.errno, (e.strerror or str(e)).lower())
+    return f"{e.filename}: {words}" if e.filename else f"writing standard output failed: {words}"
+
+
 def fail(message: str, code: int = 2):
     console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)

@@ -116,7 +116,7 @@ def _train(ctx, data: list[Path], arch: str, given: dict):
                          if trainer.data.skipped else "")
                       + (f"; resuming at step {trainer.step}" if trainer.step else ""), highlight=False)
         for note in trainer.data.first.notes:
-            if note.startswith("--size"):  # a size chosen for the family, and what the data's own would cost
+            if note.startswith(("--size", "--batch-size")):  # a setting chosen for the data, and why
                 console.print(note, highlight=False)
     from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 

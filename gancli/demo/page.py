@@ -15,6 +15,10 @@ import gradio as gr
 from gancli.demo import draw, work
 
 CSS = ("#card { max-height: 85vh; overflow-y: auto; } #card img { max-width: 100%; image-rendering: pixelated; } "
+       # a card's tables: words and numbers whole ("value", "0.7923"), a table too wide for the column scrolls
+       "#card td, #card th { word-break: normal !important; overflow-wrap: normal !important; hyphens: none; } "
+       "#card td:last-child, #card th:last-child { white-space: nowrap; } #card table { display: block; "
+       "overflow-x: auto; } "
        "#picture img, #before img, #after img { image-rendering: pixelated; object-fit: contain; height: 300px; "
        "width: 100%; }")  # 28 px models' pictures enlarged without blur (the served file keeps its pixels)
 LEVELS = ["coarse", "middle", "fine"]  # StyleGAN's style levels (gan mix --levels)
@@ -65,6 +69,22 @@ def shielded(fn, names: list[str]):
     return run
 
 
+def choice_checked_quietly(component):
+    """A Dropdown or Radio whose refusal of a value outside its choices (an API call may send any) is one error
+    message for the caller, not a traceback in the server's log. Gradio checks choices before any handler runs, with
+    an error that asks to be printed; this asks it not to be."""
+    check = component.preprocess
+
+    def preprocess(payload):
+        try:
+            return check(payload)
+        except gr.Error as e:
+            raise gr.Error(f"{component.label}: {e.message}", duration=None, print_exception=False) from None
+
+    component.preprocess = preprocess
+    return component
+
+
 def one_line(e: Exception) -> str:
     """The error's first line, its options spelled as the page's controls ("--text" -> "text")."""
     if isinstance(e, OSError) and e.strerror:
@@ -88,7 +108,8 @@ def build(models: work.Models) -> gr.Blocks:
                     "translators and upscalers take a photo, classifiers name digits. Its card is on the right.")
         with gr.Row():
             with gr.Column(scale=3):
-                model = gr.Dropdown(list(models.entries), value=models.first, label="model", elem_id="model")
+                model = choice_checked_quietly(gr.Dropdown(list(models.entries), value=models.first, label="model",
+                                                           elem_id="model"))
                 with made("sampler", gr.Column):
                     with gr.Row():
                         seed = gr.Number(0, precision=0, label="seed", elem_id="seed")  # checked_seed says what is wrong
@@ -101,13 +122,15 @@ def build(models: work.Models) -> gr.Blocks:
                         generate = gr.Button("Generate", variant="primary", elem_id="generate")
                         animate = gr.Button("Interpolation GIF", elem_id="animate")
                     with made("mixer", gr.Row):
-                        levels = gr.Radio(LEVELS, value="coarse", label="styles from the rows", elem_id="levels")
+                        levels = choice_checked_quietly(gr.Radio(LEVELS, value="coarse", label="styles from the rows",
+                                                                 elem_id="levels"))
                         mixing = gr.Button("Style mixing", elem_id="mix")
                     picture = gr.Image(label="samples", format="png", type="pil", interactive=False,
                                        elem_id="picture", buttons=["download"])
                 with made("imager", gr.Column):
                     photo = gr.File(label="photo (or an example below)", elem_id="photo")
-                    direction = made("direction", gr.Dropdown, label="direction", elem_id="direction")
+                    direction = choice_checked_quietly(made("direction", gr.Dropdown, label="direction",
+                                                            elem_id="direction"))
                     convert = made("convert", gr.Button, variant="primary", elem_id="convert")
                     with gr.Row():
                         before = gr.Image(label="input", format="png", interactive=False, elem_id="before")

@@ -29,6 +29,18 @@ def _held_interrupts():
         signal.signal(signal.SIGINT, previous)
 
 
+def check_port_free(host: str, port: int):
+    """Refuse a --port something else listens on (a second `gan demo`, say) in one line, before Gradio starts."""
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            raise ValueError(f"--port {port}: {host}:{port} is in use (another gan demo?) or not this machine's "
+                             f"({e.strerror}); give another --port, or leave it out for the first free one") from None
+
+
 def serve(name: str | None = None, host: str = "127.0.0.1", port: int | None = None, device: str = "auto",
           on_ready=print, block: bool = True):
     """Start the page (on ``name`` if given: a zoo name, model folder or training run) and call ``on_ready(url)``.
@@ -37,6 +49,8 @@ def serve(name: str | None = None, host: str = "127.0.0.1", port: int | None = N
 
     # Ctrl-C during the seconds of start-up was once swallowed inside Gradio's set-up: note it, act once it is up
     with _held_interrupts() as interrupted:
+        if port is not None:
+            check_port_free(host, port)
         models = work.Models(name, device)  # a bad name is one line before Gradio's seconds of importing
         from gancli.demo import page
 

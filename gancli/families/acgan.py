@@ -7,7 +7,8 @@ adversarial objective: nothing else changes.
 from __future__ import annotations
 
 from gancli.adversarial import GAN, WIDTHS, AdversarialObjective, AuxiliaryClassifier, noise_arch_args
-from gancli.families.dcgan import SPECTRAL, DCGANDiscriminator, DCGANGenerator, discriminator_norm, spatial_ladder
+from gancli.families.dcgan import (LADDER_SIZES, SPECTRAL, DCGANDiscriminator, DCGANGenerator, discriminator_norm,
+                                   spatial_ladder)
 from gancli.family import OPTION, Family
 from gancli.registry import register
 
@@ -15,6 +16,7 @@ from gancli.registry import register
 @register
 class ACGAN(Family):
     name = "acgan"
+    size_rule = LADDER_SIZES
     description = "Auxiliary-classifier GAN (Odena et al. 2017) on the DCGAN networks"
     task = "conditional"
     options = GAN + WIDTHS + SPECTRAL

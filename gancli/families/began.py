@@ -27,7 +27,7 @@ from torch import nn
 
 from gancli.adversarial import OPTIMISER, WIDTHS, TwoPlayer
 from gancli.errors import OptionError
-from gancli.families.dcgan import spatial_ladder
+from gancli.families.dcgan import LADDER_SIZES, spatial_ladder
 from gancli.family import LATENT, OPTION, Family, NoiseObjective
 from gancli.options import Option, at_least, fraction, group, non_negative
 from gancli.registry import register
@@ -179,6 +179,7 @@ class BEGAN(Family):
     name = "began"
     description = "BEGAN (Berthelot et al. 2017): an autoencoder discriminator held in equilibrium by k_t"
     photo_size = 64  # 64 px, as the paper's faces: a laptop CPU trains it in hours
+    size_rule = LADDER_SIZES
     options = OPTIMISER + LATENT + WIDTHS + group(
         "began options",
         Option("gamma", float, 0.5, "Diversity ratio: E[L(G(z))] / E[L(x)] the controller aims for.",

@@ -25,7 +25,7 @@ from gancli import latents, losses
 from gancli.adversarial import BLOCKS
 from gancli.data import DataError, photo_side
 from gancli.family import INIT_FROM, OPTION, UPSAMPLE, TrainingData, init_generator
-from gancli.options import Option, at_least, group, non_negative
+from gancli.options import Option, between, group, non_negative
 from gancli.families.translation import (DiscriminatorPair, GeneratorPair, TranslationFamily,
                                          TranslationMonitor, TranslationObjective, domain_folders,
                                          load_two_domains)
@@ -274,7 +274,7 @@ class CycleGAN(TranslationFamily):
         Option("load_size", int, None, "Resize the images to this before the random --size crop (the reference: "
                                        "286 for 256 px photos; default --size x 286/256). A --size well under it "
                                        "trains on crops at the photos' own scale: less memory and time, and the "
-                                       "model still translates whole photos.", check=at_least(4), resume=True),
+                                       "model still translates whole photos.", check=between(4, 8192), resume=True),
     )
     defaults = {"loss": "lsgan", "batch_size": 1, "mirror": True, "random_crop": True, "upsample": "transpose"}
 

@@ -38,10 +38,20 @@ from torch import nn
 from gancli import losses
 from gancli.adversarial import (CONDITIONAL, GAN, PACK, WIDTHS, AdversarialObjective, Term, check_pack,
                                 noise_arch_args, pack)
+from gancli.data import SizeRule
 from gancli.errors import OptionError
 from gancli.family import OPTION, Family
 from gancli.options import Option, group, non_negative, positive
 from gancli.registry import register
+
+
+def largest_ladder_size(side: int) -> int:
+    """The largest size at most ``side`` that a DCGAN ladder reaches (4 or 7 times a power of two, at least 8)."""
+    return max([8] + [start << n for start in (4, 7) for n in range(1, 12) if start << n <= side])
+
+
+LADDER_SIZES = SizeRule(largest_ladder_size, "the networks take 4 or 7 times a power of two (8, 14, 16, 28, 32, 56, "
+                                             "64 ...)")
 
 
 def spatial_ladder(image_size: int) -> tuple[int, int]:
@@ -53,7 +63,8 @@ def spatial_ladder(image_size: int) -> tuple[int, int]:
             n += 1
         if size == start and n >= 1:
             return start, n
-    raise ValueError(f"DCGAN image_size must be 4 or 7 times a power of two (e.g. 28, 32, 64, 128), got {image_size}")
+    raise ValueError(f"DCGAN image_size must be 4 or 7 times a power of two, at least 8 (e.g. 14, 16, 28, 32, 64, "
+                     f"128), got {image_size}")
 
 
 def _init_dcgan(module: nn.Module):
@@ -259,6 +270,7 @@ class DCGAN(Family):
     name = "dcgan"
     description = "Deep convolutional GAN (Radford et al. 2016); class-conditional with --conditional"
     photo_size = 64  # DCGAN's own 64 px (Radford et al. 2016)
+    size_rule = LADDER_SIZES
     options = GAN + CONDITIONAL + WIDTHS + SPECTRAL + PACK + INFOGAN + MIXTURE
 
     def check_options(self, opts):
