@@ -56,6 +56,44 @@ def captioned(img: Image.Image, text: str) -> Image.Image:
     return out
 
 
+def is_stream(path: str | Path) -> bool:
+    """A device or a pipe (``/dev/null``, ``/dev/stdout``, ``-``, a FIFO): written into as a stream, never replaced,
+    and named without an extension."""
+    import stat
+
+    if str(path) == "-":
+        return True
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return str(path).startswith("/dev/")
+    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
+
+
+def output_format(path: str | Path, fmt: str | None = None, formats: tuple[str, ...] = ("png", "jpg", "webp"),
+                  option: str = "-o", has_format_option: bool = False) -> str:
+    """The one rule for the format of every command's output file, checked before any work: the extension says it
+    (one of ``formats``; .jpeg is .jpg); a --format, where the command has one, must agree with it or stands in for
+    a missing one; a device or pipe (/dev/null, /dev/stdout) needs none and gets the first of ``formats``; a file
+    name without an extension is refused, never silently written as PNG."""
+    same = lambda f: f.lower().replace("jpeg", "jpg")
+    ends = ", ".join(f".{f}" for f in formats[:-1]) + f" or .{formats[-1]}" if len(formats) > 1 else f".{formats[0]}"
+    if fmt is not None and same(fmt) not in formats:
+        raise ValueError(f"unsupported --format {fmt!r}: use {', '.join(formats)}")
+    ext = same(Path(path).suffix.lstrip("."))
+    if ext and ext not in formats:
+        raise ValueError(f"{option} {path}: .{Path(path).suffix.lstrip('.')} is not a format this command writes: "
+                         f"end it in {ends}")
+    if fmt is not None and ext and same(fmt) != ext:
+        raise ValueError(f"--format {fmt} does not match the extension of {Path(path).name}")
+    if ext or fmt is not None:
+        return ext or same(fmt)
+    if is_stream(path):
+        return formats[0]
+    raise ValueError(f"{option} {path} has no extension: end it in {ends}"
+                     + (" (or give --format)" if has_format_option else ""))
+
+
 def format_of(path: str | Path, default: str = "png") -> str:
     ext = Path(path).suffix.lower().lstrip(".") or default
     if ext not in IMAGE_FORMATS:
@@ -73,12 +111,12 @@ def save_image(img: Image.Image, path: str | Path, fmt: str | None = None):
     atomic_write(path, lambda f: img.save(f, format=IMAGE_FORMATS[fmt], **kwargs))
 
 
-def save_animation(frames: list[Image.Image], path: str | Path, fps: float = 15.0):
-    """Animated GIF or WebP that loops forever."""
+def save_animation(frames: list[Image.Image], path: str | Path, fps: float = 15.0, fmt: str | None = None):
+    """Animated GIF or WebP that loops forever (``fmt``, else the extension says which)."""
     path = Path(path)
-    ext = path.suffix.lower()
+    ext = "." + (fmt or path.suffix.lower().lstrip("."))
     if ext not in (".gif", ".webp"):
-        raise ValueError(f"animations are written as .gif or .webp, not {ext or 'no extension'}")
+        raise ValueError(f"animations are written as .gif or .webp, not {path.suffix or 'no extension'}")
     if not frames:
         raise ValueError("no frames to write")
     duration = max(1, round(1000 / fps))

@@ -35,12 +35,10 @@ class Plan:
 
 
 def check_output(path: Path) -> Path:
-    """``-o``'s extension names its format: one we write, or a ValueError (before any work), never a silent .png."""
-    if not path.suffix:
-        raise ValueError(f"-o {path} has no extension: end it in .png, .jpg or .webp")
-    from gancli.imageio import format_of
+    """``-o``'s format, by the one rule for outputs (``imageio.output_format``), before any work."""
+    from gancli.imageio import output_format
 
-    format_of(path)
+    output_format(path)
     return path
 
 

@@ -81,7 +81,7 @@ def test_interpolate_webp_and_png_grid(tiny_model_dir, tmp_path):
     (["sample", "dcgan-mnst"], "dcgan-mnist"),
     (["sample", "{tiny}", "--seeds", "x-1"], "bad seed list"),
     (["sample", "{tiny}", "-n", "0"], "-n must be"),
-    (["sample", "{tiny}", "-o", "grid.tiff"], "unsupported image format"),
+    (["sample", "{tiny}", "-o", "grid.tiff"], "grid.tiff: .tiff is not a format this command writes"),
     (["sample", "{tiny}", "--device", "tpu"], "unknown device"),
     (["sample", "{tiny}", "-o", "a.png", "--format", "jpg"], "does not match"),
     (["sample", "/no/such/dir/model"], "no such folder: /no/such/dir/model"),

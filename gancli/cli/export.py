@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from gancli.cli.common import check_output, command, load_model, out
+from gancli.cli.common import check_output, command, fail, load_model, out
 
 
 @command()
@@ -28,8 +28,11 @@ def export(
     -o h2z.pt` (-> h2z.a2b.pt, h2z.b2a.pt)
     """
     from gancli import export as ex
+    from gancli.imageio import is_stream
 
     check_output(output, "-o", "model.onnx")
+    if is_stream(output):  # the one output rule lets a stream stand for a file; an export is read back to check it
+        fail(f"-o {output}: gan export loads the file it writes back to check it: give a file name, e.g. model.onnx")
     fmt = ex.check_format(fmt, output)
     ex.check_writable(output)
     ex.check_installed(fmt)

@@ -42,7 +42,7 @@ def interpolate(
     from PIL import Image
 
     from gancli import drawing, latents
-    from gancli.imageio import grid_image, save_animation, save_image, to_pil
+    from gancli.imageio import grid_image, output_format, save_animation, save_image, to_pil
 
     key_seeds = latents.parse_seeds(seeds)
     if steps < 1 or steps > 10_000:
@@ -55,10 +55,8 @@ def interpolate(
         fail("--fps must be positive")
     if scale is not None and scale < 1:
         fail("--scale must be 1 or more (leave it out for frames of at least 256 px)")
-    ext = output.suffix.lower()
-    if ext not in (".gif", ".webp", ".png"):
-        fail(f"-o must end in .gif, .webp or .png, not {output.name!r}")
     check_output(output, "-o", "walk.gif")
+    fmt = output_format(output, formats=("gif", "webp", "png"))
     images = images or []
     if images and not between:
         fail(f"unexpected argument {images[0]}: to walk between images, use --between (e.g. "
@@ -73,21 +71,21 @@ def interpolate(
     model = load_model(name, device, verbose, sampling=True)
     model.check_use(**use)
     model.require_use(**use)
-    factor = 1 if ext == ".png" else scale or max(1, -(-256 // model.image_size))  # the least that reaches 256 px
+    factor = 1 if fmt == "png" else scale or max(1, -(-256 // model.image_size))  # the least that reaches 256 px
     frames_n = drawing.walk_length(len(images) if between else len(key_seeds), steps, loop=not between)
     side = model.image_size * factor
     if frames_n * side * side * model.channels > MAX_WALK_BYTES:
         fail(f"{frames_n} frames of {side}x{side} px would need "
              f"{frames_n * side * side * model.channels / 2**30:.1f} GiB of memory (at most 1): use fewer --steps or "
-             "key frames" + (", or a smaller --scale" if ext != ".png" else ""))
+             "key frames" + (", or a smaller --scale" if fmt != "png" else ""))
     frames, what = drawing.walk(model, None if between else key_seeds, images if between else None, steps, method,
                                 space, label, **use)
-    if ext == ".png":
-        save_image(grid_image(frames, nrow or steps), output)
+    if fmt == "png":
+        save_image(grid_image(frames, nrow or steps), output, fmt)
     else:
         pictures = [im.resize((im.width * factor, im.height * factor), Image.Resampling.NEAREST)
                     for im in to_pil(frames)]
-        save_animation(pictures, output, fps)
+        save_animation(pictures, output, fps, fmt)
     (console if to_stdout(output) else out).print(f"wrote {len(frames)} frames ({what}) to {output}")
 
 

@@ -28,16 +28,16 @@ def mix(
     Example: `gan mix stylegan-fashion --rows 1,2,3 --cols 4,5,6 --levels coarse -o mix.png`
     """
     from gancli import latents
-    from gancli.imageio import format_of, grid_image, save_image
+    from gancli.imageio import grid_image, output_format, save_image
 
     row_seeds, col_seeds = latents.parse_seeds(rows), latents.parse_seeds(cols)
     if len(row_seeds) * len(col_seeds) > 10_000:
         fail("too many cells: at most 10000 (rows x columns)")
-    format_of(output)
     check_output(output, "-o", "mix.png")
+    fmt = output_format(output)
     model = load_model(name, device, verbose, sampling=True)
     images, width = model.style_mix(row_seeds, col_seeds, levels, truncation)
-    save_image(grid_image(images, width), output)
+    save_image(grid_image(images, width), output, fmt)
     (console if to_stdout(output) else out).print(f"wrote a {len(row_seeds)}x{len(col_seeds)} style-mixing grid ({levels} styles from the rows) to "
               f"{output}")
 

@@ -39,7 +39,7 @@ def sample(
     """
     import torch
 
-    from gancli.imageio import format_of, grid_image, save_image, to_pil
+    from gancli.imageio import grid_image, output_format, save_image, to_pil
 
     from gancli import drawing, latents
 
@@ -59,15 +59,12 @@ def sample(
         fail("--batch-size must be at least 1")
     if nrow is not None and nrow < 1:
         fail("--nrow must be at least 1")
-    if fmt is not None and fmt.lower() not in ("png", "jpg", "jpeg", "webp"):
-        fail(f"unsupported --format {fmt!r}: use png, jpg or webp")
-    if fmt and outdir is None and output.suffix and format_of(output).replace("jpeg", "jpg") != fmt.lower().replace("jpeg", "jpg"):
-        fail(f"--format {fmt} does not match the extension of {output.name}")
-    fmt = fmt.lower() if fmt else (format_of(output) if outdir is None else "png")
     if outdir is None and count > 10_000:
         fail(f"{count} images is too many for one grid: use --outdir to write one file per image")
     if outdir is None:
         check_output(output, "-o", "samples.png")
+    fmt = output_format(output, fmt, has_format_option=True) if outdir is None else \
+        output_format(Path(f"x.{fmt or 'png'}"), fmt)
     backend = check_backend(backend, bf16)
     model = load_model(name, device, verbose, sampling=True)
     if per_class is not None and not model.is_conditional:  # said with the name as typed
