@@ -18,13 +18,15 @@ class Prediction:
     probabilities: list[float]
 
 
-def classify_files(model, inputs: list[str], batch_size: int = 256) -> tuple[list[Prediction], list[tuple[Path, str]]]:
-    """Predictions for every readable image, and (file, reason) for those that could not be read."""
+def classify_files(model, inputs: list[str], batch_size: int = 256, notes=None) \
+        -> tuple[list[Prediction], list[tuple[Path, str]]]:
+    """Predictions for every readable image, and (file, reason) for those that could not be read; ``notes`` (a
+    ``gancli.data.InputNotes``) hears what reading changed."""
     names = model.classifier_classes
     readable, images, skipped = [], [], []
     for path, _ in expand_inputs(inputs):
         try:
-            images.append(model.read_images([path])[0])
+            images.append(model.read_images([path], notes)[0])
             readable.append(path)
         except ValueError as e:
             skipped.append((path, str(e).removeprefix(f"{path}: ")))

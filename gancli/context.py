@@ -13,14 +13,16 @@ from pathlib import Path
 
 import torch
 
-from gancli import latents
-from gancli.checkpoints import Progress
+from gancli import devices, latents
 from gancli.batches import Batches
+from gancli.checkpoints import Progress
 from gancli.devices import describe, preferred_memory_format
 from gancli.options import Options
 from gancli.pretrained import GANModel
+from gancli.runclock import MEMORY_SHARE, UNPLANNED
 from gancli.rundir import RunDir, TrainError
-from gancli.runclock import UNPLANNED
+
+TORCH_BYTES = 0.45 * 2**30  # what torch itself holds in a training process here, before any network or data
 
 
 class Distributed:
@@ -115,6 +117,7 @@ class TrainingContext:
             raise TrainError(str(e)) from None
         self.crop = self.data.crop
         self._fit_batch_size(opts)
+        self._check_step_memory(opts)
         self.conditional = self.family.is_conditional(self.arch_args)
         self.images = [self._place_data(d.images) for d in self.data.domains]
         self.batches_per_epoch = len(self.data) // (opts.batch_size * self.dist.world)
@@ -152,6 +155,24 @@ class TrainingContext:
                                         f"{n // (fitted * per_batch)} batches an epoch (the default "
                                         f"{opts.batch_size} would make {n // (opts.batch_size * per_batch)})")
         opts.values["batch_size"] = fitted
+
+    def _check_step_memory(self, opts: Options):
+        """Before the networks are built: a training step's memory on the CPU, from the family's measured bytes per
+        pixel, the batch and the crop; one that cannot fit beside the data in 90% of this machine's memory is
+        refused in one line, naming the largest --size that would."""
+        per_pixel, have = self.family.step_bytes_per_pixel, devices.machine_memory_bytes()
+        if not per_pixel or not have or self.device.type != "cpu":
+            return
+        data = sum(d.images.numel() for d in self.data.domains)
+        room = MEMORY_SHARE * have - TORCH_BYTES - data
+        need = per_pixel * opts.batch_size * self.crop ** 2
+        if need > room:
+            fits = int((max(room, 0) / (per_pixel * opts.batch_size)) ** 0.5)
+            largest = self.family.size_rule.largest(fits) if self.family.size_rule else fits // 4 * 4
+            raise TrainError(f"a {opts.arch} training step at {self.crop} px and batch {opts.batch_size} needs about "
+                             f"{need / 2**30:,.1f} GB (measured at the family's own size, scaled by pixels), more "
+                             f"than this machine's {have / 2**30:.1f} GB holds beside the data: the largest --size "
+                             f"that fits is about {max(largest, 4)} (or lower --batch-size)")
 
     def compile_nets(self):
         """``--compile``: each network's forward (and with it its backward) compiled in place by torch.compile, so

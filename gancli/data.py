@@ -158,23 +158,72 @@ def list_images(folder: Path) -> list[Path]:
                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))
 
 
-def open_image(source) -> Image.Image:
-    """Decode one file (a path or a file object) to RGB or L, honouring EXIF orientation.
+class InputNotes:
+    """What reading the inputs of one command changed about them, said once (a line a kind), not once a file."""
 
-    Raises ValueError for anything unusable: zero bytes, truncated, not an image, absurdly large."""
+    SAYS = {"animated": ("is animated: its first frame is used", "are animated: the first frame of each is used"),
+            "transparent": ("is transparent in places: laid on white", "are transparent in places: laid on white")}
+
+    def __init__(self):
+        self.files: dict[str, list[str]] = {kind: [] for kind in self.SAYS}
+
+    def add(self, kind: str, source):
+        self.files[kind].append(Path(str(getattr(source, "name", source))).name)
+
+    def lines(self) -> list[str]:
+        lines = []
+        for kind, names in self.files.items():
+            if names:
+                shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+                one, many = self.SAYS[kind]
+                lines.append(f"{shown} {one}" if len(names) == 1 else f"{len(names)} inputs ({shown}) {many}")
+        return lines
+
+
+def unreadable(e: BaseException) -> str:
+    """Why PIL could not read an image, in words rather than its exception's class name."""
+    import re
+
+    text = str(e)
+    if isinstance(e, Image.DecompressionBombError):
+        m = re.search(r"\((\d+) pixels\) exceeds limit of (\d+)", text)
+        if m:
+            return (f"claims {int(m.group(1)):,} pixels, over the {int(m.group(2)) / 1e6:.0f}-megapixel limit "
+                    "(a decompression bomb, or a picture far larger than any this reads)")
+        return "claims more pixels than any image this reads (a decompression bomb?)"
+    if isinstance(e, UnidentifiedImageError):
+        return "not an image (or in a format this cannot read: png, jpg, webp, bmp, gif, tiff)"
+    if isinstance(e, EOFError) or "truncated" in text or "end of file" in text.lower():
+        return "the file ends early (cut off while copying or downloading?)"
+    if isinstance(e, SyntaxError):
+        return f"a damaged image file ({text.splitlines()[0] if text else 'its header does not parse'})"
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror.lower()
+    return f"a damaged image file ({text.splitlines()[0]})" if text else "a damaged image file"
+
+
+def open_image(source, notes: InputNotes | None = None) -> Image.Image:
+    """Decode one file (a path or a file object) to RGB or L, honouring EXIF orientation. An animation gives its
+    first frame, transparency is laid on white: ``notes`` hears of both.
+
+    Raises ValueError for anything unusable, in words: zero bytes, truncated, not an image, absurdly large."""
     try:
         with Image.open(source) as im:
             if im.width * im.height > MAX_PIXELS:
-                raise ValueError(f"too large ({im.width}x{im.height})")
+                raise ValueError(f"too large ({im.width}x{im.height}, over {MAX_PIXELS / 1e6:.0f} megapixels)")
+            if getattr(im, "n_frames", 1) > 1 and notes is not None:
+                notes.add("animated", source)
             im.seek(0)  # first frame of an animation
             im = ImageOps.exif_transpose(im)
             im.load()
     except (UnidentifiedImageError, OSError, SyntaxError, EOFError, Image.DecompressionBombError) as e:
-        raise ValueError(f"not a readable image ({type(e).__name__})") from None
+        raise ValueError(unreadable(e)) from None
     if im.mode in ("I;16", "I;16B", "I;16L", "I"):
         im = Image.fromarray((np.asarray(im, dtype=np.float64) / 257.0).clip(0, 255).astype(np.uint8))
     if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
         rgba = im.convert("RGBA")
+        if notes is not None and rgba.getchannel("A").getextrema()[0] < 255:
+            notes.add("transparent", source)
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))  # transparent -> white, not black
         im = Image.alpha_composite(background, rgba)
     return im.convert("L") if im.mode in ("L", "1", "LA") else im.convert("RGB")
@@ -189,13 +238,13 @@ def fit(im: Image.Image, size: int) -> Image.Image:
     return im.crop((left, top, left + size, top + size))
 
 
-def read_batch(paths: list, channels: int, size: int) -> torch.Tensor:
+def read_batch(paths: list, channels: int, size: int, notes: InputNotes | None = None) -> torch.Tensor:
     """Image files as one batch in [-1, 1]: ``channels``, resized and centre-cropped to ``size`` (what a model that
     encodes or classifies real images takes). An unreadable file is a one-line error naming it."""
     batch = []
     for path in paths:
         try:
-            im = open_image(path)
+            im = open_image(path, notes)
         except (ValueError, OSError) as e:
             raise ValueError(f"{path}: {e}") from None
         im = fit(im.convert("L" if channels == 1 else "RGB"), size)
@@ -269,7 +318,7 @@ def _zip_image(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> Image.Image:
             while f.read(1 << 20):  # the CRC is compared at the end of the entry
                 pass
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, OSError) as e:
-        raise ValueError(f"corrupt in the archive ({str(e).splitlines()[0] if str(e) else type(e).__name__})") \
+        raise ValueError(f"corrupt in the archive ({str(e).splitlines()[0] if str(e) else 'it ends early'})") \
             from None
     return im
 

@@ -95,6 +95,9 @@ class Family:
     # steps of its default recipe before its samples show shapes (half as legible as the real images, on the shared
     # data sets: bench/learns_after.py); a planned run shorter than that is told so before it spends its time
     learns_after: int | None = None
+    # what a CPU training step holds per pixel of each image of the batch, at its default widths, beyond torch's own
+    # (measured: the README's table of peak memory); a run that would not fit the machine is refused before it starts
+    step_bytes_per_pixel: float | None = None
     size_rule: SizeRule | None = None  # the sizes its networks take, for a size chosen from the data (DCGAN's)
     summary: str = ""                 # the card's first sentence, formatted with config.json's keys and {images}
     examples: tuple[str, ...] = ()    # commands for the card's "Use" block beyond `gan sample`, with {where}

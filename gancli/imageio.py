@@ -56,6 +56,18 @@ def captioned(img: Image.Image, text: str) -> Image.Image:
     return out
 
 
+SCREEN = 768  # the longer side, in pixels, a grid is enlarged to by default: comfortable on a screen
+MOST = 4        # ... by at most this many times (a large grid is left as it is)
+
+
+def enlarge(img: Image.Image, scale: int | None = None) -> Image.Image:
+    """A picture enlarged ``scale`` times by nearest neighbour, so every pixel stays true (a grid of 28 px digits is
+    242 px wide, small on a screen); without a scale, enough for about SCREEN px, at most MOST times."""
+    if scale is None:
+        scale = max(1, min(MOST, SCREEN // max(img.size)))
+    return img if scale == 1 else img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)
+
+
 def is_stream(path: str | Path) -> bool:
     """A device or a pipe (``/dev/null``, ``/dev/stdout``, ``-``, a FIFO): written into as a stream, never replaced,
     and named without an extension."""

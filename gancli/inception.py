@@ -283,7 +283,9 @@ def load_fid_inception(path, device="cpu") -> FIDInceptionV3:
     except (FileNotFoundError, PermissionError):
         raise
     except Exception as e:  # UnpicklingError, RuntimeError (bad zip/magic), EOFError, IsADirectoryError, ...
-        raise ValueError(f"{prefix}: it cannot be read as PyTorch weights ({type(e).__name__})") from None
+        from gancli.weights import checkpoint_problem
+
+        raise ValueError(f"{prefix}: it cannot be read as PyTorch weights ({checkpoint_problem(e)})") from None
 
     state = loaded
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):  # an OrderedDict is a dict

@@ -278,11 +278,12 @@ class GANModel:
 
         return self.prepared(self.generator, for_inference) if self.device.type == "cpu" else self.generator
 
-    def read_images(self, paths: list[str | Path]) -> torch.Tensor:
-        """Image files as a batch this model takes: its channels, resized and centre-cropped to its size."""
+    def read_images(self, paths: list[str | Path], notes=None) -> torch.Tensor:
+        """Image files as a batch this model takes: its channels, resized and centre-cropped to its size
+        (``notes``: a ``gancli.data.InputNotes`` that hears of animations and transparency)."""
         from gancli.data import read_batch
 
-        return read_batch(paths, self.channels, self.image_size)
+        return read_batch(paths, self.channels, self.image_size, notes)
 
     def latents_for(self, n: int | None = None, seed: int = 0, seeds: list[int] | None = None) -> torch.Tensor:
         pairs = [(s, 0) for s in seeds] if seeds is not None else [(seed, i) for i in range(n or 0)]

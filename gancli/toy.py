@@ -354,11 +354,15 @@ def _unrolled_logits(D, loss, fake, modes, std, k, lr, gen):
 
 
 # ------------------------------------------------------------------------------------------------ pictures
-def _canvas(figsize):
+DPI = 80       # the figures' resolution at --scale 1 (352x368 px for 2d: small on today's screens)
+SCALE = 2      # the default --scale
+
+
+def _canvas(figsize, scale: float = SCALE):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=figsize, dpi=80, layout="constrained")
+    fig = Figure(figsize=figsize, dpi=DPI * scale, layout="constrained")
     FigureCanvasAgg(fig)
     return fig
 
@@ -371,10 +375,10 @@ def _to_image(fig):
     return Image.fromarray(np.asarray(fig.canvas.buffer_rgba())).convert("RGB")
 
 
-def frames_1d(result: Toy1DResult) -> list:
+def frames_1d(result: Toy1DResult, scale: float = SCALE) -> list:
     """Figure 1 of Goodfellow et al. 2014, one frame per measurement: p_data (black, dotted), p_g (green), D (blue,
-    dashed) and D* for the current p_g (red, dotted)."""
-    fig = _canvas((7, 3.8))
+    dashed) and D* for the current p_g (red, dotted). ``scale``: drawn this many times larger than at DPI."""
+    fig = _canvas((7, 3.8), scale)
     ax = fig.add_subplot()
     ax2 = ax.twinx()
     s0 = result.snapshots[0]
@@ -403,10 +407,11 @@ def frames_1d(result: Toy1DResult) -> list:
     return images
 
 
-def frames_2d(result: Toy2DResult) -> list:
-    """Samples (blue) over the modes (red crosses), one frame per measurement."""
+def frames_2d(result: Toy2DResult, scale: float = SCALE) -> list:
+    """Samples (blue) over the modes (red crosses), one frame per measurement. ``scale``: drawn this many times
+    larger than at DPI."""
     modes, std = DATA_2D[result.data]
-    fig = _canvas((4.4, 4.6))
+    fig = _canvas((4.4, 4.6), scale)
     ax = fig.add_subplot()
     lim = max(abs(c) for m in modes for c in m) + 1.0
     ax.set_xlim(-lim, lim)
@@ -425,19 +430,15 @@ def frames_2d(result: Toy2DResult) -> list:
     return images
 
 
-PICTURES = {".gif": "animation", ".webp": "animation", ".png": "figure", ".jpg": "figure", ".jpeg": "figure"}
+PICTURES = {"gif": "animation", "webp": "animation", "png": "figure", "jpg": "figure"}
 
 
 def check_picture(path) -> str:
-    """What -o writes, from its extension: an animation or the four-moment figure; anything else is refused
-    before training, with the choices that exist."""
-    from pathlib import Path
+    """What -o writes, by the one rule for outputs (``imageio.output_format``): an animation (.gif, .webp) or the
+    four-moment figure (.png, .jpg); anything else is refused before training."""
+    from gancli.imageio import output_format
 
-    kind = PICTURES.get(Path(path).suffix.lower())
-    if kind is None:
-        raise ValueError(f"unsupported picture format {Path(path).suffix or '(none)'!r} for {path}: use .gif or "
-                         ".webp (an animation) or .png or .jpg (four moments side by side)")
-    return kind
+    return PICTURES[output_format(path, formats=tuple(PICTURES))]
 
 
 def save_picture(images: list, path) -> str:
@@ -449,14 +450,17 @@ def save_picture(images: list, path) -> str:
 
     from gancli.imageio import save_animation, save_image
 
+    from gancli.imageio import output_format
+
     path = Path(path)
-    if check_picture(path) == "animation":
-        save_animation(images, path, fps=8)
+    fmt = output_format(path, formats=tuple(PICTURES))
+    if PICTURES[fmt] == "animation":
+        save_animation(images, path, fps=8, fmt=fmt)
         return "animation"
     picks = sorted({round(i * (len(images) - 1) / 3) for i in range(4)})
     w, h = images[0].size
     strip = Image.new("RGB", (w * len(picks), h), "white")
     for i, p in enumerate(picks):
         strip.paste(images[p], (i * w, 0))
-    save_image(strip, path)
+    save_image(strip, path, fmt)
     return "figure"

@@ -214,9 +214,10 @@ def side_by_side(left: Image.Image, right: Image.Image) -> Image.Image:
 
 
 def run(model, p: Plan, direction: str, size: int | None = None, batch_size: int = 4, side: bool = False,
-        advance: Callable[[int], None] | None = None) -> tuple[int, list[tuple[Path, str]]]:
+        advance: Callable[[int], None] | None = None, notes=None) -> tuple[int, list[tuple[Path, str]]]:
     """Translate every job; unreadable inputs are skipped and returned as (file, reason). Each output is written in
-    its target's format (``plan`` made every target one we write)."""
+    its target's format (``plan`` made every target one we write). ``notes`` (a ``gancli.data.InputNotes``) hears
+    of animated and transparent inputs."""
     from gancli.imageio import save_image
 
     skipped, done = [], 0
@@ -224,7 +225,7 @@ def run(model, p: Plan, direction: str, size: int | None = None, batch_size: int
         chunk, images = [], []
         for job in p.jobs[start:start + batch_size]:
             try:
-                images.append(open_image(job.source))
+                images.append(open_image(job.source, notes))
                 chunk.append(job)
             except ValueError as e:
                 skipped.append((job.source, str(e)))

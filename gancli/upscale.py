@@ -102,8 +102,9 @@ def upscale_image(model, image: Image.Image, scale: float | None = None, tile: i
 
 
 def run(model, p: Plan, scale: float | None = None, tile: int = DEFAULT_TILE,
-        advance: Callable[[int], None] | None = None) -> tuple[int, list]:
-    """Upscale every job, one image at a time; unreadable inputs are skipped and returned as (file, reason).
+        advance: Callable[[int], None] | None = None, notes=None) -> tuple[int, list]:
+    """Upscale every job, one image at a time; unreadable inputs are skipped and returned as (file, reason);
+    ``notes`` (a ``gancli.data.InputNotes``) hears of animated and transparent inputs.
     ``advance(1)`` is called per tile, and once per skipped file: ``total_tiles`` steps in all."""
     model.requires("upscale", "gan upscale")
     check_scale(model, scale)
@@ -112,7 +113,7 @@ def run(model, p: Plan, scale: float | None = None, tile: int = DEFAULT_TILE,
     done, skipped = 0, []
     for job in p.jobs:
         try:
-            image = open_image(job.source)
+            image = open_image(job.source, notes)
         except ValueError as e:
             skipped.append((job.source, str(e)))
             advance(1)

@@ -69,6 +69,18 @@ def load_strict(module: nn.Module, state: dict[str, torch.Tensor], prefix: str, 
     module.load_state_dict({k: v.to(own[k].dtype) for k, v in theirs.items()}, strict=True)
 
 
+def checkpoint_problem(e: BaseException) -> str:
+    """Why torch.load could not read a file, in words rather than its exception's class name."""
+    text = str(e).splitlines()[0][:120] if str(e) else ""
+    if isinstance(e, EOFError) or "end of file" in text.lower() or "truncated" in text.lower():
+        return "the file ends early"
+    if isinstance(e, IsADirectoryError):
+        return "it is a folder"
+    if "zip archive" in text or "magic number" in text.lower() or "invalid load key" in text.lower():
+        return f"not a file torch.save wrote: {text}" if text else "not a file torch.save wrote"
+    return text or "a damaged file"
+
+
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
@@ -79,8 +91,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         raise WeightsError(f"{path} holds Python objects beyond tensors and plain containers; refusing to "
                            "unpickle it (torch.load with weights_only=True rejected it)") from None
     except Exception as e:
-        raise WeightsError(f"{path} is not a readable PyTorch checkpoint ({type(e).__name__}: "
-                           f"{str(e).splitlines()[0][:120] if str(e) else ''})") from None
+        raise WeightsError(f"{path} is not a readable PyTorch checkpoint ({checkpoint_problem(e)})") from None
     for key in ("state_dict", "model", "netG", "generator"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]

@@ -1,6 +1,7 @@
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from PIL import Image
 from typer.testing import CliRunner
@@ -30,8 +31,15 @@ def test_sample_grid(tiny_model_dir, tmp_path):
     out = tmp_path / "grid.png"
     r = run("sample", tiny_model_dir, "-n", 16, "--nrow", 4, "-o", out, "--device", "cpu")
     assert r.exit_code == 0, r.output
-    with Image.open(out) as im:
+    true = tmp_path / "true.png"
+    assert run("sample", tiny_model_dir, "-n", 16, "--nrow", 4, "-o", true, "--scale", 1).exit_code == 0
+    with Image.open(out) as big, Image.open(true) as im:
         assert im.size == (4 * 30 + 2, 4 * 30 + 2) and im.mode == "L"
+        # enlarged for a screen by default (122 px is small), each pixel a 4x4 block of the same grey
+        assert big.size == (4 * im.width, 4 * im.height)
+        assert np.array_equal(np.asarray(big), np.asarray(im).repeat(4, 0).repeat(4, 1))
+    r = run("sample", tiny_model_dir, "-n", 4, "-o", out, "--scale", 0)
+    assert r.exit_code == 2 and "--scale must be a whole number from 1 to 64, not 0" in r.output
 
 
 def test_sample_grid_is_deterministic_per_seed(tiny_model_dir, tmp_path):
@@ -72,7 +80,8 @@ def test_interpolate_webp_and_png_grid(tiny_model_dir, tmp_path):
                "--method", "lerp").exit_code == 0
     with Image.open(tmp_path / "w.webp") as im:
         assert im.n_frames == 6
-    assert run("interpolate", tiny_model_dir, "--seeds", "1,2", "--steps", 3, "-o", tmp_path / "w.png").exit_code == 0
+    assert run("interpolate", tiny_model_dir, "--seeds", "1,2", "--steps", 3, "-o", tmp_path / "w.png", "--scale",
+               1).exit_code == 0
     with Image.open(tmp_path / "w.png") as im:
         assert im.size == (3 * 30 + 2, 2 * 30 + 2)
 

@@ -92,13 +92,15 @@ def server():
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    """`gan sample dcgan-mnist -n 16 --seed 0`'s grid, from the command itself."""
+    """`gan sample dcgan-mnist -n 16 --seed 0 --scale 1`'s grid, from the command itself (the page enlarges it on
+    screen)."""
     from typer.testing import CliRunner
 
     from gancli.cli import app
 
     out = tmp_path_factory.mktemp("ref") / "grid.png"
-    r = CliRunner().invoke(app, ["sample", "dcgan-mnist", "-n", "16", "--seed", "0", "-o", str(out)])
+    r = CliRunner().invoke(app, ["sample", "dcgan-mnist", "-n", "16", "--seed", "0", "-o", str(out),
+                                 "--scale", "1"])
     assert r.exit_code == 0, r.output
     return np.asarray(Image.open(out).convert("L"))
 

@@ -83,3 +83,20 @@ def test_a_size_whose_data_would_not_fit_names_the_largest_that_does(photos, tmp
                                "while loading, more than half of this machine's 1.0 GB: the largest --size that "
                                "fits is 996"), r.output
     assert not (tmp_path / "run").exists()
+
+
+def test_a_step_that_would_not_fit_is_refused_before_the_networks_are_built(tmp_path, monkeypatch):
+    from conftest import make_image_folder
+
+    from gancli import devices
+
+    data = make_image_folder(tmp_path / "images")  # 24 digits-like rings: the batch is fitted to 4
+    monkeypatch.setattr(devices, "machine_memory_bytes", lambda: int(1.5 * 2**30))  # a 1.5 GB machine
+    r = run("train", data, "--out", tmp_path / "run", "--size", 512, "--steps", 1, "--device", "cpu")
+    assert r.exit_code == 2, r.output
+    assert r.output.startswith("error: a dcgan training step at 512 px and batch 4 needs about 1.3 GB"), r.output
+    assert "the largest --size that fits is about 256" in r.output, r.output
+    assert not (tmp_path / "run").exists()
+    r = run("train", data, "--out", tmp_path / "run", "--size", 256, "--steps", 1, "--device", "cpu", "--g-width", 4,
+            "--d-width", 4)
+    assert r.exit_code == 0, r.output  # the size it named trains

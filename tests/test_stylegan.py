@@ -33,7 +33,7 @@ def test_truncation_on_a_model_without_styles_is_refused(tiny_model_dir, tmp_pat
 
 
 def test_sample_cli_with_truncation(style_dir, tmp_path):
-    r = run("sample", style_dir, "-n", 4, "--truncation", "0", "-o", tmp_path / "t.png")
+    r = run("sample", style_dir, "-n", 4, "--truncation", "0", "-o", tmp_path / "t.png", "--scale", 1)
     assert r.exit_code == 0 and "truncation 0" in r.output
     with Image.open(tmp_path / "t.png") as im:
         a = np.asarray(im)
@@ -43,7 +43,8 @@ def test_sample_cli_with_truncation(style_dir, tmp_path):
 
 # ------------------------------------------------------------------------------------------------ style mixing
 def test_mix_writes_the_papers_grid(style_dir, tmp_path):
-    r = run("mix", style_dir, "--rows", "1,2", "--cols", "3,4,5", "--levels", "coarse", "-o", tmp_path / "mix.png")
+    r = run("mix", style_dir, "--rows", "1,2", "--cols", "3,4,5", "--levels", "coarse", "-o", tmp_path / "mix.png",
+            "--scale", 1)
     assert r.exit_code == 0, r.output
     with Image.open(tmp_path / "mix.png") as im:
         assert im.size == (4 * 18 + 2, 3 * 18 + 2)  # a header row and column around 2 x 3 cells
@@ -78,7 +79,8 @@ def test_truncation_and_levels_are_checked(style_dir, tmp_path):
 
 
 def test_interpolate_in_w(style_dir, tiny_model_dir, tmp_path):
-    r = run("interpolate", style_dir, "--space", "w", "--seeds", "1,2,3", "--steps", 4, "-o", tmp_path / "w.png")
+    r = run("interpolate", style_dir, "--space", "w", "--seeds", "1,2,3", "--steps", 4, "-o", tmp_path / "w.png",
+            "--scale", 1)
     assert r.exit_code == 0 and "in w" in r.output
     with Image.open(tmp_path / "w.png") as im:
         assert im.size == (4 * 18 + 2, 3 * 18 + 2)

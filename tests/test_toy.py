@@ -146,8 +146,9 @@ def test_cli_2d_png_and_json_on_stdout(tmp_path):
     (("1d", "--data", "ring"), "unknown --data 'ring' for 1d"),
     (("2d", "--pack", "2", "--unrolled", "5"), "give --pack or --unrolled, not both"),
     (("2d", "--steps", "0"), "--steps must be between"),
-    (("1d", "-o", "toy.bmpx"), "unsupported picture format '.bmpx' for toy.bmpx: use .gif or .webp"),
-    (("1d", "-o", "toy"), "unsupported picture format '(none)'"),
+    (("1d", "-o", "toy.bmpx"), "-o toy.bmpx: .bmpx is not a format this command writes: end it in .gif, .webp, .png "
+                               "or .jpg"),
+    (("1d", "-o", "toy"), "-o toy has no extension: end it in .gif, .webp, .png or .jpg"),
 ])
 def test_bad_options_are_one_error_line(tmp_path, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)

@@ -13,7 +13,7 @@ from tiny_families import run, needs_mnist, vae_dir, _digit_file  # noqa: F401 (
 @needs_mnist
 def test_vae_walks_between_two_real_images(vae_dir, tmp_path):
     a, b = _digit_file(tmp_path / "a.png", 0), _digit_file(tmp_path / "b.png", 1)
-    r = run("interpolate", vae_dir, "--between", a, b, "--steps", 5, "-o", tmp_path / "between.png")
+    r = run("interpolate", vae_dir, "--between", a, b, "--steps", 5, "-o", tmp_path / "between.png", "--scale", 1)
     assert r.exit_code == 0, r.output
     assert "between 2 images" in r.output
     with Image.open(tmp_path / "between.png") as im:

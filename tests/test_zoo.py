@@ -31,9 +31,9 @@ def test_gan_sample_dcgan_mnist_writes_a_grid_of_digits(tmp_path):
     p = subprocess.run([sys.executable, "-m", "gancli", "sample", "dcgan-mnist", "-n", "64", "--device", "cpu"],
                        cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
-    with Image.open(tmp_path / "samples.png") as im:
-        assert im.size == (8 * 30 + 2, 8 * 30 + 2) and im.mode == "L"
-        grid = np.asarray(im, dtype=np.float32) / 255
+    with Image.open(tmp_path / "samples.png") as im:  # enlarged 3x for a screen, every pixel a 3x3 block
+        assert im.size == (3 * (8 * 30 + 2), 3 * (8 * 30 + 2)) and im.mode == "L"
+        grid = np.asarray(im, dtype=np.float32)[::3, ::3] / 255
     tiles = np.stack([grid[2 + 30 * r:30 * r + 30, 2 + 30 * c:30 * c + 30] for r in range(8) for c in range(8)])
     # MNIST-like: dark background, a white stroke in the middle, ~10-25% ink; and 64 different pictures
     ink = (tiles > 0.5).mean(axis=(1, 2))

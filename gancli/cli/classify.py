@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from gancli.cli.common import DEVICE, VERBOSE, check_output, command, console, fail, load_model, out, to_stdout, write_text
+from gancli.cli.common import DEVICE, VERBOSE, check_output, command, console, fail, load_model, out, say_notes, to_stdout, write_text
 
 
 @command()
@@ -30,6 +30,7 @@ def classify(
     import json
 
     from gancli.classify import classify_files
+    from gancli.data import InputNotes
 
     if batch_size < 1:
         fail("--batch-size must be at least 1")
@@ -39,7 +40,9 @@ def classify(
     if to_stdout(csv_path) and to_stdout(json_path):
         fail("--csv - and --json - would both write to standard output: send one of them to a file")
     model = load_model(name, device, verbose)
-    predictions, skipped = classify_files(model, inputs, batch_size)
+    notes = InputNotes()
+    predictions, skipped = classify_files(model, inputs, batch_size, notes)
+    say_notes(notes)
     for path, why in skipped:
         console.print(f"[yellow]skipped[/] {path}: {why}", highlight=False)
     if not predictions:

@@ -36,6 +36,12 @@ def os_error_line(e: OSError) -> str:
     return f"{e.filename}: {words}" if e.filename else f"writing standard output failed: {words}"
 
 
+def say_notes(notes):
+    """What reading the inputs changed (``gancli.data.InputNotes``): a line a kind, on stderr."""
+    for line in notes.lines():
+        console.print(f"note: {line}", highlight=False, markup=False)
+
+
 def fail(message: str, code: int = 2):
     console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
@@ -158,6 +164,15 @@ BACKEND = typer.Option("torch", "--backend", help="torch, or onnxruntime (CPU; t
 BF16 = typer.Option(False, "--bf16", help="bf16 (backend torch; on the CPU a bf16 copy of the generator): about 2x "
                                           "on CPUs with avx512_bf16 or AMX and faster on GPUs, but not fp32's pixels "
                                           "(several grey levels apart); see docs/speed.md.")
+
+
+SCALE = typer.Option(None, "--scale", help="Enlarge the picture this many times, nearest-neighbour so every pixel "
+                                           "stays true (default: enough for about 768 px, at most 4x).")
+
+
+def check_scale(scale: int | None):
+    if scale is not None and not 1 <= scale <= 64:
+        fail(f"--scale must be a whole number from 1 to 64, not {scale}")
 
 
 def check_backend(backend: str, bf16: bool) -> str:

@@ -26,8 +26,9 @@ def interpolate(
                                                    "where walks are smoother)."),
     output: Path = typer.Option(Path("walk.gif"), "-o", "--output", help=".gif or .webp animation, or .png grid."),
     fps: float = typer.Option(15.0, "--fps", help="Frames per second of the animation."),
-    scale: Optional[int] = typer.Option(None, "--scale", help="Enlarge each frame this many times (default: "
-                                                               "enough for 256 px)."),
+    scale: Optional[int] = typer.Option(None, "--scale", help="Enlarge each frame this many times, nearest-"
+                                                               "neighbour (default: enough for 256 px; a .png grid: "
+                                                               "about 768 px, at most 4x)."),
     nrow: Optional[int] = typer.Option(None, "--nrow", help="Frames per row of a .png grid."),
     label: Optional[str] = typer.Option(None, "--label", help="Conditional models: the class (default: the first)."),
     device: str = DEVICE,
@@ -42,7 +43,7 @@ def interpolate(
     from PIL import Image
 
     from gancli import drawing, latents
-    from gancli.imageio import grid_image, output_format, save_animation, save_image, to_pil
+    from gancli.imageio import enlarge, grid_image, output_format, save_animation, save_image, to_pil
 
     key_seeds = latents.parse_seeds(seeds)
     if steps < 1 or steps > 10_000:
@@ -81,7 +82,7 @@ def interpolate(
     frames, what = drawing.walk(model, None if between else key_seeds, images if between else None, steps, method,
                                 space, label, **use)
     if fmt == "png":
-        save_image(grid_image(frames, nrow or steps), output, fmt)
+        save_image(enlarge(grid_image(frames, nrow or steps), scale), output, fmt)
     else:
         pictures = [im.resize((im.width * factor, im.height * factor), Image.Resampling.NEAREST)
                     for im in to_pil(frames)]

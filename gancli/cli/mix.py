@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from gancli.cli.common import DEVICE, VERBOSE, check_output, command, console, fail, load_model, out, to_stdout
+from gancli.cli.common import DEVICE, SCALE, VERBOSE, check_output, check_scale, command, console, fail, load_model, out, to_stdout
 
 
 @command()
@@ -19,6 +19,7 @@ def mix(
                                                           "texture), or several, e.g. coarse,middle."),
     truncation: Optional[float] = typer.Option(None, "--truncation", help="psi for every source."),
     output: Path = typer.Option(Path("mix.png"), "-o", "--output", help="The figure (.png, .jpg, .webp)."),
+    scale: Optional[int] = SCALE,
     device: str = DEVICE,
     verbose: bool = VERBOSE,
 ):
@@ -28,16 +29,17 @@ def mix(
     Example: `gan mix stylegan-fashion --rows 1,2,3 --cols 4,5,6 --levels coarse -o mix.png`
     """
     from gancli import latents
-    from gancli.imageio import grid_image, output_format, save_image
+    from gancli.imageio import enlarge, grid_image, output_format, save_image
 
     row_seeds, col_seeds = latents.parse_seeds(rows), latents.parse_seeds(cols)
     if len(row_seeds) * len(col_seeds) > 10_000:
         fail("too many cells: at most 10000 (rows x columns)")
     check_output(output, "-o", "mix.png")
+    check_scale(scale)
     fmt = output_format(output)
     model = load_model(name, device, verbose, sampling=True)
     images, width = model.style_mix(row_seeds, col_seeds, levels, truncation)
-    save_image(grid_image(images, width), output, fmt)
+    save_image(enlarge(grid_image(images, width), scale), output, fmt)
     (console if to_stdout(output) else out).print(f"wrote a {len(row_seeds)}x{len(col_seeds)} style-mixing grid ({levels} styles from the rows) to "
               f"{output}")
 

@@ -104,7 +104,7 @@ def run_plan(p, label: str, verb: str, outdir: Optional[Path], work, total: Opti
         done, skipped = work(lambda k: progress.advance(task, k))
     if not done:  # one line: the first reason, and how many more
         (path, why), more = skipped[0], len(skipped) - 1
-        fail(f"nothing {verb}: {path} is {why}" + (f" (and {more} more unreadable input(s))" if more else ""))
+        fail(f"nothing {verb}: {path}: {why}" + (f" (and {more} more unreadable input(s))" if more else ""))
     for path, why in skipped:  # some inputs worked: not an error, but say which were not used
         console.print(f"[yellow]skipped[/] {path}: {why}", highlight=False)
     return done, skipped, p.jobs[0].target if len(p.jobs) == 1 else (outdir or "next to the inputs")

@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from gancli.cli.common import BACKEND, BF16, DEVICE, VERBOSE, check_backend, check_output, check_seed, console, describe, fail, load_model, model_command, out, plural, to_stdout, use_backend
+from gancli.cli.common import BACKEND, BF16, DEVICE, VERBOSE, SCALE, check_backend, check_output, check_scale, check_seed, console, describe, fail, load_model, model_command, out, plural, to_stdout, use_backend
 from gancli.cli.progress import progress_bar
 
 
@@ -26,6 +26,7 @@ def sample(
                                                              "per class)."),
     batch_size: int = typer.Option(256, "--batch-size", help="Images per forward pass."),
     fmt: Optional[str] = typer.Option(None, "--format", help="png, jpg or webp (default: from -o, or png)."),
+    scale: Optional[int] = SCALE,
     device: str = DEVICE,
     backend: str = BACKEND,
     bf16: bool = BF16,
@@ -39,7 +40,7 @@ def sample(
     """
     import torch
 
-    from gancli.imageio import grid_image, output_format, save_image, to_pil
+    from gancli.imageio import enlarge, grid_image, output_format, save_image, to_pil
 
     from gancli import drawing, latents
 
@@ -59,6 +60,7 @@ def sample(
         fail("--batch-size must be at least 1")
     if nrow is not None and nrow < 1:
         fail("--nrow must be at least 1")
+    check_scale(scale)
     if outdir is None and count > 10_000:
         fail(f"{count} images is too many for one grid: use --outdir to write one file per image")
     if outdir is None:
@@ -86,7 +88,7 @@ def sample(
         for batch in model.generate(drawn.z, drawn.labels, batch_size, **use):
             if paths is not None:
                 for k, img in enumerate(to_pil(batch)):
-                    save_image(img, paths[done + k], fmt)
+                    save_image(enlarge(img, scale) if scale else img, paths[done + k], fmt)  # files: as drawn
             else:
                 images.append(batch)
             done += len(batch)
@@ -101,7 +103,7 @@ def sample(
     else:
         if nrow is None and model.is_conditional and label is None:
             nrow = model.config["arch_args"]["num_classes"]  # one column per class
-        save_image(grid_image(torch.cat(images), nrow), output, fmt)
+        save_image(enlarge(grid_image(torch.cat(images), nrow), scale), output, fmt)
         (console if to_stdout(output) else out).print(  # -o -: stdout holds the picture alone
             f"wrote {'a grid of ' + plural(count, 'image') if count > 1 else '1 image'} to {output}  ({what})")
 

@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from gancli.cli.common import BACKEND, BF16, DEVICE, VERBOSE, check_backend, check_output, command, describe, fail, load_model, out, use_backend
+from gancli.cli.common import BACKEND, BF16, DEVICE, VERBOSE, check_backend, check_output, command, describe, fail, load_model, out, say_notes, use_backend
 from gancli.cli.progress import left_out, run_plan
 
 
@@ -31,6 +31,7 @@ def translate(
     `gan translate cyclegan-horse2zebra photos/ --outdir zebras/`; `gan translate cyclegan-horse2zebra z.jpg --direction horse`
     """
     from gancli import translate as tr
+    from gancli.data import InputNotes
 
     if batch_size < 1:
         fail("--batch-size must be at least 1")
@@ -48,8 +49,10 @@ def translate(
     target = model.target_domain(direction)
     p = tr.plan(inputs, tr_suffix(target), output, outdir)
     use_backend(model, backend, bf16, verbose, direction)
+    notes = InputNotes()
     done, skipped, where = run_plan(p, f"-> {target}", "translated", outdir, lambda advance: tr.run(
-        model, p, direction, size, batch_size, side, advance=advance))
+        model, p, direction, size, batch_size, side, advance=advance, notes=notes))
+    say_notes(notes)
     out.print(f"translated {done} image(s) to {target} ({direction}) -> {where}  ({describe(model.device)}, "
               f"{model.backend}{', bf16' if bf16 else ''})"
               + left_out(p, skipped))

@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from gancli.cli.common import DEVICE, VERBOSE, check_output, command, describe, load_model, out
+from gancli.cli.common import DEVICE, VERBOSE, check_output, command, describe, load_model, out, say_notes
 from gancli.cli.progress import left_out, run_plan
 
 
@@ -29,6 +29,7 @@ def upscale(
     """
     from gancli import translate as tr
     from gancli import upscale as up
+    from gancli.data import InputNotes
 
     if output is not None:
         check_output(output, "-o", "out.png")
@@ -38,10 +39,12 @@ def upscale(
     scale = up.check_scale(model, scale)
     up.check_tile(model.generator, tile)
     p = tr.plan(inputs, f"x{scale:g}", output, outdir)
+    notes = InputNotes()
     done, skipped, where = run_plan(p, f"x{scale:g}", "upscaled", outdir,
-                                     lambda advance: up.run(model, p, scale, tile, advance=advance),
+                                     lambda advance: up.run(model, p, scale, tile, advance=advance, notes=notes),
                                      total=up.total_tiles(model, p, tile))  # a large image's tiles show progress
     out.print(f"upscaled {done} image(s) x{scale:g} -> {where}  ({describe(model.device)})"
               + left_out(p, skipped))
+    say_notes(notes)
 
 

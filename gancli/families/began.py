@@ -177,6 +177,7 @@ class Equilibrium(TwoPlayer, NoiseObjective):
 @register
 class BEGAN(Family):
     name = "began"
+    step_bytes_per_pixel = 3240  # 1.3 GB at 64 px, batch 64
     description = "BEGAN (Berthelot et al. 2017): an autoencoder discriminator held in equilibrium by k_t"
     photo_size = 64  # 64 px, as the paper's faces: a laptop CPU trains it in hours
     size_rule = LADDER_SIZES

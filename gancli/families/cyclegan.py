@@ -263,6 +263,7 @@ class CycleGANObjective(TranslationObjective):
 @register
 class CycleGAN(TranslationFamily):
     name = "cyclegan"
+    step_bytes_per_pixel = 119000  # 2.4 GB at 128 px crops, batch 1: two of each network
     description = "CycleGAN (Zhu et al. 2017): ResNet generators and 70x70 PatchGAN discriminators"
     options = TranslationFamily.options + BLOCKS + UPSAMPLE + INIT_FROM + group(
         "cyclegan options",
