@@ -14,8 +14,8 @@
 #   1. CHECK=full (default) runs bench/cuda_check.py within CHECK_BUDGET s (default 200: the tests marked cuda and the
 #      side-by-side speed rows); CHECK=rows only the speed rows; CHECK=none neither.
 #   2. The pilot: PILOTS ("name:args;...", default widths 48 and 64 at --lr 2e-4 and 4e-4 for batch 16), each for
-#      PILOT_STEPS steps (equal images), one after another (the GPU is shared by none), then judged on 100 held-out
-#      photos each way (`gan eval --real DATA`): the best sum of the two target-domain rates wins; a narrower
+#      PILOT_STEPS steps (equal images), one after another (the GPU is shared by none), then judged on every held-out
+#      photo each way (`gan eval --real DATA`): the best sum of the two target-domain rates wins; a narrower
 #      generator wins a tie within 3 points (it fits the tree budget better).
 #   3. The run: `gan train` with the chosen recipe for EPOCHS (default 200) epochs, batch 16, stopped by SIGTERM
 #      (a checkpoint) 20 s before the call's end.
@@ -24,7 +24,7 @@
 # is the CPU's work afterwards.
 #
 # For a dry run on the CPU, small:
-#     CHECK=none DEVICE=cpu PILOT_STEPS=4 EPOCHS=0.05 EXTRA="--blocks 2 --d-width 8 --size 32 --load-size 36" \
+#     CHECK=none DEVICE=cpu PILOT_STEPS=4 EPOCHS=0.5 EXTRA="--blocks 2 --d-width 8 --size 32 --load-size 36 --batch-size 2" \
 #       PILOTS="w8:--g-width 8;w12:--g-width 12" bash bench/gpu_session.sh SMALL_DATA /tmp/out 300
 set -u
 DATA=$1 OUT=$2 BUDGET=${3:-570}
@@ -79,14 +79,16 @@ for p in "${PILOT[@]}"; do
   name=${p%%:*}; args=${p#*:}
   timeout 150 python -m gancli train "$DATA" $COMMON $args --steps "${PILOT_STEPS:-400}" --log-every 50 \
     --sample-every 100000 --checkpoint-every 100000 --out "runs/pilot-$name" > "runs/pilot-$name.log" 2>&1
-  timeout 60 python -m gancli eval "runs/pilot-$name/export" --real "$DATA" -n 100 --device "$DEVICE" --json \
-    > "runs/pilot-$name/eval.json" 2>> "runs/pilot-$name.log"
+  for d in a2b b2a; do
+    [ -d "runs/pilot-$name/export" ] && timeout 60 python -m gancli eval "runs/pilot-$name/export" --real "$DATA" \
+      --direction $d --device "$DEVICE" --json - > "runs/pilot-$name/eval-$d.json" 2>> "runs/pilot-$name.log"
+  done
   read -r score width <<< "$(python - "runs/pilot-$name" <<'EOF'
 import json, sys
 from pathlib import Path
 run = Path(sys.argv[1])
 try:
-    e = json.loads((run / "eval.json").read_text())
+    e = [json.loads((run / f"eval-{d}.json").read_text()) for d in ("a2b", "b2a")]
     def walk(x):
         if isinstance(x, dict):
             for k, v in x.items():
@@ -110,7 +112,11 @@ EOF
     best=$p best_score=$score best_width=$width
   fi
 done
-(cd runs && tar cf - pilot-*/metrics.jsonl pilot-*/eval.json pilot-*/log.txt pilot-*.log 2>/dev/null) > "$OUT/pilot.tar"
+(cd runs && tar cf - pilot-*/metrics.jsonl pilot-*/eval-*.json pilot-*/log.txt pilot-*.log 2>/dev/null) > "$OUT/pilot.tar"
+if [ -z "$best" ]; then  # no pilot could be judged (each one's log says why): the first recipe, said so
+  best=${PILOT[0]}
+  echo "no pilot was judged: taking the first recipe"
+fi
 echo "chosen: ${best%%:*} (${best#*:}), score $best_score"
 
 # 3. the run, stopped by SIGTERM (a checkpoint at the next step) before the call ends; call 2 resumes it

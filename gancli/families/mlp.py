@@ -58,11 +58,11 @@ class MLPDiscriminator(nn.Module):
 
 @register
 class MLP(Family):
-    learns_after = 250  # bench/learns_after.py: MNIST, batch 64: legible 56% at 250 (then it wanders: 15% at 3,000)
-    step_bytes_per_pixel = 4000  # 0.65 GB at 28 px, batch 64 (its weights grow with the pixels too)
     name = "mlp"
     description = "Fully-connected GAN of Goodfellow et al. 2014; conditional (Mirza & Osindero) with --conditional"
     photo_size = 28  # the 2014 GAN's 28 px: fully connected layers grow with the square of the side
+    learns_after = 250  # bench/learns_after.py: MNIST, batch 64: legible 56% at 250 (then it wanders: 15% at 3,000)
+    step_bytes_per_pixel = 4000  # 0.65 GB at 28 px, batch 64 (its weights grow with the pixels too)
     options = GAN + CONDITIONAL + PACK
 
     def check_options(self, opts):
