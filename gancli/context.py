@@ -151,7 +151,7 @@ class TrainingContext:
         if n >= 4 * opts.batch_size * per_batch:
             return
         fitted = 1 << max(0, (n // (4 * per_batch)).bit_length() - 1)
-        self.data.first.notes.insert(0, f"--batch-size {fitted} chosen: {n} training images make "
+        self.data.first.notes.append(f"--batch-size {fitted} chosen: {n} training images make "
                                         f"{n // (fitted * per_batch)} batches an epoch (the default "
                                         f"{opts.batch_size} would make {n // (opts.batch_size * per_batch)})")
         opts.values["batch_size"] = fitted
