@@ -38,7 +38,8 @@ def tiny_stack(tmp_path_factory) -> Path:
 def test_trained_model_samples_its_captions_at_both_stages(tiny_stack, tmp_path):
     config = json.loads((tiny_stack / "config.json").read_text())
     assert "trousers" in config["vocabulary"] and "sneaker" not in config["vocabulary"]  # only its classes' words
-    r = run("sample", tiny_stack, "--text", "a pair of trousers", "-n", 6, "--nrow", 3, "-o", tmp_path / "g.png")
+    r = run("sample", tiny_stack, "--text", "a pair of trousers", "-n", 6, "--nrow", 3, "-o", tmp_path / "g.png",
+            "--scale", 1)
     assert r.exit_code == 0, r.output
     with Image.open(tmp_path / "g.png") as im:
         assert im.size == (3 * 34 + 2, 2 * 34 + 2)

@@ -44,7 +44,7 @@ def test_cli_train_writes_a_complete_run_that_sample_loads(image_folder, tmp_pat
     assert {"loss_d", "loss_g", "d_real", "d_fake", "value", "images_per_s"} <= set(rows[0])
     card = (run / "export" / "README.md").read_text()
     assert card.startswith("---\nlicense:") and "gan train" in card
-    r = runner.invoke(app, ["sample", str(run), "-n", "4", "-o", str(tmp_path / "s.png")])
+    r = runner.invoke(app, ["sample", str(run), "-n", "4", "-o", str(tmp_path / "s.png"), "--scale", "1"])
     assert r.exit_code == 0, r.output
     assert Image.open(tmp_path / "s.png").size == (2 * 30 + 2, 2 * 30 + 2)
 

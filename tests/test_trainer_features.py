@@ -95,7 +95,7 @@ def test_conditional_dcgan_end_to_end(image_folder, tmp_path):
     assert len(list((tmp_path / "aug" / "b").glob("*.png"))) == 3
     r = runner.invoke(app, ["sample", str(run), "--label", "zebra", "-o", str(tmp_path / "x.png")])
     assert r.exit_code == 2 and "unknown class 'zebra'" in r.output
-    r = runner.invoke(app, ["sample", str(run), "-n", "4", "-o", str(tmp_path / "g.png")])
+    r = runner.invoke(app, ["sample", str(run), "-n", "4", "-o", str(tmp_path / "g.png"), "--scale", "1"])
     assert r.exit_code == 0
     assert Image.open(tmp_path / "g.png").size == (2 * 30 + 2, 2 * 30 + 2)  # one column per class
 
