@@ -161,3 +161,15 @@ def test_bad_option_through_the_real_entry_point(tmp_path):
     one_error_line(gan("toy", "2d", "--unrolled", "99", cwd=tmp_path), "--unrolled must be between 0 and 20")
     one_error_line(gan("toy", "1d", "--bogus", cwd=tmp_path), "No such option")
     assert not any(tmp_path.iterdir())
+
+
+def test_without_o_or_json_the_picture_is_written_anyway_and_says_where(tmp_path):
+    p = gan("toy", "1d", "--steps", 20, "--frames", 2, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "wrote toy-1d.gif (animation, 3 frames)" in p.stderr + p.stdout
+    with Image.open(tmp_path / "toy-1d.gif") as gif:
+        assert gif.size == (7 * 80 * 2, round(3.8 * 80 * 2))  # --scale 2: 7 x 3.8 inches at 160 dpi
+    p = gan("toy", "1d", "--steps", 20, "--frames", 2, "--scale", 1, "-o", "small.png", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    with Image.open(tmp_path / "small.png") as strip:
+        assert strip.height == round(3.8 * 80)
