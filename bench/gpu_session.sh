@@ -38,10 +38,12 @@ exec > >(tee -a "$OUT/session.log") 2>&1
 echo "== ${PHASE:-first} call, $(date -u +%H:%M:%S), budget $BUDGET s"
 
 finish_run() {  # export the run at the step it reached, if it has not ended, and pack what comes back
-  if [ ! -f runs/h2z/export/config.json ] || [ "$(ls runs/h2z/checkpoints | tail -1)" -nt runs/h2z/export/config.json ]; then
+  last_ckpt=runs/h2z/checkpoints/$(ls runs/h2z/checkpoints 2>/dev/null | tail -1)
+  if [ ! -f runs/h2z/export/config.json ] || [ "$last_ckpt" -nt runs/h2z/export/config.json ]; then
     step=$(ls runs/h2z/checkpoints/ 2>/dev/null | tail -1 | sed 's/step-0*//; s/\.pt//')
-    [ -n "$step" ] && timeout $(( $(left) - 5 )) python -m gancli train --out runs/h2z --resume --steps "$step" \
-      --device "$DEVICE" >> runs/h2z.log 2>&1
+    # eager: compiling again for a single grid and the export would eat the little time left
+    [ -n "$step" ] && [ "$(left)" -gt 15 ] && timeout $(( $(left) - 5 )) python -m gancli train --out runs/h2z \
+      --resume --steps "$step" --device "$DEVICE" --no-compile >> runs/h2z.log 2>&1
   fi
   cp runs/h2z.log runs/h2z/ 2>/dev/null
   last=$(ls runs/h2z/samples/*.png 2>/dev/null | tail -2)
@@ -51,8 +53,15 @@ finish_run() {  # export the run at the step it reached, if it has not ended, an
 }
 
 if [ "${PHASE:-first}" = continue ]; then
-  timeout -s TERM $(( $(left) - 40 )) python -m gancli train --out runs/h2z --resume --device "$DEVICE" \
-    --log-every 200 --sample-every 2000 >> runs/h2z.log 2>&1
+  # stopped with room for the checkpoint on SIGTERM and an eager export of the step it reached
+  if [ -n "$(ls runs/h2z/checkpoints 2>/dev/null)" ]; then
+    [ "$(left)" -gt 150 ] && timeout -s TERM $(( $(left) - 120 )) python -m gancli train --out runs/h2z --resume \
+      --device "$DEVICE" --log-every 200 --sample-every 2000 >> runs/h2z.log 2>&1
+  elif [ -f runs/chosen.txt ]; then  # call 1 had no time to start it: it starts here, with the pilot's choice
+    [ "$(left)" -gt 150 ] && timeout -s TERM $(( $(left) - 120 )) python -m gancli train "$DATA" $COMMON \
+      $(cat runs/chosen.txt) --epochs "${EPOCHS:-200}" --log-every 200 --sample-every 2000 --checkpoint-every 2000 \
+      --name cyclegan-horse2zebra --out runs/h2z >> runs/h2z.log 2>&1
+  fi
   echo "run: $(tail -1 runs/h2z/log.txt)"
   finish_run
   echo "call done in $(( $(date +%s) - T0 )) s"
@@ -77,6 +86,10 @@ IFS=';' read -r -a PILOT <<< "${PILOTS:-w48:--g-width 48 --lr-g 2e-4 --lr-d 2e-4
 best= best_score=-1 best_width=0
 for p in "${PILOT[@]}"; do
   name=${p%%:*}; args=${p#*:}
+  if [ "$(left)" -lt $(( ${RUN_RESERVE:-240} + 150 )) ]; then  # keep RUN_RESERVE s for the run itself
+    echo "pilot $name skipped: $(left) s left"
+    continue
+  fi
   timeout 150 python -m gancli train "$DATA" $COMMON $args --steps "${PILOT_STEPS:-400}" --log-every 50 \
     --sample-every 100000 --checkpoint-every 100000 --out "runs/pilot-$name" > "runs/pilot-$name.log" 2>&1
   for d in a2b b2a; do
@@ -118,8 +131,12 @@ if [ -z "$best" ]; then  # no pilot could be judged (each one's log says why): t
   echo "no pilot was judged: taking the first recipe"
 fi
 echo "chosen: ${best%%:*} (${best#*:}), score $best_score"
+echo "${best#*:}" > runs/chosen.txt
 
 # 3. the run, stopped by SIGTERM (a checkpoint at the next step) before the call ends; call 2 resumes it
+if [ "$(left)" -lt 180 ]; then  # reading 2,400 photos and compiling come first: too little time leaves no checkpoint
+  echo "the run starts in call 2: $(left) s left"; exit 0
+fi
 timeout -s TERM $(( $(left) - 20 )) python -m gancli train "$DATA" $COMMON ${best#*:} --epochs "${EPOCHS:-200}" \
   --log-every 200 --sample-every 2000 --checkpoint-every 2000 --name cyclegan-horse2zebra --out runs/h2z \
   > runs/h2z.log 2>&1

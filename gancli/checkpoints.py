@@ -20,6 +20,24 @@ from gancli.rundir import RunDir, TrainError
 MAX_ROLLBACKS = 3
 
 
+
+def as_this_session(opt: torch.optim.Optimizer):
+    """A loaded optimiser run as this session built it (fused on CUDA, PyTorch's default elsewhere) with its state
+    laid out as this session's parameters. ``load_state_dict`` keeps a checkpoint's own flags and memory layout: one
+    written on the GPU (fused, channels_last) and resumed on the CPU would run a fused kernel over moments laid out
+    unlike their parameters, which updates the wrong elements without an error. The values are unchanged, so a
+    resume on the same device stays bit-identical."""
+    fused = opt.defaults.get("fused")
+    for group in opt.param_groups:
+        group["fused"] = fused
+        for p in group["params"]:
+            state = opt.state.get(p, {})
+            for key, value in list(state.items()):
+                if key == "step" and torch.is_tensor(value):  # fused Adam counts on the device, the others on the host
+                    state[key] = value.to(device=p.device if fused else "cpu", dtype=torch.float32).clone()
+                elif torch.is_tensor(value) and value.shape == p.shape:
+                    state[key] = torch.empty_like(p).copy_(value)
+
 class _Unreadable(TrainError):
     """A checkpoint file that cannot be read (cut short, or damaged): an older one may still be."""
 
@@ -123,6 +141,7 @@ class Checkpoints:
             self.G_ema.load_state_dict(state.get("G_ema", state["networks"]["generator"]))
         for k, opt in self.optimizers.items():
             opt.load_state_dict(state["optimizers"][k])
+            as_this_session(opt)
         torch.set_rng_state(state["rng"]["torch"].cpu())
         if "cuda" in state["rng"] and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["rng"]["cuda"].cpu(), self.device)

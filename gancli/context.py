@@ -151,6 +151,8 @@ class TrainingContext:
         if n >= 4 * opts.batch_size * per_batch:
             return
         fitted = 1 << max(0, (n // (4 * per_batch)).bit_length() - 1)
+        pack = opts.get("pack") or 1  # --pack M: D takes the batch in packs of M
+        fitted = max(pack, fitted - fitted % pack)
         self.data.first.notes.append(f"--batch-size {fitted} chosen: {n} training images make "
                                         f"{n // (fitted * per_batch)} batches an epoch (the default "
                                         f"{opts.batch_size} would make {n // (opts.batch_size * per_batch)})")

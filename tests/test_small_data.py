@@ -105,3 +105,13 @@ def test_a_step_that_would_not_fit_is_refused_before_the_networks_are_built(tmp_
     r = run("train", data, "--out", tmp_path / "run", "--size", 256, "--steps", 1, "--device", "cpu", "--g-width", 4,
             "--d-width", 4)
     assert r.exit_code == 0, r.output  # the size it named trains
+
+
+def test_a_fitted_batch_is_whole_packs(tmp_path):
+    from conftest import make_image_folder
+
+    data = make_image_folder(tmp_path / "images", n_per_class=6)  # 12 images
+    r = run("train", data, "--out", tmp_path / "run", "--steps", 1, "--pack", 4, "--device", "cpu", "--g-width", 4,
+            "--d-width", 4)
+    assert r.exit_code == 0, r.output
+    assert "--batch-size 4 chosen" in r.output

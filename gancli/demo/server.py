@@ -34,6 +34,8 @@ def check_port_free(host: str, port: int):
     import socket
 
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        # as the server binds: a demo stopped a moment ago leaves connections in TIME_WAIT, not the port taken
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError as e:
