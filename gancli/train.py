@@ -36,6 +36,7 @@ import signal
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -236,11 +237,8 @@ class Trainer:
     def grid_images(self) -> tuple[torch.Tensor, int]:
         if self.G_ema is not None:
             self.calibrate_ema()
-        G, was_training = self.sampler, self.sampler.training
-        G.eval()
-        images, nrow = self.objective.grid(G)
-        G.train(was_training)
-        return images, nrow
+        with in_eval_mode(self.sampler) as G:
+            return self.objective.grid(G)
 
     def write_progress(self):
         from PIL import Image
@@ -274,10 +272,8 @@ class Trainer:
         # Building the judge draws weight inits from the global RNG: keep training's random stream untouched, or a
         # resumed run (which builds the judge at another step) would part from an uninterrupted one.
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-            G, was_training = self.sampler, self.sampler.training
-            G.eval()
-            row = self.objective.evaluate(G)
-            G.train(was_training)
+            with in_eval_mode(self.sampler) as G:
+                row = self.objective.evaluate(G)
             if row is None:
                 row = self._measure_noise_sampler()
         row = {"step": self.step, "event": "eval"} | row
@@ -304,12 +300,9 @@ class Trainer:
             self.monitor.remember(self._metrics("eval"))  # a resumed run keeps its best-so-far
         if self.G_ema is not None:
             self.calibrate_ema()
-        G, was_training = self.sampler, self.sampler.training
-        G.eval()
-        row = self.monitor.measure(lambda z, y: G(z.to(self.device), y.to(self.device) if y is not None else None),
-                                   self.objective.latent_dim, self.objective.num_classes or None)
-        G.train(was_training)
-        return row
+        with in_eval_mode(self.sampler) as G:
+            return self.monitor.measure(lambda z, y: G(z.to(self.device), y.to(self.device) if y is not None else None),
+                                        self.objective.latent_dim, self.objective.num_classes or None)
 
     def _write_metrics(self, interval: list[dict], images_per_s: float) -> dict:
         row = {"step": self.step, "epoch": self.epochs(4)}
@@ -354,7 +347,6 @@ class Trainer:
         self.ctx.log_setup()
         if fresh:
             self.clock.check_plan()
-        if fresh:
             self.save_checkpoint()  # step 0: something to roll back to
         for net in self.nets.values():
             net.train()
@@ -425,6 +417,17 @@ class Trainer:
 
     def export_config(self) -> dict:
         return runexport.export_config(self)
+
+
+@contextmanager
+def in_eval_mode(net: torch.nn.Module):
+    """``net`` in eval mode for a grid or a measurement, then back in the mode training left it in."""
+    was_training = net.training
+    net.eval()
+    try:
+        yield net
+    finally:
+        net.train(was_training)
 
 
 class _StopRequests:
