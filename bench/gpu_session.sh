@@ -126,9 +126,9 @@ EOF
   fi
 done
 (cd runs && tar cf - pilot-*/metrics.jsonl pilot-*/eval-*.json pilot-*/log.txt pilot-*.log 2>/dev/null) > "$OUT/pilot.tar"
-if [ -z "$best" ]; then  # no pilot could be judged (each one's log says why): the first recipe, said so
-  best=${PILOT[0]}
-  echo "no pilot was judged: taking the first recipe"
+if [ -z "$best" ]; then  # no pilot could be judged (each one's log says why): the first recipe, eager in case the
+  best="${PILOT[0]} --no-compile"  # compiled path is what failed (it has not run on a GPU before this session)
+  echo "no pilot was judged: taking the first recipe, --no-compile"
 fi
 echo "chosen: ${best%%:*} (${best#*:}), score $best_score"
 echo "${best#*:}" > runs/chosen.txt
