@@ -12,8 +12,8 @@ import struct
 import zipfile
 import zlib
 from dataclasses import dataclass, field
-from typing import Callable
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -55,8 +55,8 @@ def check_fits(count: int, channels: int, size: int, source, bytes_per_pixel: in
     from gancli.devices import machine_memory_bytes
 
     if size > MAX_SIDE:
-        raise DataError(f"--size {size} is larger than {MAX_SIDE} px, the largest side gan trains at (and reads "
-                        "images at): give a smaller --size")
+        raise DataError(f"the images would be read at {size} px, larger than {MAX_SIDE} px, the largest side gan "
+                        "reads: give a smaller --size (or --load-size)")
     need, have = count * channels * size * size * bytes_per_pixel, machine_memory_bytes()
     if have and need > DATA_SHARE * have:
         largest = int((DATA_SHARE * have / (count * channels * bytes_per_pixel)) ** 0.5) // 4 * 4

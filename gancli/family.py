@@ -92,8 +92,8 @@ class Family:
     data_folders: int = 1             # how many DATA arguments ``gan train`` takes
     photo_size: int | None = None      # without --size, images larger than this are trained at this (DCGAN: 64 px)
     translates_at_scale: bool = False  # translators: resize inputs to the training size (a bottleneck cannot adapt)
-    # steps of its default recipe before its samples show shapes (half as legible as the real images, on the shared
-    # data sets: bench/learns_after.py); a planned run shorter than that is told so before it spends its time
+    # steps of its default recipe before its samples show shapes (a quarter as legible as the real images, on the
+    # shared data sets: bench/learns_after.py); a planned run shorter than that is told so before it spends its time
     learns_after: int | None = None
     # what a CPU training step holds per pixel of each image of the batch, at its default widths, beyond torch's own
     # (measured: the README's table of peak memory); a run that would not fit the machine is refused before it starts
