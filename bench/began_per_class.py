@@ -13,8 +13,9 @@ from pathlib import Path
 
 import torch
 
-from gancli import catalog, datasets
-from gancli.classifiers import load_judge
+from gancli.data import datasets
+from gancli.families import catalog
+from gancli.quality.judges import load_judge
 
 
 def main():

@@ -16,9 +16,9 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import gancli  # noqa: E402
-from gancli.metrics import checkerboard  # noqa: E402
-from gancli.upscale import bicubic, downscale, upscale_tensor  # noqa: E402
-
+from gancli.data.tensors import bicubic, downscale  # noqa: E402
+from gancli.quality.formulas import checkerboard  # noqa: E402
+from gancli.use.upscale import upscale_tensor  # noqa: E402
 
 files = sorted((Path(__file__).resolve().parents[2] / "shared" / "data" / "horse2zebra" / "testA").glob("*.jpg"))[:20]
 models = {name: gancli.load(name if "/" not in name else Path(name), device="cpu") for name in sys.argv[1:]}

@@ -21,7 +21,6 @@ Everything goes to DIR/cuda_check.md (and stdout). Without CUDA it says so in on
 from __future__ import annotations
 
 import argparse
-import copy
 import statistics
 import subprocess
 import sys
@@ -86,7 +85,7 @@ def translate_rows(device, size: int, batches: list[int], repeats: int):
     import torch
 
     from gancli.families.cyclegan import ResnetGenerator
-    from gancli.pretrained import GANModel
+    from gancli.use.model import GANModel
 
     torch.manual_seed(0)
     width, blocks = (64, 9) if size >= 128 else (8, 2)
@@ -140,9 +139,8 @@ def cyclegan_rows(device, size: int, width: int, blocks: int, batches: list[int]
     """`gan train --arch cyclegan`'s whole loop (its batches cut on the device, the image pools, metrics and logging:
     Trainer.run), compiled (the default on CUDA) and --no-compile, against the reference implementation's eager
     update on batches already on the device (bench/cyclegan_train.py)."""
-    import torch
-
     import cyclegan_train  # bench/cyclegan_train.py
+    import torch
     import train as train_bench  # bench/train.py
 
     rows, work, notes = [], [], []
@@ -187,7 +185,6 @@ def dcgan_rows(device, steps: int, warmup: int, batch: int, repeats: int):
     """A DCGAN-MNIST epoch: the PyTorch example's loop (its DataLoader, eager fp32) against `gan train`'s whole loop,
     compiled and not."""
     import torch
-
     import train as train_bench  # bench/train.py
 
     if not train_bench.DATA.is_dir():  # the GPU machine has no ../shared: digits of noise time the same

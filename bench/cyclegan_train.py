@@ -169,7 +169,7 @@ def ours(device, batch: int, size: int, width: int = 64, blocks: int = 9, bf16: 
          workdir: Path | None = None):
     """gancli's Trainer on a synthetic two-domain folder: (a function of ``steps`` that runs that many of its steps,
     the trainer). ``bf16=None``: gancli's default on the device."""
-    from gancli.train import Trainer, TrainOptions
+    from gancli.training.trainer import Trainer, TrainOptions
 
     workdir = Path(workdir or tempfile.mkdtemp(prefix="cyclegan-bench-"))
     data = workdir / "data"

@@ -18,9 +18,9 @@ import argparse
 import torch
 
 import gancli
-from gancli.classifiers import load_judge
-from gancli.eval_reference import judged
-from gancli.metrics import LEGIBLE
+from gancli.evaluation.reference import judged
+from gancli.quality.formulas import LEGIBLE
+from gancli.quality.judges import load_judge
 
 
 def main():

@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 
 import gancli
-from gancli import catalog
-from gancli.classifiers import load_judge
+from gancli.families import catalog
+from gancli.quality.judges import load_judge
 
 
 def generator(where: Path):

@@ -39,7 +39,7 @@ RECIPES = {
 
 
 def measure(family: str, steps: int, every: int) -> dict:
-    from gancli.train import Trainer, TrainOptions
+    from gancli.training.trainer import Trainer, TrainOptions
 
     data, extra = RECIPES[family]
     with tempfile.TemporaryDirectory() as tmp:

@@ -14,13 +14,14 @@ import torch
 import torch.nn.functional as F
 
 import gancli
-from gancli import datasets, metrics
-from gancli.evaluate import PARZEN_VALIDATION
+from gancli.data import datasets
+from gancli.evaluation.evaluate import PARZEN_VALIDATION
+from gancli.quality import formulas
 
 
 def score(centres: torch.Tensor, validation: torch.Tensor, test: torch.Tensor) -> tuple[float, float, float]:
-    sigma, _ = metrics.parzen_select_sigma(centres, validation)
-    ll, se = metrics.parzen_score(centres, test, sigma)
+    sigma, _ = formulas.parzen_select_sigma(centres, validation)
+    ll, se = formulas.parzen_score(centres, test, sigma)
     return ll, se, sigma
 
 

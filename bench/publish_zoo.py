@@ -24,11 +24,12 @@ import shutil
 from pathlib import Path
 
 import gancli
-from gancli import cards, measures
-from gancli.measures import format_value as fv
-from gancli.evaluate import evaluate
-from gancli.imageio import grid_image, save_image
-from gancli.plots import line_plot
+from gancli.data.imageio import grid_image, save_image
+from gancli.evaluation.evaluate import evaluate
+from gancli.quality import measures
+from gancli.quality.measures import format_value as fv
+from gancli.training.plots import line_plot
+from gancli.use import cards
 
 ROOT = Path(__file__).resolve().parents[1]
 ZOO = ROOT / "zoo"
@@ -80,8 +81,7 @@ def figures(name: str):
     elif model.config.get("domain_classes"):  # rows: A test images, their B; B test images, their A
         import torch
 
-        from gancli import datasets
-
+        from gancli.data import datasets
         test = datasets.load_idx_split(datasets.find(datasets.lookup(model.config["dataset"])), "test")
         rows = []
         for domain, direction in zip(model.domains, ("a2b", "b2a")):
@@ -108,9 +108,10 @@ def photo_translations(model, per_row: int = 8):
     at full size, as `gan translate` makes it."""
     import torch
 
-    from gancli import datasets
-    from gancli.data import list_images, open_image
-    from gancli.translate import to_tensor, translate_images
+    from gancli.data import datasets
+    from gancli.data.reading import list_images, open_image
+    from gancli.data.tensors import to_tensor
+    from gancli.use.translate import translate_images
 
     folder = datasets.find(datasets.lookup(model.config["dataset"]))
     rows = []
@@ -172,10 +173,11 @@ def sr_samples(images: int = 3, crop: int = 80, seed: int = 0):
     not picked; each model restores the whole image (as `gan upscale` does) before the crop is taken."""
     import torch
 
-    from gancli import datasets
-    from gancli.data import load_image_folder, split_folders
-    from gancli.imageio import captioned
-    from gancli.upscale import bicubic, downscale, upscale_tensor
+    from gancli.data import datasets
+    from gancli.data.imageio import captioned
+    from gancli.data.reading import load_image_folder, split_folders
+    from gancli.data.tensors import bicubic, downscale
+    from gancli.use.upscale import upscale_tensor
 
     names = sr_models()
     models = [gancli.load(ZOO / n, device="cpu") for n in names]
@@ -264,7 +266,7 @@ def measure(name: str) -> dict:
 
 
 def results_section(r: dict) -> str:
-    v = lambda key, default=None: fv(key, r.get(key, default))  # noqa: E731  (the format of gancli.measures)
+    v = lambda key, default=None: fv(key, r.get(key, default))  # noqa: E731  (the format of gancli.quality.measures)
     rows = [(f"FID (feature space of `{r['feature_extractor']}`, {v('feature_extractor_test_accuracy')} accurate)",
              r.get("fid")),
             ("KID (x 1000, mean ± std over 100 subsets)", f"{1000 * r['kid']:.2f} ± {1000 * r['kid_std']:.2f}"
@@ -324,7 +326,7 @@ def truncation_section(t: dict) -> str:
     return "\n".join(lines)
 
 
-# the measures a sweep may compare, by their labels in gancli.measures
+# the measures a sweep may compare, by their labels in gancli.quality.measures
 COMPARED = {k: measures.label(k) for k in ("fid", "precision", "recall", "classes_covered", "diversity", "sharpness",
                                            "class_entropy", "nearest_train_distance", "test_error")}
 
@@ -356,8 +358,7 @@ def compare(name: str, option: str, runs: list[Path], novelty: bool = False, key
 def run_command(run: Path) -> str:
     """The one `gan train` command that makes the run as it ended (its settings, its final length), also when it
     was resumed with another length."""
-    from gancli import catalog
-
+    from gancli.families import catalog
     options = json.loads((run / "options.json").read_text())
     trained = json.loads((run / "export" / "config.json").read_text())["training"]
     options |= {"steps": trained["steps"]} if options.get("steps") is not None else {"epochs": trained["epochs"]}

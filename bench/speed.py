@@ -31,14 +31,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 import train as train_bench  # bench/train.py
 from torch.nn import functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
+from gancli.data.imageio import grid_image, save_image, to_uint8
 from gancli.families.cyclegan import ResnetGenerator
-from gancli.imageio import grid_image, save_image, to_uint8
-from gancli.pretrained import GANModel, load
+from gancli.use.model import GANModel, load
 
 
 def timed(fns: dict, repeats: int) -> dict:

@@ -18,9 +18,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from gancli.data import load_data
-from gancli.pretrained import GANModel
-from gancli.train import Trainer, TrainOptions
+from gancli.data.reading import load_data
+from gancli.training.trainer import Trainer, TrainOptions
+from gancli.use.model import GANModel
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 EPOCH = 60_000

@@ -19,9 +19,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from gancli.families.cyclegan import ResnetGenerator
-from gancli.pretrained import GANModel
-from gancli.train import Trainer, TrainOptions
-
+from gancli.training.trainer import Trainer, TrainOptions
+from gancli.use.model import GANModel
 
 
 def sync(device):

@@ -7,10 +7,10 @@
 """
 from gancli.version import __version__
 
-# `evaluate` stays in gancli.evaluate: a function named like its module would be replaced by the module as soon as
+# `evaluate` stays in gancli.evaluation.evaluate: a function named like its module would be replaced by the module as soon as
 # anything imports that
 __all__ = ["GANModel", "load", "Trainer", "TrainOptions", "__version__"]
-_LAZY = {"GANModel": "pretrained", "load": "pretrained", "Trainer": "train", "TrainOptions": "train"}
+_LAZY = {"GANModel": "use.model", "load": "use.model", "Trainer": "training.trainer", "TrainOptions": "training.trainer"}
 
 
 def __getattr__(name):

@@ -184,7 +184,7 @@ LOOP = group(
     Option("seed", int, 0, "Seeds weights, data order and noise.", check=seed_problem, resume=True),
     Option("ema", bool, False, "Keep an exponential moving average of G; sample and export it.", resume=True),
     Option("ema_decay", float, 0.999, "Decay of the --ema average.", check=fraction, resume=True),
-    # 8192: the side of the largest image gan reads (gancli.data.MAX_SIDE)
+    # 8192: the side of the largest image gan reads (gancli.data.reading.MAX_SIDE)
     Option("size", int, None, "Resize the shorter side and centre-crop to this.", check=between(4, 8192),
            resume=True),
     Option("channels", int, None, "1 or 3 (default: from the data).", check=one_of(1, 3), resume=True),

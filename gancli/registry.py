@@ -1,7 +1,7 @@
 """The family registry: architecture name -> the family object that builds, trains and describes it.
 
-A leaf (the timm idea): it imports no family, nor the Family class. ``gancli.catalog`` imports every family
-module, each of which registers itself here; code that needs the full list goes through ``gancli.catalog``.
+A leaf (the timm idea): it imports no family, nor the Family class. ``gancli.families.catalog`` imports every family
+module, each of which registers itself here; code that needs the full list goes through ``gancli.families.catalog``.
 """
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 from gancli.errors import UnknownNameError
 
-_FAMILIES: dict[str, Any] = {}  # name -> a gancli.family.Family (not imported: this module is a leaf)
+_FAMILIES: dict[str, Any] = {}  # name -> a gancli.families.base.Family (not imported: this module is a leaf)
 
 
 def register(cls):

@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import gancli
-from gancli.pretrained import GANModel
+from gancli.use.model import GANModel
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -23,7 +22,7 @@ def tiny_config(arch="dcgan", size=28, channels=1, latent_dim=8):
 
 @pytest.fixture(autouse=True)
 def gan_cache(tmp_path_factory, monkeypatch) -> Path:
-    """$GAN_CACHE, empty for each test and never the user's own: `gan eval`'s real features (gancli.evalcache,
+    """$GAN_CACHE, empty for each test and never the user's own: `gan eval`'s real features (gancli.evaluation.feature_cache,
     references/) and the ONNX graphs of `--backend onnxruntime` (onnx/)."""
     folder = tmp_path_factory.mktemp("gan-cache")
     monkeypatch.setenv("GAN_CACHE", str(folder))
@@ -103,8 +102,8 @@ _REFERENCES = {}  # build_reference's results, for this test session
 
 def _data_folder(real, dataset) -> str | None:
     """Where the real images are read from: two data roots (GAN_DATA) holding "mnist" are two references."""
-    from gancli import datasets
-    from gancli.data import DataError
+    from gancli.data import datasets
+    from gancli.data.reading import DataError
 
     if Path(real).expanduser().is_dir():
         return str(Path(real).expanduser().resolve())
@@ -115,7 +114,7 @@ def _data_folder(real, dataset) -> str | None:
 
 
 def share_references(mp: pytest.MonkeyPatch):
-    """Make ``gancli.evaluate.build_reference`` remember its references for the rest of the session.
+    """Make ``gancli.evaluation.evaluate.build_reference`` remember its references for the rest of the session.
 
     Embedding the 10,000 MNIST test digits costs ~13 s of CPU, and several tests evaluate against the same set: each
     that uses this gets the same numbers as before (a reference is a function of its arguments;
@@ -124,8 +123,7 @@ def share_references(mp: pytest.MonkeyPatch):
     change; the tensors are shared and must only be read."""
     import dataclasses
 
-    from gancli import evaluate
-
+    from gancli.evaluation import evaluate
     build = evaluate.build_reference
 
     def remembered(real, judge, dataset, n=None, seed=0, split="test", inception=None, size=None, **kwargs):
@@ -143,7 +141,7 @@ def share_references(mp: pytest.MonkeyPatch):
 
 @pytest.fixture
 def shared_references(monkeypatch):
-    """``gancli.evaluate.build_reference`` shared across the session (see share_references)."""
+    """``gancli.evaluation.evaluate.build_reference`` shared across the session (see share_references)."""
     share_references(monkeypatch)
 
 

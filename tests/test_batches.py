@@ -1,4 +1,4 @@
-"""The training batches (gancli.batches): the very pixels the loop drew before they moved to the device, and runs made
+"""The training batches (gancli.training.batches): the very pixels the loop drew before they moved to the device, and runs made
 before that change still resuming and exporting."""
 import json
 import shutil
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from gancli.batches import Batches
-from gancli.train import Trainer, TrainOptions
+from gancli.training.batches import Batches
+from gancli.training.trainer import Trainer, TrainOptions
 
 BEFORE = Path(__file__).parent / "fixtures" / "before_fast_path"
 
@@ -63,9 +63,8 @@ def test_no_crop_and_no_mirror_takes_whole_images_in_epoch_order():
 
 @pytest.mark.parametrize("family", ["dcgan", "cyclegan"])
 def test_a_run_made_before_the_device_data_path_resumes_and_exports(tmp_path, family):
-    """runs/ there were stopped at step 3 of 6 by the code before gancli.batches and the batched image pool."""
+    """runs/ there were stopped at step 3 of 6 by the code before gancli.training.batches and the batched image pool."""
     from gancli import load
-
     run = shutil.copytree(BEFORE / "runs" / family, tmp_path / family)
     options = json.loads((run / "options.json").read_text())
     options |= {"data": str(BEFORE / "data"), "out": str(run)}

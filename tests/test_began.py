@@ -3,10 +3,9 @@ import json
 
 import pytest
 import torch
+from tiny_families import BEGAN_TRAIN, run
 
 import gancli
-
-from tiny_families import run, BEGAN_TRAIN
 
 
 # ------------------------------------------------------------------------------------------------ BEGAN
@@ -62,7 +61,7 @@ def test_began_halves_its_learning_rates_when_m_global_stalls_and_resumes_the_wa
 def test_began_cs_constraint_trains_d_and_is_refused_without_a_matching_bottleneck(image_folder, tmp_path):
     """--constraint W (BEGAN-CS): the code error |z - E(G(z))| is logged and trains D, not G (which feels it only
     through what D then reconstructs); a bottleneck that cannot hold z is refused in one line."""
-    from gancli.train import Trainer, TrainOptions
+    from gancli.training.trainer import Trainer, TrainOptions
 
     base = dict(data=str(image_folder), arch="began", device="cpu", log_every=1, g_width=4, d_width=4, latent_dim=8,
                 bottleneck=8, batch_size=8, steps=1, sample_every=100)

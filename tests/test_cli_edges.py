@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from gancli import hub
 from gancli.cli import app
+from gancli.store import hub
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]

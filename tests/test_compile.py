@@ -4,9 +4,9 @@ import copy
 import json
 
 import torch
-
-from gancli.train import Trainer, TrainOptions
 from tiny_families import train_split_and_whole
+
+from gancli.training.trainer import Trainer, TrainOptions
 
 
 def test_a_compiled_run_resumes_exactly_and_says_it_was_compiled(image_folder, tmp_path):
@@ -30,7 +30,7 @@ def test_a_compiled_run_resumes_exactly_and_says_it_was_compiled(image_folder, t
 def test_an_optimiser_saved_fused_and_channels_last_resumes_exactly_elsewhere():
     """A CUDA checkpoint (fused Adam over channels_last weights) resumed on the CPU (contiguous weights, foreach Adam)
     must update as the run would have: loaded as it was saved, the fused flag and the layout came along."""
-    from gancli.checkpoints import as_this_session
+    from gancli.training.checkpoints import as_this_session
 
     torch.manual_seed(0)
     w0 = torch.randn(8, 3, 4, 4)

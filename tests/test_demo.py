@@ -46,9 +46,9 @@ def _run_main(args):
 
 def test_without_gradio_or_with_a_bad_name(monkeypatch):
     """Without the extra: one line saying what to install. A name that is no model: one line, before any page."""
-    from gancli.demo import server
-
     import importlib.util
+
+    from gancli.demo import server
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "gradio" else real(name, *a))
@@ -151,8 +151,11 @@ def pick(driver, name: str):
     box.click()
     box.clear()
     box.send_keys(name)
-    from selenium.common.exceptions import (ElementClickInterceptedException, NoSuchElementException,
-                                            StaleElementReferenceException)
+    from selenium.common.exceptions import (
+        ElementClickInterceptedException,
+        NoSuchElementException,
+        StaleElementReferenceException,
+    )
 
     def click_offered(d):
         # the list re-renders while it filters, so an entry found a moment ago may be gone: find it again

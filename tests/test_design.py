@@ -4,10 +4,9 @@ import math
 
 import pytest
 import torch
+from tiny_families import run
 
 import gancli
-
-from tiny_families import run
 
 
 # ------------------------------------------------------------------------------------------------ DesignGAN

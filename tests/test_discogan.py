@@ -1,12 +1,11 @@
 """DiscoGAN: class-selection domains, its training, and what `gan eval` measures of it."""
 import json
 
+from conftest import SHARED
 from PIL import Image
+from tiny_families import DISCO_TRAIN, needs_fashion, run
 
 import gancli
-
-from conftest import SHARED
-from tiny_families import DISCO_TRAIN, needs_fashion, run
 
 
 # ------------------------------------------------------------------------------------------------ DiscoGAN
@@ -33,8 +32,8 @@ def test_discogan_learns_between_class_selections_and_translates_any_size(image_
 @needs_fashion
 def test_discogan_eval_between_fashion_classes(tmp_path):
     """The bags <-> shoes measures on Fashion-MNIST's test classes, checked with an identity "translator"."""
-    from gancli.classifiers import load_judge
-    from gancli.evaluate import evaluate, evaluate_class_translation
+    from gancli.evaluation.evaluate import evaluate, evaluate_class_translation
+    from gancli.quality.judges import load_judge
 
     r = run("train", SHARED / "fashion-mnist", "--arch", "discogan", "--domains", "bag:8,shoe:7+9", "--size", 16,
             "--g-width", 4, "--d-width", 4, "--batch-size", 4, "--steps", 2, "--device", "cpu",

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import SHARED
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
@@ -112,7 +111,7 @@ def quick_doc_commands() -> list[tuple[str, str]]:
     """The `gan` lines of docs/*.md that finish in seconds on the CPU and need nothing the reader makes first: the
     quick subcommands, on zoo models that are published, drawing at most a few hundred images. (The README's own
     sections are run by test_readme_commands_run.)"""
-    from gancli.hub import planned_entries
+    from gancli.store.hub import planned_entries
 
     planned, seen, found = planned_entries(), set(), []
     for path in DOCS[1:]:

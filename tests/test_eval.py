@@ -4,18 +4,17 @@ import shutil
 
 import pytest
 import torch
+from conftest import SHARED, make_image_folder, share_references
 from PIL import Image
 from typer.testing import CliRunner
 
 import gancli
-from gancli import datasets, metrics
-from gancli.classifiers import load_judge
-from gancli.data import list_images, load_image_folder
 from gancli.cli import app
-from gancli.evaluate import (Reference, TrainingMonitor, build_reference, collapse_alarms, embed,
-                             evaluate_translation)
-
-from conftest import SHARED, make_image_folder, share_references
+from gancli.data import datasets
+from gancli.data.reading import list_images, load_image_folder
+from gancli.evaluation.evaluate import build_reference, collapse_alarms, embed, evaluate_translation
+from gancli.quality import formulas
+from gancli.quality.judges import load_judge
 
 runner = CliRunner()
 needs_mnist = pytest.mark.skipif(not (SHARED / "mnist").is_dir(), reason="needs ../shared/data/mnist")
@@ -33,25 +32,25 @@ def test_distances_are_zero_for_one_distribution_and_grow_with_a_shift():
     real = torch.randn(3000, 16, generator=g)
     same = torch.randn(3000, 16, generator=g)
     shifted = same + 0.5
-    assert metrics.frechet_distance(real, same) < 0.1  # finite-sample bias only
-    assert metrics.frechet_distance(real, shifted) == pytest.approx(16 * 0.25, rel=0.1)  # |mu|^2 = 16 * 0.5^2
+    assert formulas.frechet_distance(real, same) < 0.1  # finite-sample bias only
+    assert formulas.frechet_distance(real, shifted) == pytest.approx(16 * 0.25, rel=0.1)  # |mu|^2 = 16 * 0.5^2
     # 10 subsets of 1000, not `gan eval`'s 100: the gap checked is wide, and each 100 costs ~2.5 s of CPU here
-    kid_same, _ = metrics.kernel_distance(real, same, subsets=10)
-    kid_shift, _ = metrics.kernel_distance(real, shifted, subsets=10)
+    kid_same, _ = formulas.kernel_distance(real, same, subsets=10)
+    kid_shift, _ = formulas.kernel_distance(real, shifted, subsets=10)
     assert abs(kid_same) < 0.01 < kid_shift
-    assert metrics.kernel_distance(real, shifted, subsets=10, seed=3) == \
-        metrics.kernel_distance(real, shifted, subsets=10, seed=3)
+    assert formulas.kernel_distance(real, shifted, subsets=10, seed=3) == \
+        formulas.kernel_distance(real, shifted, subsets=10, seed=3)
 
 
 def test_precision_recall_tell_collapse_from_breadth():
     g = torch.Generator().manual_seed(0)
     real = torch.randn(1000, 8, generator=g)
     collapsed = real[:1] + 0.01 * torch.randn(1000, 8, generator=g)  # every sample near one real point
-    p, r = metrics.precision_recall(real, collapsed)
+    p, r = formulas.precision_recall(real, collapsed)
     assert p > 0.9 and r < 0.05
-    p, r = metrics.precision_recall(real, torch.randn(1000, 8, generator=g))
+    p, r = formulas.precision_recall(real, torch.randn(1000, 8, generator=g))
     assert p > 0.6 and r > 0.6
-    assert metrics.diversity(collapsed) < 0.05 * metrics.diversity(real)
+    assert formulas.diversity(collapsed) < 0.05 * formulas.diversity(real)
 
 
 def test_collapse_alarm_names_what_was_lost():
@@ -95,7 +94,7 @@ def gan_mnist_measured():
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("GAN_DATA", str(SHARED))
         share_references(mp)
-        return gancli.evaluate.evaluate("gan-mnist", "mnist", n=500, device="cpu")
+        return gancli.evaluation.evaluate.evaluate("gan-mnist", "mnist", n=500, device="cpu")
 
 
 @needs_mnist
@@ -113,7 +112,7 @@ def test_gan_eval_measures_a_zoo_model_deterministically(tmp_path, gan_mnist_mea
     assert a["feature_extractor"] == "classifier-mnist" and a["command"].startswith("gan eval gan-mnist")
     same = lambda r: {k: v for k, v in r.items() if k not in ("seconds", "command")}
     assert same(a) == same(gan_mnist_measured)  # the CLI and the library, run apart, measure the same numbers
-    shared = gancli.evaluate.build_reference("mnist", load_judge("classifier-mnist"), datasets.DATASETS["mnist"],
+    shared = gancli.evaluation.evaluate.build_reference("mnist", load_judge("classifier-mnist"), datasets.DATASETS["mnist"],
                                              size=28)
     test = datasets.load_idx_split(SHARED / "mnist", "test")
     fresh, _ = embed(load_judge("classifier-mnist"), test.images[:1000])
@@ -124,24 +123,24 @@ def test_gan_eval_measures_a_zoo_model_deterministically(tmp_path, gan_mnist_mea
 @needs_mnist
 def test_a_broken_generator_scores_far_worse_than_a_trained_one(tiny_model_dir, gan_mnist_measured, shared_references):
     trained = gan_mnist_measured
-    broken = gancli.evaluate.evaluate(str(tiny_model_dir), "mnist", n=500, device="cpu")
+    broken = gancli.evaluation.evaluate.evaluate(str(tiny_model_dir), "mnist", n=500, device="cpu")
     assert broken["fid"] > 10 * trained["fid"]
     assert broken["precision"] < 0.2 < trained["precision"]
 
 
 @needs_mnist
 def test_conditional_model_label_accuracy(shared_references):
-    r = gancli.evaluate.evaluate("cgan-mnist", "mnist", n=500, device="cpu")
+    r = gancli.evaluation.evaluate.evaluate("cgan-mnist", "mnist", n=500, device="cpu")
     assert r["label_accuracy"] > 0.9
     assert set(r["label_accuracy_per_class"]) == {str(i) for i in range(10)}
 
 
 @needs_mnist
 def test_stacked_mnist_eval_counts_modes(tmp_path):
-    from gancli.evaluate import evaluate_generator, pick_judge
-    from gancli.pretrained import GANModel
-
     from conftest import tiny_config
+
+    from gancli.evaluation.evaluate import evaluate_generator, pick_judge
+    from gancli.use.model import GANModel
 
     torch.manual_seed(0)
     model = GANModel.from_config(tiny_config(channels=3) | {"dataset": "stacked-mnist"})
@@ -171,7 +170,7 @@ def test_eval_errors_are_one_line(tiny_model_dir, tmp_path):
 
 
 def test_eval_against_a_folder_and_with_inception_weights(tiny_model_dir, tmp_path):
-    from gancli.inception import FIDInceptionV3
+    from gancli.quality.inception import FIDInceptionV3
 
     folder = make_image_folder(tmp_path / "digits", n_per_class=4, classes=("0", "1"))  # Inception: 0.3 s an image
     weights = tmp_path / "pt_inception.pth"
@@ -250,9 +249,9 @@ def test_gan_eval_a_translation_model(translator, tmp_path):
 # ------------------------------------------------------------------------------------------------ training
 @needs_mnist
 def test_train_eval_every_writes_measures_and_flags_a_collapsed_generator(tmp_path):
-    from gancli.train import Trainer
-
     from test_train import options
+
+    from gancli.training.trainer import Trainer
 
     folder = make_image_folder(tmp_path / "imgs", n_per_class=8)
     trainer = Trainer(options(folder, tmp_path / "run", eval_every=3, eval_samples=100))
@@ -266,7 +265,7 @@ def test_train_eval_every_writes_measures_and_flags_a_collapsed_generator(tmp_pa
     assert Image.open(tmp_path / "run" / "quality.png").size == (1000, 880)  # FID, KID, the [0, 1] measures
     # a generator that draws one image: the monitor raises the alarm
     monitor = trainer.monitor
-    monitor.best["diversity"] = metrics.diversity(monitor.ref.features)  # as if it had once been as diverse as the data
+    monitor.best["diversity"] = formulas.diversity(monitor.ref.features)  # as if it had once been as diverse as the data
     constant = lambda z, y: torch.zeros(len(z), 1, 28, 28).add_(-1).index_fill_(2, torch.tensor([10, 11]), 1.0)
     result = monitor.measure(constant, 8)
     assert any("diversity" in a for a in result["alarms"])
@@ -280,8 +279,8 @@ def test_coverage_is_not_raised_by_outlying_samples_as_recall_is():
     real = torch.randn(1000, 8, generator=g)
     stray = 6 * torch.randn(500, 8, generator=g)
     collapsed = torch.cat([real[:1] + 0.01 * torch.randn(500, 8, generator=g), stray])
-    _, recall = metrics.precision_recall(real, collapsed)
-    density, coverage = metrics.density_coverage(real, collapsed)
+    _, recall = formulas.precision_recall(real, collapsed)
+    density, coverage = formulas.density_coverage(real, collapsed)
     assert recall > 0.9 and coverage < 0.05
-    density, coverage = metrics.density_coverage(real, torch.randn(1000, 8, generator=g))
+    density, coverage = formulas.density_coverage(real, torch.randn(1000, 8, generator=g))
     assert 0.8 < coverage < 0.95 and 0.8 < density < 1.2

@@ -5,15 +5,14 @@ import time
 
 import pytest
 import torch
+from conftest import make_image_folder, tiny_config
 from PIL import Image
 from typer.testing import CliRunner
 
-from gancli import evaluate as ev
-from gancli import hub
 from gancli.cli import app
-from gancli.pretrained import GANModel
-
-from conftest import make_image_folder, tiny_config
+from gancli.evaluation import evaluate as ev
+from gancli.store import hub
+from gancli.use.model import GANModel
 
 runner = CliRunner()
 CARD = "---\nlicense: mit\nlibrary_name: gancli\ntags:\n- gan\n---\n# other\n"

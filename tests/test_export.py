@@ -10,11 +10,11 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from gancli import export as ex
 from gancli import latents
 from gancli.cli import app
 from gancli.families import stackgan
-from gancli.pretrained import GANModel, load
+from gancli.use import export as ex
+from gancli.use.model import GANModel, load
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")  # TorchScript, as users load it
 runner = CliRunner()

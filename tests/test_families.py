@@ -6,13 +6,24 @@ import sys
 
 import pytest
 import torch
+from conftest import sigkill_after_checkpoint
 from PIL import Image
 from safetensors.torch import load_file
+from tiny_families import (
+    BEGAN_TRAIN,
+    DESIGN_TRAIN,
+    DISCO_TRAIN,
+    SSGAN_MLP_TRAIN,
+    STYLE_TRAIN,
+    VAE_TRAIN,
+    _cmd,
+    _final_state,
+    needs_fashion,
+    needs_mnist,
+    run,
+)
 
 import gancli
-
-from conftest import sigkill_after_checkpoint
-from tiny_families import run, needs_mnist, needs_fashion, STYLE_TRAIN, VAE_TRAIN, DISCO_TRAIN, SSGAN_MLP_TRAIN, DESIGN_TRAIN, BEGAN_TRAIN, _cmd, _final_state
 
 
 # ------------------------------------------------------------------------------------------------ options
@@ -147,9 +158,9 @@ def test_the_recorded_command_is_the_one_typed(image_folder, tmp_path):
 def test_eval_novelty_tells_copies_from_new_images(tiny_model_dir, tmp_path, shared_references):
     """A "generator" that returns training digits is a copier: distance 0 to the training set. Real test digits are
     new, at a distance like a good generator's."""
-    from gancli.classifiers import load_judge
-    from gancli.datasets import DATASETS, find, load_idx_split
-    from gancli.evaluate import build_reference, novelty
+    from gancli.data.datasets import DATASETS, find, load_idx_split
+    from gancli.evaluation.evaluate import build_reference, novelty
+    from gancli.quality.judges import load_judge
 
     judge = load_judge("classifier-mnist")
     model = gancli.load(tiny_model_dir, device="cpu")

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from gancli import catalog
+from gancli.families import catalog
 from gancli.options import LOOP
 
 FAMILIES = catalog.all_families()

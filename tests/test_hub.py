@@ -3,8 +3,8 @@ import shutil
 import pytest
 
 import gancli
-from gancli import hub
 from gancli.errors import UnknownNameError
+from gancli.store import hub
 
 
 def test_bundled_zoo_entry_resolves():

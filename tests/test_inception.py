@@ -1,4 +1,4 @@
-"""The FID Inception-v3 (gancli.inception) with random weights: loading, strict checks, output contract.
+"""The FID Inception-v3 (gancli.quality.inception) with random weights: loading, strict checks, output contract.
 
 Parity with torch-fidelity's port of the 2015 TensorFlow graph was checked offline (same 566 tensor names, features
 equal to ~1e-5); the real weights are not needed here."""
@@ -8,7 +8,7 @@ import os
 import pytest
 import torch
 
-from gancli.inception import FIDInceptionV3, load_fid_inception, resize_bilinear_tf1
+from gancli.quality.inception import FIDInceptionV3, load_fid_inception, resize_bilinear_tf1
 
 
 class TallyWithExtras(collections.Counter):

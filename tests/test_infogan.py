@@ -3,10 +3,10 @@ import json
 
 import pytest
 import torch
-import gancli
-from gancli.train import Trainer, TrainOptions
-
 from tiny_families import assert_train_refused, train_split_and_whole
+
+import gancli
+from gancli.training.trainer import Trainer, TrainOptions
 
 
 def _options(data, out, **kw):

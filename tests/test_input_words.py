@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-
 from tiny_families import run
 
 ROOT = Path(__file__).resolve().parents[1]

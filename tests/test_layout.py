@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gancli import catalog
+from gancli.families import catalog
 from gancli.options import LOOP
 
 PACKAGE = Path(__file__).resolve().parents[1] / "gancli"
@@ -29,7 +29,7 @@ def import_graph() -> dict[str, set[str]]:
             if isinstance(node, ast.Import):
                 deps |= {a.name for a in node.names if a.name.startswith("gancli")}
             elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("gancli"):
-                for a in node.names:  # `from gancli import hub` imports the module gancli.hub
+                for a in node.names:  # `from gancli import hub` imports the module gancli.store.hub
                     deps.add(f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in modules else node.module)
         for dep in list(deps):  # the packages above each imported module run first
             parts = dep.split(".")
@@ -123,7 +123,7 @@ def test_loaded_models_name_no_family_attribute_outside_families():
 
 @pytest.mark.parametrize("name", sorted(n for n, f in catalog.all_families().items() if f.abilities))
 def test_a_familys_abilities_are_mixed_into_its_loaded_models(name):
-    from gancli.pretrained import GANModel, model_class
+    from gancli.use.model import GANModel, model_class
 
     fam = catalog.get(name)
     cls = model_class(fam)

@@ -4,10 +4,9 @@ import json
 import pytest
 import torch
 from safetensors.torch import load_file
-
-from gancli.train import Trainer, TrainOptions
-
 from tiny_families import interrupt_at, run
+
+from gancli.training.trainer import Trainer, TrainOptions
 
 
 def test_lr_decay_holds_then_falls_linearly_to_zero_and_an_interrupted_run_resumes_exactly(image_folder, tmp_path):

@@ -1,14 +1,14 @@
-"""gancli.measures, the one table of measures: it declares every number `gan eval` writes, for a model of each task,
+"""gancli.quality.measures, the one table of measures: it declares every number `gan eval` writes, for a model of each task,
 and the displays that read it show what they showed before."""
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import SHARED
 from PIL import Image
 
-from gancli import hub, measures
-
-from conftest import SHARED
+from gancli.quality import measures
+from gancli.store import hub
 
 needs_mnist = pytest.mark.skipif(not (SHARED / "mnist").is_dir(), reason="needs ../shared/data/mnist")
 
@@ -48,7 +48,7 @@ def test_the_table_declares_every_number_the_zoo_models_gan_eval_wrote():
 @needs_mnist
 def test_the_table_declares_what_gan_eval_writes_now_for_a_sampler_with_every_option(tiny_model_dir,
                                                                                      shared_references):
-    from gancli.evaluate import evaluate
+    from gancli.evaluation.evaluate import evaluate
 
     result = evaluate(str(tiny_model_dir), "mnist", n=100, device="cpu", with_novelty=True, with_parzen=True)
     assert {"fid", "parzen_log_likelihood", "class_entropy", "sharpness"} <= _numbers(result)
@@ -56,7 +56,7 @@ def test_the_table_declares_what_gan_eval_writes_now_for_a_sampler_with_every_op
 
 
 def test_the_table_declares_what_gan_eval_writes_now_for_a_cyclegan_translator(translator, tmp_path):
-    from gancli.evaluate import evaluate
+    from gancli.evaluation.evaluate import evaluate
 
     for split, colour in (("testA", (140, 90, 40)), ("testB", (240, 240, 240))):
         (tmp_path / "pairs" / split).mkdir(parents=True)
@@ -81,8 +81,7 @@ def test_labels_directions_and_formats_read_as_the_displays_always_have():
     assert measures.format_value("label_accuracy", 0.91234) == "91.2%" and measures.format_value("fid", None) == "None"
     assert measures.format_value("undeclared", 0.123456789) == "0.123456789"
     assert all(m.better in ("higher", "lower", None) for m in measures.MEASURES.values())
-    from gancli import plots
-
+    from gancli.training import plots
     assert plots.LABELS == {"d_real": "D(x)  (d_real)", "d_fake": "D(G(z))  (d_fake)", "value": "V(D, G)  (value)"}
     assert plots.VALUE_TITLE == "value V(D, G) = E log D(x) + E log(1 - D(G(z)))"
 

@@ -5,12 +5,11 @@ import json
 import pytest
 import torch
 from safetensors.torch import load_file
+from tiny_families import assert_train_refused, train_split_and_whole
 
 import gancli
 from gancli.families.dcgan import MixtureLatent
-from gancli.train import Trainer, TrainOptions
-
-from tiny_families import assert_train_refused, train_split_and_whole
+from gancli.training.trainer import Trainer, TrainOptions
 
 
 def _options(data, out, **kw):

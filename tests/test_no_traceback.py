@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import make_image_folder
 
 ROOT = Path(__file__).resolve().parents[1]

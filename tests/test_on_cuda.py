@@ -16,16 +16,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import make_image_folder, sigkill_after_checkpoint
 from PIL import Image
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 import gancli
 from gancli.cli import app
-from gancli.hub import zoo_dir
-from gancli.imageio import to_uint8
-
-from conftest import make_image_folder, sigkill_after_checkpoint
+from gancli.data.imageio import to_uint8
+from gancli.store.hub import zoo_dir
 
 DEVICE = os.environ.get("GAN_CUDA_TEST_DEVICE", "cuda")
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(DEVICE == "cuda" and not torch.cuda.is_available(),
@@ -117,8 +116,7 @@ def rings(tmp_path_factory) -> Path:
 
 
 def test_every_family_is_tried():
-    from gancli import catalog
-
+    from gancli.families import catalog
     assert set(catalog.all_families()) <= {args[1] for args in FAMILIES.values()}
 
 
@@ -147,7 +145,7 @@ def describe_device() -> str:
 
 
 def test_training_uses_bf16_and_channels_last_on_cuda(rings, tmp_path):
-    from gancli.train import Trainer, TrainOptions
+    from gancli.training.trainer import Trainer, TrainOptions
 
     t = Trainer(TrainOptions(data=str(rings), out=str(tmp_path / "run"), arch="dcgan", steps=3, g_width=4,
                              d_width=4, latent_dim=8, batch_size=8, device=DEVICE, bf16=True if DEVICE == "cpu"

@@ -1,9 +1,8 @@
-"""One rule for every command's output file (gancli.imageio.output_format): the extension names the format; a name
+"""One rule for every command's output file (gancli.data.imageio.output_format): the extension names the format; a name
 without one is refused in the same words everywhere; a device (/dev/null) needs none."""
 from pathlib import Path
 
 import pytest
-
 from tiny_families import run
 
 ROOT = Path(__file__).resolve().parents[1]

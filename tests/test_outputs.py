@@ -3,10 +3,10 @@ written through; an output is never one of the command's own inputs; two inputs 
 that fails (a full disk) is one line and leaves no partial file; `--json -` and `--csv -` write to stdout."""
 import json
 import os
-from dataclasses import dataclass
 import stat
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np

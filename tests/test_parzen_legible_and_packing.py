@@ -5,18 +5,18 @@ import math
 
 import pytest
 import torch
+from conftest import SHARED, tiny_config
+from tiny_families import assert_train_refused, train_split_and_whole
 from typer.testing import CliRunner
 
 import gancli
-from gancli import losses, metrics
 from gancli.cli import app
-from gancli.classifiers import Classifier, Judge
-from gancli.evaluate import Reference, compare, judged
-from gancli.pretrained import GANModel
-from gancli.train import Trainer, TrainOptions
-
-from conftest import SHARED, tiny_config
-from tiny_families import assert_train_refused, train_split_and_whole
+from gancli.evaluation.evaluate import Reference, compare, judged
+from gancli.families import losses
+from gancli.quality import formulas
+from gancli.quality.judges import Classifier, Judge
+from gancli.training.trainer import Trainer, TrainOptions
+from gancli.use.model import GANModel
 
 runner = CliRunner()
 
@@ -32,41 +32,41 @@ def test_parzen_on_one_and_two_centres_is_the_gaussian_density_in_closed_form():
     mu = torch.rand(2, 784, generator=g, dtype=torch.float64)
     x = torch.rand(3, 784, generator=g, dtype=torch.float64)
     sigma = 0.2
-    one = metrics.parzen_log_likelihoods(x, mu[:1], [sigma])[0]
+    one = formulas.parzen_log_likelihoods(x, mu[:1], [sigma])[0]
     assert torch.allclose(one, torch.stack([_gauss_log_density(q, mu[0], sigma) for q in x]), rtol=1e-12)
     # two centres: log(1/2 N(x; mu_1) + 1/2 N(x; mu_2)); the exponents are hundreds of nats, where a plain exp()
     # underflows to 0 and the log to -inf
-    two = metrics.parzen_log_likelihoods(x, mu, [sigma], chunk=1)[0]
+    two = formulas.parzen_log_likelihoods(x, mu, [sigma], chunk=1)[0]
     expected = torch.stack([torch.logaddexp(_gauss_log_density(q, mu[0], sigma), _gauss_log_density(q, mu[1], sigma))
                             - math.log(2) for q in x])
     naive = torch.exp(-((x[:, None] - mu[None]) ** 2).sum(-1) / (2 * sigma ** 2)).sum(1)
     assert (naive == 0).all() and torch.isfinite(two).all()
     assert torch.allclose(two, expected, rtol=1e-12)
     # chunking changes nothing
-    assert torch.allclose(metrics.parzen_log_likelihoods(x, mu, [sigma], chunk=2)[0], two, rtol=1e-12)
+    assert torch.allclose(formulas.parzen_log_likelihoods(x, mu, [sigma], chunk=2)[0], two, rtol=1e-12)
 
 
 def test_sigma_is_the_grid_value_that_the_validation_images_like_best_and_the_score_has_its_standard_error():
     # one centre at 0 and validation points at distance r: mean LL(s) = -r^2 / 2s^2 - d/2 log(2 pi s^2), highest at
     # s = r / sqrt(d); put that on the 4th grid value
-    d, target = 784, metrics.PARZEN_SIGMAS[3]
+    d, target = 784, formulas.PARZEN_SIGMAS[3]
     directions = torch.nn.functional.normalize(torch.randn(50, d, generator=torch.Generator().manual_seed(1),
                                                            dtype=torch.float64), dim=1)
     validation = directions * target * math.sqrt(d)
-    sigma, per_sigma = metrics.parzen_select_sigma(torch.zeros(1, d), validation)
+    sigma, per_sigma = formulas.parzen_select_sigma(torch.zeros(1, d), validation)
     assert sigma == target and max(per_sigma) == per_sigma[3] and len(per_sigma) == 10
-    assert metrics.PARZEN_SIGMAS[0] == pytest.approx(0.1) and metrics.PARZEN_SIGMAS[-1] == pytest.approx(1.0)
+    assert formulas.PARZEN_SIGMAS[0] == pytest.approx(0.1) and formulas.PARZEN_SIGMAS[-1] == pytest.approx(1.0)
     # test points at two distances: the mean and std / sqrt(n) of their closed-form log-likelihoods
     test = torch.cat([directions[:2] * 3.0, directions[2:4] * 5.0])
     ll = torch.tensor([_gauss_log_density(q, torch.zeros(d, dtype=torch.float64), sigma) for q in test])
-    mean, se = metrics.parzen_score(torch.zeros(1, d), test, sigma)
+    mean, se = formulas.parzen_score(torch.zeros(1, d), test, sigma)
     assert mean == pytest.approx(float(ll.mean()), rel=1e-12)
     assert se == pytest.approx(float(ll.std(correction=0) / 2), rel=1e-9)
 
 
 @pytest.mark.skipif(not (SHARED / "mnist").is_dir(), reason="needs ../shared/data/mnist")
 def test_parzen_protocol_on_mnist_holds_out_the_last_training_images_and_scores_the_test_set(tiny_model_dir):
-    from gancli.evaluate import parzen
+    from gancli.evaluation.evaluate import parzen
 
     model = gancli.load(tiny_model_dir, device="cpu")
     r = parzen(model, SHARED / "mnist", n=16, seed=0)
@@ -81,12 +81,12 @@ def test_parzen_protocol_on_mnist_holds_out_the_last_training_images_and_scores_
 @pytest.mark.skipif(not (SHARED / "mnist").is_dir(), reason="needs ../shared/data/mnist")
 def test_the_real_images_parzen_scale_is_computed_once_per_data_set(tiny_model_dir, monkeypatch):
     """The scale depends on the data alone: a second --parzen (any model) reads it from the evaluation cache."""
-    from gancli import metrics
-    from gancli.evaluate import parzen
+    from gancli.evaluation.evaluate import parzen
+    from gancli.quality import formulas
 
     scored = []
-    real_score = metrics.parzen_score
-    monkeypatch.setattr(metrics, "parzen_score", lambda *a, **k: scored.append(1) or real_score(*a, **k))
+    real_score = formulas.parzen_score
+    monkeypatch.setattr(formulas, "parzen_score", lambda *a, **k: scored.append(1) or real_score(*a, **k))
     model = gancli.load(tiny_model_dir, device="cpu")
     first = parzen(model, SHARED / "mnist", n=16, seed=0)
     assert len(scored) == 2  # the samples, then the real images
@@ -117,7 +117,7 @@ def _judge(num_classes=3):
 
 
 def test_legible_share_counts_images_the_judge_is_at_least_90_percent_sure_of():
-    assert metrics.legible_share(torch.tensor([0.95, 0.5, 0.9, 0.89])) == 0.5
+    assert formulas.legible_share(torch.tensor([0.95, 0.5, 0.9, 0.89])) == 0.5
     judge = _judge()
     images = torch.rand(6, 3, 28, 28) * 2 - 1
     _, classes, confidence = judged(judge, images[:, :1])
@@ -180,8 +180,7 @@ def test_conditional_pack_packs_each_images_label_planes_with_it(image_folder, t
 
 
 def test_packed_discriminators_give_one_logit_per_pack():
-    from gancli import catalog
-
+    from gancli.families import catalog
     x = torch.rand(6, 1, 28, 28) * 2 - 1
     for arch, args in (("dcgan", {"d_width": 4}), ("mlp", {"d_hidden": [8]}), ("stylegan", {"d_width": 4})):
         size = 32 if arch == "stylegan" else 28

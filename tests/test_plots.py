@@ -10,10 +10,10 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from gancli import plots
 from gancli.cli import app
-from gancli.imageio import captioned, grid_image
-from gancli.train import Trainer, TrainOptions
+from gancli.data.imageio import captioned, grid_image
+from gancli.training import plots
+from gancli.training.trainer import Trainer, TrainOptions
 
 runner = CliRunner()
 TINY = dict(batch_size=8, latent_dim=8, device="cpu", log_every=2, sample_every=3, checkpoint_every=3)

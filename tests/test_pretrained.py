@@ -5,7 +5,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import gancli
-from gancli.pretrained import WeightsError
+from gancli.use.model import WeightsError
 
 
 def test_roundtrip_same_pixels(tiny_model_dir):

@@ -1,9 +1,10 @@
 import pytest
 import torch
 
-from gancli import catalog, latents
+from gancli import latents
 from gancli.errors import UnknownNameError
-from gancli.pretrained import GANModel
+from gancli.families import catalog
+from gancli.use.model import GANModel
 
 
 def build(arch, **arch_args):

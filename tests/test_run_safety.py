@@ -17,10 +17,10 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from gancli import checkpoints
 from gancli.cli import app
-from gancli.data import load_data
-from gancli.train import TrainError, Trainer, TrainOptions
+from gancli.data.reading import load_data
+from gancli.training import checkpoints
+from gancli.training.trainer import Trainer, TrainError, TrainOptions
 
 runner = CliRunner()
 ENV = dict(os.environ, OMP_NUM_THREADS="1")
@@ -98,7 +98,7 @@ def test_a_finite_explosion_is_warned_once(image_folder, tmp_path, monkeypatch, 
 def test_a_healthy_run_is_not_warned(image_folder, tmp_path, capsys):
     Trainer(options(image_folder, tmp_path / "r", steps=6)).run()
     said = capsys.readouterr().err + (tmp_path / "r" / "log.txt").read_text()
-    # but for the plan being shorter than a DCGAN needs (gancli.runclock: learns_after), which is no loss watch's
+    # but for the plan being shorter than a DCGAN needs (gancli.training.clock: learns_after), which is no loss watch's
     assert [line for line in said.splitlines() if "warning" in line and "steps planned" not in line] == []
 
 

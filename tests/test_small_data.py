@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-
-from gancli.train import Trainer, TrainOptions
 from tiny_families import run
+
+from gancli.training.trainer import Trainer, TrainOptions
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -80,7 +80,6 @@ def test_an_absurd_size_is_refused_in_one_line_within_seconds_and_little_memory(
 
 def test_a_size_whose_data_would_not_fit_names_the_largest_that_does(photos, tmp_path, monkeypatch):
     from gancli import devices
-
     monkeypatch.setattr(devices, "machine_memory_bytes", lambda: 2**30)  # a 1 GB machine
     r = run("train", photos, "--out", tmp_path / "run", "--size", 2048, "--steps", 1, "--device", "cpu")
     assert r.exit_code == 2, r.output
@@ -94,7 +93,6 @@ def test_a_step_that_would_not_fit_is_refused_before_the_networks_are_built(tmp_
     from conftest import make_image_folder
 
     from gancli import devices
-
     data = make_image_folder(tmp_path / "images")  # 24 digits-like rings: the batch is fitted to 4
     monkeypatch.setattr(devices, "machine_memory_bytes", lambda: int(1.5 * 2**30))  # a 1.5 GB machine
     r = run("train", data, "--out", tmp_path / "run", "--size", 512, "--steps", 1, "--device", "cpu")

@@ -3,10 +3,9 @@ import json
 
 import torch
 from safetensors.torch import load_file
-
-from gancli.train import Trainer, TrainOptions
-
 from tiny_families import interrupt_at, run
+
+from gancli.training.trainer import Trainer, TrainOptions
 
 TINY = dict(device="cpu", g_width=4, d_width=4, latent_dim=8, batch_size=8, checkpoint_every=1)
 

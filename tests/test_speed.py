@@ -5,17 +5,16 @@ import copy
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_config
 from PIL import Image
 from typer.testing import CliRunner
 
 from gancli import latents
 from gancli.cli import app
-from gancli.imageio import to_uint8
-from gancli.inference import FoldedConvTranspose2d
-from gancli.pretrained import GANModel
-from gancli.train import Trainer, TrainOptions
-
-from conftest import tiny_config
+from gancli.data.imageio import to_uint8
+from gancli.training.trainer import Trainer, TrainOptions
+from gancli.use.inference import FoldedConvTranspose2d
+from gancli.use.model import GANModel
 
 runner = CliRunner()
 

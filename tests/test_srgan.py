@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 import gancli
 from gancli.cli import app
 from gancli.families.srgan import SRResNet, downscale
-from gancli.upscale import luma, psnr, ssim, upscale_tensor
+from gancli.quality.formulas import luma, psnr, ssim
+from gancli.use.upscale import upscale_tensor
 
 runner = CliRunner()
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "horse2zebra"
@@ -169,7 +170,7 @@ def test_eval_measures_the_test_split_beside_bicubic(runs, tmp_path):
 def test_the_checkerboard_measure_sees_a_two_pixel_pattern():
     """About 1 for a smooth random image and its bicubic upscaling; a faint 2x2 pattern added to it lifts it well
     above (the sub-pixel artefact of issue 25)."""
-    from gancli.metrics import checkerboard
+    from gancli.quality.formulas import checkerboard
 
     g = torch.Generator().manual_seed(0)
     smooth = torch.randn(64, 64, generator=g).cumsum(0).cumsum(1)
@@ -201,7 +202,7 @@ def test_zoo_models_restore_a_real_test_image(tmp_path):
 
 
 def test_a_folder_upscaled_twice_leaves_its_own_outputs_out(runs, tmp_path):
-    from gancli.translate import plan
+    from gancli.data.fileplan import plan
 
     model, rep = str(runs["mse"] / "export"), tmp_path / "rep"
     smooth_image(rep / "a.png", 6, 5, 0)
@@ -235,9 +236,9 @@ def test_eval_refuses_parzen_for_upscalers_and_translators(runs, translator):
 
 
 def test_upscale_progress_advances_per_tile(runs, tmp_path):
-    from gancli import upscale as up
-    from gancli.pretrained import load
-    from gancli.translate import plan
+    from gancli.data.fileplan import plan
+    from gancli.use import upscale as up
+    from gancli.use.model import load
 
     model = load(str(runs["mse"] / "export"), device="cpu")
     smooth_image(tmp_path / "a.png", 20, 12, 0)

@@ -3,11 +3,10 @@ import json
 
 import pytest
 import torch
+from tiny_families import CARD, SSGAN_TRAIN, _digit_file, needs_mnist, run
 
 import gancli
-from gancli.pretrained import GANModel
-
-from tiny_families import CARD, SSGAN_TRAIN, _digit_file, needs_mnist, run
+from gancli.use.model import GANModel
 
 
 # ------------------------------------------------------------------------------------------------ SSGAN
@@ -78,7 +77,7 @@ def test_ssgan_baseline_trains_the_classifier_alone(image_folder, tmp_path):
 
 @needs_mnist
 def test_eval_reports_ssgan_test_accuracy(tmp_path, shared_references):
-    from gancli.evaluate import evaluate
+    from gancli.evaluation.evaluate import evaluate
 
     torch.manual_seed(0)
     cfg = {"architecture": "ssgan", "arch_args": {"ssgan_classes": 10, "latent_dim": 8, "image_size": 28,

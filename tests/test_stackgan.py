@@ -7,14 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import make_image_folder
 from PIL import Image
 from typer.testing import CliRunner
 
 from gancli.cli import app
 from gancli.families import stackgan
-from gancli.pretrained import GANModel
-
-from conftest import make_image_folder
+from gancli.use.model import GANModel
 
 runner = CliRunner()
 ZOO = Path(__file__).resolve().parents[1] / "zoo" / "stackgan-fashion"
@@ -167,7 +166,7 @@ def _sample_with_config(export: Path, tmp_path: Path, change: dict, message: str
 @pytest.mark.skipif(not ZOO.is_dir(), reason="stackgan-fashion is not published")
 def test_zoo_model_draws_trousers_when_asked(monkeypatch):
     """The one real check: `gan eval`'s caption measure on the zoo model, at a few samples per class."""
-    from gancli.classifiers import load_judge
+    from gancli.quality.judges import load_judge
 
     monkeypatch.setattr(stackgan, "TEXT_SAMPLES", 40)
     model = GANModel.from_pretrained("stackgan-fashion", device="cpu")

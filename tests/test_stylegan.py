@@ -4,10 +4,9 @@ import json
 import numpy as np
 import torch
 from PIL import Image
+from tiny_families import run, style_dir  # noqa: F401 (fixtures)
 
 import gancli
-
-from tiny_families import run, style_dir  # noqa: F401 (fixtures)
 
 
 # ------------------------------------------------------------------------------------------------ truncation

@@ -13,8 +13,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from gancli.cli import app
-
-from gancli import toy
+from gancli.use import toy
 
 ROOT = Path(__file__).resolve().parents[1]
 RING = toy.DATA_2D["ring"][0]
@@ -101,7 +100,7 @@ def test_unrolled_logits_are_d_after_k_sgd_steps():
     gradient flows through them back to the fakes."""
     import copy
 
-    from gancli.losses import d_loss
+    from gancli.families.losses import d_loss
 
     torch.manual_seed(0)
     D = toy._mlp([2, 16, 1], act="relu")

@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 import gancli
 from gancli.cli import app
-from gancli.data import DataError, load_data
-from gancli.train import TrainError, Trainer, TrainOptions
+from gancli.data.reading import DataError, load_data
+from gancli.training.trainer import Trainer, TrainError, TrainOptions
 
 runner = CliRunner()
 

@@ -62,9 +62,8 @@ def test_a_time_that_is_no_duration_is_one_line(tmp_path):
 
 def test_a_run_that_needs_nearly_all_the_machines_memory_stops_after_one_step_saying_what_fits(tmp_path,
                                                                                                 monkeypatch):
-    from gancli import runclock
-
-    monkeypatch.setattr(runclock, "machine_memory_gb", lambda: 0.05)  # as if on a machine far too small for it
+    from gancli.training import clock
+    monkeypatch.setattr(clock, "machine_memory_gb", lambda: 0.05)  # as if on a machine far too small for it
     r = run("train", photos(tmp_path / "photos", side=32), "--out", tmp_path / "run", "--steps", 50, *TINY)
     assert r.exit_code == 2 and "of this machine's 0.1 GB" in r.output and "--batch-size 1" in r.output, r.output
     assert "Traceback" not in r.output and not (tmp_path / "run" / "export").exists()

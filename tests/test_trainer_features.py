@@ -9,17 +9,16 @@ import zipfile
 
 import pytest
 import torch
+from conftest import SHARED
 from PIL import Image
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 import gancli
-from gancli import losses
 from gancli.cli import app
-from gancli.data import load_data
-from gancli.train import TrainError, Trainer, TrainOptions
-
-from conftest import SHARED
+from gancli.data.reading import load_data
+from gancli.families import losses
+from gancli.training.trainer import Trainer, TrainError, TrainOptions
 
 runner = CliRunner()
 

@@ -7,17 +7,16 @@ import pytest
 import torch
 from PIL import Image
 from safetensors.torch import load_file
+from tiny_families import interrupt_at
 from torch import nn
 from typer.testing import CliRunner
 
 import gancli
 from gancli.cli import app
+from gancli.data.imageio import captioned
 from gancli.families.cyclegan import ResnetGenerator
-from gancli.imageio import captioned
-from gancli.pretrained import GANModel, WeightsError
-from gancli.train import Trainer, TrainOptions
-
-from tiny_families import interrupt_at
+from gancli.training.trainer import Trainer, TrainOptions
+from gancli.use.model import GANModel, WeightsError
 
 runner = CliRunner()
 CARD = "---\nlicense: mit\nlibrary_name: gancli\ntags:\n- gan\n---\n# t\n"
@@ -338,7 +337,7 @@ def test_cyclegan_resize_upsampling_trains_exports_and_old_configs_keep_transpos
     (old / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(WeightsError, match="(?i)shape|missing|unexpected"):  # its weights are resize-shaped
         GANModel.from_pretrained(old, device="cpu")
-    from gancli.catalog import get
+    from gancli.families.catalog import get
     assert any(isinstance(m, nn.ConvTranspose2d) for m in get("cyclegan").build(**cfg["arch_args"])["generator"].modules())
     cfg["arch_args"]["upsample"] = "bilinear-ish"
     (old / "config.json").write_text(json.dumps(cfg))

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gancli import catalog
-from gancli import data as data_module
-from gancli.data import load_data
+from gancli.data import reading as data_module
+from gancli.data.reading import load_data
+from gancli.families import catalog
 
 
 def _png(value: int, size: int = 28, text: bytes = b"") -> bytes:
@@ -228,7 +228,7 @@ def test_huge_architectures_are_refused_before_anything_is_allocated(tiny_model_
 @pytest.mark.parametrize("arch", sorted(catalog.all_families()))
 def test_every_family_builds_the_same_shapes_on_the_meta_device(arch):
     """Sizes are judged on the meta device, before anything is allocated: it must build what the real build does."""
-    from gancli.weights import build_on_meta
+    from gancli.store.weights import build_on_meta
 
     small = {"dcgan": {"g_width": 4, "d_width": 4}, "acgan": {"num_classes": 3, "g_width": 4, "d_width": 4},
              "ssgan": {"ssgan_classes": 3, "g_width": 4, "d_width": 4}, "design": {"design_classes": 3},
@@ -301,7 +301,7 @@ def test_shard_index_cannot_reach_outside_the_folder(tiny_model_dir, tmp_path):
         {"metadata": {}, "weight_map": {k: "../other/model.safetensors" for k in keys}}))
     _sample_refused(victim, tmp_path, "in the model folder itself")
     import gancli
-    from gancli.weights import WeightsError
+    from gancli.store.weights import WeightsError
 
     with pytest.raises(WeightsError, match="folder itself"):
         gancli.load(victim, device="cpu")
@@ -323,9 +323,9 @@ def test_weights_file_missing_from_recorded_checksums_is_refused(tiny_model_dir,
 def test_judge_config_is_checked_too(tmp_path):
     import shutil
 
-    from gancli import hub
-    from gancli.classifiers import load_judge
-    from gancli.weights import WeightsError
+    from gancli.quality.judges import load_judge
+    from gancli.store import hub
+    from gancli.store.weights import WeightsError
 
     judge = tmp_path / "judge"
     shutil.copytree(hub.zoo_dir() / "classifier-mnist", judge)
@@ -352,8 +352,7 @@ def test_exports_are_byte_for_byte_reproducible(tiny_model_dir, tmp_path):
 def test_zoo_entry_pins_the_hub_config_by_sha256(hf_cache, tmp_path, monkeypatch, tiny_model_dir):
     """A zoo entry's weights on the Hub: config.json (which records the weights' sha256s) must be the one pinned."""
     import gancli
-    from gancli import hub
-
+    from gancli.store import hub
     zoo = tmp_path / "zoo"
     for name, pin in (("pinned", hub.sha256_file(tiny_model_dir / "config.json")), ("tampered", "0" * 64)):
         (zoo / name).mkdir(parents=True)

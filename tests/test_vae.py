@@ -3,10 +3,9 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from tiny_families import _digit_file, needs_mnist, run, vae_dir  # noqa: F401 (fixtures)
 
 import gancli
-
-from tiny_families import run, needs_mnist, vae_dir, _digit_file  # noqa: F401 (fixtures)
 
 
 # ------------------------------------------------------------------------------------------------ the VAE
@@ -50,7 +49,7 @@ def test_vae_samples_like_any_model(vae_dir, tmp_path):
 
 
 def test_eval_reports_the_vae_test_elbo(vae_dir, shared_references):
-    from gancli.evaluate import evaluate
+    from gancli.evaluation.evaluate import evaluate
 
     r = evaluate(str(vae_dir), "mnist", n=200, device="cpu")
     assert r["elbo_images"] == 10000 and r["elbo"] < 0

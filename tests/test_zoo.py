@@ -7,13 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import SHARED
 from PIL import Image
 
 import gancli
-from gancli.data import read_idx
-from gancli.metrics import nearest_labels, nearest_neighbours
-
-from conftest import SHARED
+from gancli.data.reading import read_idx
+from gancli.quality.formulas import nearest_labels, nearest_neighbours
 
 MNIST = SHARED / "mnist"
 
@@ -99,8 +98,7 @@ def test_cgan_fashion_takes_class_names():
 
 
 def test_every_zoo_card_carries_its_measured_results():
-    from gancli import hub
-
+    from gancli.store import hub
     names = hub.zoo_names()
     assert {"classifier-mnist", "classifier-fashion", "classifier-horse2zebra", "dcgan-stacked-mnist"} <= set(names)
     zoo_table = (Path(__file__).resolve().parents[1] / "docs" / "zoo.md").read_text()
@@ -122,7 +120,7 @@ def test_every_zoo_card_carries_its_measured_results():
 
 @pytest.mark.skipif(not FASHION.is_dir(), reason="needs ../shared/data/fashion-mnist")
 def test_discogan_turns_real_bags_into_shoes_and_back(tmp_path):
-    from gancli.classifiers import load_judge
+    from gancli.quality.judges import load_judge
 
     test_x, test_y = _test_split(FASHION)
     judge = load_judge("classifier-fashion")
@@ -160,8 +158,8 @@ def test_ssgan_mnist_classifies_real_test_digits_from_files(tmp_path):
 def test_every_zoo_samplers_samples_png_is_its_seed_0_grid_not_a_pick():
     """Issue 13: a card's samples.png is a fair sample. For every model that samples from noise (labels cycled for
     conditional ones), the picture is what `model.sample(rows * 8, seed=0)` draws, to within one grey level."""
-    from gancli import hub
-    from gancli.imageio import grid_image
+    from gancli.data.imageio import grid_image
+    from gancli.store import hub
 
     checked = []
     for name in hub.zoo_names():
@@ -184,8 +182,8 @@ def test_a_zoo_folder_holds_a_discriminator_only_where_a_command_reads_it():
     discriminator (SSGAN's); publish_zoo drops the others."""
     from safetensors import safe_open
 
-    from gancli import catalog, hub
-
+    from gancli.families import catalog
+    from gancli.store import hub
     with_d = []
     for name in hub.zoo_names():
         config = hub.read_config(hub.zoo_dir() / name)
@@ -203,8 +201,7 @@ def test_every_zoo_model_holds_its_floor():
     import json
     from pathlib import Path
 
-    from gancli import measures
-
+    from gancli.quality import measures
     zoo = Path(__file__).resolve().parents[1] / "zoo"
     floors = json.loads((zoo / "floors.json").read_text())
     models = {p.parent.name: json.loads(p.read_text()) for p in zoo.glob("*/config.json")}

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import gancli
-from gancli.imageio import to_uint8
+from gancli.data.imageio import to_uint8
 
 SNAPSHOT = np.load(Path(__file__).parent / "data" / "zoo_pixels.npz")
 

@@ -4,13 +4,12 @@ import sys
 
 import pytest
 import torch
+from conftest import SHARED
 from PIL import Image
 from typer.testing import CliRunner
 
 from gancli.cli import app
-from gancli.pretrained import GANModel
-
-from conftest import SHARED
+from gancli.use.model import GANModel
 
 runner = CliRunner()
 needs_mnist = pytest.mark.skipif(not (SHARED / "mnist").is_dir(), reason="needs ../shared/data/mnist")
@@ -31,7 +30,7 @@ def train_split_and_whole(options, root, steps: int = 4, stop: int = 2):
     two exports must hold identical weights. Returns the resumed run's export folder and its weights."""
     from safetensors.torch import load_file
 
-    from gancli.train import Trainer
+    from gancli.training.trainer import Trainer
 
     Trainer(options(root / "whole", steps=steps)).run()
     Trainer(options(root / "split", steps=stop)).run()
@@ -117,7 +116,7 @@ def _final_state(run):
 
 
 def _digit_file(path, index):
-    from gancli.datasets import load_idx_split
+    from gancli.data.datasets import load_idx_split
 
     image = load_idx_split(SHARED / "mnist", "test").images[index, 0].numpy()
     Image.fromarray(image).save(path)

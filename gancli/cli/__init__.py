@@ -7,8 +7,22 @@ import sys
 from rich.markup import escape
 
 # each module registers its command; `gan --help` lists them in this order
-from gancli.cli import sample, interpolate, mix, translate, upscale, export, classify, models, eval, train  # noqa: F401, I001
-from gancli.cli import convert, push, toy, demo  # noqa: F401, I001
+from gancli.cli import (  # noqa: F401, I001  # noqa: F401, I001
+    classify,
+    convert,
+    demo,
+    eval,
+    export,
+    interpolate,
+    mix,
+    models,
+    push,
+    sample,
+    toy,
+    train,
+    translate,
+    upscale,
+)
 from gancli.cli.common import USER_ERRORS, app, console, one_line, os_error_line
 
 __all__ = ["app", "main"]

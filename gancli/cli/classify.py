@@ -8,7 +8,19 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from gancli.cli.common import DEVICE, VERBOSE, check_output, command, console, fail, load_model, out, say_notes, to_stdout, write_text
+from gancli.cli.common import (
+    DEVICE,
+    VERBOSE,
+    check_output,
+    command,
+    console,
+    fail,
+    load_model,
+    out,
+    say_notes,
+    to_stdout,
+    write_text,
+)
 
 
 @command()
@@ -29,8 +41,8 @@ def classify(
     import io
     import json
 
-    from gancli.classify import classify_files
-    from gancli.data import InputNotes
+    from gancli.data.reading import InputNotes
+    from gancli.use.classify import classify_files
 
     if batch_size < 1:
         fail("--batch-size must be at least 1")

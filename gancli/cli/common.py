@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape  # messages are plain text: "gancli[tensorboard]" or a file "a[1].png" is no tag
 
-from gancli import hub
+from gancli.store import hub
 from gancli.version import __version__
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="markdown",
@@ -37,7 +37,7 @@ def os_error_line(e: OSError) -> str:
 
 
 def say_notes(notes):
-    """What reading the inputs changed (``gancli.data.InputNotes``): a line a kind, on stderr."""
+    """What reading the inputs changed (``gancli.data.reading.InputNotes``): a line a kind, on stderr."""
     for line in notes.lines():
         console.print(f"note: {line}", highlight=False, markup=False)
 
@@ -111,8 +111,7 @@ def _with_use_options(name: str, fn):
     import inspect
     import typing
 
-    from gancli import catalog
-
+    from gancli.families import catalog
     hints = typing.get_type_hints(fn)
     params = [p.replace(annotation=hints.get(p.name, p.annotation))
               for p in inspect.signature(fn).parameters.values() if p.kind is not p.VAR_KEYWORD]
@@ -158,7 +157,7 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 DEVICE = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps.")
 VERBOSE = typer.Option(False, "-v", "--verbose", help="Say where the model came from and which device ran.")
 
-# what runs the generator, for `gan sample` and `gan translate` (gancli.backends, GANModel.autocast)
+# what runs the generator, for `gan sample` and `gan translate` (gancli.use.backends, GANModel.autocast)
 BACKEND = typer.Option("torch", "--backend", help="torch, or onnxruntime (CPU; the graph of `gan export`, cached): "
                                                   "fp32 either way; see docs/speed.md.")
 BF16 = typer.Option(False, "--bf16", help="bf16 (backend torch; on the CPU a bf16 copy of the generator): about 2x "
@@ -177,8 +176,7 @@ def check_scale(scale: int | None):
 
 def check_backend(backend: str, bf16: bool) -> str:
     """--backend's name, normalised, and ONNX Runtime being installed when it is asked for, before the model loads."""
-    from gancli import backends
-
+    from gancli.use import backends
     try:
         name = backends.check(backend)
     except ValueError as e:
@@ -196,7 +194,7 @@ def use_backend(model, backend: str, bf16: bool, verbose: bool, direction: str |
 
 
 def load_model(name: str, device: str, verbose: bool, sampling: bool = False):
-    from gancli.pretrained import load
+    from gancli.use.model import load
 
     model = load(name, device=device)
     if sampling and model.image_command:
@@ -252,7 +250,7 @@ def check_output(path: Path, option: str, example: str):
 def write_text(path: Path, text: str, what: str = "", report=None):
     """A --json / --csv output: the file (through the one output writer), or standard output for ``-``, where
     nothing else is printed so that it can be piped."""
-    from gancli.imageio import atomic_write, make_parent
+    from gancli.data.imageio import atomic_write, make_parent
 
     if str(path) == "-":
         sys.stdout.write(text)

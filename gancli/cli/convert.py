@@ -29,8 +29,7 @@ def convert(
     """
     import torch
 
-    from gancli import convert as conv
-
+    from gancli.use import convert as conv
     model = conv.convert(files, arch, name, domains=domains, direction=direction)
     model.save_pretrained(output, card=conv.card(model, command_line(ctx)), dtype=torch.float16 if fp16 else None,
                           max_shard_bytes=15 * 2**20)

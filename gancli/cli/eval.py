@@ -7,9 +7,21 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from gancli import measures
-from gancli.cli.common import DEVICE, check_output, check_seed, command, command_line, console, fail, numbers, out, to_stdout, write_text
+from gancli.cli.common import (
+    DEVICE,
+    check_output,
+    check_seed,
+    command,
+    command_line,
+    console,
+    fail,
+    numbers,
+    out,
+    to_stdout,
+    write_text,
+)
 from gancli.cli.progress import progress_bar
+from gancli.quality import measures
 
 
 @command("eval")
@@ -54,7 +66,7 @@ def eval_model(
 
     started = time.monotonic()  # `seconds` is the whole evaluation's
     report = console if to_stdout(json_path) else out  # --json -: stdout holds the JSON alone
-    from gancli.evaluate import evaluate
+    from gancli.evaluation.evaluate import evaluate
 
     if n is not None and (n < 4 or n > 1_000_000):  # precision and recall measure each sample's distance to its 3rd nearest other sample
         fail("-n must be between 4 and 1000000")
@@ -67,7 +79,7 @@ def eval_model(
     check_seed(seed)
     psis = numbers(truncation, "--truncation") if truncation is not None else None
     if novelty_grid is not None:
-        from gancli.imageio import format_of
+        from gancli.data.imageio import format_of
 
         format_of(novelty_grid)
         check_output(novelty_grid, "--novelty-grid", "novelty.png")

@@ -27,8 +27,8 @@ def export(
     Example: `gan export dcgan-mnist -o dcgan-mnist.onnx`; `gan export cyclegan-horse2zebra --format torchscript
     -o h2z.pt` (-> h2z.a2b.pt, h2z.b2a.pt)
     """
-    from gancli import export as ex
-    from gancli.imageio import is_stream
+    from gancli.data.imageio import is_stream
+    from gancli.use import export as ex
 
     check_output(output, "-o", "model.onnx")
     if is_stream(output):  # the one output rule lets a stream stand for a file; an export is read back to check it

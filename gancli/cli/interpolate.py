@@ -8,7 +8,6 @@ import typer
 
 from gancli.cli.common import DEVICE, VERBOSE, check_output, console, fail, load_model, model_command, out, to_stdout
 
-
 MAX_WALK_BYTES = 2**30  # every frame is held in memory at its final size; more is an OOM kill, not an animation
 
 
@@ -42,8 +41,9 @@ def interpolate(
     """
     from PIL import Image
 
-    from gancli import drawing, latents
-    from gancli.imageio import enlarge, grid_image, output_format, save_animation, save_image, to_pil
+    from gancli import latents
+    from gancli.data.imageio import enlarge, grid_image, output_format, save_animation, save_image, to_pil
+    from gancli.use import drawing
 
     key_seeds = latents.parse_seeds(seeds)
     if steps < 1 or steps > 10_000:

@@ -6,7 +6,19 @@ from typing import Optional
 
 import typer
 
-from gancli.cli.common import DEVICE, SCALE, VERBOSE, check_output, check_scale, command, console, fail, load_model, out, to_stdout
+from gancli.cli.common import (
+    DEVICE,
+    SCALE,
+    VERBOSE,
+    check_output,
+    check_scale,
+    command,
+    console,
+    fail,
+    load_model,
+    out,
+    to_stdout,
+)
 
 
 @command()
@@ -29,7 +41,7 @@ def mix(
     Example: `gan mix stylegan-fashion --rows 1,2,3 --cols 4,5,6 --levels coarse -o mix.png`
     """
     from gancli import latents
-    from gancli.imageio import enlarge, grid_image, output_format, save_image
+    from gancli.data.imageio import enlarge, grid_image, output_format, save_image
 
     row_seeds, col_seeds = latents.parse_seeds(rows), latents.parse_seeds(cols)
     if len(row_seeds) * len(col_seeds) > 10_000:

@@ -1,13 +1,12 @@
 """`gan models`."""
 from __future__ import annotations
 
-
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from gancli import hub
 from gancli.cli.common import command, out
+from gancli.store import hub
 
 
 @command("list")
@@ -16,7 +15,7 @@ def list_models():
 
     Example: `gan list`
     """
-    from gancli.pretrained import GANModel
+    from gancli.use.model import GANModel
 
     table = Table(title="gan zoo")
     for col in ("name", "architecture", "task", "resolution", "parameters", "dataset", "weights"):
@@ -24,7 +23,7 @@ def list_models():
     for name in hub.zoo_names():
         cfg = hub.read_config(hub.zoo_dir() / name)
         if cfg.get("task") == "classifier":  # the judges of `gan eval`
-            from gancli.classifiers import Classifier
+            from gancli.quality.judges import Classifier
 
             net = Classifier(**cfg["arch_args"])
         else:

@@ -6,8 +6,8 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from gancli import hub
 from gancli.cli.common import command, fail, out
+from gancli.store import hub
 
 
 @command()
@@ -23,8 +23,7 @@ def push(
 
     Example: `gan push runs/mnist --repo alice/dcgan-mnist --dry-run`
     """
-    from gancli import push as pushing
-
+    from gancli.store import push as pushing
     p = pushing.plan(path, repo, revision, private)
     if not dry_run and hub.offline():
         fail("HF_HUB_OFFLINE is set: cannot push (unset it, or use --dry-run to see what would go)")

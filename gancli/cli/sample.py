@@ -6,7 +6,26 @@ from typing import Optional
 
 import typer
 
-from gancli.cli.common import BACKEND, BF16, DEVICE, VERBOSE, SCALE, check_backend, check_output, check_scale, check_seed, console, describe, fail, load_model, model_command, out, plural, to_stdout, use_backend
+from gancli.cli.common import (
+    BACKEND,
+    BF16,
+    DEVICE,
+    SCALE,
+    VERBOSE,
+    check_backend,
+    check_output,
+    check_scale,
+    check_seed,
+    console,
+    describe,
+    fail,
+    load_model,
+    model_command,
+    out,
+    plural,
+    to_stdout,
+    use_backend,
+)
 from gancli.cli.progress import progress_bar
 
 
@@ -40,10 +59,9 @@ def sample(
     """
     import torch
 
-    from gancli.imageio import enlarge, grid_image, output_format, save_image, to_pil
-
-    from gancli import drawing, latents
-
+    from gancli import latents
+    from gancli.data.imageio import enlarge, grid_image, output_format, save_image, to_pil
+    from gancli.use import drawing
     check_seed(seed)
     seed_list = latents.parse_seeds(seeds) if seeds is not None else None
     if per_class is not None:

@@ -9,7 +9,6 @@ from rich.table import Table
 
 from gancli.cli.common import app, check_output, check_seed, command, console, fail, out
 
-
 toy_app = typer.Typer(no_args_is_help=True, rich_markup_mode="markdown",
                       help="The theory of the GAN papers, shown and checked on toy data in seconds on a CPU "
                            "(docs/theory.md).\n\nExample: `gan toy 1d -o toy.gif`; `gan toy 2d --unrolled 5`")
@@ -26,7 +25,7 @@ TOY_JSON = typer.Option(None, "--json", help="Write the numbers (final and over 
 
 def _toy_outputs(output: Optional[Path], json_path: Optional[Path], scale: int, default: str) -> Optional[Path]:
     """-o, checked; without -o or --json, the picture anyway (it is what the command is for), as ``default``."""
-    from gancli.toy import check_picture
+    from gancli.use.toy import check_picture
 
     if not 1 <= scale <= 8:
         fail(f"--scale must be from 1 to 8, not {scale}")
@@ -54,13 +53,13 @@ def _toy_finish(result, frames_fn, output: Optional[Path], json_path: Optional[P
             table.add_row(*row)
         out.print(table)
     if output is not None:
-        from gancli.toy import save_picture
+        from gancli.use.toy import save_picture
 
         what = save_picture(frames_fn(result, scale), output)
         console.print(f"wrote {output} ({what}, {len(result.history)} frames)" if what == "animation"
                       else f"wrote {output} (four moments of training)", highlight=False, markup=False)
     if json_path is not None and str(json_path) != "-":
-        from gancli.imageio import atomic_write
+        from gancli.data.imageio import atomic_write
 
         atomic_write(json_path, lambda f: f.write((json.dumps(result.to_json(), indent=2) + "\n").encode()))
         console.print(f"wrote {json_path}", highlight=False, markup=False)
@@ -82,8 +81,7 @@ def toy_1d(
 
     Example: `gan toy 1d -o toy.gif`; `gan toy 1d --fixed-g --json -`
     """
-    from gancli import toy
-
+    from gancli.use import toy
     check_seed(seed)
     toy.check_1d(data, loss, steps, seed, frames)
     output = _toy_outputs(output, json_path, scale, "toy-1d.gif")
@@ -112,8 +110,7 @@ def toy_2d(
 
     Example: `gan toy 2d -o ring.gif`; `gan toy 2d --unrolled 5 -o ring-unrolled.gif`
     """
-    from gancli import toy
-
+    from gancli.use import toy
     check_seed(seed)
     toy.check_2d(data, loss, steps, seed, frames, pack, unrolled)
     output = _toy_outputs(output, json_path, scale, "toy-2d.gif")

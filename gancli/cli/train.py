@@ -34,7 +34,7 @@ def _train_command():
     group, each panel naming the families that take it."""
     import inspect
 
-    from gancli import catalog
+    from gancli.families import catalog
     from gancli.options import LOOP, LOOP_GROUP
 
     fams = catalog.all_families()
@@ -87,9 +87,9 @@ def _shown(value) -> str:
 def _train(ctx, data: list[Path], arch: str, given: dict):
     import shlex
 
-    from gancli import catalog
+    from gancli.families import catalog
     from gancli.options import LOOP
-    from gancli.train import Trainer, TrainOptions
+    from gancli.training.trainer import Trainer, TrainOptions
 
     if len(data) > 1:
         given["data_b"] = str(data[1])

@@ -6,7 +6,21 @@ from typing import Optional
 
 import typer
 
-from gancli.cli.common import BACKEND, BF16, DEVICE, VERBOSE, check_backend, check_output, command, describe, fail, load_model, out, say_notes, use_backend
+from gancli.cli.common import (
+    BACKEND,
+    BF16,
+    DEVICE,
+    VERBOSE,
+    check_backend,
+    check_output,
+    command,
+    describe,
+    fail,
+    load_model,
+    out,
+    say_notes,
+    use_backend,
+)
 from gancli.cli.progress import left_out, run_plan
 
 
@@ -30,8 +44,9 @@ def translate(
     Example: `gan translate cyclegan-horse2zebra horse.jpg` (-> horse-zebra.jpg);
     `gan translate cyclegan-horse2zebra photos/ --outdir zebras/`; `gan translate cyclegan-horse2zebra z.jpg --direction horse`
     """
-    from gancli import translate as tr
-    from gancli.data import InputNotes
+    from gancli.data.reading import InputNotes
+    from gancli.data import fileplan
+    from gancli.use import translate as tr
 
     if batch_size < 1:
         fail("--batch-size must be at least 1")
@@ -39,7 +54,7 @@ def translate(
         fail("--size must be at least 4")
     if output is not None:
         check_output(output, "-o", "out.jpg")
-        tr.check_output(output)  # its format, before the model loads
+        fileplan.check_output(output)  # its format, before the model loads
     backend = check_backend(backend, bf16)
     model = load_model(name, device, verbose)
     if not model.is_translation:
@@ -47,7 +62,7 @@ def translate(
              + (f"use `gan {model.image_command} {name} IMAGE`" if model.image_command else "use `gan sample`"))
     direction = model.direction(direction)
     target = model.target_domain(direction)
-    p = tr.plan(inputs, tr_suffix(target), output, outdir)
+    p = fileplan.plan(inputs, tr_suffix(target), output, outdir)
     use_backend(model, backend, bf16, verbose, direction)
     notes = InputNotes()
     done, skipped, where = run_plan(p, f"-> {target}", "translated", outdir, lambda advance: tr.run(
@@ -59,7 +74,7 @@ def translate(
 
 
 def tr_suffix(domain: str) -> str:
-    from gancli.drawing import folder_name
+    from gancli.use.drawing import folder_name
 
     return folder_name(domain).replace(" ", "-").lower()
 

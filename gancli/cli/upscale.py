@@ -27,18 +27,18 @@ def upscale(
     Example: `gan upscale srgan-x4 photo.jpg` (-> photo-x4.jpg); `gan upscale srresnet-x4 photos/ --outdir big/`;
     `gan upscale srgan-x4 small.png -o big.png --scale 3`
     """
-    from gancli import translate as tr
-    from gancli import upscale as up
-    from gancli.data import InputNotes
+    from gancli.data.reading import InputNotes
+    from gancli.data import fileplan
+    from gancli.use import upscale as up
 
     if output is not None:
         check_output(output, "-o", "out.png")
-        tr.check_output(output)  # its format, before the model loads
+        fileplan.check_output(output)  # its format, before the model loads
     model = load_model(name, device, verbose)
     model.requires("upscale", "gan upscale")
     scale = up.check_scale(model, scale)
     up.check_tile(model.generator, tile)
-    p = tr.plan(inputs, f"x{scale:g}", output, outdir)
+    p = fileplan.plan(inputs, f"x{scale:g}", output, outdir)
     notes = InputNotes()
     done, skipped, where = run_plan(p, f"x{scale:g}", "upscaled", outdir,
                                      lambda advance: up.run(model, p, scale, tile, advance=advance, notes=notes),

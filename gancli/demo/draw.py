@@ -9,8 +9,9 @@ from typing import Callable
 import torch
 from PIL import Image
 
-from gancli import drawing, latents
-from gancli.imageio import grid_image, save_animation, to_pil
+from gancli import latents
+from gancli.data.imageio import grid_image, save_animation, to_pil
+from gancli.use import drawing
 
 WALK_STEPS = 12  # frames between two key images: a loop through 8 of them is about 6 s at 15 fps
 Progress = Callable[[int, int], None]  # (done, total)
@@ -53,7 +54,7 @@ def mix(model, seed: int, levels: str = "coarse", truncation: float | None = Non
 
 def translate(model, image: Image.Image, direction: str) -> Image.Image:
     """`gan translate`'s output for one picture of any size."""
-    from gancli.translate import translate_images
+    from gancli.use.translate import translate_images
 
     direction = model.direction(direction)
     multiple = getattr(getattr(model.generator, direction), "multiple", 4)  # what the network's strides need
@@ -62,7 +63,7 @@ def translate(model, image: Image.Image, direction: str) -> Image.Image:
 
 def upscale(model, image: Image.Image, progress: Progress = lambda d, t: None) -> Image.Image:
     """`gan upscale`'s output, tile by tile (``progress`` after each)."""
-    from gancli.upscale import DEFAULT_TILE, tile_count, upscale_image
+    from gancli.use.upscale import DEFAULT_TILE, tile_count, upscale_image
 
     model.requires("upscale", "upscaling")
     total, done = tile_count(image.height, image.width, DEFAULT_TILE, model.generator.margin), [0]
@@ -77,8 +78,8 @@ def upscale(model, image: Image.Image, progress: Progress = lambda d, t: None) -
 def classify(model, images: list[Image.Image]) -> list[dict[str, float]]:
     """`gan classify`'s probabilities, one {class: p} per picture (fitted to the model's size as the command
     fits files)."""
-    from gancli.data import fit
-    from gancli.translate import to_tensor
+    from gancli.data.reading import fit
+    from gancli.data.tensors import to_tensor
 
     model.requires("classify", "classifying images")
     x = torch.stack([to_tensor(fit(im.convert("L" if model.channels == 1 else "RGB"), model.image_size),

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from gancli import hub
+from gancli.store import hub
 
 MAX_UPLOAD_BYTES = 20 << 20  # an upload larger than this is refused by the server before it reaches us
 TRANSLATE_PIXELS = 2048 * 2048  # a page request is one image; larger ones are for `gan translate`, in batches
@@ -29,8 +29,7 @@ class Entry:
 
     @cached_property
     def family(self):
-        from gancli import catalog
-
+        from gancli.families import catalog
         return catalog.get(self.config["architecture"])
 
     @property
@@ -73,8 +72,7 @@ class Entry:
 def use_options(command: str) -> list:
     """Every family's use-time options that ``command`` takes (``Option.commands``), one per name: a new family's
     options appear on the page as they do in the command's --help."""
-    from gancli import catalog
-
+    from gancli.families import catalog
     found = {}
     for family in catalog.all_families().values():
         for ability in family.abilities:
@@ -119,7 +117,7 @@ class Models:
             lock = self.locks.setdefault(name, threading.Lock())
         with lock:
             if name not in self.loaded:
-                from gancli.pretrained import load
+                from gancli.use.model import load
 
                 self.loaded[name] = load(name, self.device)
             return self.loaded[name]
@@ -140,7 +138,7 @@ def read_upload(path: str | Path, max_pixels: int):
     the header, before decoding)."""
     from PIL import Image
 
-    from gancli.data import open_image
+    from gancli.data.reading import open_image
 
     name = Path(path).name
     try:

@@ -1,1 +1,1 @@
-"""One module per family. The list of them is ``gancli.catalog``."""
+"""One module per family. The list of them is ``gancli.families.catalog``."""

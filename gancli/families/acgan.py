@@ -6,10 +6,16 @@ adversarial objective: nothing else changes.
 """
 from __future__ import annotations
 
-from gancli.adversarial import GAN, WIDTHS, AdversarialObjective, AuxiliaryClassifier, noise_arch_args
-from gancli.families.dcgan import (LADDER_SIZES, SPECTRAL, DCGANDiscriminator, DCGANGenerator, discriminator_norm,
-                                   spatial_ladder)
-from gancli.family import OPTION, Family
+from gancli.families.adversarial import GAN, WIDTHS, AdversarialObjective, AuxiliaryClassifier, noise_arch_args
+from gancli.families.base import OPTION, Family
+from gancli.families.dcgan import (
+    LADDER_SIZES,
+    SPECTRAL,
+    DCGANDiscriminator,
+    DCGANGenerator,
+    discriminator_norm,
+    spatial_ladder,
+)
 from gancli.registry import register
 
 

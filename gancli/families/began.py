@@ -25,10 +25,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gancli.adversarial import OPTIMISER, WIDTHS, TwoPlayer
 from gancli.errors import OptionError
+from gancli.families.adversarial import OPTIMISER, WIDTHS, TwoPlayer
+from gancli.families.base import LATENT, OPTION, Family, NoiseObjective
 from gancli.families.dcgan import LADDER_SIZES, spatial_ladder
-from gancli.family import LATENT, OPTION, Family, NoiseObjective
 from gancli.options import Option, at_least, fraction, group, non_negative
 from gancli.registry import register
 

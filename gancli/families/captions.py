@@ -8,7 +8,7 @@ import re
 
 import torch
 
-from gancli.datasets import class_key
+from gancli.data.datasets import class_key
 
 # class (Fashion-MNIST's names) -> (training phrasings, unseen phrasings made of vocabulary words)
 CAPTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {

@@ -21,14 +21,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gancli import latents, losses
-from gancli.adversarial import BLOCKS
-from gancli.data import DataError, photo_side
-from gancli.family import INIT_FROM, OPTION, UPSAMPLE, TrainingData, init_generator
+from gancli import latents
+from gancli.data.reading import DataError, photo_side
+from gancli.families import losses
+from gancli.families.adversarial import BLOCKS
+from gancli.families.base import INIT_FROM, OPTION, UPSAMPLE, TrainingData, init_generator
+from gancli.families.translation import (
+    DiscriminatorPair,
+    GeneratorPair,
+    TranslationFamily,
+    TranslationMonitor,
+    TranslationObjective,
+    domain_folders,
+    load_two_domains,
+)
 from gancli.options import Option, between, group, non_negative
-from gancli.families.translation import (DiscriminatorPair, GeneratorPair, TranslationFamily,
-                                         TranslationMonitor, TranslationObjective, domain_folders,
-                                         load_two_domains)
 from gancli.registry import register
 
 LOAD_RATIO = 286 / 256
@@ -234,7 +241,7 @@ class CycleGANObjective(TranslationObjective):
         """Photos of both domains translated whole at their own size (the held-out testA/ and testB/ where the data
         has them), as `gan translate` would: the share judged the target domain and the grey SSIM to the input;
         and RUN/translations/step-N.png, inputs over outputs."""
-        from gancli.imageio import captioned, grid_image, save_image
+        from gancli.data.imageio import captioned, grid_image, save_image
 
         t = self.t
         if getattr(self, "monitor", None) is None:
@@ -335,7 +342,7 @@ class CycleGAN(TranslationFamily):
 
     def convert(self, files, name=None, domains=None, direction=None):
         """The reference implementation's generators (``latest_net_G_A.pth`` is A->B) -> (config, state)."""
-        from gancli.weights import WeightsError, read_state_dict
+        from gancli.store.weights import WeightsError, read_state_dict
 
         domains = [d.strip() for d in (domains or "A,B").split(",")]
         if len(domains) != 2 or not all(domains):
@@ -361,7 +368,7 @@ class CycleGAN(TranslationFamily):
 
 
 def _generator_args(state: dict[str, torch.Tensor], path) -> dict:
-    from gancli.weights import WeightsError
+    from gancli.store.weights import WeightsError
 
     if "model.1.weight" not in state:
         raise WeightsError(f"{path} does not look like a CycleGAN ResNet generator (no model.1.weight)")

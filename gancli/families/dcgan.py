@@ -35,12 +35,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gancli import losses
-from gancli.adversarial import (CONDITIONAL, GAN, PACK, WIDTHS, AdversarialObjective, Term, check_pack,
-                                noise_arch_args, pack)
-from gancli.data import SizeRule
+from gancli.data.reading import SizeRule
 from gancli.errors import OptionError
-from gancli.family import OPTION, Family
+from gancli.families import losses
+from gancli.families.adversarial import (
+    CONDITIONAL,
+    GAN,
+    PACK,
+    WIDTHS,
+    AdversarialObjective,
+    Term,
+    check_pack,
+    noise_arch_args,
+    pack,
+)
+from gancli.families.base import OPTION, Family
 from gancli.options import Option, group, non_negative, positive
 from gancli.registry import register
 
@@ -321,7 +330,7 @@ class DCGAN(Family):
         import re
         from pathlib import Path
 
-        from gancli.weights import WeightsError, read_state_dict
+        from gancli.store.weights import WeightsError, read_state_dict
 
         if unsupported:
             raise ValueError(f"--{next(iter(unsupported))} is for cyclegan checkpoints, not dcgan")

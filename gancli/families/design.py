@@ -12,9 +12,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from gancli.adversarial import GAN, WIDTHS, AdversarialObjective, Term, noise_arch_args
+from gancli.families.adversarial import GAN, WIDTHS, AdversarialObjective, Term, noise_arch_args
+from gancli.families.base import OPTION, Family
 from gancli.families.dcgan import SPECTRAL, DCGANDiscriminator, DCGANGenerator, discriminator_norm, spatial_ladder
-from gancli.family import OPTION, Family
 from gancli.options import Option, group, non_negative
 from gancli.registry import register
 

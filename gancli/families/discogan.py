@@ -18,10 +18,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gancli import losses
-from gancli.families.translation import (DiscriminatorPair, GeneratorPair, TranslationFamily,
-                                         TranslationObjective, load_two_domains)
-from gancli.family import OPTION, TrainingData
+from gancli.families import losses
+from gancli.families.base import OPTION, TrainingData
+from gancli.families.translation import (
+    DiscriminatorPair,
+    GeneratorPair,
+    TranslationFamily,
+    TranslationObjective,
+    load_two_domains,
+)
 from gancli.options import Option, group, non_negative
 from gancli.registry import register
 

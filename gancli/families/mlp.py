@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gancli.adversarial import CONDITIONAL, GAN, PACK, AdversarialObjective, check_pack, noise_arch_args
-from gancli.family import OPTION, Family
+from gancli.families.adversarial import CONDITIONAL, GAN, PACK, AdversarialObjective, check_pack, noise_arch_args
+from gancli.families.base import OPTION, Family
 from gancli.registry import register
 
 

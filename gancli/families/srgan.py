@@ -25,14 +25,23 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gancli import losses
-from gancli.adversarial import BLOCKS, LOSS, OPTIMISER, WIDTHS
-from gancli.data import DataError, ImageData, load_data, split_folders, to_model_range
-from gancli.family import (INIT_FROM, OPTION, UPSAMPLE, ExportGraph, Family, Objective, TrainingData, image_graph,
-                           init_generator)
+from gancli.data.reading import DataError, ImageData, load_data, split_folders, to_model_range
+from gancli.data.tensors import bicubic, downscale  # noqa: F401  (this family's inputs and baseline)
+from gancli.families import losses
+from gancli.families.adversarial import BLOCKS, LOSS, OPTIMISER, WIDTHS
+from gancli.families.base import (
+    INIT_FROM,
+    OPTION,
+    UPSAMPLE,
+    ExportGraph,
+    Family,
+    Objective,
+    TrainingData,
+    image_graph,
+    init_generator,
+)
 from gancli.options import Option, group, non_negative, one_of
 from gancli.registry import register
-from gancli.upscale import bicubic, downscale  # noqa: F401  (this family's inputs and baseline)
 
 FEATURE_NET = "classifier-horse2zebra"  # the content loss's feature extractor: a zoo model, so never a download
 FEATURE_LAYERS = 11  # its body up to the third convolution's ReLU: 128 channels at 1/4 resolution ("relu3")
@@ -135,7 +144,7 @@ class Discriminator(nn.Module):
 def feature_net(device) -> nn.Module:
     """The frozen early layers of the zoo classifier, for the feature content loss (loaded from the bundled zoo
     through the safe weights path)."""
-    from gancli.classifiers import load_judge
+    from gancli.quality.judges import load_judge
 
     body = load_judge(FEATURE_NET, device).net.body[:FEATURE_LAYERS]
     return body.eval().requires_grad_(False)

@@ -23,15 +23,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gancli import latents, losses
-from gancli.adversarial import OPTIMISER, WIDTHS, TwoPlayer
-from gancli.data import DataError
+from gancli import latents
+from gancli.data.reading import DataError
+from gancli.families import losses
+from gancli.families.adversarial import OPTIMISER, WIDTHS, TwoPlayer
+from gancli.families.base import LATENT, OPTION, Family, NoiseObjective, images_phrase
 from gancli.families.dcgan import DCGANGenerator, spatial_ladder
 from gancli.families.mlp import MLPGenerator
-from gancli.family import LATENT, OPTION, Family, NoiseObjective, images_phrase
 from gancli.options import Option, at_least, group, one_of
 from gancli.registry import register
-from gancli.weights import WeightsError
+from gancli.store.weights import WeightsError
 
 
 class ClassifierDiscriminator(nn.Module):

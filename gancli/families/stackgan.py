@@ -29,14 +29,22 @@ import torch.nn.functional as F
 from torch import nn
 
 from gancli import latents
-from gancli.adversarial import OPTIMISER
-from gancli.datasets import class_key
+from gancli.data.datasets import class_key
 from gancli.errors import OptionError
-from gancli.families.captions import (CAPTION_KEYS, CAPTIONS, MAX_WORDS,
-                                      check_classes, check_vocabulary, tokens, vocabulary_of)
-from gancli.family import OPTION, ExportGraph, Family, Objective, TrainingData, sampler_graph
+from gancli.families.adversarial import OPTIMISER
+from gancli.families.base import OPTION, ExportGraph, Family, Objective, TrainingData, sampler_graph
+from gancli.families.captions import (
+    CAPTION_KEYS,
+    CAPTIONS,
+    MAX_WORDS,
+    check_classes,
+    check_vocabulary,
+    tokens,
+    vocabulary_of,
+)
 from gancli.options import Option, at_least, group, non_negative
 from gancli.registry import register
+
 
 def kl_term(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(N(mu, exp(logvar)) || N(0, I)), summed over dimensions, averaged over the batch."""

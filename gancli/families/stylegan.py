@@ -24,10 +24,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gancli import latents, losses
-from gancli.adversarial import GAN, PACK, R1, WIDTHS, AdversarialObjective, check_pack, noise_arch_args, pack
+from gancli import latents
 from gancli.errors import UnknownNameError
-from gancli.family import OPTION, Family
+from gancli.families import losses
+from gancli.families.adversarial import GAN, PACK, R1, WIDTHS, AdversarialObjective, check_pack, noise_arch_args, pack
+from gancli.families.base import OPTION, Family
 from gancli.options import Option, at_least, group, non_negative, unit
 from gancli.registry import register
 

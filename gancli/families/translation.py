@@ -10,13 +10,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from gancli import datasets, metrics
-from gancli.adversarial import LOSS, OPTIMISER, WIDTHS, TwoPlayer
-from gancli.data import DataError, ImageData, list_images, load_data, open_image, to_model_range
+from gancli.data import datasets
+from gancli.data.reading import DataError, ImageData, list_images, load_data, open_image, to_model_range
+from gancli.data.tensors import pad_to_multiple, to_tensor
 from gancli.errors import UnknownNameError
-from gancli.family import ExportGraph, Family, image_graph
+from gancli.families.adversarial import LOSS, OPTIMISER, WIDTHS, TwoPlayer
+from gancli.families.base import ExportGraph, Family, image_graph
 from gancli.options import Option, group
-from gancli.translate import pad_to_multiple, to_tensor
+from gancli.quality import formulas
 
 
 class GeneratorPair(nn.Module):
@@ -155,7 +156,7 @@ class TranslationMonitor:
     @classmethod
     def for_run(cls, data: str, data_b: str | None, names: list[str], channels: int, device, n: int,
                 seed: int = 0) -> "TranslationMonitor":
-        from gancli.classifiers import load_judge
+        from gancli.quality.judges import load_judge
 
         root = Path(data)
         held_out = not data_b and (root / "testA").is_dir() and (root / "testB").is_dir()
@@ -189,7 +190,7 @@ class TranslationMonitor:
                 padded, (h, w) = pad_to_multiple(x[None].to(device), getattr(net, "multiple", 4))
                 y = net(padded)[..., :h, :w].float().clamp(-1, 1).cpu()
                 outs.append(y[0])
-                structure.append(float(ssim(metrics.grey(y), metrics.grey(x[None]), data_range=2.0)))
+                structure.append(float(ssim(formulas.grey(y), formulas.grey(x[None]), data_range=2.0)))
                 judged_as.append(int(self.judge.run(y)[1].argmax(1)))
             outputs[direction] = outs
             row[f"structure_{direction}"] = round(sum(structure) / len(structure), 4)
@@ -227,7 +228,7 @@ class TranslatingModel:
 
     @torch.inference_mode()
     def translate(self, images: torch.Tensor, direction: str = "a2b") -> torch.Tensor:
-        """(N, C, H, W) in [-1, 1], sides multiples of the network's ``multiple`` (CycleGAN: 4; see gancli.translate
+        """(N, C, H, W) in [-1, 1], sides multiples of the network's ``multiple`` (CycleGAN: 4; see gancli.use.translate
         for any size) -> same shape."""
         direction = self.direction(direction)
         if direction in self.runners:
@@ -272,7 +273,7 @@ class TranslationFamily(Family):
                                 "translated", multiple=m)
             graph.suffix = direction
             graph.metadata |= {"direction": direction, "source_domain": source, "target_domain": target}
-            if self.translates_at_scale:  # what `gan translate` does first (see gancli.translate)
+            if self.translates_at_scale:  # what `gan translate` does first (see gancli.use.translate)
                 graph.metadata["note"] = f"trained on {size}x{size} images: resize inputs to that size first"
             graphs.append(graph)
         return graphs

@@ -16,10 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gancli.family import LATENT, OPTION, Family, NoiseObjective
+from gancli.families.base import LATENT, OPTION, Family, NoiseObjective
 from gancli.options import Option, at_least, group, learning_rate, non_negative
 from gancli.registry import register
-from gancli.weights import WeightsError
+from gancli.store.weights import WeightsError
 
 
 class Encoder(nn.Module):

@@ -1,0 +1,1 @@
+"""Reading inputs: image folders, zips, IDX files, named datasets; writing pictures."""

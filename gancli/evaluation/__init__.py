@@ -1,0 +1,1 @@
+"""`gan eval`: reference statistics, samplers and the measured table."""

@@ -1,0 +1,1 @@
+"""Numbers about images: the table of measures, their formulas, the judges and Inception."""

@@ -1,0 +1,1 @@
+"""The training loop and its parts: run folder, clock, checkpoints, EMA, export."""

@@ -1,0 +1,1 @@
+"""Loaded models and what they draw: GANModel, sampling, translating, upscaling, export."""

@@ -1,0 +1,125 @@
+"""Super-resolution of real files of any size, in bounded memory (``gan upscale``).
+
+The network sees one tile at a time, never more than ``tile`` x ``tile`` input pixels. Tiles overlap by the
+network's receptive-field radius (``generator.margin``) on every side, and only each tile's centre is kept: an
+output pixel depends on no input farther away than that radius, so the tiled result is the untiled one (to float
+rounding), without seams. Batch norm runs on its stored statistics, so a tile's content does not change another's.
+The output is assembled in a uint8 array; a 2000x2000 input needs the 8000x8000 output (192 MB) and one tile's
+activations, not gigabytes.
+
+``scale``: the model's factor (x4), or any smaller one above 1, reached by resampling the model's output (Lanczos);
+more than the model's factor is refused (run ``gan upscale`` again on its output for x16).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+from PIL import Image
+
+from gancli.data.fileplan import Plan
+from gancli.data.imageio import save_image
+from gancli.data.reading import open_image
+from gancli.data.tensors import quantize, to_tensor
+
+DEFAULT_TILE = 192  # input pixels per side: with a 26-pixel margin, 53% of each tile's output is kept
+
+
+def check_scale(model, scale: float | None) -> float:
+    """The output's factor: the model's by default; a smaller one above 1; never more."""
+    factor = int(model.config["scale"])
+    if scale is None:
+        return float(factor)
+    if not (1 < scale <= factor):
+        raise ValueError(f"--scale {scale:g}: {model.config.get('name', 'this model')} upscales x{factor}; give a "
+                         f"factor above 1 and at most {factor} (smaller ones resample its output; for more, upscale "
+                         "its output again)")
+    return float(scale)
+
+
+def check_tile(generator, tile: int) -> int:
+    if tile <= 2 * generator.margin:
+        raise ValueError(f"--tile {tile}: tiles must be larger than twice the network's margin of {generator.margin} "
+                         f"input pixels (e.g. {DEFAULT_TILE})")
+    return tile
+
+
+def tile_count(height: int, width: int, tile: int, margin: int) -> int:
+    """How many tiles ``upscale_tensor`` runs for an image of that size."""
+    core = tile - 2 * margin
+    return len(range(0, height, core)) * len(range(0, width, core))
+
+
+def total_tiles(model, p: Plan, tile: int) -> int:
+    """The tiles of all jobs, from the files' headers (no decoding), so that one large image's progress shows; a
+    file that cannot be opened counts one step (it is skipped)."""
+    total = 0
+    for job in p.jobs:
+        try:
+            with Image.open(job.source) as im:
+                total += tile_count(im.height, im.width, tile, model.generator.margin)
+        except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError):
+            total += 1
+    return total
+
+
+@torch.no_grad()
+def upscale_tensor(net: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, factor: int, margin: int,
+                   tile: int = DEFAULT_TILE, device: torch.device | str = "cpu",
+                   on_tile: Callable[[], None] = lambda: None) -> np.ndarray:
+    """One image (C, H, W) in [-1, 1] -> its x``factor`` output as uint8 (H*f, W*f, C), tile by tile."""
+    c, h, w = x.shape
+    out = np.empty((h * factor, w * factor, c), dtype=np.uint8)
+    core = tile - 2 * margin
+    for top in range(0, h, core):
+        for left in range(0, w, core):
+            y0, x0 = max(0, top - margin), max(0, left - margin)
+            y1, x1 = min(h, top + core + margin), min(w, left + core + margin)
+            y = net(x[None, :, y0:y1, x0:x1].to(device)).float()[0]
+            bottom, right = min(h, top + core), min(w, left + core)
+            keep = y[:, (top - y0) * factor:(bottom - y0) * factor, (left - x0) * factor:(right - x0) * factor]
+            out[top * factor:bottom * factor, left * factor:right * factor] = \
+                quantize(keep).permute(1, 2, 0).cpu().numpy()
+            on_tile()
+    return out
+
+
+def upscale_image(model, image: Image.Image, scale: float | None = None, tile: int = DEFAULT_TILE,
+                  on_tile: Callable[[], None] = lambda: None) -> Image.Image:
+    """A PIL image, upscaled by ``scale`` (default: the model's factor); ``on_tile`` is called after each tile."""
+    scale = check_scale(model, scale)
+    G, factor = model.generator, int(model.config["scale"])
+    check_tile(G, tile)
+    x = to_tensor(image, model.channels)
+    arr = upscale_tensor(lambda t: G(t.contiguous(memory_format=model.memory_format)), x, factor, G.margin, tile,
+                         model.device, on_tile)
+    out = Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr)
+    del arr
+    if scale != factor:
+        out = out.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.LANCZOS)
+    return out
+
+
+def run(model, p: Plan, scale: float | None = None, tile: int = DEFAULT_TILE,
+        advance: Callable[[int], None] | None = None, notes=None) -> tuple[int, list]:
+    """Upscale every job, one image at a time; unreadable inputs are skipped and returned as (file, reason);
+    ``notes`` (a ``gancli.data.reading.InputNotes``) hears of animated and transparent inputs.
+    ``advance(1)`` is called per tile, and once per skipped file: ``total_tiles`` steps in all."""
+    model.requires("upscale", "gan upscale")
+    check_scale(model, scale)
+    check_tile(model.generator, tile)
+    advance = advance or (lambda k: None)
+    done, skipped = 0, []
+    for job in p.jobs:
+        try:
+            image = open_image(job.source, notes)
+        except ValueError as e:
+            skipped.append((job.source, str(e)))
+            advance(1)
+        else:
+            save_image(upscale_image(model, image, scale, tile, lambda: advance(1)), job.target)
+            done += 1
+    return done, skipped
+
+
