@@ -50,7 +50,7 @@ def add(run: Path, name: str, fp16: bool = False, plot: list[str] | None = None)
     last = ([r for r in rows if "event" not in r] or [{}])[-1]
     card = cards.model_card(model.config, last, where=name)
     # the tree budget: D travels only where a command reads it (gan classify reads SSGAN's)
-    keep_d = "classify" in model.family.capabilities
+    keep_d = "classify" in model.operations
     if fp16 or (model.discriminator is not None and not keep_d):
         import torch
 
@@ -73,7 +73,7 @@ def figures(name: str):
     model = gancli.load(target, device="cpu")
     if model.takes_text:
         save_image(grid_image(text_grid(model), 8), target / "samples.png")
-    elif "upscale" in model.family.capabilities:  # one figure, every super-resolution zoo model side by side
+    elif model.image_operation == "upscale":  # one figure, every super-resolution zoo model side by side
         sr_samples()
     elif not model.is_translation:
         nrow = model.config["arch_args"]["num_classes"] if model.is_conditional else 8
@@ -92,7 +92,7 @@ def figures(name: str):
         save_image(grid_image(torch.cat(rows), 8), target / "samples.png")
     elif model.is_translation:  # photos, whole: 8 test horses over their zebras, then 8 test zebras over their horses
         photo_translations(model).save(target / "samples.jpg", quality=90)  # a PNG of 32 photos: ~5 MB of the tree
-    if "truncation" in model.family.capabilities:  # the card: seeds 1-4 x 5-9 mixed; seed 3 at psi 1, 0.7, 0.5, 0
+    if "truncation" in model.use_options():  # the card: seeds 1-4 x 5-9 mixed; seed 3 at psi 1, 0.7, 0.5, 0
         import torch
 
         for level in ("coarse", "fine"):
@@ -234,13 +234,13 @@ def measure(name: str) -> dict:
     n = SAMPLES.get(real, 10000)
     model = gancli.load(ZOO / name, device="cpu")
     # translators take every test image; -n is for samplers
-    sampler = not model.image_command
+    sampler = not model.image_operation
     # the 2014 paper's likelihood estimate, for every model its protocol fits (28x28 grey MNIST-style samplers)
     parzen = sampler and real in ("mnist", "fashion") and (model.image_size, model.channels) == (28, 1)
     command = shlex.join(["gan", "eval", name, "--real", real] + (["-n", str(n)] if sampler else [])
                          + (["--parzen"] if parzen else []))
     print(command, flush=True)
-    result = evaluate(name, real, n=n if sampler else None, device="auto", with_parzen=parzen) | {"command": command}
+    result = evaluate(name, real, n=n if sampler else None, device="auto", parzen=parzen) | {"command": command}
     floors = json.loads((ZOO / "floors.json").read_text()).get(name, {})
     worse = measures.below_floors(result, floors)
     if worse:  # the zoo never gets quietly worse: the published evaluation stays, and so must the weights
@@ -254,12 +254,12 @@ def measure(name: str) -> dict:
         back = shlex.join(["gan", "eval", name, "--real", real, "--direction", "b2a"])
         print(back, flush=True)
         config["evaluation_b2a"] = evaluate(name, real, device="auto", direction="b2a") | {"command": back}
-    if "truncation" in model.family.capabilities:
+    if "truncation" in model.use_options():
         psis = [1.0, 0.7, 0.5]
         sweep = shlex.join(["gan", "eval", name, "--real", real, "-n", str(n), "--truncation",
                             ",".join(map(str, psis))])
         print(sweep, flush=True)
-        config["evaluation_truncation"] = evaluate(name, real, n=n, device="auto", truncation=psis) \
+        config["evaluation_truncation"] = evaluate(name, real, n=n, device="auto", sweeps={"truncation": psis}) \
             | {"command": sweep}
     (ZOO / name / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     return result
@@ -346,7 +346,7 @@ def compare(name: str, option: str, runs: list[Path], novelty: bool = False, key
         if grid is not None:
             command += ["--novelty-grid", grid.name]
         print(shlex.join(command), flush=True)
-        r = evaluate(str(run / "export"), real, n=10000, device="auto", with_novelty=novelty, novelty_grid=grid)
+        r = evaluate(str(run / "export"), real, n=10000, device="auto", novelty=novelty, novelty_grid=grid)
         rows.append({"value": options[option], "this_model": mine, "train": run_command(run),
                      "eval": shlex.join(command)}
                     | {k: r[k] for k in COMPARED if k in r} | {k: r[k] for k in r if k.startswith("real_")})

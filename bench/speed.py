@@ -37,6 +37,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from gancli.data.imageio import grid_image, save_image, to_uint8
 from gancli.families.cyclegan import ResnetGenerator
+from gancli.use import backends
 from gancli.use.model import GANModel, load
 
 
@@ -62,15 +63,15 @@ def difference(ours: torch.Tensor, ref: torch.Tensor) -> str:
 def paths(model, direction=None) -> dict:
     """gan's ways to run a model: name -> a function that readies the model for it."""
     def torch_fp32():
-        model.use_backend("torch", direction)
+        backends.use(model, "torch", direction)
         model.bf16 = False
 
     def onnxruntime():
-        model.use_backend("onnxruntime", direction)
+        backends.use(model, "onnxruntime", direction)
         model.bf16 = False
 
     def bf16():
-        model.use_backend("torch", direction)
+        backends.use(model, "torch", direction)
         model.bf16 = True
 
     return {"default (torch fp32)": torch_fp32, "--backend onnxruntime": onnxruntime, "--bf16": bf16}

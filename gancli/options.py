@@ -26,7 +26,7 @@ class Option:
     negatable: bool = False                      # bool options: ``--mirror/--no-mirror`` rather than a plain flag
     cli: bool = True                             # False: set by the command itself (DATA, the command line)
     group: str = ""                              # the --help panel; set by ``group()``
-    commands: tuple[str, ...] = ()               # a model's use-time option: the commands that take it (sample...)
+    operations: tuple[str, ...] = ()             # a model's use-time option: the operations it changes (generate...)
 
     @property
     def spelling(self) -> str:

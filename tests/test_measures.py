@@ -50,7 +50,7 @@ def test_the_table_declares_what_gan_eval_writes_now_for_a_sampler_with_every_op
                                                                                      shared_references):
     from gancli.evaluation.evaluate import evaluate
 
-    result = evaluate(str(tiny_model_dir), "mnist", n=100, device="cpu", with_novelty=True, with_parzen=True)
+    result = evaluate(str(tiny_model_dir), "mnist", n=100, device="cpu", novelty=True, parzen=True)
     assert {"fid", "parzen_log_likelihood", "class_entropy", "sharpness"} <= _numbers(result)
     assert not _undeclared(result)
 

@@ -134,7 +134,7 @@ def test_each_family_trains_on_the_device(rings, tmp_path, family):
     if model.is_translation:
         y = model.translate(torch.rand(1, model.channels, 40, 44) * 2 - 1)
         assert y.shape == (1, model.channels, 40, 44)
-    elif model.image_command != "upscale":
+    elif model.image_operation != "upscale":
         text = model.family.default_texts(model.config) if model.takes_text else None
         x = model.sample(4, seed=1, text=text)
         assert x.shape[0] == 4 and torch.isfinite(x).all()

@@ -177,8 +177,8 @@ def test_leftovers_of_a_killed_write_are_removed_on_the_next_start(image_folder,
 def _die_after_options_json(image_folder, run):
     """A real `gan train` SIGKILL'd after writing options.json, before its first checkpoint."""
     code = ("import os, signal, sys\n"
-            "from gancli import train\n"
-            "train.Trainer.save_checkpoint = lambda self: os.kill(os.getpid(), signal.SIGKILL)\n"
+            "from gancli.training import trainer\n"
+            "trainer.Trainer.save_checkpoint = lambda self: os.kill(os.getpid(), signal.SIGKILL)\n"
             "from gancli.cli import main\n"
             f"sys.argv = ['gan', 'train', {str(image_folder)!r}, '--out', {str(run)!r}, '--steps', '3', "
             f"*{TINY!r}]\n"

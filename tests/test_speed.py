@@ -13,7 +13,8 @@ from gancli import latents
 from gancli.cli import app
 from gancli.data.imageio import to_uint8
 from gancli.training.trainer import Trainer, TrainOptions
-from gancli.use.inference import FoldedConvTranspose2d
+from gancli.families.inference import FoldedConvTranspose2d
+from gancli.use import backends
 from gancli.use.model import GANModel
 
 runner = CliRunner()
@@ -78,7 +79,7 @@ def test_backend_onnxruntime_draws_torch_pixels_and_caches_the_graph(tiny_model_
     assert np.abs(a - b).max() <= 1 and (a == b).mean() > 0.999
     assert len(list((gan_cache / "onnx").glob("*.onnx"))) >= 1
     model = GANModel.from_pretrained(tiny_model_dir, device="cpu")
-    assert model.use_backend("onnxruntime") == "onnxruntime"
+    assert backends.use(model, "onnxruntime") == "onnxruntime"
     assert float((model.sample(8, seed=3) - eager(model, 8, seed=3)).abs().max()) < 1e-4
 
 

@@ -253,7 +253,7 @@ def test_an_upscaler_refuses_to_sample_from_python_too():
     """The library says what the CLI says: an image-to-image model takes images, not z (it used to fail deep inside
     a convolution on a 0-wide z)."""
     model = gancli.load("srresnet-x4", device="cpu")
-    assert model.image_command == "upscale" and gancli.load("dcgan-mnist", device="cpu").image_command is None
+    assert model.image_operation == "upscale" and gancli.load("dcgan-mnist", device="cpu").image_operation is None
     with pytest.raises(ValueError, match="srresnet-x4 upscales images rather than sampling them: use `gan upscale`"):
         model.sample(2)
 

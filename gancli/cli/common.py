@@ -96,18 +96,19 @@ def command_from(name: str, run, params: list, doc: str | None):
     return typer.main.get_command(sub)
 
 
-def model_command(name: str):
-    """A command that also takes the options models declare for it (a family's ability's ``use_options`` whose
-    ``commands`` name it: --truncation, --text, --stage), one --help panel per family, given to the function as
-    keyword arguments (``built_when_run``)."""
+def model_command(name: str, operation: str = "generate", sweeps: bool = False):
+    """A command that also takes the use-time options of ``operation`` that models declare (an ability's options:
+    --truncation, --text, --stage for ``generate``), one --help panel per family, given to the function as keyword
+    arguments (``built_when_run``). ``sweeps``: a number option takes several values, comma-separated, as text
+    (``gan eval --truncation 1,0.7,0.5``; ``use_values`` reads them)."""
 
     def wrap(fn):
-        return built_when_run(name, fn.__doc__, lambda: _with_use_options(name, fn))
+        return built_when_run(name, fn.__doc__, lambda: _with_use_options(name, operation, sweeps, fn))
 
     return wrap
 
 
-def _with_use_options(name: str, fn):
+def _with_use_options(name: str, operation: str, sweeps: bool, fn):
     import inspect
     import typing
 
@@ -115,18 +116,36 @@ def _with_use_options(name: str, fn):
     hints = typing.get_type_hints(fn)
     params = [p.replace(annotation=hints.get(p.name, p.annotation))
               for p in inspect.signature(fn).parameters.values() if p.kind is not p.VAR_KEYWORD]
-    takers: dict = {}
-    for family in catalog.all_families().values():
-        for ability in family.abilities:
-            for o in getattr(ability, "use_options", ()):
-                if name in o.commands:
-                    takers.setdefault(o.name, (o, []))[1].append(family.name)
-    for key, (o, families) in takers.items():
-        option = typer.Option(o.default, o.spelling, help=o.help, show_default=False,
+    for key, (o, families) in catalog.use_options(operation).items():
+        several = sweeps and o.type in (int, float)
+        option = typer.Option(o.default, o.spelling, show_default=False,
+                              help=o.help + (" Several, comma-separated, to compare them." if several else ""),
                               rich_help_panel=f"{', '.join(sorted(families))} models")
         params.append(inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, default=option,
-                                        annotation=Optional[o.type]))
+                                        annotation=Optional[str if several else o.type]))
     return command_from(name, guarded(fn), params, fn.__doc__)
+
+
+def use_values(operation: str, given: dict) -> tuple[dict, dict]:
+    """A ``sweeps`` command's use-time options as (one value each, several values of one option): numbers written
+    "1,0.7,0.5" are read as numbers; an option given one value is not swept."""
+    from gancli.families import catalog
+
+    declared = catalog.use_options(operation)
+    use, swept = {}, {}
+    for key, value in given.items():
+        if value is None:
+            continue
+        option = declared[key][0]
+        if option.type not in (int, float):
+            use[key] = value
+            continue
+        values = numbers(value, option.spelling)
+        if option.type is int and not all(v.is_integer() for v in values):
+            fail(f"{option.spelling} takes whole numbers, not {value!r}")
+        values = [option.type(v) for v in values]
+        (swept if len(values) > 1 else use)[key] = values if len(values) > 1 else values[0]
+    return use, swept
 
 
 def describe(device) -> str:
@@ -187,7 +206,9 @@ def check_backend(backend: str, bf16: bool) -> str:
 
 
 def use_backend(model, backend: str, bf16: bool, verbose: bool, direction: str | None = None):
-    chosen = model.use_backend(backend, direction)
+    from gancli.use import backends
+
+    chosen = backends.use(model, backend, direction)
     model.bf16 = bf16
     if verbose:
         console.print(f"[dim]backend {chosen}[/]")
@@ -197,8 +218,8 @@ def load_model(name: str, device: str, verbose: bool, sampling: bool = False):
     from gancli.use.model import load
 
     model = load(name, device=device)
-    if sampling and model.image_command:
-        fail(f"{name} {model.image_command}s images rather than sampling them: use `gan {model.image_command} {name} "
+    if sampling and model.image_operation:
+        fail(f"{name} {model.image_operation}s images rather than sampling them: use `gan {model.image_operation} {name} "
              "IMAGE`")
     if verbose:
         console.print(f"[dim]{name} -> {model.source}; device {describe(model.device)}[/]")

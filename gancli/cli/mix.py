@@ -12,16 +12,16 @@ from gancli.cli.common import (
     VERBOSE,
     check_output,
     check_scale,
-    command,
     console,
     fail,
     load_model,
+    model_command,
     out,
     to_stdout,
 )
 
 
-@command()
+@model_command("mix", operation="style_mix")
 def mix(
     name: str = typer.Argument(..., help="A model with style mixing: zoo name, local folder or owner/repo[@revision]."),
     rows: str = typer.Option("1,2,3", "--rows", help="Seeds of the row sources (down the side)."),
@@ -29,11 +29,11 @@ def mix(
     levels: str = typer.Option("coarse", "--levels", help="Which styles come from the row source: coarse (4-8 px: "
                                                           "pose, shape), middle (16-32 px: features), fine (colour, "
                                                           "texture), or several, e.g. coarse,middle."),
-    truncation: Optional[float] = typer.Option(None, "--truncation", help="psi for every source."),
     output: Path = typer.Option(Path("mix.png"), "-o", "--output", help="The figure (.png, .jpg, .webp)."),
     scale: Optional[int] = SCALE,
     device: str = DEVICE,
     verbose: bool = VERBOSE,
+    **use,
 ):
     """The style-mixing figure of the StyleGAN paper: each cell is its column's image with the --levels styles of
     its row's image.
@@ -50,7 +50,7 @@ def mix(
     check_scale(scale)
     fmt = output_format(output)
     model = load_model(name, device, verbose, sampling=True)
-    images, width = model.style_mix(row_seeds, col_seeds, levels, truncation)
+    images, width = model.style_mix(row_seeds, col_seeds, levels, **use)
     save_image(enlarge(grid_image(images, width), scale), output, fmt)
     (console if to_stdout(output) else out).print(f"wrote a {len(row_seeds)}x{len(col_seeds)} style-mixing grid ({levels} styles from the rows) to "
               f"{output}")

@@ -44,8 +44,8 @@ def translate(
     Example: `gan translate cyclegan-horse2zebra horse.jpg` (-> horse-zebra.jpg);
     `gan translate cyclegan-horse2zebra photos/ --outdir zebras/`; `gan translate cyclegan-horse2zebra z.jpg --direction horse`
     """
-    from gancli.data.reading import InputNotes
     from gancli.data import fileplan
+    from gancli.data.reading import InputNotes
     from gancli.use import translate as tr
 
     if batch_size < 1:
@@ -59,7 +59,7 @@ def translate(
     model = load_model(name, device, verbose)
     if not model.is_translation:
         fail(f"{name} is not a translation model (its task is {model.config.get('task', 'unconditional')}): "
-             + (f"use `gan {model.image_command} {name} IMAGE`" if model.image_command else "use `gan sample`"))
+             + (f"use `gan {model.image_operation} {name} IMAGE`" if model.image_operation else "use `gan sample`"))
     direction = model.direction(direction)
     target = model.target_domain(direction)
     p = fileplan.plan(inputs, tr_suffix(target), output, outdir)

@@ -27,15 +27,15 @@ def upscale(
     Example: `gan upscale srgan-x4 photo.jpg` (-> photo-x4.jpg); `gan upscale srresnet-x4 photos/ --outdir big/`;
     `gan upscale srgan-x4 small.png -o big.png --scale 3`
     """
-    from gancli.data.reading import InputNotes
     from gancli.data import fileplan
+    from gancli.data.reading import InputNotes
     from gancli.use import upscale as up
 
     if output is not None:
         check_output(output, "-o", "out.png")
         fileplan.check_output(output)  # its format, before the model loads
     model = load_model(name, device, verbose)
-    model.requires("upscale", "gan upscale")
+    model.require("upscale")
     scale = up.check_scale(model, scale)
     up.check_tile(model.generator, tile)
     p = fileplan.plan(inputs, f"x{scale:g}", output, outdir)

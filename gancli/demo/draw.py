@@ -65,7 +65,7 @@ def upscale(model, image: Image.Image, progress: Progress = lambda d, t: None) -
     """`gan upscale`'s output, tile by tile (``progress`` after each)."""
     from gancli.use.upscale import DEFAULT_TILE, tile_count, upscale_image
 
-    model.requires("upscale", "upscaling")
+    model.require("upscale")
     total, done = tile_count(image.height, image.width, DEFAULT_TILE, model.generator.margin), [0]
 
     def tick():
@@ -81,7 +81,7 @@ def classify(model, images: list[Image.Image]) -> list[dict[str, float]]:
     from gancli.data.reading import fit
     from gancli.data.tensors import to_tensor
 
-    model.requires("classify", "classifying images")
+    model.require("classify")
     x = torch.stack([to_tensor(fit(im.convert("L" if model.channels == 1 else "RGB"), model.image_size),
                                model.channels) for im in images])
     names = model.classifier_classes

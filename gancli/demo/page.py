@@ -13,6 +13,8 @@ import uuid
 import gradio as gr
 
 from gancli.demo import draw, work
+from gancli.families import catalog
+from gancli.families.abilities import GENERATE
 
 CSS = ("#card { max-height: 85vh; overflow-y: auto; } #card img { max-width: 100%; image-rendering: pixelated; } "
        # a card's tables: words and numbers whole ("value", "0.7923"), a table too wide for the column scrolls
@@ -33,7 +35,7 @@ def view(entry: work.Entry, options: list) -> dict[str, dict]:
         "card": {"value": entry.card()},
         "sampler": {"visible": kind == "sample"},
         "label": {"visible": bool(entry.classes), "choices": [ANY, *entry.classes], "value": ANY},
-        "mixer": {"visible": entry.can("mixing")},
+        "mixer": {"visible": entry.can("style_mix")},
         "imager": {"visible": kind in ("translate", "upscale")},
         "direction": {"visible": kind == "translate", "value": "a2b",
                       "choices": [(f"{entry.domains[0]} -> {entry.domains[1]}", "a2b"),
@@ -95,7 +97,7 @@ def one_line(e: Exception) -> str:
 
 
 def build(models: work.Models) -> gr.Blocks:
-    options = {o.name: o for c in ("sample", "interpolate") for o in work.use_options(c)}.values()
+    options = [o for o, _ in catalog.use_options(GENERATE).values()]
     first = view(models.entry(models.first), options) if models.first else {}
     c: dict = {}  # the components ``view`` speaks of
 
@@ -159,12 +161,12 @@ def build(models: work.Models) -> gr.Blocks:
                      show_progress="hidden")
         use_names = [o.name for o in options]
 
-        def use(name, values, command):
+        def use(name, values):
             """The use-time options given (text boxes: empty is not given), typed as their families declare. A box
             the model does not take is hidden, and what it still holds from another model is not sent."""
             entry, given = models.entry(name), {}
             for o, v in zip(options, values):
-                if command in o.commands and entry.takes(o.name) and str(v if v is not None else "").strip():
+                if entry.takes(o.name) and str(v if v is not None else "").strip():
                     try:
                         given[o.name] = o.type(str(v).strip())
                     except ValueError:
@@ -181,7 +183,7 @@ def build(models: work.Models) -> gr.Blocks:
             *values, progress = rest
             m = loaded(name, progress)
             return draw.grid(m, work.checked_count(n), work.checked_seed(seed), None if label in (None, ANY) else label,
-                             lambda d, t: progress((d, t), desc="sampling"), **use(name, values, "sample"))
+                             lambda d, t: progress((d, t), desc="sampling"), **use(name, values))
 
         def walk(name, seed, n, label, *rest):
             *values, progress = rest
@@ -189,12 +191,12 @@ def build(models: work.Models) -> gr.Blocks:
             progress(0.5, desc="walking")
             return str(draw.walk(m, work.checked_count(n), work.checked_seed(seed),
                                  models.scratch / f"walk-{uuid.uuid4().hex}.gif",
-                                 None if label in (None, ANY) else label, **use(name, values, "interpolate")))
+                                 None if label in (None, ANY) else label, **use(name, values)))
 
         def mix(name, seed, level, *rest):
             *values, progress = rest
             m = loaded(name, progress)
-            return draw.mix(m, work.checked_seed(seed), level or "coarse", use(name, values, "sample").get("truncation"))
+            return draw.mix(m, work.checked_seed(seed), level or "coarse", use(name, values).get("truncation"))
 
         def transform(name, path, way, progress):
             if not path:

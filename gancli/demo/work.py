@@ -35,14 +35,15 @@ class Entry:
     @property
     def kind(self) -> str:
         """sample, translate or upscale: what the page's main panel does with it."""
-        return next((c for c in ("translate", "upscale") if c in self.family.capabilities), "sample")
+        return self.family.model_class.image_operation or "sample"
 
-    def can(self, capability: str) -> bool:
-        return capability in self.family.capabilities
+    def can(self, operation: str) -> bool:
+        """Whether its family's model class brings ``operation`` (style_mix, classify...)."""
+        return any(operation in a.operations for a in self.family.model_class.abilities)
 
     def takes(self, option: str) -> bool:
         """Whether its family declares the use-time option ``option`` (truncation, text, stage...)."""
-        return any(o.name == option for a in self.family.abilities for o in getattr(a, "use_options", ()))
+        return any(o.name == option for a in self.family.model_class.abilities for o in a.options)
 
     @property
     def classes(self) -> list[str]:
@@ -67,19 +68,6 @@ class Entry:
         if path.parent != self.folder.resolve() or not path.is_file() or path.stat().st_size > 2 << 20:
             return f"({alt}: {name})"
         return f"![{alt}](data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()})"
-
-
-def use_options(command: str) -> list:
-    """Every family's use-time options that ``command`` takes (``Option.commands``), one per name: a new family's
-    options appear on the page as they do in the command's --help."""
-    from gancli.families import catalog
-    found = {}
-    for family in catalog.all_families().values():
-        for ability in family.abilities:
-            for o in getattr(ability, "use_options", ()):
-                if command in o.commands:
-                    found.setdefault(o.name, o)
-    return list(found.values())
 
 
 class Models:

@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from gancli import registry
 from gancli.data import datasets
 from gancli.data.reading import DataError, ImageData, find_idx, list_images, load_image_folder, resize_batch
 from gancli.evaluation import feature_cache
@@ -53,17 +55,18 @@ from gancli.evaluation.samplers import (
 )
 from gancli.evaluation.translation import evaluate_class_translation, evaluate_translation, evaluate_upscaling
 from gancli.families.base import Family
-from gancli.quality import formulas
+from gancli.quality import formulas, measures
 from gancli.quality.judges import Judge, load_judge
+from gancli.quality.measures import Table
 
 # The measures live in gancli.evaluation.reference, gancli.evaluation.samplers and gancli.evaluation.translation; their names stay
 # reachable here, where callers import them from. build_reference and _embed_reference stay in this module: tests
 # replace them (and load_judge) here, for the calls evaluate makes.
-__all__ = ["DEFAULT_SAMPLES", "DISTANCES", "PARZEN_VALIDATION", "REFERENCE_CHUNK", "TRANSLATION_DISTANCES",
+__all__ = ["DEFAULT_SAMPLES", "DISTANCES", "EvalRequest", "PARZEN_VALIDATION", "REFERENCE_CHUNK", "TRANSLATION_DISTANCES",
            "Progress", "Reference", "TrainingMonitor", "build_reference", "collapse_alarms", "compare", "embed",
            "evaluate", "evaluate_class_translation", "evaluate_generator", "evaluate_translation",
            "evaluate_upscaling", "inception_embed", "judged", "label_accuracy", "novelty", "parzen", "parzen_folder",
-           "pick_judge"]
+           "pick_judge", "report"]
 
 
 def pick_judge(real: str | None, model_config: dict | None, features: str | None) -> tuple[str, datasets.Dataset | None]:
@@ -191,90 +194,159 @@ def _embed_reference(data: ImageData, judge: Judge, stack: int, inception, progr
 DEFAULT_SAMPLES = 10000
 
 
-def evaluate(name: str, real: str | None = None, n: int | None = None, seed: int = 0, features: str | None = None,
-             direction: str = "a2b", size: int | None = None, batch_size: int = 256, device: str = "auto",
-             progress: Progress = _quiet, inception_weights: str | Path | None = None,
-             truncation: list[float] | None = None, novelty_grid: str | Path | None = None,
-             with_novelty: bool = False, with_parzen: bool = False, cache: bool = True,
-             started: float | None = None) -> dict:
-    """What ``gan eval`` prints: a dict of measures (see the module docstring) plus what produced them.
+@dataclass
+class EvalRequest:
+    """What ``gan eval`` is asked: one model, measured against real data.
 
-    ``n``: samples drawn from a sampler (default 10,000); a translator or upscaler is measured on every held-out
-    photo instead, and ``n`` given for one is refused rather than ignored.
-    ``truncation`` (StyleGAN): several psi give ``by_truncation``, one full set of measures per psi, on the same
-    latents, so the precision/recall trade-off of the truncation trick can be read off. ``cache``: keep the real
-    images' features on disk and reuse them (``gancli.evaluation.feature_cache``). ``seconds`` is the whole wall time, from
-    ``started`` (a ``time.monotonic()`` reading: the command's start) or this call's, model loading included."""
+    ``real``: a data set name or folder (default: the model's training set). ``n``: samples a sampler draws
+    (default 10,000); translators and upscalers are measured on every held-out photo instead, and ``n`` given for
+    one is refused rather than ignored. ``use``: the model's use-time options of ``generate``, as ``gan sample``
+    takes them (``{"truncation": 0.7}``, a StackGAN's ``{"stage": 1}``). ``sweeps``: one option at several values
+    on the same latents (``{"truncation": [1.0, 0.7, 0.5]}``: the truncation trade-off), one full set of measures
+    per value in ``by_<option>``. ``cache``: keep the real images' features on disk and reuse them
+    (``gancli.evaluation.feature_cache``)."""
+
+    model: str | Path
+    real: str | None = None
+    n: int | None = None
+    seed: int = 0
+    features: str | None = None
+    use: dict = field(default_factory=dict)
+    sweeps: dict[str, list] = field(default_factory=dict)
+    direction: str = "a2b"
+    size: int | None = None
+    batch_size: int = 256
+    device: str = "auto"
+    inception_weights: str | Path | None = None
+    novelty: bool = False
+    novelty_grid: str | Path | None = None
+    parzen: bool = False
+    cache: bool = True
+
+    @property
+    def samples(self) -> int:
+        return DEFAULT_SAMPLES if self.n is None else self.n
+
+
+def evaluate(request: EvalRequest | str | Path, real: str | None = None, *, progress: Progress = _quiet,
+             started: float | None = None, **settings) -> dict:
+    """What ``gan eval`` prints: a dict of measures (see the module docstring) plus what produced them.
+    ``evaluate("my-dcgan", real="mnist", n=1000)`` is ``evaluate(EvalRequest("my-dcgan", real="mnist", n=1000))``.
+    ``seconds`` is the whole wall time, from ``started`` (a ``time.monotonic()`` reading: the command's start) or
+    this call's, model loading included."""
+    from gancli.use.model import load
+
     started = time.monotonic() if started is None else started
-    result = _evaluate(name, real=real, n=n, seed=seed, features=features, direction=direction, size=size,
-                       batch_size=batch_size, device=device, progress=progress, inception_weights=inception_weights,
-                       truncation=truncation, novelty_grid=novelty_grid, with_novelty=with_novelty,
-                       with_parzen=with_parzen, cache=cache)
+    if not isinstance(request, EvalRequest):
+        request = EvalRequest(request, real, **settings)
+    progress("loading the model", 0, 1)
+    model = load(request.model, device=request.device)
+    progress("loading the model", 1, 1)
+    check_request(model, request)
+    measure = {"translate": _measure_translator, "upscale": _measure_upscaler}.get(model.image_operation,
+                                                                                  _measure_sampler)
+    result = {"architecture": model.architecture} | measure(model, request, progress)
     result["seconds"] = math.ceil((time.monotonic() - started) * 10) / 10  # up: never less than it took
     return result
 
 
-def _evaluate(name: str, *, real: str | None, n: int | None, seed: int, features: str | None, direction: str,
-              size: int | None, batch_size: int, device: str, progress: Progress,
-              inception_weights: str | Path | None, truncation: list[float] | None, novelty_grid: str | Path | None,
-              with_novelty: bool, with_parzen: bool, cache: bool) -> dict:
-    """``evaluate`` but the wall time. Keyword-only: sixteen settings, several of one type, are too many to pass
-    by position safely."""
-    from gancli.use.model import load
-
-    progress("loading the model", 0, 1)
-    model = load(name, device=device)
-    progress("loading the model", 1, 1)
-    if n is not None and model.image_command:  # refused, not ignored
-        raise ValueError(f"-n is the number of samples a sampler draws; {name} {model.image_command}s images and is "
+def check_request(model, request: EvalRequest):
+    """Refuse what cannot be measured before minutes of work: settings for another kind of model, an option the
+    model does not take, a value it would refuse when drawing."""
+    name = request.model
+    if request.n is not None and model.image_operation:
+        raise ValueError(f"-n is the number of samples a sampler draws; {name} {model.image_operation}s images and is "
                          "measured on every held-out photo of --real: drop -n")
-    n = DEFAULT_SAMPLES if n is None else n
-    if with_parzen and model.image_command:  # refused, not ignored
+    if request.parzen and model.image_operation:
         raise DataError(f"--parzen measures samplers of 28x28 grey images (Goodfellow et al. 2014); {name} "
-                        f"{model.image_command}s images")
-    if model.image_command == "upscale":
-        return evaluate_upscaling(model, name, real, progress)
-    truncation = [model.truncation(psi) for psi in truncation] if truncation else None
-    judge_name, ds = pick_judge(real, model.config, features)
+                        f"{model.image_operation}s images")
+    if len(request.sweeps) > 1:
+        raise ValueError(f"one option at several values at a time, not {', '.join(request.sweeps)}")
+    for option, values in request.sweeps.items():
+        if option in request.use:
+            raise ValueError(f"--{option.replace('_', '-')} is given twice")
+        for value in values:
+            model.check_use(**request.use, **{option: value})
+            model.generator_options(**request.use, **{option: value})
+    model.check_use(**request.use)
+    model.generator_options(**request.use)
+
+
+def _judging(model, request: EvalRequest, progress: Progress):
+    """The judge (and the standard Inception, if asked for), the named data set, and the result's first keys."""
+    judge_name, ds = pick_judge(request.real, model.config, request.features)
+    real = request.real
     if real is None:
         if ds is None:
-            raise ValueError(f"{name} does not say which data it was trained on: give --real DIR or a dataset name "
-                             f"({', '.join(datasets.DATASETS)})")
+            raise ValueError(f"{request.model} does not say which data it was trained on: give --real DIR or a data "
+                             f"set name ({', '.join(datasets.DATASETS)})")
         real = ds.name
-    parzen_data = parzen_folder(real, ds, model) if with_parzen else None  # refused before minutes of sampling
     progress("loading the judge", 0, 1)
     judge = load_judge(judge_name, device=model.device)
     inception = None
-    if inception_weights is not None:
+    if request.inception_weights is not None:
         from gancli.quality.inception import load_fid_inception
 
-        inception = load_fid_inception(inception_weights, device=model.device)
+        inception = load_fid_inception(request.inception_weights, device=model.device)
     progress("loading the judge", 1, 1)
-    head = {"model": str(name), "real": real, "feature_extractor": judge.name,
+    head = {"model": str(request.model), "real": real, "feature_extractor": judge.name,
             "feature_extractor_test_accuracy": judge.config.get("test_accuracy"), "device": str(model.device)}
-    if model.is_translation and model.config.get("domain_classes"):
-        return head | evaluate_class_translation(model, real, judge, direction, min(batch_size, 256), seed, progress)
-    if model.is_translation:
-        return head | evaluate_translation(model, real, judge, direction, size, min(batch_size, 16), seed, progress,
-                                           inception)
+    return judge, ds, real, inception, head
+
+
+def _measure_upscaler(model, request: EvalRequest, progress: Progress) -> dict:
+    return evaluate_upscaling(model, request.model, request.real, progress)
+
+
+def _measure_translator(model, request: EvalRequest, progress: Progress) -> dict:
+    judge, _, real, inception, head = _judging(model, request, progress)
+    if model.config.get("domain_classes"):
+        return head | evaluate_class_translation(model, real, judge, request.direction, min(request.batch_size, 256),
+                                                 request.seed, progress)
+    return head | evaluate_translation(model, real, judge, request.direction, request.size,
+                                       min(request.batch_size, 16), request.seed, progress, inception)
+
+
+def _measure_sampler(model, request: EvalRequest, progress: Progress) -> dict:
+    n, seed, batch_size = request.samples, request.seed, request.batch_size
+    judge, ds, real, inception, head = _judging(model, request, progress)
+    parzen_data = parzen_folder(real, ds, model) if request.parzen else None  # refused before minutes of sampling
     ref = build_reference(real, judge, ds, n=None if ds is None or ds.stack == 1 else max(n, 10000), seed=seed,
-                          size=model.image_size, inception=inception, cache=cache, progress=progress)
-    if truncation and len(truncation) > 1:
-        sweep = [evaluate_generator(model, ref, n, seed, batch_size, progress, psi) for psi in truncation]
-        result = head | {"samples": n, "seed": seed, "real_images": ref.images, "by_truncation": sweep}
+                          size=model.image_size, inception=inception, cache=request.cache, progress=progress)
+    if request.sweeps:
+        (option, values), = request.sweeps.items()
+        rows = [evaluate_generator(model, ref, n, seed, batch_size, progress, **request.use, **{option: v})
+                for v in values]
+        result = head | {"samples": n, "seed": seed, "real_images": ref.images, f"by_{option}": rows}
     else:
-        result = head | evaluate_generator(model, ref, n, seed, batch_size, progress,
-                                           truncation[0] if truncation else None)
+        result = head | evaluate_generator(model, ref, n, seed, batch_size, progress, **request.use)
     if type(model.family).evaluate_extra is not Family.evaluate_extra:  # the VAE's ELBO, StackGAN's captions
         progress(f"{model.family.name} measures", 0, 1)
         result |= model.family.evaluate_extra(model, ref.data, ref.judge)
         progress(f"{model.family.name} measures", 1, 1)
-    if with_novelty or novelty_grid is not None:
+    if request.novelty or request.novelty_grid is not None:
         progress("novelty", 0, 1)
-        result |= novelty(model, ref, ds, min(n, 2000), seed, batch_size, novelty_grid)
+        result |= novelty(model, ref, ds, min(n, 2000), seed, batch_size, request.novelty_grid)
         progress("novelty", 1, 1)
-    if with_parzen:
-        result |= parzen(model, parzen_data, n, seed, batch_size, progress, cache)
+    if request.parzen:
+        result |= parzen(model, parzen_data, n, seed, batch_size, progress, request.cache)
     if ref.notes:
         result["notes"] = ref.notes
     return result
+
+
+def report(result: dict) -> list[Table | str]:
+    """What ``gan eval`` shows of a result, in order: the measures' table, sentences (Parzen), and the tables the
+    model's family adds (a sweep's trade-off, StackGAN's captions). The CLI prints them as they come."""
+    title = f"{result['model']} vs {result['real']}" + (f"  (features: {result['feature_extractor']})"
+                                                         if result.get("feature_extractor") else "")
+    rows = [list(row) for row in measures.table_rows(result)]
+    shown: list[Table | str] = [Table(title, ["measure", "value"], rows, right=(1,))]
+    if "parzen_log_likelihood" in result:
+        shown.append(f"Parzen-window log-likelihood of {result['parzen_test_images']:,} test images: "
+                     f"{result['parzen_log_likelihood']:.2f} ± {result['parzen_standard_error']:.2f} nats (sigma "
+                     f"{result['parzen_sigma']:.4g}, chosen on the last {result['parzen_validation_images']:,} "
+                     f"training images; {result['parzen_samples']:,} samples); {result['parzen_real_images']:,} "
+                     f"real training images in the samples' place: {result['parzen_real_log_likelihood']:.2f}")
+    family = registry.registered().get(result.get("architecture", ""))
+    return shown + (family.eval_tables(result) if family is not None else [])

@@ -28,20 +28,20 @@ from gancli.quality.judges import load_judge
 
 
 def evaluate_generator(model, ref: Reference, n: int = 10000, seed: int = 0, batch_size: int = 256,
-                       progress: Progress = _quiet, truncation: float | None = None) -> dict:
-    """Sample ``n`` images of a (conditional) generator and measure them against ``ref``; ``truncation``: psi for
-    StyleGAN models."""
+                       progress: Progress = _quiet, **use) -> dict:
+    """Sample ``n`` images of a (conditional) generator and measure them against ``ref``; ``use``: the model's
+    use-time options (a StyleGAN's ``truncation``), recorded in the result."""
     t0 = time.time()
     if model.channels != ref.stack and ref.stack > 1:
         raise DataError(f"{ref.name} images have {ref.stack} channels (one digit each); the model draws "
                         f"{model.channels}")
-    psi = "" if truncation is None else f", psi {truncation:g}"
+    given = {k: v for k, v in use.items() if v is not None}
+    said = "".join(f", {part}" for part in model.describe_use(**given))
     feats, classes, inception, sharpness, confidence = _embed_batches(
-        ref, model.generate(model.latents_for(n, seed), model.labels_for(n), batch_size, truncation=truncation),
-        lambda d: progress(f"sampling{psi}", d, n))
-    result = {"samples": n, "seed": seed, "real_images": ref.images} \
-        | ({"truncation": truncation} if truncation is not None else {}) \
-        | compare(ref, feats, classes, seed, confidence=confidence, progress=progress, what=DISTANCES + psi)
+        ref, model.generate(model.latents_for(n, seed), model.labels_for(n, **given), batch_size, **given),
+        lambda d: progress(f"sampling{said}", d, n))
+    result = {"samples": n, "seed": seed, "real_images": ref.images} | given \
+        | compare(ref, feats, classes, seed, confidence=confidence, progress=progress, what=DISTANCES + said)
     if ref.data is not None:  # blur shows here, where class-feature distances barely see it
         real_sharpness = ref.real_sharpness if ref.real_sharpness is not None \
             else float(formulas.laplacian_energy(ref.data.images).mean())

@@ -26,7 +26,6 @@ class ACGAN(Family):
     size_rule = LADDER_SIZES
     learns_after = 1000  # bench/learns_after.py: MNIST, batch 64: legible 30% at 1,000 (65% at 3,000)
     step_bytes_per_pixel = 1335  # the DCGAN's networks (dcgan.py)
-    task = "conditional"
     options = GAN + WIDTHS + SPECTRAL
 
     def build(self, num_classes: int, latent_dim: int = OPTION, image_size: int = 64, channels: int = 3,

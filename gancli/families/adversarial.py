@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from gancli.families import losses
 from gancli.families.base import LATENT, NoiseObjective, Objective
-from gancli.options import Option, at_least, group, learning_rate, non_negative, one_of
+from gancli.options import Option, at_least, group, learning_rate, non_negative
 
 OPTIMISER = group(
     "Optimiser",
@@ -28,12 +28,18 @@ LR_DECAY = group(
                                     "to 0, so the last steps settle instead of oscillating.",
            resume=True),
 )
-LOSS = group(
-    "Adversarial loss",
-    Option("loss", str, "ns", "ns (non-saturating), minimax (the original log(1-D(G(z)))), lsgan, wgan-gp, hinge, "
-                              "or rpgan (relativistic pairing with R1 and R2 penalties: R3GAN's loss).",
-           check=one_of(*losses.LOSSES), resume=True),
-)
+
+
+class TableOption(Option):
+    """An option whose help is written from a table when it is read, not when this module loads: ``gan train``
+    builds its flags each time it runs, so a loss added to losses.LOSSES since is listed too (and its check,
+    losses.not_a_loss, reads the table when it checks)."""
+
+    # the setter takes what Option's __init__ passes, and keeps nothing: the table is the help
+    help = property(lambda self: losses.help_words(), lambda self, _: None)
+
+
+LOSS = (TableOption("loss", str, "ns", "", check=losses.not_a_loss, resume=True, group="Adversarial loss"),)
 D_STEPS = group(
     "Adversarial loss",
     Option("d_steps", int, 1, "Discriminator updates per generator update.", check=at_least(1), resume=True),
@@ -167,11 +173,19 @@ class R1(Term):
         return penalty * (self.gamma / 2 * self.every)
 
 
+# The Term that adds each penalty a loss may need (losses.Loss.penalty) to D's loss, from the run's options
+PENALTIES = {losses.GRADIENT_PENALTY: lambda opts: GradientPenalty(opts.gp_weight),
+             losses.R1_R2: lambda opts: R1R2(opts.r1r2_gamma)}
+
+
 # ------------------------------------------------------------------------------------------------ the objective
 class TwoPlayer(Objective):
     """G and D, each with its own Adam (``--lr-g``, ``--lr-d``, ``--beta1``, ``--beta2``), and a ``--loss``."""
 
     divergence_hint = "try lower --lr-g/--lr-d or another --loss"
+    # what its step wires beyond D's and G's loss functions (losses.Loss.needs): a loss that needs more is refused
+    # by losses.check_wired. Here nothing: a loop of its own calls d_loss and g_loss, and that is all.
+    wires: frozenset[str] = frozenset()
 
     def optimizers(self):
         betas = (self.opts.beta1, self.opts.beta2)
@@ -188,15 +202,17 @@ class TwoPlayer(Objective):
 
 class AdversarialObjective(TwoPlayer, NoiseObjective):
     shown = ("loss_d", "loss_g", "d_real", "d_fake")
+    wires = frozenset({*PENALTIES, losses.REAL_OUTPUTS})  # every loss whose penalty has a Term
 
     @property
     def guides(self) -> dict[str, tuple[float, str]]:
         """At p_g = p_data the optimal D is p_data / (p_data + p_g) = 1/2 for the sigmoid losses and for LSGAN's 0/1
-        targets, and V(D, G) (logged for the sigmoid losses) is -log 4. Raw scores (losses.SCORE_LOSSES) have no
+        targets, and V(D, G) (logged for the sigmoid losses) is -log 4. Raw scores (Loss.reads_as "score") have no
         such level."""
         half = (0.5, "1/2: the optimal D where p_g = p_data")
-        guides = {"d_real": half, "d_fake": half} if self.opts.loss not in losses.SCORE_LOSSES else {}
-        if self.opts.loss in losses.SIGMOID_LOSSES:
+        reads_as = losses.get(self.opts.loss).reads_as
+        guides = {"d_real": half, "d_fake": half} if reads_as != "score" else {}
+        if reads_as == "probability":
             guides["value"] = (losses.OPTIMAL_VALUE, "-log 4: the optimum, where p_g = p_data")
         return guides
 
@@ -205,11 +221,8 @@ class AdversarialObjective(TwoPlayer, NoiseObjective):
         opts = self.opts
         self.G, self.D = trainer.nets["generator"], trainer.nets["discriminator"]
         self.G_train, self.D_train = trainer.train_nets["generator"], trainer.train_nets["discriminator"]
-        self.terms = list(terms)
-        if opts.loss == "wgan-gp":
-            self.terms.append(GradientPenalty(opts.gp_weight))
-        elif opts.loss == "rpgan":
-            self.terms.append(R1R2(opts.r1r2_gamma))
+        self.loss = losses.get(opts.loss)
+        self.terms = list(terms) + ([PENALTIES[self.loss.penalty](opts)] if self.loss.penalty else [])
         self.batches_per_step = opts.d_steps
         self.pack = opts.get("pack") or 1  # the networks pack their inputs; the penalties' norms are per pack
         self.labels = trainer.data.labels.to(trainer.device) if self.num_classes else None
@@ -231,7 +244,7 @@ class AdversarialObjective(TwoPlayer, NoiseObjective):
         return (out[0].float(), out[1].float()) if isinstance(out, tuple) else (out.float(), None)
 
     def step(self, step: int) -> dict:
-        loss_kind, t, stats = self.opts.loss, self.t, {}
+        loss, t, stats = self.loss, self.t, {}
         for k in range(self.batches_per_step):
             index = step * self.batches_per_step + k
             real, labels = self.batch(index)
@@ -239,7 +252,7 @@ class AdversarialObjective(TwoPlayer, NoiseObjective):
                 fake = self.generate(t.noise(index, len(real), self.latent_dim), labels, index)
                 real_out, real_extra = self.discriminate(real, labels)
                 fake_out, fake_extra = self.discriminate(fake.detach(), labels)
-                loss_d = losses.d_loss(loss_kind, real_out, fake_out)
+                loss_d = loss.d(real_out, fake_out)
             for term in self.terms:
                 extra = term.discriminator(self, step, real, fake.detach(), labels, real_extra, fake_extra, stats)
                 if extra is not None:
@@ -249,20 +262,18 @@ class AdversarialObjective(TwoPlayer, NoiseObjective):
         with t.autocast():
             gen_out, gen_extra = self.discriminate(fake, labels)
             paired = None
-            if loss_kind == "rpgan":  # the updated D's logits on the real batch each fake is paired with
+            if loss.g_reads_real:  # the updated D's outputs on the real batch each fake is paired with
                 with torch.no_grad():
                     paired = self.discriminate(real, labels)[0]
-            loss_g = losses.g_loss(loss_kind, gen_out, paired)
+            loss_g = loss.g(gen_out, paired)
         for term in self.terms:
             extra = term.generator(self, gen_extra, labels, stats)
             if extra is not None:
                 loss_g = loss_g + extra
         t.optimize("g", loss_g)
         with torch.no_grad():
-            sigmoid = loss_kind in losses.SIGMOID_LOSSES
-            d_of = torch.sigmoid if sigmoid else (lambda v: v)
             out = {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(),
-                   "d_real": d_of(real_out).mean(), "d_fake": d_of(fake_out).mean()}
-            if sigmoid:  # V(D, G), whose optimum is -log 4
-                out["value"] = -losses.d_loss("ns", real_out, fake_out)
+                   "d_real": loss.logged(real_out).mean(), "d_fake": loss.logged(fake_out).mean()}
+            if loss.reads_as == "probability":  # V(D, G), whose optimum is -log 4
+                out["value"] = -losses.cross_entropy(real_out, fake_out)
             return out | stats

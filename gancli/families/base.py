@@ -15,7 +15,9 @@ from torch import nn
 
 from gancli import latents
 from gancli.data.reading import DataError, ImageData, SizeRule, load_data
+from gancli.families.model import GANModel
 from gancli.options import LOOP, Option, Options, at_least, group, one_of, resolve
+from gancli.quality.measures import Table, sweep_table
 
 GRID_SAMPLES = 64
 # `trainer` arguments are the run's gancli.training.context.TrainingContext: what an objective may use of the loop (its
@@ -80,14 +82,13 @@ def noise_grid(trainer, latent_dim: int, num_classes: int = 0):
 class Family:
     name: str = ""
     description: str = ""
-    task: str = "unconditional"      # what a loaded model does: unconditional | conditional | translation
     options: tuple[Option, ...] = ()  # its own options, and the shared groups it takes
     defaults: dict[str, Any] = {}     # its defaults for options declared elsewhere (cyclegan: batch_size 1)
     networks: tuple[str, ...] = ("generator", "discriminator")  # what build() returns: the safetensors prefixes
     exported: tuple[str, ...] = ("generator", "discriminator")  # what a training run's export/ keeps
-    capabilities: frozenset[str] = frozenset()  # extra things a loaded model can do: truncation, mixing, encode
-    abilities: tuple[type, ...] = ()  # classes mixed into a loaded model (gancli.use.model.model_class): the methods
-    #                                   and use-time options behind those capabilities
+    # what a loaded model of this family is: GANModel, or the family's subclass whose ``abilities`` say what else
+    # it can do (gancli.families.abilities)
+    model_class: type[GANModel] = GANModel
     data_folders: int = 1             # how many DATA arguments ``gan train`` takes
     photo_size: int | None = None      # without --size, images larger than this are trained at this (DCGAN: 64 px)
     translates_at_scale: bool = False  # translators: resize inputs to the training size (a bottleneck cannot adapt)
@@ -232,6 +233,15 @@ class Family:
         """Measures only this family has, for ``gan eval`` (the VAE's test ELBO). ``judge``: the classifier
         ``gan eval`` judges with (gancli.quality.judges.Judge)."""
         return {}
+
+    def eval_tables(self, result: dict) -> list[Table]:
+        """Tables of ``gan eval``'s report beyond the measures (gancli.quality.measures.Table): by default one per
+        swept use-time option (``by_<option>``), titled by ``sweep_title``."""
+        swept = [k[3:] for k in result if k.startswith("by_") and isinstance(result[k], list)]
+        return [t for option in swept if (t := sweep_table(result, option, self.sweep_title(option)))]
+
+    def sweep_title(self, option: str) -> str:
+        return f"--{option.replace('_', '-')} swept: one set of measures per value, on the same latents"
 
     def check_config(self, config: dict, where) -> str | None:
         """What is wrong with the keys of an (untrusted) config.json only this family reads, or None."""

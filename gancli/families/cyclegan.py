@@ -289,8 +289,7 @@ class CycleGAN(TranslationFamily):
     def check_options(self, opts):
         if opts.upsample not in UPSAMPLINGS:
             raise ValueError(f"cyclegan's generator upsamples by {' or '.join(UPSAMPLINGS)}, not {opts.upsample}")
-        if opts.loss in losses.PENALISED:
-            raise ValueError(f"cyclegan trains with lsgan, ns, minimax or hinge; {opts.loss} is not wired here")
+        losses.check_wired(self.name, opts.loss, CycleGANObjective.wires)
 
     def build(self, channels: int = 3, g_width: int = OPTION, d_width: int = OPTION, n_blocks: int = OPTION,
               upsample: str = OPTION, d_layers: int = 3, directions: list[str] = ("a2b", "b2a")):

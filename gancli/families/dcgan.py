@@ -212,7 +212,7 @@ def discriminator_norm(opts) -> dict:
     if opts.spectral_norm:
         return {"d_norm": "spectral"}
     # the gradient penalties are per sample: batch statistics in the critic break them (Gulrajani et al.)
-    return {"d_norm": "layer"} if opts.loss in losses.PENALISED else {}
+    return {"d_norm": "layer"} if losses.get(opts.loss).penalty else {}
 
 
 SPECTRAL = group(

@@ -100,7 +100,7 @@ class Discovery(TranslationObjective):
             loss_d = losses.d_loss(opts.loss, real_a_out.float(), fake_a_out.float()) \
                 + losses.d_loss(opts.loss, real_b_out.float(), fake_b_out.float())
         t.optimize("d", loss_d)
-        sig = torch.sigmoid if opts.loss in losses.SIGMOID_LOSSES else (lambda v: v)
+        sig = losses.get(opts.loss).logged
         with torch.no_grad():
             return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), "loss_gan": loss_gan.detach(),
                     "loss_rec": loss_rec.detach(), "d_real": (sig(real_a_out).mean() + sig(real_b_out).mean()) / 2,
@@ -122,8 +122,7 @@ class DiscoGAN(TranslationFamily):
     )
 
     def check_options(self, opts):
-        if opts.loss in losses.PENALISED:
-            raise ValueError("discogan trains with ns, minimax, lsgan or hinge")
+        losses.check_wired(self.name, opts.loss, Discovery.wires)
 
     def build(self, image_size: int = 64, channels: int = 3, g_width: int = OPTION, d_width: int = OPTION,
               directions: list[str] = ("a2b", "b2a")):

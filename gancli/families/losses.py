@@ -1,58 +1,132 @@
-"""GAN objectives, written on the discriminator's raw outputs (logits, or critic scores).
+"""GAN objectives, written on the discriminator's raw outputs (logits, or critic scores), as a table of ``Loss``es.
 
 With D = sigmoid(logit): log D = -softplus(-logit) and log(1 - D) = -softplus(logit), which stay finite where D
 saturates. For the sigmoid losses the value V(D, G) = E[log D(x)] + E[log(1 - D(G(z)))] is logged on every step;
 at the equilibrium p_g = p_data the optimal discriminator D* = p_data / (p_data + p_g) is 1/2 everywhere and
 V = -log 4 ~ -1.386 (the Jensen-Shannon divergence is then zero).
+
+A loss is one entry of ``LOSSES``: ``--loss`` takes, lists and checks its names from the table when ``gan train``
+runs, and an objective reads the rest from the entry (what D's outputs mean, the penalty D needs, whether G's loss
+reads D on real images). An objective declares what it wires beyond the two loss functions (``Loss.needs``), and
+``check_wired`` refuses the rest, in the same words for every family.
 """
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 OPTIMAL_VALUE = -math.log(4.0)
-LOSSES = ("ns", "minimax", "lsgan", "wgan-gp", "hinge", "rpgan")
-SIGMOID_LOSSES = ("ns", "minimax")
-# Losses whose D outputs are raw scores, with no level of their own (the sigmoid losses' D is a probability, and
-# LSGAN's is pulled towards its 0/1 targets): only the gap between D(x) and D(G(z)) means anything.
-SCORE_LOSSES = tuple(k for k in LOSSES if k not in (*SIGMOID_LOSSES, "lsgan"))
-# Losses that need more than a loss function: a gradient penalty on D (a per-sample one: no batch statistics in D),
-# and for rpgan D's current logits on real images in G's loss. The noise-to-image families' objective
-# (gancli.families.adversarial) wires them; a family with a loop of its own refuses them.
-PENALISED = ("wgan-gp", "rpgan")
+
+# What a loss may need beyond D's and G's loss functions; an objective wires some of them (its ``wires``). The words
+# are the refusal's: "rpgan is not wired here: it needs zero-centred R1 and R2 penalties and ...".
+GRADIENT_PENALTY = "a gradient penalty on random mixes of real and generated images"
+R1_R2 = "zero-centred R1 and R2 penalties"
+REAL_OUTPUTS = "D's outputs on the real batch in G's loss"
+
+
+@dataclass(frozen=True)
+class Loss:
+    name: str   # what --loss takes and options.json keeps: a run resumes by it, so it never changes
+    help: str   # its words in --loss's help, after its name
+    d: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # D's loss: (D's outputs on real, on generated)
+    # G's loss: (D's outputs on generated, on the paired real batch or None); D's outputs on real take no gradient
+    g: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
+    # What D's outputs mean, which decides what is logged and drawn: "probability" (logits of one: d_real and d_fake
+    # are logged through a sigmoid, with V(D, G) and its -log 4), "target" (pulled to 1 on real and 0 on generated
+    # images: 1/2 at the equilibrium, as for probabilities) or "score" (no level of its own: only the gap between
+    # D(x) and D(G(z)) means anything).
+    reads_as: str = "probability"
+    # The penalty on D's gradient it needs (GRADIENT_PENALTY, R1_R2), added by the objective; a per-sample one, so
+    # D must have no batch statistics
+    penalty: str | None = None
+    g_reads_real: bool = False  # G's loss needs D's outputs on the real batch each generated one is paired with
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        """What an objective must wire, beyond calling ``d`` and ``g``, to train with it."""
+        return (*([self.penalty] if self.penalty else []), *([REAL_OUTPUTS] if self.g_reads_real else []))
+
+    def logged(self, out: torch.Tensor) -> torch.Tensor:
+        """D's outputs as d_real and d_fake log them: probabilities where they are logits of one."""
+        return torch.sigmoid(out) if self.reads_as == "probability" else out
+
+
+def cross_entropy(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """D's binary cross-entropy, real labelled 1 and generated 0: -V(D, G), which D minimises under both sigmoid
+    losses."""
+    return F.softplus(-real).mean() + F.softplus(fake).mean()
+
+
+def _rpgan_g(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    # each fake beats its paired real: with R1 and R2, no mode dropping (Huang et al. 2025)
+    return F.softplus(real.detach() - fake).mean()
+
+
+LOSSES: dict[str, Loss] = {loss.name: loss for loss in (
+    # non-saturating: maximise log D(G(z)); strong gradients while D rejects the fakes
+    Loss("ns", "non-saturating", cross_entropy, lambda fake, real: F.softplus(-fake).mean()),
+    # the original objective: minimise log(1 - D(G(z))); saturates early in training
+    Loss("minimax", "the original log(1-D(G(z)))", cross_entropy, lambda fake, real: -F.softplus(fake).mean()),
+    # Mao et al. 2017: least squares towards 1 (real) and 0 (fake)
+    Loss("lsgan", "least squares", lambda real, fake: 0.5 * ((real - 1).pow(2).mean() + fake.pow(2).mean()),
+         lambda fake, real: 0.5 * (fake - 1).pow(2).mean(), reads_as="target"),
+    # the critic's Wasserstein estimate (Gulrajani et al. 2017)
+    Loss("wgan-gp", "Wasserstein, with a gradient penalty", lambda real, fake: fake.mean() - real.mean(),
+         lambda fake, real: -fake.mean(), reads_as="score", penalty=GRADIENT_PENALTY),
+    Loss("hinge", "margins of 1 on D's scores", lambda real, fake: F.relu(1 - real).mean() + F.relu(1 + fake).mean(),
+         lambda fake, real: -fake.mean(), reads_as="score"),
+    # relativistic pairing (Jolicoeur-Martineau 2019; R3GAN): each real beats its paired fake
+    Loss("rpgan", "relativistic pairing with R1 and R2 penalties: R3GAN's loss",
+         lambda real, fake: F.softplus(fake - real).mean(), _rpgan_g, reads_as="score", penalty=R1_R2,
+         g_reads_real=True),
+)}
+
+
+def get(name: str) -> Loss:
+    if name not in LOSSES:
+        raise ValueError(f"unknown loss {name!r}: use one of {', '.join(LOSSES)}")
+    return LOSSES[name]
+
+
+def help_words() -> str:
+    """--loss's help, from the table as it is now: ``gan train`` builds its flags when it runs."""
+    return _either([f"{loss.name} ({loss.help})" for loss in LOSSES.values()], ", or ") + "."
+
+
+def not_a_loss(name: str) -> str | None:
+    """--loss's check: what is wrong with ``name`` (None if it names a loss of the table as it is now)."""
+    return None if name in LOSSES else f"must be one of {', '.join(LOSSES)}, not {name!r}"
+
+
+def check_wired(owner: str, name: str, wires: frozenset[str]):
+    """The one refusal of a loss that ``owner``'s objective cannot train with: it wires ``wires`` of what losses
+    need (Loss.needs), and ``name`` needs more."""
+    missing = [need for need in get(name).needs if need not in wires]
+    if missing:
+        wired = [loss.name for loss in LOSSES.values() if set(loss.needs) <= wires]
+        raise ValueError(f"{owner} trains with {_either(wired)}; {name} is not wired here: it needs "
+                         + " and ".join(missing))
+
+
+def _either(words: list[str], last: str = " or ") -> str:
+    return ", ".join(words[:-1]) + last + words[-1] if len(words) > 1 else "".join(words)
 
 
 def d_loss(kind: str, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    if kind in SIGMOID_LOSSES:  # D maximises V: minimise -V
-        return F.softplus(-real).mean() + F.softplus(fake).mean()
-    if kind == "lsgan":  # Mao et al. 2017: least squares towards 1 (real) and 0 (fake)
-        return 0.5 * ((real - 1).pow(2).mean() + fake.pow(2).mean())
-    if kind == "hinge":
-        return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
-    if kind == "wgan-gp":  # the critic's Wasserstein estimate; the gradient penalty is added by the trainer
-        return fake.mean() - real.mean()
-    if kind == "rpgan":  # relativistic pairing (Jolicoeur-Martineau 2019; R3GAN): each real beats its paired fake
-        return F.softplus(fake - real).mean()
-    raise ValueError(f"unknown loss {kind!r}: use one of {', '.join(LOSSES)}")
+    return get(kind).d(real, fake)
 
 
 def g_loss(kind: str, fake: torch.Tensor, real: torch.Tensor | None = None) -> torch.Tensor:
-    """``real``: D's logits on the real batch paired with ``fake`` (rpgan only; no gradient flows into them)."""
-    if kind == "ns":  # non-saturating: maximise log D(G(z)); strong gradients while D rejects the fakes
-        return F.softplus(-fake).mean()
-    if kind == "minimax":  # the original objective: minimise log(1 - D(G(z))); saturates early in training
-        return -F.softplus(fake).mean()
-    if kind == "lsgan":
-        return 0.5 * (fake - 1).pow(2).mean()
-    if kind in ("hinge", "wgan-gp"):
-        return -fake.mean()
-    if kind == "rpgan":  # each fake beats its paired real: with R1 and R2, no mode dropping (Huang et al. 2025)
-        if real is None:
-            raise ValueError("rpgan's generator loss needs D's logits on the paired real images")
-        return F.softplus(real.detach() - fake).mean()
-    raise ValueError(f"unknown loss {kind!r}: use one of {', '.join(LOSSES)}")
+    """``real``: D's outputs on the real batch paired with ``fake``, for a loss that reads them (no gradient flows
+    into them)."""
+    loss = get(kind)
+    if loss.g_reads_real and real is None:
+        raise ValueError(f"{kind}'s generator loss needs D's outputs on the paired real images")
+    return loss.g(fake, real)
 
 
 def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, labels=None, pack: int = 1) -> torch.Tensor:
@@ -80,4 +154,4 @@ def zero_centred_penalty(critic, x: torch.Tensor, labels=None, pack: int = 1) ->
 @torch.no_grad()
 def value(real: torch.Tensor, fake: torch.Tensor) -> float:
     """V(D, G) for the sigmoid losses."""
-    return float(-(F.softplus(-real).mean() + F.softplus(fake).mean()))
+    return float(-cross_entropy(real, fake))

@@ -28,6 +28,7 @@ from torch import nn
 from gancli.data.reading import DataError, ImageData, load_data, split_folders, to_model_range
 from gancli.data.tensors import bicubic, downscale  # noqa: F401  (this family's inputs and baseline)
 from gancli.families import losses
+from gancli.families.abilities import Ability
 from gancli.families.adversarial import BLOCKS, LOSS, OPTIMISER, WIDTHS
 from gancli.families.base import (
     INIT_FROM,
@@ -40,6 +41,7 @@ from gancli.families.base import (
     image_graph,
     init_generator,
 )
+from gancli.families.model import GANModel
 from gancli.options import Option, group, non_negative, one_of
 from gancli.registry import register
 
@@ -176,6 +178,7 @@ class SuperResolution(Objective):
 
     measurable = False
     export_dtype = torch.float16
+    wires: frozenset[str] = frozenset()  # of what a --loss may need (losses.Loss.needs): its step calls d and g only
 
     def __init__(self, trainer):
         super().__init__(trainer)
@@ -250,14 +253,29 @@ class SuperResolution(Objective):
                 "training": self.record()}
 
 
+UPSCALING = Ability("upscaling", operations={"upscale": "gan upscale"}, replaces_generate="upscale")
+
+
+class UpscalingModel(GANModel):
+    """A loaded super-resolution model: low-resolution images in, ``scale`` times larger ones out."""
+
+    abilities = (UPSCALING,)
+
+    @torch.inference_mode()
+    def upscale(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, C, h, w) in [-1, 1] -> (N, C, h * scale, w * scale), whole; for photos of any size in bounded
+        memory, tile by tile, see gancli.use.upscale."""
+        x = images.to(self.device).contiguous(memory_format=self.memory_format)
+        return self.generator(x).float().clamp(-1, 1).cpu()
+
+
 # ------------------------------------------------------------------------------------------------ the family
 @register
 class SRGAN(Family):
     name = "srgan"
     step_bytes_per_pixel = 7800  # 1.6 GB at 96 px crops, batch 16
     description = "SRGAN / SRResNet (Ledig et al. 2017): super-resolution, x4 by default; `gan upscale`"
-    task = "super-resolution"
-    capabilities = frozenset({"upscale"})
+    model_class = UpscalingModel
     exported = ("generator",)
     options = OPTIMISER + LOSS + WIDTHS + BLOCKS + UPSAMPLE + SR_OPTIONS + INIT_FROM
     defaults = {"n_blocks": 16, "lr_g": 1e-4, "lr_d": 1e-4, "beta1": 0.9, "batch_size": 16, "size": 96, "random_crop": True, "upsample": "shuffle",
@@ -269,8 +287,8 @@ class SRGAN(Family):
         if opts.size % opts.scale:
             raise ValueError(f"--size {opts.size} (the high-resolution crop) must be a multiple of --scale "
                              f"{opts.scale}")
-        if opts.adversarial_weight and opts.loss in losses.PENALISED:
-            raise ValueError(f"srgan trains with ns, minimax, lsgan or hinge; {opts.loss} is not wired here")
+        if opts.adversarial_weight:
+            losses.check_wired(self.name, opts.loss, SuperResolution.wires)
 
     def build(self, channels: int = 3, g_width: int = OPTION, d_width: int = OPTION, n_blocks: int = OPTION,
               scale: int = OPTION, bicubic_skip: bool = OPTION, upsample: str = OPTION):

@@ -26,10 +26,12 @@ from torch import nn
 from gancli import latents
 from gancli.data.reading import DataError
 from gancli.families import losses
+from gancli.families.abilities import Ability
 from gancli.families.adversarial import OPTIMISER, WIDTHS, TwoPlayer
 from gancli.families.base import LATENT, OPTION, Family, NoiseObjective, images_phrase
 from gancli.families.dcgan import DCGANGenerator, spatial_ladder
 from gancli.families.mlp import MLPGenerator
+from gancli.families.model import GANModel
 from gancli.options import Option, at_least, group, one_of
 from gancli.registry import register
 from gancli.store.weights import WeightsError
@@ -161,10 +163,14 @@ class SemiSupervised(TwoPlayer, NoiseObjective):
         return stats | {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), "loss_unsup": loss_unsup.detach()}
 
 
-class ClassifyingModel:
-    """A loaded SSGAN's discriminator is a K-class classifier (mixed into its GANModel): ``gan classify``."""
+CLASSIFIER = Ability("classifier", operations={"classify": "classifying images",
+                                                "classifier_classes": "classifying images"})
 
-    phrases = {"classify": "classifying images", "classifier_classes": "classifying images"}
+
+class ClassifyingModel(GANModel):
+    """A loaded SSGAN: its discriminator is a K-class classifier (``gan classify``)."""
+
+    abilities = (CLASSIFIER,)
 
     @property
     def classifier_classes(self) -> list[str]:
@@ -187,8 +193,7 @@ class ClassifyingModel:
 class SSGAN(Family):
     name = "ssgan"
     description = "Semi-supervised GAN (Odena 2016; Salimans et al. 2016): D classifies and judges; few labels"
-    capabilities = frozenset({"classify"})
-    abilities = (ClassifyingModel,)
+    model_class = ClassifyingModel
     learns_after = 1000  # bench/learns_after.py: MNIST, batch 100: legible 26% at 1,000 (40% at 3,000)
     options = OPTIMISER + LATENT + WIDTHS + group(
         "ssgan options",

@@ -31,6 +31,7 @@ from torch import nn
 from gancli import latents
 from gancli.data.datasets import class_key
 from gancli.errors import OptionError
+from gancli.families.abilities import GENERATE, Ability
 from gancli.families.adversarial import OPTIMISER
 from gancli.families.base import OPTION, ExportGraph, Family, Objective, TrainingData, sampler_graph
 from gancli.families.captions import (
@@ -42,7 +43,9 @@ from gancli.families.captions import (
     tokens,
     vocabulary_of,
 )
+from gancli.families.model import GANModel
 from gancli.options import Option, at_least, group, non_negative
+from gancli.quality.measures import Table
 from gancli.registry import register
 
 
@@ -316,15 +319,18 @@ class StackObjective(Objective):
     export_dtype = torch.float16
 
 
-class CaptionedModel:
-    """A loaded StackGAN (mixed into its GANModel) draws from captions, not class labels, and has two stages."""
+CAPTIONED = Ability("captions", options=(
+    Option("text", str, None, "The caption, e.g. 'an ankle boot'; its words must be in the model's vocabulary.",
+           operations=(GENERATE,)),
+    Option("stage", int, None, "1 for stage I's coarse image (upscaled), 2 (default) for the final one.",
+           operations=(GENERATE,)),
+))
 
-    use_options = (
-        Option("text", str, None, "The caption, e.g. 'an ankle boot'; its words must be in the model's vocabulary.",
-               commands=("sample", "interpolate")),
-        Option("stage", int, None, "1 for stage I's coarse image (upscaled), 2 (default) for the final one.",
-               commands=("sample",)),
-    )
+
+class StackGANModel(GANModel):
+    """A loaded StackGAN draws from captions, not class labels, and has two stages."""
+
+    abilities = (CAPTIONED,)
 
     def labels_for(self, n: int, label: int | str | None = None, text: str | list[str] | None = None,
                    **use) -> torch.Tensor:
@@ -363,9 +369,7 @@ class CaptionedModel:
 class StackGAN(Family):
     name = "stackgan"
     description = "StackGAN (Zhang et al. 2017): captions -> 16x16 stage I -> 32x32 stage II, for Fashion-MNIST"
-    task = "text-to-image"
-    capabilities = frozenset({"text", "stages"})
-    abilities = (CaptionedModel,)
+    model_class = StackGANModel
     exported = ("generator",)
     options = OPTIMISER + group(
         "stackgan options",
@@ -470,6 +474,21 @@ class StackGAN(Family):
         return [CAPTIONS[CAPTION_KEYS[class_key(c)]][0][0] for c in config.get("class_names") or []]
 
     @torch.no_grad()
+    def eval_tables(self, result: dict) -> list[Table]:
+        """Beside the measures, the per-class readings: the training phrasing and the unseen phrasings at stage II,
+        and stage I."""
+        if "text_accuracy_per_class" not in result:
+            return super().eval_tables(result)
+        rows = [[c, result["text_prompts"][c][0], f"{acc:.1%}", " / ".join(result["text_prompts_unseen"][c]),
+                 f"{result['text_accuracy_unseen_per_class'][c]:.1%}",
+                 f"{result['text_accuracy_stage1_per_class'][c]:.1%}"]
+                for c, acc in result["text_accuracy_per_class"].items()]
+        return super().eval_tables(result) + [Table(
+            f"captions judged as their class ({result['text_samples_per_class']} samples per class and prompt set; "
+            f"the judge reads {result['feature_extractor_test_accuracy']:.1%} of real test images right)",
+            ["class", "training phrasing", "stage II", "unseen phrasings", "stage II ", "stage I"], rows,
+            right=(2, 4, 5))]
+
     def evaluate_extra(self, model, real, judge=None) -> dict:
         """How often the judge reads a caption's class in the images drawn from it: per class, from the class's
         first training phrasing and from its unseen phrasings (TEXT_SAMPLES each, seeds 1000 + class), at stage II;

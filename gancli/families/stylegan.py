@@ -27,8 +27,10 @@ from torch import nn
 from gancli import latents
 from gancli.errors import UnknownNameError
 from gancli.families import losses
+from gancli.families.abilities import GENERATE, Ability
 from gancli.families.adversarial import GAN, PACK, R1, WIDTHS, AdversarialObjective, check_pack, noise_arch_args, pack
 from gancli.families.base import OPTION, Family
+from gancli.families.model import GANModel
 from gancli.options import Option, at_least, group, non_negative, unit
 from gancli.registry import register
 
@@ -268,6 +270,8 @@ class StyleDiscriminator(nn.Module):
 class StyleObjective(AdversarialObjective):
     """The adversarial objective with lazy R1, and style mixing in every generated batch."""
 
+    wires = frozenset({losses.REAL_OUTPUTS})  # R1 is its penalty: a loss's own (R1 and R2, WGAN-GP's) is not wired
+
     def __init__(self, trainer):
         opts = trainer.opts
         super().__init__(trainer, terms=(R1(opts.r1_gamma, opts.r1_every),))
@@ -284,14 +288,17 @@ class StyleObjective(AdversarialObjective):
         return self.G_train(z, labels, mix_z=mix_z, mix_from=mix_from)
 
 
-class StyleModel:
-    """What a loaded StyleGAN can do beyond sampling (mixed into its GANModel): truncation, the w space, style
-    mixing."""
+TRUNCATION = Option("truncation", float, None, "Psi, pulling each style towards the average (1: none; 0.7 is usual; "
+                                              "0: the average image).", operations=(GENERATE, "style_mix"))
+STYLE_SPACE = Ability("style space", operations={
+    "truncation": "--truncation", "map": "w space", "synthesize": "w space", "walk_in_w": "w space",
+    "mixing_levels": "style mixing", "style_mix": "style mixing"}, options=(TRUNCATION,))
 
-    use_options = (Option("truncation", float, None, "Psi, pulling each style towards the average (1: none; 0.7 is "
-                                                     "usual; 0: the average image).", commands=("sample", "interpolate")),)
-    phrases = {"truncation": "--truncation", "map": "w space", "synthesize": "w space", "walk_in_w": "w space",
-               "mixing_levels": "style mixing", "style_mix": "style mixing"}
+
+class StyleGANModel(GANModel):
+    """A loaded StyleGAN: beyond sampling, truncation, the w space and style mixing."""
+
+    abilities = (STYLE_SPACE,)
 
     def generator_options(self, truncation: float | None = None, **rest) -> dict:
         return super().generator_options(**rest) | ({} if truncation is None else
@@ -360,8 +367,7 @@ class StyleGAN(Family):
     description = ("StyleGAN (Karras et al. 2019) with StyleGAN2's modulated convolutions: mapping network, "
                    "styles per layer, noise inputs, style mixing, truncation, lazy R1")
     photo_size = 64  # 64 px: a laptop CPU trains it in hours
-    capabilities = frozenset({"truncation", "w_space", "mixing"})
-    abilities = (StyleModel,)
+    model_class = StyleGANModel
     exported = ("generator",)
     options = GAN + WIDTHS + PACK + group(
         "stylegan options",
@@ -384,10 +390,14 @@ class StyleGAN(Family):
     defaults = {"lr_g": 0.0025, "lr_d": 0.0025, "beta1": 0.0, "beta2": 0.99, "latent_dim": 128, "g_width": 32,
                 "d_width": 32}
 
+    def sweep_title(self, option: str) -> str:
+        if option == "truncation":
+            return "truncation trade-off (lower psi: samples nearer the average w)"
+        return super().sweep_title(option)
+
     def check_options(self, opts):
         check_pack(opts)
-        if opts.loss in losses.PENALISED:
-            raise ValueError("stylegan trains with R1 (--r1-gamma); use --loss ns, hinge, lsgan or minimax")
+        losses.check_wired(self.name, opts.loss, StyleObjective.wires)
 
     def build(self, latent_dim: int = OPTION, image_size: int = 32, channels: int = 1, w_dim: int = OPTION,
               mapping_layers: int = OPTION, g_width: int = OPTION, d_width: int = OPTION, max_width: int = OPTION,

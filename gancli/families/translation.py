@@ -14,8 +14,10 @@ from gancli.data import datasets
 from gancli.data.reading import DataError, ImageData, list_images, load_data, open_image, to_model_range
 from gancli.data.tensors import pad_to_multiple, to_tensor
 from gancli.errors import UnknownNameError
+from gancli.families.abilities import Ability
 from gancli.families.adversarial import LOSS, OPTIMISER, WIDTHS, TwoPlayer
 from gancli.families.base import ExportGraph, Family, image_graph
+from gancli.families.model import GANModel
 from gancli.options import Option, group
 from gancli.quality import formulas
 
@@ -201,10 +203,15 @@ class TranslationMonitor:
         return row, outputs
 
 
-class TranslatingModel:
-    """A loaded translator (mixed into its GANModel): two domains and a generator per direction, ``translate``."""
+TRANSLATION = Ability("translation", operations={
+    "translate": "gan translate", "direction": "--direction", "target_domain": "--direction", "domains": "--direction"},
+    replaces_generate="translate")
 
-    phrases = {"direction": "--direction", "target_domain": "--direction", "translate": "gan translate"}
+
+class TranslatingModel(GANModel):
+    """A loaded translator: two domains and a generator per direction, ``translate``."""
+
+    abilities = (TRANSLATION,)
 
     @property
     def domains(self) -> list[str]:
@@ -243,9 +250,7 @@ class TranslatingModel:
 class TranslationFamily(Family):
     """A family that translates between two domains: `gan translate`, not `gan sample`."""
 
-    task = "translation"
-    capabilities = frozenset({"translate"})
-    abilities = (TranslatingModel,)
+    model_class = TranslatingModel
     data_folders = 2
     exported = ("generator",)
     options = OPTIMISER + LOSS + WIDTHS + TWO_DOMAINS

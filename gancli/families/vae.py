@@ -16,7 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gancli.families.abilities import Ability
 from gancli.families.base import LATENT, OPTION, Family, NoiseObjective
+from gancli.families.model import GANModel
 from gancli.options import Option, at_least, group, learning_rate, non_negative
 from gancli.registry import register
 from gancli.store.weights import WeightsError
@@ -91,10 +93,13 @@ class ELBO(NoiseObjective):
                 "elbo": (log_px - kl).detach()}
 
 
-class EncodingModel:
-    """A loaded VAE also maps real images to latents (mixed into its GANModel): ``gan interpolate --between``."""
+ENCODER = Ability("encoder", operations={"encode": "encoding images"})
 
-    phrases = {"encode": "encoding images"}
+
+class EncodingModel(GANModel):
+    """A loaded VAE also maps real images to latents: ``gan interpolate --between``."""
+
+    abilities = (ENCODER,)
 
     @torch.inference_mode()
     def encode(self, images: torch.Tensor) -> torch.Tensor:
@@ -113,9 +118,8 @@ class VAE(Family):
     learns_after = 750  # bench/learns_after.py: MNIST, batch 128: legible 26% at 750 (35% at 3,000)
     step_bytes_per_pixel = 1335  # 0.8 GB at 64 px, batch 64
     description = "Variational autoencoder (Kingma & Welling 2014): encoder, decoder, ELBO; no discriminator"
-    capabilities = frozenset({"encode"})
     photo_size = 64  # 64 px: its dense layers grow with the square of the side
-    abilities = (EncodingModel,)
+    model_class = EncodingModel
     networks = ("generator", "encoder")
     exported = ("generator", "encoder")
     options = LATENT + group(

@@ -89,9 +89,28 @@ MEASURES: dict[str, Measure] = {m.key: m for m in _TABLE}
 
 # Which measures a short summary names, in this order: the training log's eval line (gancli.training.trainer)
 EVAL_SUMMARY = ("fid", "kid", "precision", "recall", "coverage", "classes_covered", "modes_covered", "diversity")
-# the columns of gan eval's truncation trade-off table (those a row has)
-TRUNCATION_COLUMNS = ("truncation", "fid", "kid", "precision", "recall", "coverage", "diversity", "classes_covered",
-                      "kl")
+# the measures of a sweep's table, after the swept option's column (those its rows have): gan eval --truncation 1,0.7
+SWEEP_COLUMNS = ("fid", "kid", "precision", "recall", "coverage", "diversity", "classes_covered", "kl")
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table of ``gan eval``'s report (gancli.evaluation.evaluate.report): cells already written as text, so a
+    family can add one and the CLI only prints it. ``right``: the columns aligned right (numbers)."""
+    title: str
+    columns: list[str]
+    rows: list[list[str]]
+    right: tuple[int, ...] = ()
+
+
+def sweep_table(result: dict, option: str, title: str) -> Table | None:
+    """``by_<option>``'s rows (one set of measures per value of a swept option) as a table, or None."""
+    rows = result.get(f"by_{option}")
+    if not rows:
+        return None
+    keys = [option] + [k for k in SWEEP_COLUMNS if k in rows[0]]
+    return Table(title, ["psi" if k == "truncation" else k for k in keys],
+                 [[cell(row.get(k)) for k in keys] for row in rows], right=tuple(range(len(keys))))
 
 
 def get(key: str) -> Measure | None:

@@ -2,7 +2,7 @@
 
 A checkpoint (RUN_DIR/checkpoints/step-XXXXXXXX.pt, a ``torch.save`` dict of tensors and plain containers) holds the
 networks, the optimisers, the random generators' states, the EMA generator, the objective's own state and the
-loop's ``Progress``. Its keys are the format: checkpoints of earlier versions load and resume, so keys are only
+loop's ``RunState``. Its keys are the format: checkpoints of earlier versions load and resume, so keys are only
 ever added (and read with a default when missing).
 """
 from __future__ import annotations
@@ -43,9 +43,10 @@ class _Unreadable(TrainError):
 
 
 @dataclass
-class Progress:
-    """Where the loop is, beyond the weights: checkpointed with them, and shared by the loop, its checkpoints and
-    the objective's context."""
+class RunState:
+    """Where the run is, beyond the weights (its step, the NaN rollbacks and what they did to the learning rates,
+    the losses' starting scale, the training time): checkpointed with them, and shared by the loop, its
+    checkpoints, its loss watch and the objective's context."""
     step: int = 0
     lr_scale: float = 1.0                     # halved on every NaN rollback
     rollbacks: list[int] = field(default_factory=list)  # the steps whose loss became NaN/inf
@@ -59,16 +60,16 @@ class Progress:
 
 class Checkpoints:
     """Saves and restores one run's training state: ``ctx``'s networks and optimisers (a
-    ``gancli.training.context.TrainingContext``), the objective's state, the EMA generator and the ``Progress``."""
+    ``gancli.training.context.TrainingContext``), the objective's state, the EMA generator and the ``RunState``."""
 
-    def __init__(self, run: RunDir, progress: Progress, ctx, objective, G_ema: torch.nn.Module | None):
-        self.run, self.progress, self.objective, self.G_ema = run, progress, objective, G_ema
+    def __init__(self, run: RunDir, state: RunState, ctx, objective, G_ema: torch.nn.Module | None):
+        self.run, self.state, self.objective, self.G_ema = run, state, objective, G_ema
         self.device, self.nets, self.arch_args = ctx.device, ctx.nets, ctx.arch_args
         self.run_family = ctx.family  # arch_args of older checkpoints lack later options' keys: built_with
         self.optimizers = ctx.optimizers
 
     def _state(self) -> dict:
-        p = self.progress
+        p = self.state
         rng = {"torch": torch.get_rng_state()}
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
@@ -84,7 +85,7 @@ class Checkpoints:
         return state
 
     def save(self) -> Path:
-        path = self.run.ckpt_dir / f"step-{self.progress.step:08d}.pt"
+        path = self.run.ckpt_dir / f"step-{self.state.step:08d}.pt"
         if self.run.main:
             self.run.ckpt_dir.mkdir(parents=True, exist_ok=True)
             # Serialised in memory first: a failed write is then a plain OSError of ours (torch's zip writer
@@ -115,7 +116,7 @@ class Checkpoints:
                 if self.run.main:
                     bad.rename(bad.with_name(bad.name + ".corrupt"))
                 self.run.warn(f"{why}; kept it as {bad.name}.corrupt and resumed from {path.name} "
-                              f"(step {self.progress.step})")
+                              f"(step {self.state.step})")
             return
         raise TrainError(f"none of the {len(candidates)} checkpoint(s) in {self.run.ckpt_dir} can be read: "
                          + "; ".join(why for _, why in unreadable))
@@ -145,7 +146,7 @@ class Checkpoints:
         torch.set_rng_state(state["rng"]["torch"].cpu())
         if "cuda" in state["rng"] and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["rng"]["cuda"].cpu(), self.device)
-        p = self.progress
+        p = self.state
         p.step = int(state["step"])
         p.seconds_before = float(state.get("seconds", 0.0))
         self.objective.load_state(state.get("objective", {}))
@@ -159,7 +160,7 @@ class Checkpoints:
 
     def roll_back(self):
         """A non-finite loss: return to the last checkpoint with half the learning rates, or give up."""
-        p = self.progress
+        p = self.state
         p.rollbacks.append(p.step)
         if len(p.rollbacks) > MAX_ROLLBACKS:
             self.run.log(f"stopped: non-finite loss {len(p.rollbacks)} times (steps {p.rollbacks})")

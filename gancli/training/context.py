@@ -17,7 +17,7 @@ from gancli import devices, latents
 from gancli.devices import describe, preferred_memory_format
 from gancli.options import Options
 from gancli.training.batches import Batches
-from gancli.training.checkpoints import Progress
+from gancli.training.checkpoints import RunState
 from gancli.training.clock import MEMORY_SHARE, UNPLANNED
 from gancli.training.rundir import RunDir, TrainError
 from gancli.use.model import GANModel
@@ -84,9 +84,9 @@ class TrainingContext:
     """
 
     def __init__(self, opts: Options, family, dist: Distributed, device: torch.device, run: RunDir,
-                 progress: Progress):
+                 state: RunState):
         self.opts, self.family, self.dist, self.device = opts, family, dist, device
-        self._run, self._progress = run, progress
+        self._run, self._state = run, state
         self.total_steps = 0
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.base_lr: dict[str, float] = {}
@@ -94,7 +94,7 @@ class TrainingContext:
 
     @property
     def step(self) -> int:
-        return self._progress.step
+        return self._state.step
 
     @property
     def out(self) -> Path:

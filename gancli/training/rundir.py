@@ -185,6 +185,12 @@ class RunDir:
             self.log(f"warning: {message}")
             print(f"warning: {message}", file=sys.stderr, flush=True)
 
+    def append_metrics(self, row: dict):
+        """One row of metrics.jsonl: a training interval's, or an evaluation's (``"event": "eval"``)."""
+        if self.main:
+            with open(self.out / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(row) + "\n")
+
     def metrics(self, event: str | None = None) -> list[dict]:
         """The training rows of metrics.jsonl, or those of one ``event`` ("eval")."""
         path = self.out / "metrics.jsonl"

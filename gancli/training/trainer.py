@@ -1,11 +1,13 @@
 """One training loop for every family, with a run directory that is a complete record.
 
 The loop names no family: what a step does, which optimisers it needs, what the grid shows and what the export
-says come from the family's objective (``gancli.families.base``). The loop owns what every run shares: the run directory,
-atomic checkpoints and exact resume, NaN rollback, DDP, the EMA generator, progress, metrics and evaluation.
+says come from the family's objective (``gancli.families.base``). The loop owns what every run shares: the run
+directory, atomic checkpoints and exact resume, NaN rollback, DDP, the EMA generator, progress, metrics and evaluation.
 Its parts, each a module: the run directory (``rundir``: lock, log, metrics file), the checkpoints
-(``checkpoints``: save, resume, roll back), what an objective sees (``context``), the EMA generator (``ema``), the
-watch on exploding losses (``watch``) and the export (``runexport``); this module keeps the order of things.
+(``checkpoints``: save, resume, roll back, and the ``RunState`` they keep), what an objective sees (``context``), the
+run's length and pace (``clock``), the EMA generator (``ema``), the watch on exploding losses (``watch``) and the
+export (``runexport``); this module keeps the order of things. The parts are handed what they use and never reach
+back into the loop: the clock returns the length it plans, the export reads a ``FinishedRun``.
 
     RUN_DIR/
       options.json        every setting, the gan version and the command line
@@ -30,7 +32,6 @@ Under ``torchrun`` the networks are wrapped in DistributedDataParallel and only 
 from __future__ import annotations
 
 import errno
-import json
 import shlex
 import signal
 import sys
@@ -47,7 +48,7 @@ from gancli.errors import OptionError
 from gancli.families import catalog
 from gancli.options import LOOP, Options
 from gancli.training import board, runexport
-from gancli.training.checkpoints import Checkpoints, Progress
+from gancli.training.checkpoints import Checkpoints, RunState
 from gancli.training.clock import RunClock
 from gancli.training.context import Distributed, TrainingContext
 from gancli.training.ema import calibrate_ema, ema_copy, update_ema
@@ -125,8 +126,8 @@ def _check_objective(opts: Options, objective, data, world: int):
 
 
 class Trainer:
-    """The loop. Its parts: the run directory (``gancli.training.rundir``), the checkpoints (``gancli.training.checkpoints``) and what
-    the objective sees of the run (``gancli.training.context``); what stays here is the order of things."""
+    """The loop: its parts (listed above) do the work, what stays here is the order of things. ``step`` and
+    ``total_steps`` are the loop's own: the clock proposes a length, the loop sets it here and in the context."""
 
     def __init__(self, opts: Options):
         self.started = time.time()  # --time counts from here: reading the data is part of the budget
@@ -149,8 +150,8 @@ class Trainer:
 
     def _setup(self, opts: Options):
         resume_from = self.run_dir.resume_from()
-        self.progress = Progress()
-        self.ctx = ctx = TrainingContext(opts, self.family, self.dist, self.device, self.run_dir, self.progress)
+        self.run_state = RunState()
+        self.ctx = ctx = TrainingContext(opts, self.family, self.dist, self.device, self.run_dir, self.run_state)
         # the run as the command line, the benchmarks and the tests read it
         self.data, self.arch_args, self.crop, self.images = ctx.data, ctx.arch_args, ctx.crop, ctx.images
         self.conditional, self.nets, self.G = ctx.conditional, ctx.nets, ctx.nets["generator"]
@@ -161,10 +162,11 @@ class Trainer:
         self.objective = self.family.objective(ctx)
         _check_objective(opts, self.objective, self.data, self.dist.world)
         ctx.make_optimizers(self.objective)
-        self.optimizers, self.clock = ctx.optimizers, RunClock(self, self.started)
+        self.optimizers, self.clock = ctx.optimizers, RunClock(
+            opts, self.batches_per_epoch / self.objective.batches_per_step, self.started, self.family, self.run_dir)
         self.total_steps = ctx.total_steps = self.clock.first_length()
-        self.checkpointer = Checkpoints(self.run_dir, self.progress, ctx, self.objective, self.G_ema)
-        self.watch = LossWatch(self.progress, self.warn, self.objective.divergence_hint)
+        self.checkpointer = Checkpoints(self.run_dir, self.run_state, ctx, self.objective, self.G_ema)
+        self.watch = LossWatch(self.run_state, self.warn, self.objective.divergence_hint)
         # started_at: the step this session started from
         self.monitor, self.last_eval, self.train_seconds, self.started_at = None, None, 0.0, 0
         self.board: board.TensorBoard | None = None  # --tensorboard's writer, on rank 0 while run() runs
@@ -173,23 +175,19 @@ class Trainer:
 
     @property
     def step(self) -> int:
-        return self.progress.step
+        return self.run_state.step
 
     @step.setter
     def step(self, value: int):  # the benchmarks drive train_step() themselves
-        self.progress.step = value
+        self.run_state.step = value
 
     @property
     def rollbacks(self) -> list[int]:
-        return self.progress.rollbacks
+        return self.run_state.rollbacks
 
     @property
     def lr_scale(self) -> float:
-        return self.progress.lr_scale
-
-    @property
-    def D(self):
-        return self.nets.get("discriminator")
+        return self.run_state.lr_scale
 
     # ------------------------------------------------------------------ run directory and checkpoints
     def log(self, message: str):
@@ -253,17 +251,14 @@ class Trainer:
                     frames.append(im.convert("RGB"))
             save_animation(frames, self.out / "progress.gif", fps=4)
         epochs_per_step = self.objective.batches_per_step / self.batches_per_epoch if self.batches_per_epoch else None
-        rows = self._metrics()
+        rows = self.run_dir.metrics()
         if rows:  # one row (a short run) is still a figure: its points are marked
             panels = plots.training_panels(rows, self.objective.shown, self.objective.guides)
             plots.save_figure(panels, self.out / "losses.png", self.objective.title, epochs_per_step)
-        evals = self._metrics("eval")
+        evals = self.run_dir.metrics("eval")
         if evals:
             plots.save_figure(plots.quality_panels(evals), self.out / "quality.png",
                               f"{self.objective.title}: --eval-every measures", epochs_per_step)
-
-    def _metrics(self, event: str | None = None) -> list[dict]:
-        return self.run_dir.metrics(event)
 
     @torch.no_grad()
     def evaluate(self) -> dict:
@@ -278,8 +273,7 @@ class Trainer:
                 row = self._measure_noise_sampler()
         row = {"step": self.step, "event": "eval"} | row
         self.last_eval = row
-        with open(self.out / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(row) + "\n")
+        self.run_dir.append_metrics(row)
         if self.board:
             self.board.scalars(row)
         from gancli.quality.measures import EVAL_SUMMARY
@@ -297,7 +291,7 @@ class Trainer:
         if self.monitor is None:
             self.monitor = TrainingMonitor.for_data(self.opts.data, self.data.first, self.opts.eval_samples,
                                                     self.opts.seed, self.device, stack=self.data.stack)
-            self.monitor.remember(self._metrics("eval"))  # a resumed run keeps its best-so-far
+            self.monitor.remember(self.run_dir.metrics("eval"))  # a resumed run keeps its best-so-far
         if self.G_ema is not None:
             self.calibrate_ema()
         with in_eval_mode(self.sampler) as G:
@@ -311,11 +305,9 @@ class Trainer:
             row[key] = round(float(torch.stack([s[key] for s in interval if key in s]).float().mean()), 5)
         row |= {f"lr_{k}": opt.param_groups[0]["lr"] for k, opt in self.optimizers.items()}
         row["images_per_s"] = round(images_per_s, 1)
-        if self.dist.main:
-            with open(self.out / "metrics.jsonl", "a") as f:
-                f.write(json.dumps(row) + "\n")
-            if self.board:
-                self.board.scalars(row)
+        self.run_dir.append_metrics(row)
+        if self.board:  # made on rank 0 only
+            self.board.scalars(row)
         return row
 
     # ------------------------------------------------------------------ the loop
@@ -346,14 +338,14 @@ class Trainer:
             self.log(f"start: {self.opts.command}")
         self.ctx.log_setup()
         if fresh:
-            self.clock.check_plan()
+            self.clock.check_plan(self.total_steps)
             self.save_checkpoint()  # step 0: something to roll back to
         for net in self.nets.values():
             net.train()
         self._apply_lr()
         t0, started_at, interval, seen, row = time.time(), self.step, [], 0, None
         self.started_at = started_at
-        self.progress.t0 = t0
+        self.run_state.t0 = t0
         with _StopRequests() as stop:
             while self.step < self.total_steps:
                 if stop.asked:  # only between steps: a checkpoint never holds half an update
@@ -362,11 +354,11 @@ class Trainer:
                     self.ctx.release(self.objective)
                     raise KeyboardInterrupt
                 self._apply_lr()
-                self.clock.before_step()
+                self.clock.before_step(self.step, started_at)
                 stats = self.train_step()
                 self.step += 1
                 seen += self.opts.batch_size * self.dist.world
-                self.clock.after_step(t0)
+                self.total_steps = self.ctx.total_steps = self.clock.after_step(self.step, started_at, self.total_steps)
                 interval.append(stats)
                 log_now = self.step % self.opts.log_every == 0 or self.step == self.total_steps
                 if log_now or self.step % self.opts.checkpoint_every == 0:
@@ -413,10 +405,17 @@ class Trainer:
         return round(self.step * self.objective.batches_per_step / self.batches_per_epoch, digits)
 
     def export(self) -> Path:
-        return runexport.export(self)
+        return runexport.export(self._finished(), self.run_dir.metrics(), self.out / "export")
 
     def export_config(self) -> dict:
-        return runexport.export_config(self)
+        return runexport.export_config(self._finished())
+
+    def _finished(self) -> runexport.FinishedRun:
+        return runexport.FinishedRun(
+            opts=self.opts, family=self.family, objective=self.objective, data=self.data, arch_args=self.arch_args,
+            crop=self.crop, nets=self.nets, G_ema=self.G_ema, device=self.device, processes=self.dist.world,
+            step=self.step, epochs=self.epochs(), started_at=self.started_at, seconds=self.train_seconds,
+            seconds_before=self.run_state.seconds_before)
 
 
 @contextmanager

@@ -123,3 +123,13 @@ def onnx_runners(model, direction: str | None = None) -> dict[str, OnnxRunner]:
 
     graphs = graphs_for(model, direction)
     return {g.suffix: OnnxRunner(onnx_bytes(model, g)) for g in graphs}
+
+
+def use(model, backend: str = "torch", direction: str | None = None) -> str:
+    """Run ``model``'s generator with ``backend`` (torch, onnxruntime) from now on; a translator readies only
+    ``direction``. Returns the backend that runs. Truncation, StackGAN's stage I and the like are not in the
+    exported graph: those requests keep running on PyTorch (``GANModel.generate`` uses a runner only without
+    generator options)."""
+    model.backend = choose(backend, model.device)
+    model.runners = onnx_runners(model, direction) if model.backend == "onnxruntime" else {}
+    return model.backend

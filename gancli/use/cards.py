@@ -32,7 +32,8 @@ def model_card(config: dict, last: dict, results: str = "", where: str | None = 
                                              for k in ("loss_d", "loss_g", "d_real", "d_fake"))
         if "value" in last:  # cards have always spelled it without the space (measures.label: "V(D, G)")
             line += f", V(D,G) {last['value']} (at the equilibrium: -log 4 = {losses.OPTIMAL_VALUE:.3f})"
-        elif t.get("loss") in losses.SCORE_LOSSES:
+        # (a family's own words for its loss, stackgan's "ns, matching-aware", are no entry of the table)
+        elif getattr(losses.LOSSES.get(t.get("loss")), "reads_as", None) == "score":
             line += f" (D's raw scores: under {t['loss']} only the gap between them means anything)"
         lines.append(line)
     elif last:

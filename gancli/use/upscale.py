@@ -106,7 +106,7 @@ def run(model, p: Plan, scale: float | None = None, tile: int = DEFAULT_TILE,
     """Upscale every job, one image at a time; unreadable inputs are skipped and returned as (file, reason);
     ``notes`` (a ``gancli.data.reading.InputNotes``) hears of animated and transparent inputs.
     ``advance(1)`` is called per tile, and once per skipped file: ``total_tiles`` steps in all."""
-    model.requires("upscale", "gan upscale")
+    model.require("upscale")
     check_scale(model, scale)
     check_tile(model.generator, tile)
     advance = advance or (lambda k: None)
