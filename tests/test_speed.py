@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 from gancli import latents
 from gancli.cli import app
 from gancli.data.imageio import to_uint8
-from gancli.training.trainer import Trainer, TrainOptions
 from gancli.families.inference import FoldedConvTranspose2d
+from gancli.training.trainer import Trainer, TrainOptions
 from gancli.use import backends
 from gancli.use.model import GANModel
 

@@ -14,10 +14,10 @@ from gancli.data.imageio import grid_image, save_animation, to_pil
 from gancli.use import drawing
 
 WALK_STEPS = 12  # frames between two key images: a loop through 8 of them is about 6 s at 15 fps
-Progress = Callable[[int, int], None]  # (done, total)
+OnProgress = Callable[[int, int], None]  # (done, total)
 
 
-def grid(model, n: int, seed: int, label: str | None = None, progress: Progress = lambda d, t: None,
+def grid(model, n: int, seed: int, label: str | None = None, progress: OnProgress = lambda d, t: None,
          **use) -> Image.Image:
     """`gan sample NAME -n N --seed S [--label L] [use options]`'s grid."""
     model.check_use(**use)
@@ -61,7 +61,7 @@ def translate(model, image: Image.Image, direction: str) -> Image.Image:
     return translate_images(model, [image], direction, None, 1, multiple)[0]
 
 
-def upscale(model, image: Image.Image, progress: Progress = lambda d, t: None) -> Image.Image:
+def upscale(model, image: Image.Image, progress: OnProgress = lambda d, t: None) -> Image.Image:
     """`gan upscale`'s output, tile by tile (``progress`` after each)."""
     from gancli.use.upscale import DEFAULT_TILE, tile_count, upscale_image
 

@@ -34,14 +34,14 @@ from gancli.evaluation import feature_cache
 from gancli.evaluation.reference import (
     DISTANCES,
     TRANSLATION_DISTANCES,
-    Progress,
+    OnProgress,
     Reference,
-    _quiet,
-    _reference_labels,
     compare,
     embed,
     inception_embed,
     judged,
+    quiet,
+    reference_labels,
 )
 from gancli.evaluation.samplers import (
     PARZEN_VALIDATION,
@@ -63,7 +63,7 @@ from gancli.quality.measures import Table
 # reachable here, where callers import them from. build_reference and _embed_reference stay in this module: tests
 # replace them (and load_judge) here, for the calls evaluate makes.
 __all__ = ["DEFAULT_SAMPLES", "DISTANCES", "EvalRequest", "PARZEN_VALIDATION", "REFERENCE_CHUNK", "TRANSLATION_DISTANCES",
-           "Progress", "Reference", "TrainingMonitor", "build_reference", "collapse_alarms", "compare", "embed",
+           "OnProgress", "Reference", "TrainingMonitor", "build_reference", "collapse_alarms", "compare", "embed",
            "evaluate", "evaluate_class_translation", "evaluate_generator", "evaluate_translation",
            "evaluate_upscaling", "inception_embed", "judged", "label_accuracy", "novelty", "parzen", "parzen_folder",
            "pick_judge", "report"]
@@ -89,7 +89,7 @@ def pick_judge(real: str | None, model_config: dict | None, features: str | None
 
 def build_reference(real: str, judge: Judge, dataset: datasets.Dataset | None, n: int | None = None,
                     seed: int = 0, split: str = "test", inception: torch.nn.Module | None = None,
-                    size: int | None = None, cache: bool = True, progress: Progress = _quiet) -> Reference:
+                    size: int | None = None, cache: bool = True, progress: OnProgress = quiet) -> Reference:
     """Real images of ``real`` (a dataset name or folder), embedded by ``judge``. ``size``: the model's; data sets
     of another size are resized to it first, as its training images were (28 px Fashion-MNIST for a 32 px
     StyleGAN), so that the resize's blur is not counted against the model. ``cache``: reuse (and keep) the
@@ -170,7 +170,7 @@ def _reference_shapes(images: int, features: int, inception: bool) -> dict:
 REFERENCE_CHUNK = 1000  # a multiple of Judge.run's batch (500) and inception_embed's (50): the same batches as before
 
 
-def _embed_reference(data: ImageData, judge: Judge, stack: int, inception, progress: Progress) -> tuple[dict, str]:
+def _embed_reference(data: ImageData, judge: Judge, stack: int, inception, progress: OnProgress) -> tuple[dict, str]:
     """The tensors a Reference holds, computed in chunks so that the progress bar moves; and where its labels come
     from ("data" or "judge")."""
     parts, total = [], len(data)
@@ -178,7 +178,7 @@ def _embed_reference(data: ImageData, judge: Judge, stack: int, inception, progr
         parts.append(judged(judge, data.images[start:start + REFERENCE_CHUNK], stack))
         progress("embedding the real images", min(start + REFERENCE_CHUNK, total), total)
     feats, judged_as, confidence = (torch.cat(t) for t in zip(*parts))
-    labels = _reference_labels(data.labels, data.class_names, judge, judged_as, stack)
+    labels = reference_labels(data.labels, data.class_names, judge, judged_as, stack)
     tensors = {"features": feats, "labels": labels, "confidence": confidence,
                "sharpness": formulas.laplacian_energy(data.images).mean().float().reshape(1)}
     if inception is not None:
@@ -228,7 +228,7 @@ class EvalRequest:
         return DEFAULT_SAMPLES if self.n is None else self.n
 
 
-def evaluate(request: EvalRequest | str | Path, real: str | None = None, *, progress: Progress = _quiet,
+def evaluate(request: EvalRequest | str | Path, real: str | None = None, *, progress: OnProgress = quiet,
              started: float | None = None, **settings) -> dict:
     """What ``gan eval`` prints: a dict of measures (see the module docstring) plus what produced them.
     ``evaluate("my-dcgan", real="mnist", n=1000)`` is ``evaluate(EvalRequest("my-dcgan", real="mnist", n=1000))``.
@@ -272,7 +272,7 @@ def check_request(model, request: EvalRequest):
     model.generator_options(**request.use)
 
 
-def _judging(model, request: EvalRequest, progress: Progress):
+def _judging(model, request: EvalRequest, progress: OnProgress):
     """The judge (and the standard Inception, if asked for), the named data set, and the result's first keys."""
     judge_name, ds = pick_judge(request.real, model.config, request.features)
     real = request.real
@@ -294,11 +294,11 @@ def _judging(model, request: EvalRequest, progress: Progress):
     return judge, ds, real, inception, head
 
 
-def _measure_upscaler(model, request: EvalRequest, progress: Progress) -> dict:
+def _measure_upscaler(model, request: EvalRequest, progress: OnProgress) -> dict:
     return evaluate_upscaling(model, request.model, request.real, progress)
 
 
-def _measure_translator(model, request: EvalRequest, progress: Progress) -> dict:
+def _measure_translator(model, request: EvalRequest, progress: OnProgress) -> dict:
     judge, _, real, inception, head = _judging(model, request, progress)
     if model.config.get("domain_classes"):
         return head | evaluate_class_translation(model, real, judge, request.direction, min(request.batch_size, 256),
@@ -307,7 +307,7 @@ def _measure_translator(model, request: EvalRequest, progress: Progress) -> dict
                                        min(request.batch_size, 16), request.seed, progress, inception)
 
 
-def _measure_sampler(model, request: EvalRequest, progress: Progress) -> dict:
+def _measure_sampler(model, request: EvalRequest, progress: OnProgress) -> dict:
     n, seed, batch_size = request.samples, request.seed, request.batch_size
     judge, ds, real, inception, head = _judging(model, request, progress)
     parzen_data = parzen_folder(real, ds, model) if request.parzen else None  # refused before minutes of sampling

@@ -15,10 +15,10 @@ from gancli.data.reading import ImageData
 from gancli.quality import formulas
 from gancli.quality.judges import Judge
 
-Progress = Callable[[str, int, int], None]  # (what, done, total)
+OnProgress = Callable[[str, int, int], None]  # (what, done, total)
 
 
-def _quiet(*_):
+def quiet(*_):
     pass
 
 
@@ -66,7 +66,7 @@ def judged(judge: Judge, images: torch.Tensor, stack: int = 1) -> tuple[torch.Te
     return torch.cat(parts, 1), modes, confidence
 
 
-def _reference_labels(labels, class_names, judge: Judge, judged: torch.Tensor, stack: int) -> torch.Tensor:
+def reference_labels(labels, class_names, judge: Judge, judged: torch.Tensor, stack: int) -> torch.Tensor:
     """The real images' classes in the judge's order: their own labels where the judge knows those classes (or the
     Stacked-MNIST modes), else the judge's reading of them."""
     if stack > 1:
@@ -99,7 +99,7 @@ TRANSLATION_DISTANCES = ("fid", "kid", "kid_std", "precision", "recall", "densit
 
 
 def compare(ref: Reference, fake_feats: torch.Tensor, fake_classes: torch.Tensor, seed: int = 0,
-            kid_subsets: int = 100, confidence: torch.Tensor | None = None, progress: Progress = _quiet,
+            kid_subsets: int = 100, confidence: torch.Tensor | None = None, progress: OnProgress = quiet,
             what: str = DISTANCES) -> dict:
     """The distribution measures of samples against the reference; ``confidence``: the judge's in each sample's
     class, for the legible share. KID's subsets and precision/recall's k-NN take seconds each at 10,000 samples:

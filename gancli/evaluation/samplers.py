@@ -15,20 +15,20 @@ from gancli.data.reading import DataError, ImageData, find_idx, resize_batch
 from gancli.evaluation import feature_cache
 from gancli.evaluation.reference import (
     DISTANCES,
-    Progress,
+    OnProgress,
     Reference,
-    _quiet,
-    _reference_labels,
     compare,
     inception_embed,
     judged,
+    quiet,
+    reference_labels,
 )
 from gancli.quality import formulas
 from gancli.quality.judges import load_judge
 
 
 def evaluate_generator(model, ref: Reference, n: int = 10000, seed: int = 0, batch_size: int = 256,
-                       progress: Progress = _quiet, **use) -> dict:
+                       progress: OnProgress = quiet, **use) -> dict:
     """Sample ``n`` images of a (conditional) generator and measure them against ``ref``; ``use``: the model's
     use-time options (a StyleGAN's ``truncation``), recorded in the result."""
     t0 = time.time()
@@ -85,7 +85,7 @@ def _at_size(batch: torch.Tensor, real: ImageData | None) -> torch.Tensor:
 
 
 def label_accuracy(model, ref: Reference, per_class: int, seed: int, batch_size: int = 256,
-                   progress: Progress = _quiet) -> dict:
+                   progress: OnProgress = quiet) -> dict:
     """Share of class-k samples the judge reads as k, per class and overall."""
     names = model.class_names or [str(i) for i in range(model.config["arch_args"]["num_classes"])]
     judge_index = {datasets.class_key(c): i for i, c in enumerate(ref.judge.class_names)}
@@ -119,7 +119,7 @@ class TrainingMonitor:
         feats, judged_as, confidence = judged(judge, data.images[keep], stack)
         ref = Reference(f"{len(keep)} training images", judge, feats, images=len(keep), stack=stack,
                         num_classes=len(judge.class_names), confidence=confidence)
-        ref.labels = _reference_labels(data.labels[keep] if data.labels is not None else None, data.class_names, judge,
+        ref.labels = reference_labels(data.labels[keep] if data.labels is not None else None, data.class_names, judge,
                                        judged_as, stack)
         return cls(ref, len(keep), seed)
 
@@ -213,7 +213,7 @@ def parzen_folder(real: str | None, dataset: datasets.Dataset | None, model) -> 
     return folder if real and folder.is_dir() else datasets.find(dataset)
 
 
-def parzen(model, folder: Path, n: int, seed: int, batch_size: int = 256, progress: Progress = _quiet,
+def parzen(model, folder: Path, n: int, seed: int, batch_size: int = 256, progress: OnProgress = quiet,
            cache: bool = True) -> dict:
     """Goodfellow et al. 2014, Table 1: a Gaussian Parzen window on ``n`` samples (pixels in [0, 1]); sigma is the
     grid value (``formulas.PARZEN_SIGMAS``, the original code's logspace(-1, 0, 10)) that gives the last 10,000

@@ -12,7 +12,7 @@ import torch
 from gancli.data import datasets
 from gancli.data.reading import DataError, load_image_folder, split_folders
 from gancli.data.tensors import bicubic, downscale, quantize
-from gancli.evaluation.reference import TRANSLATION_DISTANCES, Progress, Reference, _quiet, compare, inception_embed
+from gancli.evaluation.reference import TRANSLATION_DISTANCES, OnProgress, Reference, compare, inception_embed, quiet
 from gancli.quality import formulas
 from gancli.quality.formulas import checkerboard, laplacian_energy, luma, psnr, ssim
 from gancli.quality.judges import Judge
@@ -20,7 +20,7 @@ from gancli.use.upscale import upscale_tensor
 
 
 def evaluate_translation(model, real: str, judge: Judge, direction: str = "a2b", size: int | None = None,
-                         batch_size: int = 4, seed: int = 0, progress: Progress = _quiet,
+                         batch_size: int = 4, seed: int = 0, progress: OnProgress = quiet,
                          inception: torch.nn.Module | None = None) -> dict:
     """Translate the held-out images of the source domain; judge the outputs against the target domain's."""
     from torchmetrics.functional.image import structural_similarity_index_measure as ssim
@@ -72,7 +72,7 @@ def evaluate_translation(model, real: str, judge: Judge, direction: str = "a2b",
 
 
 def evaluate_class_translation(model, real: str, judge: Judge, direction: str = "a2b", batch_size: int = 64,
-                               seed: int = 0, progress: Progress = _quiet) -> dict:
+                               seed: int = 0, progress: OnProgress = quiet) -> dict:
     """A translator between classes of one labelled data set (DiscoGAN's bags <-> shoes of Fashion-MNIST): translate
     the source classes' test images; report the share the judge reads as a target class, the round trip's error,
     and the distance of the outputs to the target classes' test images."""
@@ -125,7 +125,7 @@ def _target_class(judge: Judge, domain: str, fallback: int) -> int:
     return names.index(datasets.class_key(domain)) if datasets.class_key(domain) in names else fallback
 
 
-def evaluate_upscaling(model, name: str, real: str | None, progress: Progress = _quiet) -> dict:
+def evaluate_upscaling(model, name: str, real: str | None, progress: OnProgress = quiet) -> dict:
     """Super-resolution models: PSNR, SSIM and sharpness against the originals, beside bicubic's (no judge)."""
 
     real = real or model.config.get("dataset", "")

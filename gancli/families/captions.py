@@ -1,6 +1,7 @@
 """The captions StackGAN learns from and is asked for, with their vocabulary: there is no caption data set offline,
 so they are written here from Fashion-MNIST's labels (five training phrasings per class, two unseen ones made only
-of vocabulary words), and a model's vocabulary in config.json is checked here as untrusted input."""
+of vocabulary words), and a model's vocabulary in config.json is checked here as untrusted input. Also the loaded
+model that draws from captions (``StackGANModel``: ``--text`` and ``--stage``)."""
 from __future__ import annotations
 
 import difflib
@@ -9,6 +10,9 @@ import re
 import torch
 
 from gancli.data.datasets import class_key
+from gancli.families.abilities import GENERATE, Ability
+from gancli.families.model import GANModel
+from gancli.options import Option
 
 # class (Fashion-MNIST's names) -> (training phrasings, unseen phrasings made of vocabulary words)
 CAPTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -99,3 +103,48 @@ def check_classes(names, text_classes) -> str | None:
     if len(names) != text_classes:
         return f"class_names lists {len(names)} classes but arch_args.text_classes is {text_classes}"
     return None
+
+
+CAPTIONED = Ability("captions", options=(
+    Option("text", str, None, "The caption, e.g. 'an ankle boot'; its words must be in the model's vocabulary.",
+           operations=(GENERATE,)),
+    Option("stage", int, None, "1 for stage I's coarse image (upscaled), 2 (default) for the final one.",
+           operations=(GENERATE,)),
+))
+
+
+class StackGANModel(GANModel):
+    """A loaded StackGAN draws from captions, not class labels, and has two stages."""
+
+    abilities = (CAPTIONED,)
+
+    def labels_for(self, n: int, label: int | str | None = None, text: str | list[str] | None = None,
+                   **use) -> torch.Tensor:
+        """The caption ``text`` (a list: one per image, cycled) as word indices; without one, the family's default
+        captions (each class's first training phrasing) in turn."""
+        self.check_use(**use)
+        if label is not None:
+            raise ValueError(f"{self.config.get('name', 'this model')} draws from a caption: give --text, not --label")
+        texts = [text] if isinstance(text, str) else list(text or self.family.default_texts(self.config))
+        if not texts:
+            raise ValueError("no caption given: give --text")
+        ids = self.family.text_tokens(self.config, texts)
+        return ids[torch.arange(n) % len(ids)]
+
+    def require_use(self, text: str | None = None, **rest):
+        """A text model samples what it is told: without a caption, one line that says how to give one."""
+        if text is None:
+            prompts = self.family.default_texts(self.config)
+            raise ValueError(f"{self.config.get('name', 'this model')} draws images from a caption: give --text, "
+                             f"e.g. --text {prompts[-1]!r}" if prompts else "give --text")
+        super().require_use(**rest)
+
+    def generator_options(self, stage: int | None = None, **rest) -> dict:
+        """``stage``: 1 for stage I's coarse image (upscaled to the model's size), 2 (the default) the final one."""
+        if stage is not None and stage not in (1, 2):
+            raise ValueError(f"--stage {stage}: a StackGAN has stage 1 (coarse) and stage 2 (final)")
+        return super().generator_options(**rest) | ({} if stage is None else {"stage": stage})
+
+    def describe_use(self, text: str | None = None, stage: int | None = None, **rest) -> list[str]:
+        return ([] if text is None else [f"{text!r}" + (f", stage {stage}" if stage else "")]) \
+            + super().describe_use(**rest)

@@ -214,15 +214,10 @@ class GANModel:
         return {o.name: o for a in self.abilities for o in a.options
                 if operation is None or operation in o.operations}
 
-    @property
-    def options_taken(self) -> dict:
-        """Every use-time option of this model (``use_options()``), as older code asked for them."""
-        return self.use_options()
-
     def check_use(self, **use):
         """Refuse, in one line, an option given that this model does not take (``--truncation`` for a DCGAN)."""
         for name, value in use.items():
-            if value is not None and name not in self.options_taken:
+            if value is not None and name not in self.use_options():
                 self.refuse("--" + name.replace("_", "-"))
 
     def require_use(self, **use):
@@ -276,7 +271,7 @@ class GANModel:
     def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None, batch_size: int = 256,
                  **options) -> Iterator[torch.Tensor]:
         """Images for the given latents (and labels), batch by batch, as CPU float tensors in [-1, 1]. ``options``
-        are the family's use-time options (``truncation=0.7``, ``stage=1``; see ``options_taken``)."""
+        are the family's use-time options (``truncation=0.7``, ``stage=1``; see ``use_options``)."""
         self.check_use(**options)
         kwargs = self.generator_options(**options)
         if (self.is_conditional or self.takes_text) and labels is None:

@@ -30,17 +30,8 @@ from gancli.data.tensors import bicubic, downscale  # noqa: F401  (this family's
 from gancli.families import losses
 from gancli.families.abilities import Ability
 from gancli.families.adversarial import BLOCKS, LOSS, OPTIMISER, WIDTHS
-from gancli.families.base import (
-    INIT_FROM,
-    OPTION,
-    UPSAMPLE,
-    ExportGraph,
-    Family,
-    Objective,
-    TrainingData,
-    image_graph,
-    init_generator,
-)
+from gancli.families.base import INIT_FROM, OPTION, UPSAMPLE, Family, Objective, TrainingData, init_generator
+from gancli.families.graphs import ExportGraph, image_graph
 from gancli.families.model import GANModel
 from gancli.options import Option, group, non_negative, one_of
 from gancli.registry import register

@@ -31,19 +31,19 @@ from torch import nn
 from gancli import latents
 from gancli.data.datasets import class_key
 from gancli.errors import OptionError
-from gancli.families.abilities import GENERATE, Ability
 from gancli.families.adversarial import OPTIMISER
-from gancli.families.base import OPTION, ExportGraph, Family, Objective, TrainingData, sampler_graph
+from gancli.families.base import OPTION, Family, Objective, TrainingData
 from gancli.families.captions import (
     CAPTION_KEYS,
     CAPTIONS,
     MAX_WORDS,
+    StackGANModel,
     check_classes,
     check_vocabulary,
     tokens,
     vocabulary_of,
 )
-from gancli.families.model import GANModel
+from gancli.families.graphs import ExportGraph, sampler_graph
 from gancli.options import Option, at_least, group, non_negative
 from gancli.quality.measures import Table
 from gancli.registry import register
@@ -317,51 +317,6 @@ class StackObjective(Objective):
         return {"loss": "ns, matching-aware" + head, "stage1_steps": self.opts.stage1_steps}
 
     export_dtype = torch.float16
-
-
-CAPTIONED = Ability("captions", options=(
-    Option("text", str, None, "The caption, e.g. 'an ankle boot'; its words must be in the model's vocabulary.",
-           operations=(GENERATE,)),
-    Option("stage", int, None, "1 for stage I's coarse image (upscaled), 2 (default) for the final one.",
-           operations=(GENERATE,)),
-))
-
-
-class StackGANModel(GANModel):
-    """A loaded StackGAN draws from captions, not class labels, and has two stages."""
-
-    abilities = (CAPTIONED,)
-
-    def labels_for(self, n: int, label: int | str | None = None, text: str | list[str] | None = None,
-                   **use) -> torch.Tensor:
-        """The caption ``text`` (a list: one per image, cycled) as word indices; without one, the family's default
-        captions (each class's first training phrasing) in turn."""
-        self.check_use(**use)
-        if label is not None:
-            raise ValueError(f"{self.config.get('name', 'this model')} draws from a caption: give --text, not --label")
-        texts = [text] if isinstance(text, str) else list(text or self.family.default_texts(self.config))
-        if not texts:
-            raise ValueError("no caption given: give --text")
-        ids = self.family.text_tokens(self.config, texts)
-        return ids[torch.arange(n) % len(ids)]
-
-    def require_use(self, text: str | None = None, **rest):
-        """A text model samples what it is told: without a caption, one line that says how to give one."""
-        if text is None:
-            prompts = self.family.default_texts(self.config)
-            raise ValueError(f"{self.config.get('name', 'this model')} draws images from a caption: give --text, "
-                             f"e.g. --text {prompts[-1]!r}" if prompts else "give --text")
-        super().require_use(**rest)
-
-    def generator_options(self, stage: int | None = None, **rest) -> dict:
-        """``stage``: 1 for stage I's coarse image (upscaled to the model's size), 2 (the default) the final one."""
-        if stage is not None and stage not in (1, 2):
-            raise ValueError(f"--stage {stage}: a StackGAN has stage 1 (coarse) and stage 2 (final)")
-        return super().generator_options(**rest) | ({} if stage is None else {"stage": stage})
-
-    def describe_use(self, text: str | None = None, stage: int | None = None, **rest) -> list[str]:
-        return ([] if text is None else [f"{text!r}" + (f", stage {stage}" if stage else "")]) \
-            + super().describe_use(**rest)
 
 
 # ------------------------------------------------------------------------------------------------ the family

@@ -16,7 +16,8 @@ from gancli.data.tensors import pad_to_multiple, to_tensor
 from gancli.errors import UnknownNameError
 from gancli.families.abilities import Ability
 from gancli.families.adversarial import LOSS, OPTIMISER, WIDTHS, TwoPlayer
-from gancli.families.base import ExportGraph, Family, image_graph
+from gancli.families.base import Family
+from gancli.families.graphs import ExportGraph, image_graph
 from gancli.families.model import GANModel
 from gancli.options import Option, group
 from gancli.quality import formulas

@@ -48,10 +48,10 @@ def check_config(config: dict, where) -> None:
         value = config.get(key)
         if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
             raise WeightsError(f"{where}: {key} must be a list of names, not {_json_type(value)}")
-    _check_files(config.get("files"), where)
+    check_files(config.get("files"), where)
 
 
-def _check_files(files, where) -> None:
+def check_files(files, where) -> None:
     if files is None:
         return
     if not isinstance(files, dict):

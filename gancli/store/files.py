@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 
 from gancli.data.imageio import atomic_write
 from gancli.store import hub
-from gancli.store.config import WeightsError, _check_files, plain_name
+from gancli.store.config import WeightsError, check_files, plain_name
 
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 _SAFETENSORS_DTYPES = {"F16": torch.float16, "BF16": torch.bfloat16, "F32": torch.float32, "F64": torch.float64,
@@ -95,7 +95,7 @@ def read_weights(folder: Path, config: dict, expected: dict[str, dict] | None = 
     checked against those networks before any tensor is read: a file cannot make us allocate what the
     architecture does not hold, nor load a tensor of the wrong type."""
     folder = Path(folder)
-    _check_files(config.get("files"), folder / hub.CONFIG_NAME)
+    check_files(config.get("files"), folder / hub.CONFIG_NAME)
     paths = weight_files(folder)
     headers: dict[str, TensorInfo] = {}
     for path in paths:
@@ -119,22 +119,22 @@ def read_weights(folder: Path, config: dict, expected: dict[str, dict] | None = 
 
 def _check_headers(folder: Path, headers: dict[str, TensorInfo], expected: dict[str, dict], required: set[str],
                    architecture: str) -> None:
-    owner = {k: next((n for n in sorted(expected, key=len, reverse=True) if k.startswith(_prefix(n))), None)
+    owner = {k: next((n for n in sorted(expected, key=len, reverse=True) if k.startswith(key_prefix(n))), None)
              for k in headers}
     unknown = sorted({k.split(".", 1)[0] for k, n in owner.items() if n is None})
     if unknown:
         raise WeightsError(f"{folder} holds tensors of networks that {architecture or 'this architecture'} does not "
                            f"have: {', '.join(unknown)}")
     for name, own in expected.items():
-        theirs = {k[len(_prefix(name)):]: v for k, v in headers.items() if owner[k] == name}
+        theirs = {k[len(key_prefix(name)):]: v for k, v in headers.items() if owner[k] == name}
         if not theirs and name not in required:
             continue
-        problems = state_mismatches(own, theirs, _prefix(name))
+        problems = state_mismatches(own, theirs, key_prefix(name))
         if problems:
             raise WeightsError(f"{folder} does not fit the architecture in config.json: " + "; ".join(problems))
 
 
-def _prefix(name: str) -> str:
+def key_prefix(name: str) -> str:
     return f"{name}." if name else ""
 
 

@@ -27,7 +27,7 @@ WEIGHTS_NAME = "model.safetensors"
 INDEX_NAME = "model.safetensors.index.json"
 CARD_NAME = "README.md"
 HUB_FILES = [CONFIG_NAME, CARD_NAME, "*.safetensors", "*.safetensors.index.json"]
-_REPO_RE = re.compile(r"^[\w.-]+/[\w.-]+(@[\w./-]+)?$")
+REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+(@[\w./-]+)?$")
 
 
 class ModelNotFoundError(LookupError):
@@ -115,7 +115,7 @@ def resolve(name: str) -> Resolved:
             return Resolved(name, path, "hub", hub["repo"], hub.get("revision"))
         return Resolved(name, bundled, "bundled")
 
-    if _REPO_RE.match(name):
+    if REPO_ID.match(name):
         repo_id, _, revision = name.partition("@")
         return Resolved(name, download(repo_id, revision or None), "hub", repo_id, revision or None)
 
@@ -132,7 +132,7 @@ def looks_like_path(name: str) -> bool:
     or runs/x where runs/ is a local folder (a mistyped run, not a Hub repository owned by "runs")."""
     seps = {os.sep, os.altsep or os.sep}
     return (name.startswith(("./", "../", "/", "~")) or name in (".", "..") or name.endswith(tuple(seps))
-            or any(s in name for s in seps - {"/"}) or ("/" in name and not _REPO_RE.match(name))
+            or any(s in name for s in seps - {"/"}) or ("/" in name and not REPO_ID.match(name))
             or ("/" in name and Path(name.split("/")[0]).is_dir()))
 
 
@@ -210,13 +210,13 @@ def download(repo_id: str, revision: str | None = None, config_sha256: str | Non
         raise HubError(f"could not download {where}: the Hugging Face Hub is unreachable and the model is not "
                        "cached (check the network, or set HF_HUB_OFFLINE=1 to use the cache only)") from None
     except network_errors() as e:
-        raise HubError(f"could not download {where} from the Hugging Face Hub: {_first_line(e)}") from None
+        raise HubError(f"could not download {where} from the Hugging Face Hub: {first_line(e)}") from None
     if config_sha256:
         verify_pin(Path(path) / CONFIG_NAME, config_sha256, where)
     return Path(path)
 
 
-def _first_line(e: BaseException) -> str:
+def first_line(e: BaseException) -> str:
     return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
 

@@ -21,7 +21,7 @@ class UploadPlan:
 
 
 def plan(path: str, repo_id: str, revision: str | None = None, private: bool = False) -> UploadPlan:
-    if not hub._REPO_RE.match(repo_id) or "@" in repo_id:
+    if not hub.REPO_ID.match(repo_id) or "@" in repo_id:
         raise ValueError(f"--repo must look like owner/name, not {repo_id!r}")
     resolved = hub.resolve(path)
     if resolved.source == "hub" and not Path(path).exists():
@@ -72,12 +72,12 @@ def upload(p: UploadPlan, token: str | None = None) -> str:
                                  revision=p.revision, allow_patterns=[name for name, _ in p.files],
                                  commit_message=f"Upload {p.folder.name} with gan {__version__}")
     except hf_errors.HfHubHTTPError as e:
-        raise hub.HubError(f"the Hub refused the upload to {p.repo_id}: {hub._first_line(e)} "
+        raise hub.HubError(f"the Hub refused the upload to {p.repo_id}: {hub.first_line(e)} "
                            "(is HF_TOKEN set, with write access?)") from None
     except hf_errors.LocalTokenNotFoundError:
         raise hub.HubError(f"no Hub token to push {p.repo_id} with: set HF_TOKEN, pass --token, or run "
                            "`hf auth login`") from None
     except hub.network_errors() as e:  # no network, a proxy, a refused connection: one line, not httpx's traceback
-        raise hub.HubError(f"could not reach the Hugging Face Hub to push {p.repo_id}: {hub._first_line(e)} "
+        raise hub.HubError(f"could not reach the Hugging Face Hub to push {p.repo_id}: {hub.first_line(e)} "
                            "(check the network, or use --dry-run to see what would go)") from None
     return str(getattr(info, "commit_url", info))

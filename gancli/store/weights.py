@@ -30,7 +30,7 @@ from gancli.store.config import (
 from gancli.store.files import (
     FLOAT_DTYPES,
     TensorInfo,
-    _prefix,
+    key_prefix,
     read_header,
     read_weights,
     state_mismatches,
@@ -66,8 +66,8 @@ def load_networks(folder: Path, config: dict, builder, required: set[str], schem
     state = read_weights(folder, config, {n: net.state_dict() for n, net in layout.items()}, required)
     nets = builder(**args)
     for name in list(nets):
-        if name in required or any(k.startswith(_prefix(name)) for k in state):
-            load_strict(nets[name], state, _prefix(name), folder)
+        if name in required or any(k.startswith(key_prefix(name)) for k in state):
+            load_strict(nets[name], state, key_prefix(name), folder)
         else:
             del nets[name]
     return nets

@@ -32,7 +32,7 @@ def request(model, n: int = 64, seed: int = 0, seeds: list[int] | None = None, l
             per_class: int | None = None, **use) -> Request:
     """Image i of a request is a pure function of (seed, i), so a larger request repeats a smaller one's images.
     ``per_class=K``: K of every class (conditional models), distinct latents (seed, c * K + i), one folder each.
-    ``use``: the model's use-time options (a caption: ``text=...``; see ``GANModel.options_taken``)."""
+    ``use``: the model's use-time options (a caption: ``text=...``; see ``GANModel.use_options``)."""
     if per_class is not None:
         if not model.is_conditional:
             raise ValueError(f"{model.config.get('name', 'this model')} is not a conditional model: --per-class "
