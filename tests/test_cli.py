@@ -1,8 +1,10 @@
+import inspect
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+import typer
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -21,10 +23,44 @@ def test_version():
     assert r.exit_code == 0 and gancli.__version__ in r.output
 
 
-@pytest.mark.parametrize("command", ["sample", "interpolate", "mix", "list", "info", "train", "eval"])
-def test_every_command_has_help_with_an_example(command):
-    r = run(command, "--help")
-    assert r.exit_code == 0 and "Example" in r.output and "gan " in r.output
+def registered_commands(group=None, path=()):
+    """Every command the app registers, as the words that call it (a group's subcommands too): ``gan toy 2d``."""
+    group = group or typer.main.get_command(app)
+    for name, command in group.commands.items():
+        yield (*path, name), command
+        if hasattr(command, "commands"):  # a group: `gan toy`
+            yield from registered_commands(command, (*path, name))
+
+
+def runs_as(command):
+    """The click command that parses the options: a command built when it runs (``built_when_run``, whose options
+    come from the families) is built here, as running it would."""
+    if command.callback is None:  # a group without one of its own
+        return command
+    build = inspect.getclosurevars(inspect.unwrap(command.callback)).nonlocals.get("build")
+    return build() if build else command
+
+
+COMMANDS = dict(registered_commands())
+
+
+@pytest.mark.parametrize("words", list(COMMANDS), ids=" ".join)
+def test_every_command_has_help_with_an_example(words):
+    r = run(*words, "--help")
+    assert r.exit_code == 0, r.output
+    assert "Example" in r.output and "gan " in r.output
+    usage = next(line for line in r.output.splitlines() if "Usage:" in line)
+    assert f" {' '.join(words)} " in usage, usage
+    options = [o for o in runs_as(COMMANDS[words]).params if o.param_type_name == "option" and not o.hidden]
+    missing = [o.opts[-1] for o in options if o.opts[-1] not in r.output]  # its long name: "--output"
+    assert not missing, (missing, r.output)
+
+
+def test_the_commands_built_when_run_are_checked_with_their_options():
+    """A command built when it runs (`gan sample`, `gan train`: options from the families) has no options until then,
+    nor a --help of its own: ``runs_as`` must find what it builds, or the check above would see no options."""
+    lazy = [c for c in COMMANDS.values() if not c.add_help_option]
+    assert lazy and all(runs_as(c) is not c and runs_as(c).params for c in lazy)
 
 
 def test_sample_grid(tiny_model_dir, tmp_path):

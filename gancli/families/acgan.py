@@ -41,5 +41,5 @@ class ACGAN(Family):
         return noise_arch_args(opts, data, conditional=True) | {"g_width": opts.g_width, "d_width": opts.d_width} \
             | discriminator_norm(opts)
 
-    def objective(self, trainer):
-        return AdversarialObjective(trainer, terms=(AuxiliaryClassifier(),))
+    def objective(self, ctx):
+        return AdversarialObjective(ctx, terms=(AuxiliaryClassifier(),))

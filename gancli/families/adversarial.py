@@ -189,8 +189,8 @@ class TwoPlayer(Objective):
 
     def optimizers(self):
         betas = (self.opts.beta1, self.opts.beta2)
-        return {"g": (list(self.t.nets["generator"].parameters()), self.opts.lr_g, betas),
-                "d": (list(self.t.nets["discriminator"].parameters()), self.opts.lr_d, betas)}
+        return {"g": (list(self.ctx.nets["generator"].parameters()), self.opts.lr_g, betas),
+                "d": (list(self.ctx.nets["discriminator"].parameters()), self.opts.lr_d, betas)}
 
     @property
     def title(self) -> str:
@@ -216,24 +216,24 @@ class AdversarialObjective(TwoPlayer, NoiseObjective):
             guides["value"] = (losses.OPTIMAL_VALUE, "-log 4: the optimum, where p_g = p_data")
         return guides
 
-    def __init__(self, trainer, terms: tuple[Term, ...] = ()):
-        super().__init__(trainer)
+    def __init__(self, ctx, terms: tuple[Term, ...] = ()):
+        super().__init__(ctx)
         opts = self.opts
-        self.G, self.D = trainer.nets["generator"], trainer.nets["discriminator"]
-        self.G_train, self.D_train = trainer.train_nets["generator"], trainer.train_nets["discriminator"]
+        self.G, self.D = ctx.nets["generator"], ctx.nets["discriminator"]
+        self.G_train, self.D_train = ctx.train_nets["generator"], ctx.train_nets["discriminator"]
         self.loss = losses.get(opts.loss)
         self.terms = list(terms) + ([PENALTIES[self.loss.penalty](opts)] if self.loss.penalty else [])
         self.batches_per_step = opts.d_steps
         self.pack = opts.get("pack") or 1  # the networks pack their inputs; the penalties' norms are per pack
-        self.labels = trainer.data.labels.to(trainer.device) if self.num_classes else None
+        self.labels = ctx.data.labels.to(ctx.device) if self.num_classes else None
 
     def lr_factor(self, step: int) -> float:
         return self.decay_in_second_half(step) if self.opts.get("lr_decay") else 1.0
 
     def batch(self, index: int):
         """Batch ``index`` (counting D steps) of this process: a pure function of (seed, index, rank)."""
-        x, idx = self.t.take(self.images, self.opts.seed, self.opts.seed + 7, index)
-        return x, (self.labels[idx.to(self.t.device)] if self.labels is not None else None)
+        x, idx = self.ctx.take(self.images, self.opts.seed, self.opts.seed + 7, index)
+        return x, (self.labels[idx.to(self.ctx.device)] if self.labels is not None else None)
 
     def generate(self, z, labels, index: int):
         """G's images for batch ``index`` (counting D steps)."""
@@ -244,7 +244,7 @@ class AdversarialObjective(TwoPlayer, NoiseObjective):
         return (out[0].float(), out[1].float()) if isinstance(out, tuple) else (out.float(), None)
 
     def step(self, step: int) -> dict:
-        loss, t, stats = self.loss, self.t, {}
+        loss, t, stats = self.loss, self.ctx, {}
         for k in range(self.batches_per_step):
             index = step * self.batches_per_step + k
             real, labels = self.batch(index)

@@ -20,7 +20,7 @@ from gancli.options import LOOP, Option, Options, at_least, group, one_of, resol
 from gancli.quality.measures import Table, sweep_table
 
 GRID_SAMPLES = 64
-# `trainer` arguments are the run's gancli.training.context.TrainingContext: what an objective may use of the loop (its
+# `ctx` arguments are the run's gancli.training.context.TrainingContext: what an objective may use of the loop (its
 # docstring lists all of it). Not imported (nor annotated): the loop sits above this.
 
 # Options of every family that draws images from a latent z (all but cyclegan)
@@ -67,9 +67,9 @@ def _defaults_from_options(cls):
         build.__kwdefaults__ = {n: defaults.get(n, d) for n, d in build.__kwdefaults__.items()}
 
 
-def noise_grid(trainer, latent_dim: int, num_classes: int = 0):
+def noise_grid(ctx, latent_dim: int, num_classes: int = 0):
     """The fixed latents (and labels) of the training grids: (z, labels or None, images per row)."""
-    device, seed = trainer.device, trainer.opts.seed
+    device, seed = ctx.device, ctx.opts.seed
     if num_classes:
         rows = max(1, GRID_SAMPLES // num_classes) if num_classes > 8 else 8
         n = rows * num_classes
@@ -202,7 +202,7 @@ class Family:
         return TrainingData([data], opts.size or data.image_size, dataset=_dataset_name(opts),
                             stack=opts.get("stack") or 1)
 
-    def objective(self, trainer) -> "Objective":
+    def objective(self, ctx) -> "Objective":
         raise NotImplementedError
 
     # ------------------------------------------------------------------ cards and conversion
@@ -356,7 +356,7 @@ class Objective:
     """What one training step does, for one family: owns the networks' roles, its optimisers and loss terms.
 
     The loop calls ``optimizers()`` once, then ``step(step)`` per step; it checkpoints ``state()`` with the
-    networks, and asks for ``grid()`` pictures and ``export_config()`` at the end. ``self.t`` is the run's
+    networks, and asks for ``grid()`` pictures and ``export_config()`` at the end. ``self.ctx`` is the run's
     ``gancli.training.context.TrainingContext``: the data, the networks, ``take()``, ``noise()``, ``optimize()``,
     ``autocast()`` and the rest of what a step may use, and nothing else of the loop."""
 
@@ -369,9 +369,9 @@ class Objective:
     num_classes: int = 0          # the sampler's labels (0: unconditional)
     divergence_hint: str = "try a lower learning rate"  # said when the loss keeps becoming NaN/inf
 
-    def __init__(self, trainer):
-        self.t = trainer
-        self.opts = trainer.opts
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self.opts = ctx.opts
 
     @property
     def title(self) -> str:
@@ -394,8 +394,8 @@ class Objective:
 
     def decay_in_second_half(self, step: int) -> float:
         """The learning-rate factor of CycleGAN and Salimans et al.: constant, then linear to 0 over the second half."""
-        half = self.t.total_steps // 2
-        return 1.0 if step < half else max(0.0, 1.0 - (step - half) / max(1, self.t.total_steps - half))
+        half = self.ctx.total_steps // 2
+        return 1.0 if step < half else max(0.0, 1.0 - (step - half) / max(1, self.ctx.total_steps - half))
 
     def state(self) -> dict:
         """Extra checkpoint state (tensors and plain containers only)."""
@@ -424,12 +424,12 @@ class NoiseObjective(Objective):
     """An objective whose sampler draws images from z (and, if conditional, a label): the training grid from fixed
     latents (one column per class), and the export config that says so."""
 
-    def __init__(self, trainer):
-        super().__init__(trainer)
-        self.latent_dim = trainer.arch_args["latent_dim"]
-        self.num_classes = trainer.arch_args.get("num_classes") or 0
-        self.images = trainer.images[0]
-        self.fixed_z, self.fixed_labels, self.grid_nrow = noise_grid(trainer, self.latent_dim, self.num_classes)
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.latent_dim = ctx.arch_args["latent_dim"]
+        self.num_classes = ctx.arch_args.get("num_classes") or 0
+        self.images = ctx.images[0]
+        self.fixed_z, self.fixed_labels, self.grid_nrow = noise_grid(ctx, self.latent_dim, self.num_classes)
 
     @torch.no_grad()
     def grid(self, sampler: nn.Module) -> tuple[torch.Tensor, int]:
@@ -438,4 +438,4 @@ class NoiseObjective(Objective):
 
     def export_config(self) -> dict:
         return {"task": "conditional" if self.num_classes else "unconditional", "latent_dim": self.latent_dim,
-                "class_names": self.t.data.class_names if self.num_classes else None}
+                "class_names": self.ctx.data.class_names if self.num_classes else None}

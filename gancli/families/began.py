@@ -100,9 +100,9 @@ class Equilibrium(TwoPlayer, NoiseObjective):
     shown = ("loss_d", "loss_g", "m_global", "k")
     divergence_hint = "try lower --lr-g/--lr-d"
 
-    def __init__(self, trainer):
-        super().__init__(trainer)
-        self.G, self.D = trainer.train_nets["generator"], trainer.train_nets["discriminator"]
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.G, self.D = ctx.train_nets["generator"], ctx.train_nets["discriminator"]
         self.k = 0.0  # the paper starts with D ignoring the fakes
         # --lr-stall: M_global summed over the current window, the best window's mean, the halvings so far
         self.window, self.best, self.halvings = [0.0, 0], float("inf"), 0
@@ -121,7 +121,7 @@ class Equilibrium(TwoPlayer, NoiseObjective):
                 self.best = mean
             else:
                 self.halvings += 1
-                self.t.log(f"M_global stalled at {mean:.4f} (best {self.best:.4f}): learning rates x "
+                self.ctx.log(f"M_global stalled at {mean:.4f} (best {self.best:.4f}): learning rates x "
                            f"{0.5 ** self.halvings:g}")
             self.window = [0.0, 0]
 
@@ -144,7 +144,7 @@ class Equilibrium(TwoPlayer, NoiseObjective):
             self.window, self.halvings = [total, int(n)], int(halvings)
 
     def step(self, step: int) -> dict:
-        t, opts = self.t, self.opts
+        t, opts = self.ctx, self.opts
         real, _ = t.take(self.images, opts.seed, opts.seed + 7, step)
         with t.autocast():
             z = t.noise(step, len(real), self.latent_dim)
@@ -217,5 +217,5 @@ class BEGAN(Family):
         spatial_ladder(data.crop)
         return self.option_args(opts, image_size=data.crop, channels=data.channels)
 
-    def objective(self, trainer):
-        return Equilibrium(trainer)
+    def objective(self, ctx):
+        return Equilibrium(ctx)

@@ -185,11 +185,11 @@ class CycleGANObjective(TranslationObjective):
     export_dtype = torch.float16      # halves the two generators (~45 MB fp32 at width 64)
     export_shard_bytes = 15 * 2**20   # and shards keep each file under 16 MiB
 
-    def __init__(self, trainer):
-        super().__init__(trainer)
+    def __init__(self, ctx):
+        super().__init__(ctx)
         self.pools = [ImagePool(self.opts.pool_size), ImagePool(self.opts.pool_size)]
-        if self.opts.init_from and not trainer.opts.resume:  # e.g. a model trained on crops, fine-tuned whole
-            init_generator(self.G, self.opts.init_from, trainer.family, trainer.arch_args,
+        if self.opts.init_from and not ctx.opts.resume:  # e.g. a model trained on crops, fine-tuned whole
+            init_generator(self.G, self.opts.init_from, ctx.family, ctx.arch_args,
                            ("channels", "g_width", "n_blocks", "upsample"))
 
     def lr_factor(self, step: int) -> float:
@@ -199,11 +199,11 @@ class CycleGANObjective(TranslationObjective):
         return {"pool_a": self.pools[0].state(), "pool_b": self.pools[1].state()}
 
     def load_state(self, state: dict):
-        self.pools[0].load(state["pool_a"].to(self.t.device))
-        self.pools[1].load(state["pool_b"].to(self.t.device))
+        self.pools[0].load(state["pool_a"].to(self.ctx.device))
+        self.pools[1].load(state["pool_b"].to(self.ctx.device))
 
     def step(self, step: int) -> dict:
-        opts, t = self.opts, self.t
+        opts, t = self.opts, self.ctx
         seed = opts.seed
         real_a = t.take(self.images_a, seed + 11, seed + 11, step)[0]
         real_b = t.take(self.images_b, seed + 13, seed + 13, step)[0]
@@ -243,7 +243,7 @@ class CycleGANObjective(TranslationObjective):
         and RUN/translations/step-N.png, inputs over outputs."""
         from gancli.data.imageio import captioned, grid_image, save_image
 
-        t = self.t
+        t = self.ctx
         if getattr(self, "monitor", None) is None:
             self.monitor = TranslationMonitor.for_run(self.opts.data, self.opts.data_b, t.data.names, t.data.channels,
                                                       t.device, min(self.opts.eval_samples, 100), self.opts.seed)
@@ -264,7 +264,7 @@ class CycleGANObjective(TranslationObjective):
 
     def training_record(self) -> dict:
         return {"cycle_weight": self.opts.cycle_weight, "identity_weight": self.opts.identity_weight,
-                "pool_size": self.opts.pool_size, "init_from": self.opts.init_from, "crop": self.t.crop, "load_size": int(self.images_a.shape[-1])}
+                "pool_size": self.opts.pool_size, "init_from": self.opts.init_from, "crop": self.ctx.crop, "load_size": int(self.images_a.shape[-1])}
 
 
 @register
@@ -336,8 +336,8 @@ class CycleGAN(TranslationFamily):
     def arch_args(self, opts, data):
         return self.option_args(opts, channels=data.channels)
 
-    def objective(self, trainer):
-        return CycleGANObjective(trainer)
+    def objective(self, ctx):
+        return CycleGANObjective(ctx)
 
     def convert(self, files, name=None, domains=None, direction=None):
         """The reference implementation's generators (``latest_net_G_A.pth`` is A->B) -> (config, state)."""

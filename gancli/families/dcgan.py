@@ -266,8 +266,8 @@ class InfoObjective(AdversarialObjective):
 
     shown = AdversarialObjective.shown + ("code_acc",)
 
-    def __init__(self, trainer):
-        super().__init__(trainer, terms=(InfoCode(trainer.opts.info_weight),))
+    def __init__(self, ctx):
+        super().__init__(ctx, terms=(InfoCode(ctx.opts.info_weight),))
 
     def generate(self, z, labels, index: int):
         self.codes = code_of(z, self.opts.codes)
@@ -322,8 +322,8 @@ class DCGAN(Family):
         return noise_arch_args(opts, data, opts.conditional) | {"g_width": opts.g_width, "d_width": opts.d_width} \
             | discriminator_norm(opts) | latent
 
-    def objective(self, trainer):
-        return InfoObjective(trainer) if trainer.opts.codes else AdversarialObjective(trainer)
+    def objective(self, ctx):
+        return InfoObjective(ctx) if ctx.opts.codes else AdversarialObjective(ctx)
 
     def convert(self, files, name=None, **unsupported):
         """The PyTorch DCGAN example's ``netG.pth`` -> (config, state)."""

@@ -49,9 +49,9 @@ class Creativity(Term):
 class DesignObjective(AdversarialObjective):
     """The adversarial objective on labelled data with an unconditional G: labels reach D's class term only."""
 
-    def __init__(self, trainer):
-        super().__init__(trainer, terms=(Creativity(trainer.opts.creativity),))
-        self.labels = trainer.data.labels.to(trainer.device)
+    def __init__(self, ctx):
+        super().__init__(ctx, terms=(Creativity(ctx.opts.creativity),))
+        self.labels = ctx.data.labels.to(ctx.device)
 
 
 @register
@@ -83,6 +83,6 @@ class DesignGAN(Family):
             "design_classes": len(data.class_names), "g_width": opts.g_width, "d_width": opts.d_width} \
             | discriminator_norm(opts)
 
-    def objective(self, trainer):
-        return DesignObjective(trainer)
+    def objective(self, ctx):
+        return DesignObjective(ctx)
 

@@ -82,7 +82,7 @@ class Discovery(TranslationObjective):
     shown = ("loss_d", "loss_g", "loss_rec", "d_real")
 
     def step(self, step: int) -> dict:
-        t, opts = self.t, self.opts
+        t, opts = self.ctx, self.opts
         real_a = t.take(self.images_a, opts.seed + 11, opts.seed + 11, step)[0]
         real_b = t.take(self.images_b, opts.seed + 13, opts.seed + 13, step)[0]
         with t.autocast():
@@ -139,5 +139,5 @@ class DiscoGAN(TranslationFamily):
         _depth(data.crop)
         return self.option_args(opts, image_size=data.crop, channels=data.channels)
 
-    def objective(self, trainer):
-        return Discovery(trainer)
+    def objective(self, ctx):
+        return Discovery(ctx)

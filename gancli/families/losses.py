@@ -61,11 +61,6 @@ def cross_entropy(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     return F.softplus(-real).mean() + F.softplus(fake).mean()
 
 
-def _rpgan_g(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
-    # each fake beats its paired real: with R1 and R2, no mode dropping (Huang et al. 2025)
-    return F.softplus(real.detach() - fake).mean()
-
-
 LOSSES: dict[str, Loss] = {loss.name: loss for loss in (
     # non-saturating: maximise log D(G(z)); strong gradients while D rejects the fakes
     Loss("ns", "non-saturating", cross_entropy, lambda fake, real: F.softplus(-fake).mean()),
@@ -79,10 +74,11 @@ LOSSES: dict[str, Loss] = {loss.name: loss for loss in (
          lambda fake, real: -fake.mean(), reads_as="score", penalty=GRADIENT_PENALTY),
     Loss("hinge", "margins of 1 on D's scores", lambda real, fake: F.relu(1 - real).mean() + F.relu(1 + fake).mean(),
          lambda fake, real: -fake.mean(), reads_as="score"),
-    # relativistic pairing (Jolicoeur-Martineau 2019; R3GAN): each real beats its paired fake
+    # relativistic pairing (Jolicoeur-Martineau 2019; R3GAN): each real beats its paired fake, and for G each fake
+    # its paired real; with R1 and R2, no mode dropping (Huang et al. 2025)
     Loss("rpgan", "relativistic pairing with R1 and R2 penalties: R3GAN's loss",
-         lambda real, fake: F.softplus(fake - real).mean(), _rpgan_g, reads_as="score", penalty=R1_R2,
-         g_reads_real=True),
+         lambda real, fake: F.softplus(fake - real).mean(), lambda fake, real: F.softplus(real.detach() - fake).mean(),
+         reads_as="score", penalty=R1_R2, g_reads_real=True),
 )}
 
 
@@ -117,6 +113,7 @@ def _either(words: list[str], last: str = " or ") -> str:
 
 
 def d_loss(kind: str, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """By name, for the loops that hold only the name: the translators', SRGAN's, SSGAN's and the toys'."""
     return get(kind).d(real, fake)
 
 

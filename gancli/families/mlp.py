@@ -77,5 +77,5 @@ class MLP(Family):
     def arch_args(self, opts, data):
         return noise_arch_args(opts, data, opts.conditional)
 
-    def objective(self, trainer):
-        return AdversarialObjective(trainer)
+    def objective(self, ctx):
+        return AdversarialObjective(ctx)

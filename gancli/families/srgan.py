@@ -171,18 +171,18 @@ class SuperResolution(Objective):
     export_dtype = torch.float16
     wires: frozenset[str] = frozenset()  # of what a --loss may need (losses.Loss.needs): its step calls d and g only
 
-    def __init__(self, trainer):
-        super().__init__(trainer)
-        self.G, self.D = trainer.nets["generator"], trainer.nets["discriminator"]
-        self.G_train, self.D_train = trainer.train_nets["generator"], trainer.train_nets["discriminator"]
-        self.scale, self.images = trainer.arch_args["scale"], trainer.images[0]
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.G, self.D = ctx.nets["generator"], ctx.nets["discriminator"]
+        self.G_train, self.D_train = ctx.train_nets["generator"], ctx.train_nets["discriminator"]
+        self.scale, self.images = ctx.arch_args["scale"], ctx.images[0]
         self.adversarial, self.content = self.opts.adversarial_weight, content_kind(self.opts)
-        self.features = feature_net(trainer.device) if self.content == "features" else None
+        self.features = feature_net(ctx.device) if self.content == "features" else None
         self.shown = ("loss_g", "content", "psnr") + (("loss_d", "d_real", "d_fake") if self.adversarial else ())
-        off, crop = (self.images.shape[-1] - trainer.crop) // 2, trainer.crop
-        self.fixed = to_model_range(self.images[:4, :, off:off + crop, off:off + crop].to(trainer.device))
+        off, crop = (self.images.shape[-1] - ctx.crop) // 2, ctx.crop
+        self.fixed = to_model_range(self.images[:4, :, off:off + crop, off:off + crop].to(ctx.device))
         if self.opts.init_from:
-            init_generator(self.G, self.opts.init_from, SRGAN(), trainer.arch_args,
+            init_generator(self.G, self.opts.init_from, SRGAN(), ctx.arch_args,
                            ("channels", "g_width", "n_blocks", "scale", "bicubic_skip", "upsample"))
 
     @property
@@ -208,7 +208,7 @@ class SuperResolution(Objective):
         return F.mse_loss(self.features(sr), self.features(hr)) / FEATURE_SCALE ** 2
 
     def step(self, step: int) -> dict:
-        t, opts = self.t, self.opts
+        t, opts = self.ctx, self.opts
         hr, _ = t.take(self.images, opts.seed, opts.seed + 7, step)
         lr = downscale(hr, self.scale)
         with t.autocast():
@@ -306,8 +306,8 @@ class SRGAN(Family):
     def arch_args(self, opts, data):
         return self.option_args(opts, channels=data.channels)
 
-    def objective(self, trainer):
-        return SuperResolution(trainer)
+    def objective(self, ctx):
+        return SuperResolution(ctx)
 
     def card_summary(self, config):
         training = config.get("training", {})

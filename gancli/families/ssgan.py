@@ -110,13 +110,13 @@ def labelled_subset(labels: torch.Tensor, per_class: int, seed: int) -> torch.Te
 class SemiSupervised(TwoPlayer, NoiseObjective):
     shown = ("loss_d", "loss_g", "loss_sup", "acc_labelled")
 
-    def __init__(self, trainer):
-        super().__init__(trainer)
-        self.G, self.D = trainer.train_nets["generator"], trainer.train_nets["discriminator"]
-        labels = trainer.data.labels
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.G, self.D = ctx.train_nets["generator"], ctx.train_nets["discriminator"]
+        labels = ctx.data.labels
         self.chosen = labelled_subset(labels, self.opts.labels_per_class, self.opts.seed)
-        self.labelled = trainer.images[0][self.chosen.to(trainer.images[0].device)]
-        self.labelled_y = labels[self.chosen].to(trainer.device)
+        self.labelled = ctx.images[0][self.chosen.to(ctx.images[0].device)]
+        self.labelled_y = labels[self.chosen].to(ctx.device)
 
     @property
     def title(self) -> str:
@@ -130,10 +130,10 @@ class SemiSupervised(TwoPlayer, NoiseObjective):
         return self.decay_in_second_half(step)
 
     def export_config(self) -> dict:
-        return super().export_config() | {"classifier_classes": self.t.data.class_names}
+        return super().export_config() | {"classifier_classes": self.ctx.data.class_names}
 
     def step(self, step: int) -> dict:
-        t, opts = self.t, self.opts
+        t, opts = self.ctx, self.opts
         x_l, idx = t.take(self.labelled, opts.seed + 31, opts.seed + 37, step)
         y_l = self.labelled_y[idx.to(t.device)]
         with t.autocast():
@@ -229,8 +229,8 @@ class SSGAN(Family):
         return self.option_args(opts, ssgan_classes=len(data.class_names), image_size=data.crop,
                                 channels=data.channels)
 
-    def objective(self, trainer):
-        return SemiSupervised(trainer)
+    def objective(self, ctx):
+        return SemiSupervised(ctx)
 
     examples = ("gan classify {where} digit.png folder/ --csv classes.csv",)
 

@@ -217,17 +217,17 @@ class StackObjective(Objective):
     measurable = False  # --eval-every draws without captions; `gan eval` draws each class's caption
     divergence_hint = "try lower --lr-g/--lr-d"
 
-    def __init__(self, trainer):
-        super().__init__(trainer)
-        args = trainer.arch_args
-        self.G, self.D = trainer.nets["generator"], trainer.nets["discriminator"]
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        args = ctx.arch_args
+        self.G, self.D = ctx.nets["generator"], ctx.nets["discriminator"]
         self.latent_dim = args["noise_dim"] + 2 * args["ca_dim"]
-        self.images = trainer.images[0]
-        self.labels = trainer.data.labels.to(trainer.device)
-        names = trainer.data.class_names
+        self.images = ctx.images[0]
+        self.labels = ctx.data.labels.to(ctx.device)
+        names = ctx.data.class_names
         vocabulary = vocabulary_of(names)
         self.train_ids = torch.stack([tokens(vocabulary, list(CAPTIONS[CAPTION_KEYS[class_key(c)]][0]))
-                                      for c in names]).to(trainer.device)  # (classes, phrasings, words)
+                                      for c in names]).to(ctx.device)  # (classes, phrasings, words)
         self.names, self.vocabulary = names, vocabulary
 
     def optimizers(self):
@@ -246,10 +246,10 @@ class StackObjective(Objective):
         return self.train_ids[y, pick[0]], self.train_ids[other, pick[1]]
 
     def step(self, step: int) -> dict:
-        x, idx = self.t.take(self.images, self.opts.seed, self.opts.seed + 7, step)
-        y = self.labels[idx.to(self.t.device)]
+        x, idx = self.ctx.take(self.images, self.opts.seed, self.opts.seed + 7, step)
+        y = self.labels[idx.to(self.ctx.device)]
         right, wrong = self.captions(step, y)
-        z = self.t.noise(step, len(x), self.latent_dim)
+        z = self.ctx.noise(step, len(x), self.latent_dim)
         if step < self.opts.stage1_steps:
             return self._stage(1, F.avg_pool2d(x, 2), y, right, wrong, z)
         return self._stage(2, x, y, right, wrong, z)
@@ -278,7 +278,7 @@ class StackObjective(Objective):
             loss_d = loss_d + self.opts.class_weight * (F.cross_entropy(real_class, y)
                                                         + F.cross_entropy(fake_class, y))
             stats["class_acc_fake"] = (fake_class.argmax(1) == y).float().mean().detach()
-        self.t.optimize(f"d{stage}", loss_d)
+        self.ctx.optimize(f"d{stage}", loss_d)
         gen_out, gen_class = D(fake, e_d)
         kl = kl_term(mu, logvar)
         kl_weight = self.opts.ca_kl_weight if stage == 1 or self.opts.stage2_kl_weight is None \
@@ -290,7 +290,7 @@ class StackObjective(Objective):
             logits = G.text.classify(e)
             loss_g = loss_g + self.opts.text_weight * F.cross_entropy(logits, y)
             stats["text_acc"] = (logits.argmax(1) == y).float().mean().detach()
-        self.t.optimize(f"g{stage}", loss_g)
+        self.ctx.optimize(f"g{stage}", loss_g)
         return stats | {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), "kl": kl.detach(),
                         "stage": torch.tensor(float(stage)),
                         "d_real": torch.sigmoid(real_out).mean().detach(),
@@ -300,7 +300,7 @@ class StackObjective(Objective):
     def grid(self, sampler):
         """One row per class (its first training phrasing): four seeds' stage I (upscaled), then stage II."""
         n, ids = 4, self.train_ids[:, 0]
-        z = latents.latents([(self.opts.seed, i) for i in range(n)], self.latent_dim).to(self.t.device)
+        z = latents.latents([(self.opts.seed, i) for i in range(n)], self.latent_dim).to(self.ctx.device)
         rows = []
         for c in range(len(ids)):
             caption = ids[c:c + 1].expand(n, -1)
@@ -386,8 +386,8 @@ class StackGAN(Family):
                                 channels=data.channels, image_size=data.crop,
                                 d_classes=classes if opts.class_weight > 0 else 0)
 
-    def objective(self, trainer):
-        return StackObjective(trainer)
+    def objective(self, ctx):
+        return StackObjective(ctx)
 
     def pipeline_tag(self, config: dict) -> str:
         return "text-to-image"

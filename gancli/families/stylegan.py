@@ -272,15 +272,15 @@ class StyleObjective(AdversarialObjective):
 
     wires = frozenset({losses.REAL_OUTPUTS})  # R1 is its penalty: a loss's own (R1 and R2, WGAN-GP's) is not wired
 
-    def __init__(self, trainer):
-        opts = trainer.opts
-        super().__init__(trainer, terms=(R1(opts.r1_gamma, opts.r1_every),))
+    def __init__(self, ctx):
+        opts = ctx.opts
+        super().__init__(ctx, terms=(R1(opts.r1_gamma, opts.r1_every),))
         self.num_ws = self.G.num_ws
 
     def generate(self, z, labels, index):
         # whether this batch mixes, where, and the second z: a function of (seed, index, rank), so a resume repeats it
-        g = torch.Generator().manual_seed(latents.mix(self.opts.seed + 23, index * self.t.dist.world
-                                                       + self.t.dist.rank))
+        g = torch.Generator().manual_seed(latents.mix(self.opts.seed + 23, index * self.ctx.dist.world
+                                                       + self.ctx.dist.rank))
         if float(torch.rand((), generator=g)) >= self.opts.style_mixing:
             return self.G_train(z, labels)
         mix_from = int(torch.randint(1, self.num_ws, (), generator=g))
@@ -412,5 +412,5 @@ class StyleGAN(Family):
             "w_dim": opts.w_dim, "mapping_layers": opts.mapping_layers, "g_width": opts.g_width,
             "d_width": opts.d_width, "max_width": opts.max_width}
 
-    def objective(self, trainer):
-        return StyleObjective(trainer)
+    def objective(self, ctx):
+        return StyleObjective(ctx)

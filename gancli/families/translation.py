@@ -105,14 +105,14 @@ class TranslationObjective(TwoPlayer):
 
     measurable = False
 
-    def __init__(self, trainer):
-        super().__init__(trainer)
-        self.G, self.D = trainer.nets["generator"], trainer.nets["discriminator"]
-        self.G_train, self.D_train = trainer.train_nets["generator"], trainer.train_nets["discriminator"]
-        self.images_a, self.images_b = trainer.images
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.G, self.D = ctx.nets["generator"], ctx.nets["discriminator"]
+        self.G_train, self.D_train = ctx.train_nets["generator"], ctx.train_nets["discriminator"]
+        self.images_a, self.images_b = ctx.images
         k = min(4, len(self.images_a), len(self.images_b))
-        crop, off = trainer.crop, (self.images_a.shape[-1] - trainer.crop) // 2
-        centre = lambda x: to_model_range(x[:k, :, off:off + crop, off:off + crop].to(trainer.device))
+        crop, off = ctx.crop, (self.images_a.shape[-1] - ctx.crop) // 2
+        centre = lambda x: to_model_range(x[:k, :, off:off + crop, off:off + crop].to(ctx.device))
         self.fixed_a, self.fixed_b = centre(self.images_a), centre(self.images_b)
 
     @torch.no_grad()
@@ -127,11 +127,11 @@ class TranslationObjective(TwoPlayer):
         return {}
 
     def export_config(self) -> dict:
-        names = self.t.data.names
+        names = self.ctx.data.names
         config = {"name": self.opts.name or f"{self.opts.arch}-{names[0]}2{names[1]}", "task": "translation",
                   "domains": names, "latent_dim": 0, "class_names": None,
                   "dataset": Path(self.opts.data).resolve().name, "training": self.training_record()}
-        selected = [getattr(d, "selected_classes", None) for d in self.t.data.domains]
+        selected = [getattr(d, "selected_classes", None) for d in self.ctx.data.domains]
         if all(selected):  # domains that are classes of one data set: `gan eval` finds their test images there
             config["domain_classes"] = dict(zip(names, selected))
         return config

@@ -74,21 +74,21 @@ class ELBO(NoiseObjective):
     shown = ("loss", "reconstruction", "kl")
     divergence_hint = "try a lower --lr"
 
-    def __init__(self, trainer):
-        super().__init__(trainer)
-        self.encoder, self.decoder = trainer.train_nets["encoder"], trainer.train_nets["generator"]
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.encoder, self.decoder = ctx.train_nets["encoder"], ctx.train_nets["generator"]
 
     def optimizers(self):
-        params = list(self.t.nets["encoder"].parameters()) + list(self.t.nets["generator"].parameters())
+        params = list(self.ctx.nets["encoder"].parameters()) + list(self.ctx.nets["generator"].parameters())
         return {"vae": (params, self.opts.lr, (0.9, 0.999))}
 
     def step(self, step: int) -> dict:
-        x, _ = self.t.take(self.images, self.opts.seed, self.opts.seed + 7, step)
-        eps = self.t.noise(step, len(x), self.latent_dim)
-        with self.t.autocast():
+        x, _ = self.ctx.take(self.images, self.opts.seed, self.opts.seed + 7, step)
+        eps = self.ctx.noise(step, len(x), self.latent_dim)
+        with self.ctx.autocast():
             log_px, kl = elbo_terms(self.encoder, self.decoder, x.float(), eps)
             loss = -(log_px - self.opts.kl_weight * kl)
-        self.t.optimize("vae", loss)
+        self.ctx.optimize("vae", loss)
         return {"loss": loss.detach(), "reconstruction": -log_px.detach(), "kl": kl.detach(),
                 "elbo": (log_px - kl).detach()}
 
@@ -149,8 +149,8 @@ class VAE(Family):
     def arch_args(self, opts, data):
         return self.option_args(opts, image_size=data.crop, channels=data.channels)
 
-    def objective(self, trainer):
-        return ELBO(trainer)
+    def objective(self, ctx):
+        return ELBO(ctx)
 
     @torch.no_grad()
     def evaluate_extra(self, model, real, judge=None) -> dict:

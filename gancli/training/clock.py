@@ -35,7 +35,9 @@ def machine_memory_gb() -> float | None:
 def clock_up(seconds: float) -> str:
     """A --time value at least ``seconds``: whole minutes, or hours and minutes."""
     minutes = max(1, math.ceil(seconds / 60))
-    return f"{minutes}m" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m" if minutes % 60 else f"{minutes // 60}h"
+    if minutes < 60:
+        return f"{minutes}m"
+    return f"{minutes // 60}h{minutes % 60:02d}m" if minutes % 60 else f"{minutes // 60}h"
 
 
 class RunClock:

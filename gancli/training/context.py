@@ -1,7 +1,7 @@
 """What a family's objective may use of the run it trains: the ``TrainingContext``, and torchrun's environment.
 
-An objective (``gancli.families.base.Objective``) gets a ``TrainingContext`` as ``self.t``, not the loop: the data and the
-networks on the device, the batches and the noise of each step (pure functions of the seed, the rank and the
+An objective (``gancli.families.base.Objective``) gets a ``TrainingContext`` as ``self.ctx``, not the loop: the data
+and the networks on the device, the batches and the noise of each step (pure functions of the seed, the rank and the
 step, which is what makes a resumed run exact), the optimisers' updates, autocast and the log. Nothing else of the
 loop is reachable from a step, so the loop can change without the families noticing.
 """
@@ -72,11 +72,12 @@ class TrainingContext:
 
     - ``opts`` (the run's Options), ``family``, ``device``, ``dist`` (``world``, ``rank``, ``main``), ``out``
       (RUN_DIR, for an objective's own pictures), ``step`` (the loop's current step, read-only);
-    - ``data`` (``gancli.families.base.TrainingData``), ``images`` (each domain's uint8 images, on the GPU when they fit),
-      ``crop`` (the training size), ``arch_args``, ``conditional``;
+    - ``data`` (``gancli.families.base.TrainingData``), ``images`` (each domain's uint8 images, on the GPU when
+      they fit), ``crop`` (the training size), ``arch_args``, ``conditional``;
     - ``nets`` (name -> network, as ``family.build`` returned them) and ``train_nets`` (the same, wrapped for DDP
       under torchrun: forward passes that train go through these), ``memory_format``, ``amp``;
-    - ``total_steps`` (set by the loop once it knows the objective), ``optimizers`` (set by ``make_optimizers``);
+    - ``total_steps`` (set by the loop, which plans it with its clock, and under --time may plan it again after the
+      first steps), ``optimizers`` (set by ``make_optimizers``);
     - ``take()``, ``noise()``, ``optimize()``, ``autocast()``, ``log()``.
 
     The rest (``make_optimizers``, ``scale_lr``, ``log_setup``, ``release``, ``base_lr``, ``batches_per_epoch``)
@@ -265,7 +266,8 @@ class TrainingContext:
     def take(self, images: torch.Tensor, order_seed: int, aug_seed: int, index: int):
         """This process's share of batch ``index`` from ``images``, cropped, mirrored, in [-1, 1]; and its indices
         (on the images' device). A data set shorter than an epoch of another (CycleGAN's smaller domain) wraps
-        around. See ``gancli.training.batches``: the draws are a function of (seed, index, rank), applied on the device."""
+        around. See ``gancli.training.batches``: the draws are a function of (seed, index, rank), applied on the
+        device."""
         return self.batches.take(images, order_seed, aug_seed, index, self.device, self.memory_format)
 
     def noise(self, index: int, n: int, dim: int) -> torch.Tensor:

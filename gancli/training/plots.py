@@ -12,8 +12,8 @@ from pathlib import Path
 
 from gancli.quality import measures
 
-# How metrics.jsonl's keys read on a figure: the D outputs and V(D, G) by their symbol (gancli.quality.measures) and key;
-# any other key is shown as it is spelled in the file.
+# How metrics.jsonl's keys read on a figure: the D outputs and V(D, G) by their symbol (gancli.quality.measures) and
+# key; any other key is shown as it is spelled in the file.
 LABELS = {k: f"{measures.label(k)}  ({k})" for k in ("d_real", "d_fake", "value")}
 VALUE_TITLE = f"value {measures.label('value')} = E log D(x) + E log(1 - D(G(z)))"
 

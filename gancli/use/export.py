@@ -102,12 +102,20 @@ def graphs_for(model, direction: str | None = None) -> list:
     return graphs
 
 
+def task_of(model) -> str:
+    """What a config.json that does not say its task (one written by hand) would say: from what the model does."""
+    words = {"translate": "translation", "upscale": "super-resolution"}
+    if model.image_operation:
+        return words.get(model.image_operation, model.image_operation)
+    return "text-to-image" if model.takes_text else "conditional" if model.is_conditional else "unconditional"
+
+
 def metadata(model, graph) -> dict:
     """What a program needs to run the file without gancli: the model's identity and classes, its inputs and
     outputs (names, shapes, meaning) and the value range of images."""
     config = model.config
     meta = {"producer": f"gancli {__version__}", "name": config.get("name") or "", "architecture": model.architecture,
-            "task": config.get("task") or model.family.task, "image_size": model.image_size,
+            "task": config.get("task") or task_of(model), "image_size": model.image_size,
             "channels": model.channels, "value_range": [-1, 1], "layout": "NCHW"}
     if model.latent_dim and "z" in graph.inputs:
         meta["latent_dim"] = model.latent_dim
