@@ -244,12 +244,12 @@ class AdversarialObjective(TwoPlayer, NoiseObjective):
         return (out[0].float(), out[1].float()) if isinstance(out, tuple) else (out.float(), None)
 
     def step(self, step: int) -> dict:
-        loss, t, stats = self.loss, self.ctx, {}
+        loss, ctx, stats = self.loss, self.ctx, {}
         for k in range(self.batches_per_step):
             index = step * self.batches_per_step + k
             real, labels = self.batch(index)
-            with t.autocast():
-                fake = self.generate(t.noise(index, len(real), self.latent_dim), labels, index)
+            with ctx.autocast():
+                fake = self.generate(ctx.noise(index, len(real), self.latent_dim), labels, index)
                 real_out, real_extra = self.discriminate(real, labels)
                 fake_out, fake_extra = self.discriminate(fake.detach(), labels)
                 loss_d = loss.d(real_out, fake_out)
@@ -257,9 +257,9 @@ class AdversarialObjective(TwoPlayer, NoiseObjective):
                 extra = term.discriminator(self, step, real, fake.detach(), labels, real_extra, fake_extra, stats)
                 if extra is not None:
                     loss_d = loss_d + extra
-            t.optimize("d", loss_d)
+            ctx.optimize("d", loss_d)
 
-        with t.autocast():
+        with ctx.autocast():
             gen_out, gen_extra = self.discriminate(fake, labels)
             paired = None
             if loss.g_reads_real:  # the updated D's outputs on the real batch each fake is paired with
@@ -270,7 +270,7 @@ class AdversarialObjective(TwoPlayer, NoiseObjective):
             extra = term.generator(self, gen_extra, labels, stats)
             if extra is not None:
                 loss_g = loss_g + extra
-        t.optimize("g", loss_g)
+        ctx.optimize("g", loss_g)
         with torch.no_grad():
             out = {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(),
                    "d_real": loss.logged(real_out).mean(), "d_fake": loss.logged(fake_out).mean()}

@@ -144,20 +144,20 @@ class Equilibrium(TwoPlayer, NoiseObjective):
             self.window, self.halvings = [total, int(n)], int(halvings)
 
     def step(self, step: int) -> dict:
-        t, opts = self.ctx, self.opts
-        real, _ = t.take(self.images, opts.seed, opts.seed + 7, step)
-        with t.autocast():
-            z = t.noise(step, len(real), self.latent_dim)
+        ctx, opts = self.ctx, self.opts
+        real, _ = ctx.take(self.images, opts.seed, opts.seed + 7, step)
+        with ctx.autocast():
+            z = ctx.noise(step, len(real), self.latent_dim)
             fake = self.G(z)
             loss_real = self.D(real).float().mean()
             loss_fake_d, code_error = self._judge(fake.detach(), z)
             loss_d = loss_real - self.k * loss_fake_d
             if code_error is not None:
                 loss_d = loss_d + opts.constraint * code_error
-        t.optimize("d", loss_d)
-        with t.autocast():
+        ctx.optimize("d", loss_d)
+        with ctx.autocast():
             loss_g = self.D(fake).float().mean()
-        t.optimize("g", loss_g)
+        ctx.optimize("g", loss_g)
         k_used = self.k
         self.k, m_global = control(self.k, opts.gamma, opts.lambda_k, float(loss_real.detach()), float(loss_g.detach()))
         self._watch_convergence(m_global)

@@ -203,34 +203,34 @@ class CycleGANObjective(TranslationObjective):
         self.pools[1].load(state["pool_b"].to(self.ctx.device))
 
     def step(self, step: int) -> dict:
-        opts, t = self.opts, self.ctx
+        opts, ctx = self.opts, self.ctx
         seed = opts.seed
-        real_a = t.take(self.images_a, seed + 11, seed + 11, step)[0]
-        real_b = t.take(self.images_b, seed + 13, seed + 13, step)[0]
+        real_a = ctx.take(self.images_a, seed + 11, seed + 11, step)[0]
+        real_b = ctx.take(self.images_b, seed + 13, seed + 13, step)[0]
         identity = opts.identity_weight > 0
         D = self.D  # the generator step needs no discriminator gradients: skip DDP and freeze D
-        with t.autocast():
+        with ctx.autocast():
             out = self.G_train(real_a, real_b, identity)
             D.requires_grad_(False)
             fake_a_out, fake_b_out = D(out["fake_a"], out["fake_b"])
             loss_gan = losses.g_loss(opts.loss, fake_a_out.float()) + losses.g_loss(opts.loss, fake_b_out.float())
             loss_cycle = F.l1_loss(out["rec_a"].float(), real_a) + F.l1_loss(out["rec_b"].float(), real_b)
             loss_idt = (F.l1_loss(out["idt_a"].float(), real_a) + F.l1_loss(out["idt_b"].float(), real_b)) \
-                if identity else torch.zeros((), device=t.device)
+                if identity else torch.zeros((), device=ctx.device)
             loss_g = loss_gan + opts.cycle_weight * (loss_cycle + opts.identity_weight * loss_idt)
-        t.optimize("g", loss_g)
+        ctx.optimize("g", loss_g)
         D.requires_grad_(True)
 
-        g = torch.Generator(t.device).manual_seed(latents.mix(seed + 17, step * t.dist.world + t.dist.rank))
+        g = torch.Generator(ctx.device).manual_seed(latents.mix(seed + 17, step * ctx.dist.world + ctx.dist.rank))
         pooled_a = self.pools[0].query(out["fake_a"].detach(), g)
         pooled_b = self.pools[1].query(out["fake_b"].detach(), g)
         n = len(real_a)
-        with t.autocast():  # real and fake in one pass: instance norm keeps the samples independent
+        with ctx.autocast():  # real and fake in one pass: instance norm keeps the samples independent
             d_a, d_b = self.D_train(torch.cat([real_a, pooled_a.to(real_a.dtype)]),
                                     torch.cat([real_b, pooled_b.to(real_b.dtype)]))
             d_a, d_b = d_a.float(), d_b.float()
             loss_d = losses.d_loss(opts.loss, d_a[:n], d_a[n:]) + losses.d_loss(opts.loss, d_b[:n], d_b[n:])
-        t.optimize("d", loss_d)
+        ctx.optimize("d", loss_d)
         with torch.no_grad():
             return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), "loss_gan": loss_gan.detach(),
                     "loss_cycle": loss_cycle.detach(), "loss_idt": loss_idt.detach(),
@@ -243,23 +243,23 @@ class CycleGANObjective(TranslationObjective):
         and RUN/translations/step-N.png, inputs over outputs."""
         from gancli.data.imageio import captioned, grid_image, save_image
 
-        t = self.ctx
+        ctx = self.ctx
         if getattr(self, "monitor", None) is None:
-            self.monitor = TranslationMonitor.for_run(self.opts.data, self.opts.data_b, t.data.names, t.data.channels,
-                                                      t.device, min(self.opts.eval_samples, 100), self.opts.seed)
+            self.monitor = TranslationMonitor.for_run(self.opts.data, self.opts.data_b, ctx.data.names, ctx.data.channels,
+                                                      ctx.device, min(self.opts.eval_samples, 100), self.opts.seed)
             if not self.monitor.held_out:
-                t.log("--eval-every: no testA/ and testB/ beside the training photos: measured on training photos")
-        row, outputs = self.monitor.measure(sampler, t.device)
-        if t.dist.main:
+                ctx.log("--eval-every: no testA/ and testB/ beside the training photos: measured on training photos")
+        row, outputs = self.monitor.measure(sampler, ctx.device)
+        if ctx.dist.main:
             hw = tuple(self.monitor.photos["a2b"][0].shape[-2:])  # photos of other sizes are shown at this one
             fit = lambda x: x if tuple(x.shape[-2:]) == hw else \
                 F.interpolate(x[None], size=hw, mode="bilinear", antialias=True, align_corners=False)[0]
             k = min(4, *(len(p) for p in self.monitor.photos.values()))
             shown = [fit(x) for d in ("a2b", "b2a") for x in self.monitor.photos[d][:k] + outputs[d][:k]]
             picture = grid_image(torch.stack(shown), nrow=k)
-            a, b = t.data.names
-            caption = f"step {t.step}: inputs over outputs, {a} -> {b} (top), {b} -> {a}"
-            save_image(captioned(picture, caption), t.out / "translations" / f"step-{t.step:08d}.png")
+            a, b = ctx.data.names
+            caption = f"step {ctx.step}: inputs over outputs, {a} -> {b} (top), {b} -> {a}"
+            save_image(captioned(picture, caption), ctx.out / "translations" / f"step-{ctx.step:08d}.png")
         return row
 
     def training_record(self) -> dict:

@@ -82,24 +82,24 @@ class Discovery(TranslationObjective):
     shown = ("loss_d", "loss_g", "loss_rec", "d_real")
 
     def step(self, step: int) -> dict:
-        t, opts = self.ctx, self.opts
-        real_a = t.take(self.images_a, opts.seed + 11, opts.seed + 11, step)[0]
-        real_b = t.take(self.images_b, opts.seed + 13, opts.seed + 13, step)[0]
-        with t.autocast():
+        ctx, opts = self.ctx, self.opts
+        real_a = ctx.take(self.images_a, opts.seed + 11, opts.seed + 11, step)[0]
+        real_b = ctx.take(self.images_b, opts.seed + 13, opts.seed + 13, step)[0]
+        with ctx.autocast():
             out = self.G_train(real_a, real_b, identity=False)
             self.D.requires_grad_(False)  # G's step needs no D gradients
             fake_a_out, fake_b_out = self.D(out["fake_a"], out["fake_b"])
             loss_gan = losses.g_loss(opts.loss, fake_a_out.float()) + losses.g_loss(opts.loss, fake_b_out.float())
             loss_rec = F.mse_loss(out["rec_a"].float(), real_a) + F.mse_loss(out["rec_b"].float(), real_b)
             loss_g = loss_gan + opts.rec_weight * loss_rec
-        t.optimize("g", loss_g)
+        ctx.optimize("g", loss_g)
         self.D.requires_grad_(True)
-        with t.autocast():  # real and fake in separate passes: batch norm must not mix them
+        with ctx.autocast():  # real and fake in separate passes: batch norm must not mix them
             real_a_out, real_b_out = self.D_train(real_a, real_b)
             fake_a_out, fake_b_out = self.D_train(out["fake_a"].detach(), out["fake_b"].detach())
             loss_d = losses.d_loss(opts.loss, real_a_out.float(), fake_a_out.float()) \
                 + losses.d_loss(opts.loss, real_b_out.float(), fake_b_out.float())
-        t.optimize("d", loss_d)
+        ctx.optimize("d", loss_d)
         sig = losses.get(opts.loss).logged
         with torch.no_grad():
             return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), "loss_gan": loss_gan.detach(),

@@ -208,26 +208,26 @@ class SuperResolution(Objective):
         return F.mse_loss(self.features(sr), self.features(hr)) / FEATURE_SCALE ** 2
 
     def step(self, step: int) -> dict:
-        t, opts = self.ctx, self.opts
-        hr, _ = t.take(self.images, opts.seed, opts.seed + 7, step)
+        ctx, opts = self.ctx, self.opts
+        hr, _ = ctx.take(self.images, opts.seed, opts.seed + 7, step)
         lr = downscale(hr, self.scale)
-        with t.autocast():
+        with ctx.autocast():
             sr = self.G_train(lr).float()
             content = self.content_loss(sr, hr)
             loss_g = content
             if self.adversarial:
                 self.D.requires_grad_(False)  # the G step needs no D gradients
                 loss_g = loss_g + self.adversarial * losses.g_loss(opts.loss, self.D(sr).float())
-        t.optimize("g", loss_g)
+        ctx.optimize("g", loss_g)
         mse = F.mse_loss(sr.detach().clamp(-1, 1), hr)
         stats = {"loss_g": loss_g.detach(), "content": content.detach(),
                  "psnr": 10 * torch.log10(4 / mse.clamp_min(1e-10))}  # range [-1, 1]: peak-to-peak 2
         if self.adversarial:
             self.D.requires_grad_(True)
-            with t.autocast():
+            with ctx.autocast():
                 d_real, d_fake = self.D_train(hr).float(), self.D_train(sr.detach()).float()
                 loss_d = losses.d_loss(opts.loss, d_real, d_fake)
-            t.optimize("d", loss_d)
+            ctx.optimize("d", loss_d)
             stats |= {"loss_d": loss_d.detach(), "d_real": d_real.mean().detach(), "d_fake": d_fake.mean().detach()}
         return stats
 

@@ -133,33 +133,33 @@ class SemiSupervised(TwoPlayer, NoiseObjective):
         return super().export_config() | {"classifier_classes": self.ctx.data.class_names}
 
     def step(self, step: int) -> dict:
-        t, opts = self.ctx, self.opts
-        x_l, idx = t.take(self.labelled, opts.seed + 31, opts.seed + 37, step)
-        y_l = self.labelled_y[idx.to(t.device)]
-        with t.autocast():
+        ctx, opts = self.ctx, self.opts
+        x_l, idx = ctx.take(self.labelled, opts.seed + 31, opts.seed + 37, step)
+        y_l = self.labelled_y[idx.to(ctx.device)]
+        with ctx.autocast():
             logits_l = self.D(x_l).float()
             loss_sup = F.cross_entropy(logits_l, y_l)
         stats = {"loss_sup": loss_sup.detach(), "acc_labelled": (logits_l.argmax(1) == y_l).float().mean()}
         if not opts.adversarial:  # the baseline: the same classifier, the labels alone
-            t.optimize("d", loss_sup)
+            ctx.optimize("d", loss_sup)
             return stats | {"loss_d": loss_sup.detach()}
-        x_u, _ = t.take(self.images, opts.seed, opts.seed + 7, step)
-        with t.autocast():
-            fake = self.G(t.noise(step, len(x_u), self.latent_dim))
+        x_u, _ = ctx.take(self.images, opts.seed, opts.seed + 7, step)
+        with ctx.autocast():
+            fake = self.G(ctx.noise(step, len(x_u), self.latent_dim))
             logits_u, feats_u = self.D(x_u, features=True)
             logits_f = self.D(fake.detach()).float()
             # log-sum-exp of the class logits is D's real/fake logit
             # halved as in Salimans et al., so the labelled and unlabelled terms weigh alike
             loss_unsup = 0.5 * losses.d_loss("ns", torch.logsumexp(logits_u.float(), 1), torch.logsumexp(logits_f, 1))
             loss_d = loss_sup + loss_unsup
-        t.optimize("d", loss_d)
-        with t.autocast():
+        ctx.optimize("d", loss_d)
+        with ctx.autocast():
             logits_g, feats_g = self.D(fake, features=True)
             if opts.feature_matching:
                 loss_g = (feats_u.detach().float().mean(0) - feats_g.float().mean(0)).pow(2).mean()
             else:
                 loss_g = losses.g_loss("ns", torch.logsumexp(logits_g.float(), 1))
-        t.optimize("g", loss_g)
+        ctx.optimize("g", loss_g)
         return stats | {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), "loss_unsup": loss_unsup.detach()}
 
 

@@ -20,7 +20,6 @@ from gancli.training.batches import Batches
 from gancli.training.checkpoints import RunState
 from gancli.training.clock import MEMORY_SHARE, UNPLANNED
 from gancli.training.rundir import RunDir, TrainError
-from gancli.use.model import GANModel
 
 TORCH_BYTES = 0.45 * 2**30  # what torch itself holds in a training process here, before any network or data
 
@@ -111,7 +110,7 @@ class TrainingContext:
             self.data = self.family.load_data(opts)
             self.arch_args = self.family.arch_args(opts, self.data)
             torch.manual_seed(opts.seed)  # weight init, dropout and the gradient penalty's mixing: all from the seed
-            nets = GANModel.build({"architecture": opts.arch, "arch_args": self.arch_args})
+            nets = self.family.build(**self.arch_args)
         except TrainError:
             raise
         except ValueError as e:
