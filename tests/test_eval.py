@@ -190,6 +190,30 @@ def test_eval_against_a_folder_and_with_inception_weights(tiny_model_dir, tmp_pa
     assert json.loads((tmp_path / "g.json").read_text())["real_images"] == 8
 
 
+@needs_mnist
+def test_eval_novelty_tells_copies_from_new_images(tiny_model_dir, tmp_path, shared_references):
+    """A "generator" that returns training digits is a copier: distance 0 to the training set. Real test digits are
+    new, at a distance like a good generator's."""
+    from gancli.data.datasets import DATASETS, find, load_idx_split
+    from gancli.evaluation.evaluate import build_reference, novelty
+    from gancli.quality.judges import load_judge
+
+    judge = load_judge("classifier-mnist")
+    model = gancli.load(tiny_model_dir, device="cpu")
+    ref = build_reference("mnist", judge, DATASETS["mnist"], size=model.image_size)  # as `gan eval` builds it
+    train = load_idx_split(find(DATASETS["mnist"]), "train").images
+    model.generate = lambda z, labels=None, batch_size=256, truncation=None: iter([train[:len(z)].float() / 127.5 - 1])
+    r = novelty(model, ref, DATASETS["mnist"], n=200, grid_path=tmp_path / "nearest.png")
+    assert r["nearest_train_distance"] < 0.05 and r["real_nearest_train_distance"] > 3
+    assert 0 <= r["class_entropy"] < 0.5 and 0 <= r["real_class_entropy"] < 0.5  # digits are clearly one class
+    with Image.open(tmp_path / "nearest.png") as im:
+        assert im.size == (8 * 30 + 2, 2 * 30 + 2)  # 8 samples above their nearest training images
+    r = runner.invoke(app, ["eval", str(tiny_model_dir), "--real", "mnist", "-n", "100", "--novelty", "--novelty-grid",
+                            str(tmp_path / "g.png"), "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    assert "nearest_train_distance" in r.output and (tmp_path / "g.png").is_file()
+
+
 # ------------------------------------------------------------------------------------------------ translation
 class _Oracle:
     """Stands in for a translation model: 'identity' returns its input; 'swap' returns real target-domain images."""

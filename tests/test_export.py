@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 
 from gancli import latents
 from gancli.cli import app
-from gancli.families import stackgan
+from gancli.families import catalog, stackgan
+from gancli.families.base import Family
 from gancli.use import export as ex
 from gancli.use.model import GANModel, load
 
@@ -45,6 +46,12 @@ def _stack_config() -> dict:
             "latent_dim": 8, "image_size": 32, "channels": 1, "class_names": names, "vocabulary": vocab}
 
 
+def _sampler_config(arch: str, **arch_args) -> dict:
+    """A 16 px grey sampler of ``arch`` with 8 latents."""
+    return {"architecture": arch, "arch_args": {"latent_dim": 8, "image_size": 16, "channels": 1} | arch_args,
+            "latent_dim": 8, "image_size": 16, "channels": 1}
+
+
 CONFIGS = {
     "dcgan": {"architecture": "dcgan", "arch_args": {"latent_dim": 8, "image_size": 16, "channels": 1, "g_width": 4,
                                                      "d_width": 4}, "latent_dim": 8, "image_size": 16, "channels": 1},
@@ -56,7 +63,17 @@ CONFIGS = {
     "srgan": {"architecture": "srgan", "arch_args": {"g_width": 4, "d_width": 4, "n_blocks": 1, "scale": 2,
                                                      "channels": 3}, "image_size": 16, "channels": 3, "scale": 2},
     "stackgan": _stack_config(),
+    # the other samplers, as small
+    "began": _sampler_config("began", g_width=4, d_width=4, hidden=4),
+    "design": _sampler_config("design", design_classes=3, g_width=4, d_width=4),
+    "mlp": _sampler_config("mlp", g_hidden=[8], d_hidden=[8]),
+    "ssgan": _sampler_config("ssgan", ssgan_classes=3, ssgan_net="conv", g_width=4, d_width=4),
+    "stylegan": _sampler_config("stylegan", w_dim=8, mapping_layers=2, g_width=4, d_width=4, max_width=16),
+    "vae": _sampler_config("vae", width=4, hidden=8),
 }
+# The samplers: every family whose file is Family's sampler graph, z (and a class label) -> images. The others
+# (translators, super-resolution, captions) declare graphs of their own, each with a test below.
+SAMPLERS = sorted(n for n, f in catalog.all_families().items() if type(f).export_graphs is Family.export_graphs)
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +85,7 @@ def exported(tmp_path_factory):
         if fmt == "onnx":
             pytest.importorskip("onnxruntime")
         if (kind, fmt) not in cache:
+            assert kind in CONFIGS, f"give {kind} a tiny config in CONFIGS"
             model = _tiny(CONFIGS[kind])
             cache[kind, fmt] = model, ex.export(model, fmt, root / f"{kind}{ex.FORMATS[fmt]}")
         return cache[kind, fmt]
@@ -95,7 +113,7 @@ def same(got: torch.Tensor, want: torch.Tensor, key: str):
 
 # ------------------------------------------------------------------------------------------ parity
 @pytest.mark.parametrize("fmt", FORMATS)
-@pytest.mark.parametrize("kind", ["dcgan", "acgan"])
+@pytest.mark.parametrize("kind", SAMPLERS)
 def test_samplers_match_pytorch_for_any_seed_and_batch_size(exported, kind, fmt):
     model, (w,) = exported(kind, fmt)
     for seed, n in ((0, 1), (7, 3), (123, 8)):

@@ -1,0 +1,80 @@
+"""Small and strange inputs, each drawn at its size or refused in one line: a seed past 2**63 - 1 for every command
+that takes one, a 4x4 or a 1x7 photo to translate, a negative count, a caption of 2000 words, -n for a model
+measured on photos."""
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+
+@dataclass
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def gan(*args, cwd) -> Ran:
+    """`gan ARGS` from ``cwd``, in this process (a process per command would cost the suite a torch import each)."""
+    from typer.testing import CliRunner
+
+    from gancli.cli import app
+
+    here = Path.cwd()
+    os.chdir(cwd)
+    try:
+        r = CliRunner().invoke(app, [str(a) for a in args])
+    finally:
+        os.chdir(here)
+    return Ran(r.exit_code, r.stdout, r.stderr)
+
+
+def one_error(p, message: str):
+    assert p.returncode == 2 and p.stderr.startswith("error: ") and p.stderr.count("\n") == 1, p.stderr
+    assert message in p.stderr and "Traceback" not in p.stderr, p.stderr
+
+
+def test_every_command_takes_one_range_of_seeds(tmp_path):
+    from typer.testing import CliRunner
+
+    from gancli.cli import app
+
+    def refused(*args, message="must be between 0 and 9223372036854775807 (2**63 - 1)"):
+        r = CliRunner().invoke(app, [str(a) for a in args])
+        assert r.exit_code == 2 and r.output.startswith("error: ") and message in r.output, r.output
+
+    big = "99999999999999999999"
+    for args in (("toy", "1d"), ("toy", "2d"), ("sample", "dcgan-mnist", "-n", 1), ("eval", "dcgan-mnist")):
+        refused(*args, "--seed", big, message=f"--seed {big} must be between 0 and 9223372036854775807")
+    refused("sample", "dcgan-mnist", "--seeds", f"1,{big}")
+    refused("train", tmp_path, "--seed", "-1", "--out", tmp_path / "r")
+
+
+def test_a_tiny_photo_is_translated_at_its_size(translator, tmp_path):
+    Image.new("RGB", (4, 4), (200, 50, 50)).save(tmp_path / "tiny.png")
+    Image.new("RGB", (1, 7), (20, 50, 50)).save(tmp_path / "thin.png")
+    p = gan("translate", translator, "tiny.png", "thin.png", "--outdir", "out", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert Image.open(tmp_path / "out" / "tiny.png").size == (4, 4)
+    assert Image.open(tmp_path / "out" / "thin.png").size == (1, 7)
+
+
+def test_a_negative_count_is_refused(tiny_model_dir):
+    import gancli
+
+    model = gancli.load(tiny_model_dir, device="cpu")
+    assert model.sample(0).shape[0] == 0
+    with pytest.raises(ValueError, match="must be 0 or more, not -1"):
+        model.sample(-1)
+
+
+def test_a_long_caption_is_not_echoed_whole(tmp_path):
+    p = gan("sample", "stackgan-fashion", "--text", "shoe " * 2000, cwd=tmp_path)
+    one_error(p, "--text 'shoe shoe")
+    assert len(p.stderr) < 300
+
+
+def test_eval_refuses_n_for_a_model_measured_on_photos(tmp_path):
+    one_error(gan("eval", "srgan-x4", "-n", 8, cwd=tmp_path), "srgan-x4 upscales images and is measured on every")
