@@ -233,6 +233,19 @@ def stand_in_mnist(folder: Path, n: int = 60000) -> Path:
 
 
 # ------------------------------------------------------------------------------------------------ the run
+def command_rows(device, small: bool):
+    """bench/commands.py's rows on this device: every inference command, whole process, against its eager script
+    (the 12 MP photo only where there is time for it). Its lines go in as notes."""
+    if small:  # the dry run checks this file's code; bench/commands.py itself is what measures the CPU
+        return [], [], ["- commands: not run in the dry run (python bench/commands.py measures them on the CPU)"]
+    only = "sample,translate,upscale-1mp,upscale-1mp-bf16,upscale-12mp,classify"
+    p = subprocess.run([sys.executable, str(Path(__file__).with_name("commands.py")), "--only", only,
+                        "--repeats", "1", "--device", device.type], capture_output=True, text=True, timeout=400)
+    lines = (p.stdout.strip().splitlines() or []) + ([f"commands.py failed: {p.stderr.strip().splitlines()[-1]}"]
+                                                     if p.returncode else [])
+    return [], [], ["### Every inference command, whole process (bench/commands.py)", "", "```", *lines, "```", ""]
+
+
 def environment(device) -> list[str]:
     import torch
 
@@ -325,6 +338,7 @@ def main(argv=None):
                                            # compiled path is the same code, and tests/test_compile.py runs it
                                            (False,) if small else (True, False), t0 + args.budget - 60)),
         ("dcgan", lambda: dcgan_rows(device, 10 if small else 300, 5 if small else 20, 64, 1 if small else 2)),
+        ("commands", lambda: command_rows(device, small)),
     ]
     for name, phase in phases:
         if time.time() - t0 > args.budget - 20:

@@ -135,6 +135,47 @@ def test_tiles_give_the_untiled_output_without_seams(upsample):
     assert np.abs(tiled.astype(int) - whole.astype(int)).max() <= 1
 
 
+@pytest.mark.parametrize("upsample", ["shuffle", "resize"])
+def test_the_staged_path_draws_the_plain_networks_pixels(upsample):
+    """gan upscale's path (the trunk on large tiles, the rise rewritten on sub-pixel phases, on small ones) is the
+    network's own function: against the plain network on the whole image, no pixel a grey level further than
+    float rounding takes it, and almost all equal."""
+    from gancli.families.srgan import StagedSR
+    from gancli.use.upscale import upscale_staged
+
+    net = random_srresnet(upsample=upsample)
+    staged = StagedSR(net).eval()
+    x = torch.rand(3, 70, 101) * 2 - 1
+    with torch.no_grad():
+        whole = net(x[None])[0].clamp(-1, 1).add(1).mul(127.5).round().permute(1, 2, 0).numpy()
+    for tile, rise in ((2 * net.margin + 9, 2 * staged.rise_margin + 5), (2 * net.margin + 40, 64)):
+        for fmt in (torch.contiguous_format, torch.channels_last):
+            ours = upscale_staged(staged, x, tile, rise, memory_format=fmt)
+            assert ours.shape == (280, 404, 3) and ours.dtype == np.uint8
+            gap = np.abs(ours.astype(int) - whole.astype(int))
+            assert gap.max() <= 1 and (gap == 0).mean() > 0.9995, (tile, fmt, gap.max(), (gap == 0).mean())
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="needs ../shared/data/horse2zebra")
+def test_bf16_upscales_a_real_photo_within_two_grey_levels_of_fp32():
+    """--bf16 (a bf16 copy of the trunk and rise; the bicubic skip in fp32): a held-out photo within 2 grey levels
+    of the fp32 path's pixels, on both zoo models."""
+    from gancli import load
+    from gancli.data.tensors import to_tensor
+    from gancli.use.upscale import upscale_staged
+
+    photo = Image.open(sorted((SHARED / "testA").iterdir())[1]).convert("RGB").resize((96, 72))
+    x = to_tensor(photo, 3)
+    for name in ("srresnet-x4", "srgan-x4"):
+        model = load(name, device="cpu")
+        fp32 = upscale_staged(model.staged(), x, memory_format=model.memory_format)
+        model.bf16 = True
+        with model.autocast():
+            bf16 = upscale_staged(model.staged(), x, memory_format=model.memory_format, dtype=model.input_dtype)
+        gap = np.abs(bf16.astype(int) - fp32.astype(int))
+        assert gap.max() <= 2 and gap.mean() < 0.2, (name, gap.max(), gap.mean())
+
+
 def test_the_tiler_never_feeds_more_than_a_tile():
     net, seen = random_srresnet(blocks=1), []
 

@@ -18,6 +18,7 @@ play VGG's role. The adversarial term has the paper's weight 1e-3, and SRGAN sta
 """
 from __future__ import annotations
 
+import copy
 import math
 from pathlib import Path
 
@@ -100,9 +101,111 @@ class SRResNet(nn.Module):
         self.margin = math.ceil(radius) + (2 if bicubic_skip else 0)  # bicubic reads 2 pixels either side
 
     def forward(self, x, labels=None):
+        return self.rise(self.trunk(x), x)
+
+    # Two halves with very different costs: the trunk runs at the input's size, the rise at up to ``scale`` times
+    # it. gan upscale runs the trunk on large tiles and the rise on small ones, each sized for its own memory.
+    def trunk(self, x):
         h = self.head(x)
-        y = self.tail(self.upsample(h + self.fuse(self.blocks(h))))
+        return h + self.fuse(self.blocks(h))
+
+    def rise(self, features, x):
+        """``features`` and ``x`` over the same input region: the image ``scale`` times larger."""
+        y = self.tail(self.upsample(features))
         return y + bicubic(x, self.scale) if self.bicubic_skip else y
+
+    @property
+    def rise_margin(self) -> int:
+        """Input pixels the rise reads around an output's own (its convolutions at each scale; bicubic's 2)."""
+        return max(2 if self.bicubic_skip else 0, math.ceil(sum(2.0 ** -k for k in range(int(math.log2(self.scale))))
+                                                            + 4 / self.scale))
+
+
+class StagedSR(nn.Module):
+    """What ``gan upscale`` runs: the generator's trunk as it is, and its rise as ``PhasedRise``; ``margin`` and
+    ``rise_margin`` as the generator's."""
+
+    def __init__(self, net: SRResNet):
+        super().__init__()
+        self.head, self.blocks, self.fuse = net.head, net.blocks, net.fuse
+        self.phased = PhasedRise(net)
+        self.scale, self.margin, self.rise_margin = net.scale, net.margin, net.rise_margin
+
+    def trunk(self, x):
+        h = self.head(x)
+        return h + self.fuse(self.blocks(h))
+
+    def rise(self, features, x):
+        return self.phased(features, x)
+
+
+class PhasedRise(nn.Module):
+    """SRResNet's rise rewritten for inference: the same function with its work at lower resolutions. The last
+    stage's output stays as its 2x2 sub-pixel phases (4C channels at half the output's side) instead of being
+    shuffled, and the tail's 9x9 convolution to 3 channels becomes a 5x5 one to 12 phases on it, shuffled once at
+    the end: oneDNN runs a 3-channel output slowly (the plain rise spends 38% of a tile there), and the 32-channel
+    map at full size is never written. Resize stages (nearest upsampling, then a 3x3 convolution) become
+    sub-pixel ones first: each output phase of a convolution on a nearest-upsampled map reads a 2x2 window of the
+    map below. Pixels differ from the plain rise by float rounding only."""
+
+    def __init__(self, net: SRResNet):
+        super().__init__()
+        self.scale, self.bicubic_skip = net.scale, net.bicubic_skip
+        layers = list(net.upsample)
+        convs = [m for m in layers if isinstance(m, nn.Conv2d)]
+        prelus = [m for m in layers if isinstance(m, nn.PReLU)]
+        resize = any(isinstance(m, nn.Upsample) for m in layers)
+        self.convs, self.slopes = nn.ModuleList(), []
+        for conv, prelu in zip(convs, prelus):
+            weight, bias = (_resize_as_subpixel(conv.weight), conv.bias.repeat_interleave(4)) if resize \
+                else (conv.weight, conv.bias)
+            phased = nn.Conv2d(weight.shape[1], weight.shape[0], 3, padding=1)
+            phased.weight.data.copy_(weight)
+            phased.bias.data.copy_(bias)
+            self.convs.append(phased)
+            self.slopes.append(prelu.weight.detach().repeat_interleave(4))
+        tail = net.tail
+        self.tail = nn.Conv2d(4 * tail.in_channels, 4 * tail.out_channels, 5, padding=2)
+        self.tail.weight.data.copy_(_tail_on_phases(tail.weight))
+        self.tail.bias.data.copy_(tail.bias.repeat_interleave(4))
+
+    def forward(self, features, x):
+        f = features
+        for i, conv in enumerate(self.convs):
+            f = F.prelu(conv(f), self.slopes[i].to(f.dtype))
+            if i < len(self.convs) - 1:
+                f = F.pixel_shuffle(f, 2)
+        y = F.pixel_shuffle(self.tail(f), 2).float()  # the skip in fp32: a bf16 x alone is a grey level off
+        return y + bicubic(x.float(), self.scale) if self.bicubic_skip else y
+
+
+def _resize_as_subpixel(weight: torch.Tensor) -> torch.Tensor:
+    """(C_out, C_in, 3, 3) of a convolution after nearest x2 upsampling -> (4 C_out, C_in, 3, 3) on the map before
+    it, output channel c * 4 + 2a + b being phase (a, b) of c (PixelShuffle's order). Phase 0 reads rows i-1 (tap 0)
+    and i (taps 1 and 2); phase 1 reads i (taps 0 and 1) and i+1 (tap 2)."""
+    phase = torch.tensor([[[1., 0, 0], [0, 1, 1], [0, 0, 0]], [[0., 0, 0], [1, 1, 0], [0, 0, 1]]])  # [a][new][old]
+    out = torch.einsum("ayk,bxl,ockl->oabcyx", phase, phase, weight.detach())
+    return out.reshape(weight.shape[0] * 4, weight.shape[1], 3, 3)
+
+
+def _tail_on_phases(weight: torch.Tensor) -> torch.Tensor:
+    """(O, C, 9, 9) at full size -> (4 O, 4 C, 5, 5) on the 2x2 phases at half size: output phase (a, b) of o at
+    offset (ky, kx) reads input phase (a', b') of c at full-size offset 2 (k - 2) + a' - a, where that is within
+    the 9x9 window."""
+    o, c = weight.shape[:2]
+    out = torch.zeros(o, 2, 2, c, 2, 2, 5, 5)
+    w = weight.detach()
+    for a in range(2):
+        for b in range(2):
+            for a2 in range(2):
+                for b2 in range(2):
+                    for ky in range(5):
+                        dy = 2 * (ky - 2) + a2 - a
+                        for kx in range(5):
+                            dx = 2 * (kx - 2) + b2 - b
+                            if -4 <= dy <= 4 and -4 <= dx <= 4:
+                                out[:, a, b, :, a2, b2, ky, kx] = w[:, :, dy + 4, dx + 4]
+    return out.reshape(o * 4, c * 4, 5, 5)
 
 
 class Clamped(nn.Module):
@@ -256,8 +359,19 @@ class UpscalingModel(GANModel):
     def upscale(self, images: torch.Tensor) -> torch.Tensor:
         """(N, C, h, w) in [-1, 1] -> (N, C, h * scale, w * scale), whole; for photos of any size in bounded
         memory, tile by tile, see gancli.use.upscale."""
-        x = images.to(self.device).contiguous(memory_format=self.memory_format)
-        return self.generator(x).float().clamp(-1, 1).cpu()
+        staged = self.staged()
+        x = images.to(self.device, self.input_dtype).contiguous(memory_format=self.memory_format)
+        with self.autocast():
+            return staged.rise(staged.trunk(x), x).float().clamp(-1, 1).cpu()
+
+    def staged(self) -> StagedSR:
+        """The generator as gan upscale runs it (``StagedSR``), made once per set of weights and precision (in
+        bf16 under --bf16), in the memory format the device prefers."""
+        return self.prepared(self.generator, _staged).to(memory_format=self.memory_format)
+
+
+def _staged(net: SRResNet) -> StagedSR:
+    return StagedSR(copy.deepcopy(net)).eval()
 
 
 # ------------------------------------------------------------------------------------------------ the family

@@ -23,7 +23,9 @@ from gancli.data.imageio import save_image
 from gancli.data.reading import open_image
 from gancli.data.tensors import quantize, to_tensor
 
-DEFAULT_TILE = 192  # input pixels per side: with a 26-pixel margin, 53% of each tile's output is kept
+DEFAULT_TILE = 448  # the trunk's input pixels per side: with a 26-pixel margin, 78% of each tile is kept (faster than
+# 320 or 576 on a 1 MP photo here: smaller tiles redo more margin, larger ones leave the cache)
+RISE_TILE = 128  # the rise's: its x16 activations of 122 kept pixels a side stay near the cache
 
 
 def check_scale(model, scale: float | None) -> float:
@@ -85,18 +87,55 @@ def upscale_tensor(net: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
     return out
 
 
+@torch.inference_mode()
+def upscale_staged(staged, x: torch.Tensor, tile: int = DEFAULT_TILE, rise_tile: int = RISE_TILE,
+                   device: torch.device | str = "cpu", memory_format=torch.contiguous_format,
+                   dtype: torch.dtype | None = None, on_tile: Callable[[], None] = lambda: None) -> np.ndarray:
+    """One image (C, H, W) in [-1, 1] -> its x``staged.scale`` output as uint8 (H*f, W*f, C). The trunk runs on
+    tiles of ``tile`` input pixels a side (each tile's core, plus the margin its features need); the rise on
+    sub-tiles of ``rise_tile`` of each core, with ``rise_margin`` around them: the rise works at up to 16 times the
+    pixels, and smaller pieces of it stay in the cache. Every output pixel still sees all of its receptive field,
+    so the pixels are the untiled ones."""
+    c, h, w = x.shape
+    factor, margin, r = staged.scale, staged.margin, staged.rise_margin
+    out = np.empty((h * factor, w * factor, c), dtype=np.uint8)
+    core, sub = tile - 2 * margin, rise_tile - 2 * r
+
+    def piece(t: torch.Tensor, dtype: torch.dtype | None = dtype) -> torch.Tensor:
+        return t.to(device, dtype or t.dtype).contiguous(memory_format=memory_format)
+
+    for top in range(0, h, core):
+        for left in range(0, w, core):
+            bottom, right = min(h, top + core), min(w, left + core)
+            fy0, fx0, fy1, fx1 = max(0, top - r), max(0, left - r), min(h, bottom + r), min(w, right + r)
+            y0, x0, y1, x1 = max(0, fy0 - margin + r), max(0, fx0 - margin + r), min(h, fy1 + margin - r), \
+                min(w, fx1 + margin - r)
+            features = staged.trunk(piece(x[None, :, y0:y1, x0:x1]))[..., fy0 - y0:fy1 - y0, fx0 - x0:fx1 - x0]
+            for st in range(top, bottom, sub):
+                for sl in range(left, right, sub):
+                    sb, sr = min(bottom, st + sub), min(right, sl + sub)
+                    ry0, rx0, ry1, rx1 = max(0, st - r), max(0, sl - r), min(h, sb + r), min(w, sr + r)
+                    y = staged.rise(features[..., ry0 - fy0:ry1 - fy0, rx0 - fx0:rx1 - fx0],
+                                    piece(x[None, :, ry0:ry1, rx0:rx1], torch.float32))[0]
+                    keep = y[:, (st - ry0) * factor:(sb - ry0) * factor, (sl - rx0) * factor:(sr - rx0) * factor]
+                    out[st * factor:sb * factor, sl * factor:sr * factor] = \
+                        quantize(keep.float()).permute(1, 2, 0).cpu().numpy()
+            on_tile()
+    return out
+
+
 def upscale_image(model, image: Image.Image, scale: float | None = None, tile: int = DEFAULT_TILE,
                   on_tile: Callable[[], None] = lambda: None) -> Image.Image:
     """A PIL image, upscaled by ``scale`` (default: the model's factor); ``on_tile`` is called after each tile."""
     scale = check_scale(model, scale)
-    G, factor = model.generator, int(model.config["scale"])
-    check_tile(G, tile)
+    check_tile(model.generator, tile)
     x = to_tensor(image, model.channels)
-    arr = upscale_tensor(lambda t: G(t.contiguous(memory_format=model.memory_format)), x, factor, G.margin, tile,
-                         model.device, on_tile)
+    with model.autocast():
+        arr = upscale_staged(model.staged(), x, tile, RISE_TILE, model.device, model.memory_format,
+                             model.input_dtype, on_tile)
     out = Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr)
     del arr
-    if scale != factor:
+    if scale != model.config["scale"]:
         out = out.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.LANCZOS)
     return out
 
