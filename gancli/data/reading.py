@@ -214,7 +214,8 @@ def open_image(source, notes: InputNotes | None = None) -> Image.Image:
             if getattr(im, "n_frames", 1) > 1 and notes is not None:
                 notes.add("animated", source)
             im.seek(0)  # first frame of an animation
-            im = ImageOps.exif_transpose(im)
+            if im.format not in ("PNG", "BMP", "GIF") or "exif" in im.info:  # those have no orientation otherwise
+                im = ImageOps.exif_transpose(im)
             im.load()
     except (UnidentifiedImageError, OSError, SyntaxError, EOFError, Image.DecompressionBombError) as e:
         raise ValueError(unreadable(e)) from None
@@ -231,6 +232,8 @@ def open_image(source, notes: InputNotes | None = None) -> Image.Image:
 
 def fit(im: Image.Image, size: int) -> Image.Image:
     """Resize the shorter side to ``size`` and centre-crop a square."""
+    if im.size == (size, size):  # the usual case for a folder of the model's own size: nothing to do
+        return im
     scale = size / min(im.size)
     w, h = max(size, round(im.width * scale)), max(size, round(im.height * scale))
     im = im.resize((w, h), Image.Resampling.LANCZOS if scale < 1 else Image.Resampling.BICUBIC)
@@ -247,7 +250,8 @@ def read_batch(paths: list, channels: int, size: int, notes: InputNotes | None =
             im = open_image(path, notes)
         except (ValueError, OSError) as e:
             raise ValueError(f"{path}: {e}") from None
-        im = fit(im.convert("L" if channels == 1 else "RGB"), size)
+        mode = "L" if channels == 1 else "RGB"
+        im = fit(im if im.mode == mode else im.convert(mode), size)
         a = torch.from_numpy(np.asarray(im, dtype=np.float32) / 127.5 - 1)
         batch.append(a[None] if channels == 1 else a.permute(2, 0, 1))
     return torch.stack(batch)
