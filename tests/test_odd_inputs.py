@@ -1,39 +1,10 @@
 """Small and strange inputs, each drawn at its size or refused in one line: a seed past 2**63 - 1 for every command
 that takes one, a 4x4 or a 1x7 photo to translate, a negative count, a caption of 2000 words, -n for a model
 measured on photos."""
-import os
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from PIL import Image
-
-
-@dataclass
-class Ran:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-def gan(*args, cwd) -> Ran:
-    """`gan ARGS` from ``cwd``, in this process (a process per command would cost the suite a torch import each)."""
-    from typer.testing import CliRunner
-
-    from gancli.cli import app
-
-    here = Path.cwd()
-    os.chdir(cwd)
-    try:
-        r = CliRunner().invoke(app, [str(a) for a in args])
-    finally:
-        os.chdir(here)
-    return Ran(r.exit_code, r.stdout, r.stderr)
-
-
-def one_error(p, message: str):
-    assert p.returncode == 2 and p.stderr.startswith("error: ") and p.stderr.count("\n") == 1, p.stderr
-    assert message in p.stderr and "Traceback" not in p.stderr, p.stderr
+from tiny_families import gan, one_error  # noqa: E402
 
 
 def test_every_command_takes_one_range_of_seeds(tmp_path):

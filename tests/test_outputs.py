@@ -6,7 +6,6 @@ import os
 import stat
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,26 +15,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@dataclass
-class Ran:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-def gan(*args, cwd) -> Ran:
-    """`gan ARGS` from ``cwd``, in this process (a process per command would cost the suite a torch import each)."""
-    from typer.testing import CliRunner
-
-    from gancli.cli import app
-
-    here = Path.cwd()
-    os.chdir(cwd)
-    try:
-        r = CliRunner().invoke(app, [str(a) for a in args])
-    finally:
-        os.chdir(here)
-    return Ran(r.exit_code, r.stdout, r.stderr)
+from tiny_families import gan, one_error  # noqa: E402
 
 
 def gan_process(*args, cwd) -> subprocess.CompletedProcess:
@@ -43,11 +23,6 @@ def gan_process(*args, cwd) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(ROOT), COLUMNS="100")
     return subprocess.run([sys.executable, "-m", "gancli", *map(str, args)], capture_output=True, text=True, cwd=cwd,
                           env=env, timeout=120)
-
-
-def one_error(p, message: str):
-    assert p.returncode == 2 and p.stderr.startswith("error: ") and p.stderr.count("\n") == 1, p.stderr
-    assert message in p.stderr and "Traceback" not in p.stderr, p.stderr
 
 
 def picture(path: Path, w=24, h=20, seed=0) -> Path:

@@ -1,5 +1,9 @@
+from dataclasses import dataclass
+from pathlib import Path
+
 """What the family test files share: tiny recipes of every family for `gan train`, tiny saved models, and
 running the CLI in-process."""
+import os
 import sys
 
 import pytest
@@ -121,3 +125,31 @@ def _digit_file(path, index):
     image = load_idx_split(SHARED / "mnist", "test").images[index, 0].numpy()
     Image.fromarray(image).save(path)
     return path
+
+
+# ------------------------------------------------------------------------------------------------ gan in-process, from a folder
+@dataclass
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def gan(*args, cwd) -> Ran:
+    """`gan ARGS` from ``cwd``, in this process (a process per command would cost the suite a torch import each)."""
+    from typer.testing import CliRunner
+
+    from gancli.cli import app
+
+    here = Path.cwd()
+    os.chdir(cwd)
+    try:
+        r = CliRunner().invoke(app, [str(a) for a in args])
+    finally:
+        os.chdir(here)
+    return Ran(r.exit_code, r.stdout, r.stderr)
+
+
+def one_error(p, message: str):
+    assert p.returncode == 2 and p.stderr.startswith("error: ") and p.stderr.count("\n") == 1, p.stderr
+    assert message in p.stderr and "Traceback" not in p.stderr, p.stderr
