@@ -222,6 +222,23 @@ def test_the_checkerboard_measure_sees_a_two_pixel_pattern():
     assert checkerboard(patterned) > 3
 
 
+def test_the_lattice_measure_sees_dots_the_row_and_column_spectra_barely_do():
+    """About 1 for a smooth isotropic image; a faint grid of dots (every 4 pixels, offset every 2: energy on the
+    diagonal frequencies) on its bicubic upscaling lifts the 2-D measure far above, the row/column one hardly."""
+    from gancli.quality.formulas import checkerboard, lattice
+
+    g = torch.Generator().manual_seed(0)
+    k = torch.exp(-torch.arange(-6, 7.0) ** 2 / 8)
+    blur = (k[:, None] * k[None]) / k.sum() ** 2
+    smooth = torch.nn.functional.conv2d(torch.randn(1, 1, 140, 140, generator=g), blur[None, None])[0, 0]
+    upscaled = torch.nn.functional.interpolate(smooth[None, None], scale_factor=4, mode="bicubic")[0, 0]
+    assert 0.7 < lattice(smooth) < 1.5 and lattice(upscaled) < 1.5
+    dotted = upscaled.clone()
+    dotted[::4, ::4] += 0.002 * upscaled.std()
+    dotted[2::4, 2::4] += 0.002 * upscaled.std()
+    assert checkerboard(dotted) < 1.1 < 3 < lattice(dotted)
+
+
 @pytest.mark.skipif(not SHARED.is_dir() or not (ZOO / "srresnet-x4").is_dir(), reason="needs the zoo and data")
 def test_zoo_models_restore_a_real_test_image(tmp_path):
     """srresnet-x4 beats bicubic on a held-out horse; srgan-x4 upscales it through the CLI."""

@@ -14,9 +14,9 @@ from gancli.data.reading import DataError, load_image_folder, split_folders
 from gancli.data.tensors import bicubic, downscale, quantize
 from gancli.evaluation.reference import TRANSLATION_DISTANCES, OnProgress, Reference, compare, inception_embed, quiet
 from gancli.quality import formulas
-from gancli.quality.formulas import checkerboard, laplacian_energy, luma, psnr, ssim
+from gancli.quality.formulas import checkerboard, laplacian_energy, lattice, luma, psnr, ssim
 from gancli.quality.judges import Judge
-from gancli.use.upscale import upscale_tensor
+from gancli.use.upscale import upscale_staged
 
 
 def evaluate_translation(model, real: str, judge: Judge, direction: str = "a2b", size: int | None = None,
@@ -139,12 +139,13 @@ def evaluate_upscaling(model, name: str, real: str | None, progress: OnProgress 
 
 
 def measure(model, folder, progress: Callable[[str, int, int], None] = lambda *a: None) -> dict:
-    """PSNR and SSIM (on luma, ``scale`` border pixels cropped, as Ledig et al.), sharpness and the checkerboard
-    measure (``metrics.checkerboard``, also of the originals) of the model's and bicubic's restorations of ``folder``'s images (its test*/ sub-folders, if it has train*/ and test*/), each
-    downscaled by the model's factor first exactly as the training inputs were."""
+    """PSNR and SSIM (on luma, ``scale`` border pixels cropped, as Ledig et al.), sharpness, and the two pattern
+    measures (``formulas.checkerboard`` on rows and columns, ``formulas.lattice`` on the 2-D spectrum; also of the
+    originals) of the model's and bicubic's restorations of ``folder``'s images (its test*/ sub-folders, if it has
+    train*/ and test*/), each downscaled by the model's factor first exactly as the training inputs were."""
     import time
 
-    t0, factor, G = time.time(), int(model.config["scale"]), model.generator
+    t0, factor = time.time(), int(model.config["scale"])
     folders = split_folders(Path(folder), "test")
     originals = torch.cat([load_image_folder(f, None, model.channels).images for f in folders])
     side = originals.shape[-1] // factor * factor
@@ -152,15 +153,18 @@ def measure(model, folder, progress: Callable[[str, int, int], None] = lambda *a
     scores: dict[str, list[torch.Tensor]] = {"model": [], "bicubic": []}
     energy = {"model": 0.0, "bicubic": 0.0, "original": 0.0}
     pattern = {"model": [], "bicubic": [], "original": [checkerboard(luma(hr[None])[0, 0]) for hr in originals]}
+    dots = {"model": [], "bicubic": [], "original": [lattice(luma(hr[None])[0, 0]) for hr in originals]}
     for i, hr in enumerate(originals):
         lr = downscale(hr[None].float() / 127.5 - 1, factor)[0]
-        outs = {"model": torch.from_numpy(upscale_tensor(G, lr, factor, G.margin, device=model.device)).permute(2, 0, 1),
+        outs = {"model": torch.from_numpy(upscale_staged(model.staged(), lr, device=model.device,
+                                                         memory_format=model.memory_format)).permute(2, 0, 1),
                 "bicubic": quantize(bicubic(lr[None], factor)[0])}
         for key, out in outs.items():
             a, b = luma(out[None])[..., factor:-factor, factor:-factor], luma(hr[None])[..., factor:-factor, factor:-factor]
             scores[key].append(torch.stack([psnr(a, b)[0], ssim(a, b)[0]]))
             energy[key] += float(laplacian_energy(out[None])[0])
             pattern[key].append(checkerboard(luma(out[None])[0, 0]))
+            dots[key].append(lattice(luma(out[None])[0, 0]))
         energy["original"] += float(laplacian_energy(hr[None])[0])
         progress("restoring", i + 1, len(originals))
     result = {"images": len(originals), "scale": factor, "folders": [str(f) for f in folders]}
@@ -168,8 +172,10 @@ def measure(model, folder, progress: Callable[[str, int, int], None] = lambda *a
         mean = torch.stack(scores[key]).mean(0)
         result |= {f"{prefix}psnr": round(float(mean[0]), 3), f"{prefix}ssim": round(float(mean[1]), 4),
                    f"{prefix}sharpness": round(energy[key] / energy["original"], 4),
-                   f"{prefix}checkerboard": round(sum(pattern[key]) / len(pattern[key]), 3)}
+                   f"{prefix}checkerboard": round(sum(pattern[key]) / len(pattern[key]), 3),
+                   f"{prefix}lattice": round(sum(dots[key]) / len(dots[key]), 3)}
     result["original_checkerboard"] = round(sum(pattern["original"]) / len(pattern["original"]), 3)
+    result["original_lattice"] = round(sum(dots["original"]) / len(dots["original"]), 3)
     return result | {"seconds": round(time.time() - t0, 1)}
 
 

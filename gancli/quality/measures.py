@@ -52,7 +52,7 @@ _TABLE = (
     _m("input_target_domain_rate", "untranslated, judged the target domain", fmt=".1%"),
     _m("structure", "grey SSIM to the input", "higher", ".3f"),
     _m("reconstruction_error", "round-trip reconstruction error", "lower"),
-    # super-resolution (gancli.use.upscale.measure)
+    # super-resolution (gancli.evaluation.translation.measure)
     _m("scale", "scale"),
     _m("psnr", "PSNR (dB)", "higher", ".2f"), _m("ssim", "SSIM", "higher", ".4f"),
     _m("bicubic_psnr", "bicubic PSNR (dB)", fmt=".2f"), _m("bicubic_ssim", "bicubic SSIM", fmt=".4f"),
@@ -60,6 +60,9 @@ _TABLE = (
     _m("checkerboard", "checkerboard (2- and 4-pixel periods)", "lower", ".2f"),
     _m("bicubic_checkerboard", "bicubic checkerboard", fmt=".2f"),
     _m("original_checkerboard", "originals' checkerboard", fmt=".2f"),
+    _m("lattice", "lattice of dots (2-D spectrum, 2- and 4-pixel periods)", "lower", ".2f"),
+    _m("bicubic_lattice", "bicubic lattice", fmt=".2f"),
+    _m("original_lattice", "originals' lattice", fmt=".2f"),
     # a family's own (Family.evaluate_extra): the VAE's ELBO, SSGAN's classifier, StackGAN's captions
     _m("elbo", "test ELBO (nats)", "higher", ".2f"), _m("reconstruction_nats", "reconstruction (nats)", fmt=".2f"),
     _m("kl_nats", "KL (nats)", fmt=".2f"), _m("elbo_images", "test images", fmt=","),
