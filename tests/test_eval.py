@@ -308,3 +308,17 @@ def test_coverage_is_not_raised_by_outlying_samples_as_recall_is():
     assert recall > 0.9 and coverage < 0.05
     density, coverage = formulas.density_coverage(real, torch.randn(1000, 8, generator=g))
     assert 0.8 < coverage < 0.95 and 0.8 < density < 1.2
+
+
+@needs_mnist
+def test_class_diversity_reads_a_label_that_draws_one_picture(monkeypatch):
+    """Within a class, a conditional model's samples spread about as the data's do (cgan-mnist: about 0.9 of it);
+    one z for every sample of a label (each label then draws one picture) reads near 0."""
+    from gancli.evaluation.evaluate import evaluate
+    from gancli.families.model import GANModel
+
+    varied = evaluate("cgan-mnist", n=400, device="cpu")
+    assert varied["class_diversity"] > 0.6 and set(varied["class_diversity_per_class"]) == set("0123456789")
+    monkeypatch.setattr(GANModel, "latents_for", lambda self, n=None, seed=0, seeds=None:
+                        torch.zeros(n if seeds is None else len(seeds), self.latent_dim))
+    assert evaluate("cgan-mnist", n=400, device="cpu")["class_diversity"] < 0.05

@@ -86,20 +86,28 @@ def _at_size(batch: torch.Tensor, real: ImageData | None) -> torch.Tensor:
 
 def label_accuracy(model, ref: Reference, per_class: int, seed: int, batch_size: int = 256,
                    progress: OnProgress = quiet) -> dict:
-    """Share of class-k samples the judge reads as k, per class and overall."""
+    """Share of class-k samples the judge reads as k, per class and overall; and each class's diversity: the mean
+    distance between pairs of its samples' judge features over the same for the real images of that class (1: as
+    varied as the data; a label that draws one picture is near 0), per class and the worst class."""
     names = model.class_names or [str(i) for i in range(model.config["arch_args"]["num_classes"])]
     judge_index = {datasets.class_key(c): i for i, c in enumerate(ref.judge.class_names)}
     if ref.stack > 1 or not all(datasets.class_key(c) in judge_index for c in names):
         return {"label_accuracy": None,
                 "label_accuracy_note": f"{ref.judge.name} does not know the classes {', '.join(names)}"}
-    per = {}
+    per, spread = {}, {}
     for k, name in enumerate(names):
         z = model.latents_for(per_class, seed + k)
-        _, judged_as, _, _, _ = _embed_batches(ref, model.generate(z, torch.full((per_class,), k), batch_size),
-                                      lambda d, k=k: progress("label accuracy", k * per_class + d,
-                                                              len(names) * per_class), inception=False)
-        per[name] = round(float((judged_as == judge_index[datasets.class_key(name)]).float().mean()), 4)
-    return {"label_accuracy": round(sum(per.values()) / len(per), 4), "label_accuracy_per_class": per}
+        feats, judged_as, _, _, _ = _embed_batches(ref, model.generate(z, torch.full((per_class,), k), batch_size),
+                                                   lambda d, k=k: progress("label accuracy", k * per_class + d,
+                                                                           len(names) * per_class), inception=False)
+        target = judge_index[datasets.class_key(name)]
+        per[name] = round(float((judged_as == target).float().mean()), 4)
+        real = ref.features[ref.labels == target] if ref.labels is not None else ref.features[:0]
+        if len(real) > 1 and per_class > 1:
+            spread[name] = round(formulas.diversity(feats, seed=seed) / max(formulas.diversity(real, seed=seed),
+                                                                             1e-12), 4)
+    return {"label_accuracy": round(sum(per.values()) / len(per), 4), "label_accuracy_per_class": per} \
+        | ({"class_diversity": min(spread.values()), "class_diversity_per_class": spread} if spread else {})
 
 
 # ---------------------------------------------------------------------------------------------- during training

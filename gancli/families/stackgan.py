@@ -447,7 +447,8 @@ class StackGAN(Family):
     def evaluate_extra(self, model, real, judge=None) -> dict:
         """How often the judge reads a caption's class in the images drawn from it: per class, from the class's
         first training phrasing and from its unseen phrasings (TEXT_SAMPLES each, seeds 1000 + class), at stage II;
-        and overall at stage I."""
+        and overall at stage I. And how varied one caption's pictures are: the mean distance between pairs of their
+        judge features over the same for the real images of that class (``text_diversity``: the worst class)."""
         names = model.class_names or []
         index = {class_key(c): i for i, c in enumerate(judge.class_names)} if judge is not None else {}
         if not names or not all(class_key(c) in index for c in names):
@@ -455,19 +456,39 @@ class StackGAN(Family):
         seen = {c: list(CAPTIONS[CAPTION_KEYS[class_key(c)]][0][:1]) for c in names}
         unseen = {c: list(CAPTIONS[CAPTION_KEYS[class_key(c)]][1]) for c in names}
         out = {"text_samples_per_class": TEXT_SAMPLES, "text_prompts": seen, "text_prompts_unseen": unseen}
+        spread = {}
         for key, prompts, stage in (("text_accuracy", seen, 2), ("text_accuracy_unseen", unseen, 2),
                                     ("text_accuracy_stage1", seen, 1)):
-            per = {c: _read_as(model, judge, prompts[c], k, stage, index[class_key(c)]) for k, c in enumerate(names)}
+            per = {}
+            for k, c in enumerate(names):
+                feats, logits = _drawn(model, judge, prompts[c], k, stage)
+                per[c] = round(float((logits.argmax(1) == index[class_key(c)]).float().mean()), 4)
+                if key == "text_accuracy" and (ratio := _spread_ratio(feats, real, judge, c)) is not None:
+                    spread[c] = ratio
             out[key] = round(sum(per.values()) / len(per), 4)
             out[f"{key}_per_class"] = per
-        return out
+        return out | ({"text_diversity": min(spread.values()), "text_diversity_per_class": spread} if spread else {})
 
 
 TEXT_SAMPLES = 200  # samples per class (and prompt set) that `gan eval` judges
 
 
-def _read_as(model, judge, prompts: list[str], k: int, stage: int, want: int) -> float:
-    """Share of TEXT_SAMPLES images drawn from ``prompts`` (cycled) that the judge reads as class ``want``."""
+def _drawn(model, judge, prompts: list[str], k: int, stage: int):
+    """The judge's (features, logits) of TEXT_SAMPLES images drawn from ``prompts`` (cycled), seeds 1000 + k."""
     z = model.latents_for(TEXT_SAMPLES, seed=1000 + k)
-    images = torch.cat(list(model.generate(z, model.labels_for(TEXT_SAMPLES, text=prompts), stage=stage)))
-    return round(float((judge.run(images)[1].argmax(1) == want).float().mean()), 4)
+    return judge.run(torch.cat(list(model.generate(z, model.labels_for(TEXT_SAMPLES, text=prompts), stage=stage))))
+
+
+def _spread_ratio(feats, real, judge, name: str) -> float | None:
+    """Diversity of one caption's samples over that of the real images of its class (None: no such images)."""
+    from gancli.quality.formulas import diversity
+
+    if real is None or real.labels is None or not real.class_names:
+        return None
+    keys = [class_key(c) for c in real.class_names]
+    if class_key(name) not in keys:
+        return None
+    images = real.images[real.labels == keys.index(class_key(name))]
+    if len(images) < 2:
+        return None
+    return round(diversity(feats) / max(diversity(judge.run(images)[0]), 1e-12), 4)

@@ -46,6 +46,8 @@ _TABLE = (
     _m("largest_class_share", "largest class share", "lower", ".1%"),
     _m("legible_share", "legible share", "higher", ".1%"), _m("real_legible_share", "real legible share", fmt=".1%"),
     _m("label_accuracy", "label accuracy", "higher", ".1%", none="-"),
+    _m("class_diversity", "within-class diversity, worst class (1 = the data's)", "higher", ".3f"),
+    _m("text_diversity", "one caption's diversity, worst class (1 = the data's)", "higher", ".3f"),
     _m("sharpness", "sharpness"),  # 1 = as sharp as the real images: neither way is better
     # translation
     _m("target_domain_rate", "judged the target domain", "higher", ".1%"),
