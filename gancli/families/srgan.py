@@ -155,7 +155,7 @@ class PhasedRise(nn.Module):
         convs = [m for m in layers if isinstance(m, nn.Conv2d)]
         prelus = [m for m in layers if isinstance(m, nn.PReLU)]
         resize = any(isinstance(m, nn.Upsample) for m in layers)
-        self.convs, self.slopes = nn.ModuleList(), []
+        self.convs, slopes = nn.ModuleList(), []
         for conv, prelu in zip(convs, prelus):
             weight, bias = (_resize_as_subpixel(conv.weight), conv.bias.repeat_interleave(4)) if resize \
                 else (conv.weight, conv.bias)
@@ -163,7 +163,9 @@ class PhasedRise(nn.Module):
             phased.weight.data.copy_(weight)
             phased.bias.data.copy_(bias)
             self.convs.append(phased)
-            self.slopes.append(prelu.weight.detach().repeat_interleave(4))
+            slopes.append(prelu.weight.detach().repeat_interleave(4))
+        for i, slope in enumerate(slopes):  # buffers: they follow the module to its device and dtype
+            self.register_buffer(f"slope{i}", slope.clone())
         tail = net.tail
         self.tail = nn.Conv2d(4 * tail.in_channels, 4 * tail.out_channels, 5, padding=2)
         self.tail.weight.data.copy_(_tail_on_phases(tail.weight))
@@ -172,7 +174,7 @@ class PhasedRise(nn.Module):
     def forward(self, features, x):
         f = features
         for i, conv in enumerate(self.convs):
-            f = F.prelu(conv(f), self.slopes[i].to(f.dtype))
+            f = F.prelu(conv(f), getattr(self, f"slope{i}"))
             if i < len(self.convs) - 1:
                 f = F.pixel_shuffle(f, 2)
         y = F.pixel_shuffle(self.tail(f), 2).float()  # the skip in fp32: a bf16 x alone is a grey level off
