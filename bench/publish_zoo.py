@@ -210,15 +210,19 @@ def sr_section(name: str) -> str:
              f"{r['images']} held-out test images "
              f"({', '.join(Path(f).name for f in r['folders'])}) downscaled x{r['scale']} (bicubic, antialiased, "
              "8-bit) and restored; PSNR and SSIM on luma with a "
-             f"{r['scale']}-pixel border cropped, sharpness = Laplacian energy of the restorations / of the originals "
-             "and checkerboard = the luma spectrum at the 2- and 4-pixel periods over its neighbourhood, about 1 "
+             f"{r['scale']}-pixel border cropped, sharpness = Laplacian energy of the restorations / of the originals, "
+             "checkerboard = the luma rows' and columns' spectra at the 2- and 4-pixel periods over their "
+             "neighbourhood, and lattice = the same on the 2-D spectrum, diagonals included (a grid of dots): about 1 "
              "without a pattern (docs/eval.md):", "",
-             "| restored by | PSNR (dB) | SSIM | sharpness | checkerboard |", "| --- | --- | --- | --- | --- |",
+             "| restored by | PSNR (dB) | SSIM | sharpness | checkerboard | lattice |",
+             "| --- | --- | --- | --- | --- | --- |",
              f"| bicubic | {fv('bicubic_psnr', r['bicubic_psnr'])} | {fv('bicubic_ssim', r['bicubic_ssim'])} | "
-             f"{fv('bicubic_sharpness', r['bicubic_sharpness'])} | {_pattern(r, 'bicubic_checkerboard')} |"]
+             f"{fv('bicubic_sharpness', r['bicubic_sharpness'])} | {_pattern(r, 'bicubic_checkerboard')} | "
+             f"{_pattern(r, 'bicubic_lattice')} |"]
     lines += [f"| `{n}`{' (this model)' if n == name else ''} | {fv('psnr', x['psnr'])} | {fv('ssim', x['ssim'])} | "
-              f"{x['sharpness']:.4f} | {_pattern(x, 'checkerboard')} |" for n, x in rows]
-    lines += [f"| the originals | | 1 | 1.000 | {_pattern(r, 'original_checkerboard')} |"]
+              f"{x['sharpness']:.4f} | {_pattern(x, 'checkerboard')} | {_pattern(x, 'lattice')} |" for n, x in rows]
+    lines += [f"| the originals | | 1 | 1.000 | {_pattern(r, 'original_checkerboard')} | "
+              f"{_pattern(r, 'original_lattice')} |"]
     config = json.loads((ZOO / name / "config.json").read_text())
     if config.get("notes"):
         lines += ["", "### What the numbers say", "", config["notes"]]
@@ -503,17 +507,18 @@ def _pattern(r: dict, key: str) -> str:
 
 
 def sr_rows() -> list[str]:
-    lines = ["| restored by | PSNR (dB) | SSIM | sharpness | checkerboard | measured with |",
-             "| --- | --- | --- | --- | --- | --- |"]
+    lines = ["| restored by | PSNR (dB) | SSIM | sharpness | checkerboard | lattice | measured with |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
     for i, name in enumerate(sr_models()):
         r = json.loads((ZOO / name / "config.json").read_text()).get("evaluation")
         if r and i == 0:
             lines.append("| bicubic | " + " | ".join(fv(k, r[k]) for k in ("bicubic_psnr", "bicubic_ssim",
                                                                          "bicubic_sharpness"))
-                         + f" | {_pattern(r, 'bicubic_checkerboard')} | (every `gan eval` of an SR model) |")
+                         + f" | {_pattern(r, 'bicubic_checkerboard')} | {_pattern(r, 'bicubic_lattice')} | "
+                         "(every `gan eval` of an SR model) |")
         if r:
             lines.append(f"| `{name}` | {fv('psnr', r['psnr'])} | {fv('ssim', r['ssim'])} | {r['sharpness']:.4f} | "
-                         f"{_pattern(r, 'checkerboard')} | `{r['command']}` |")
+                         f"{_pattern(r, 'checkerboard')} | {_pattern(r, 'lattice')} | `{r['command']}` |")
     return lines
 
 

@@ -176,6 +176,27 @@ def test_bf16_upscales_a_real_photo_within_two_grey_levels_of_fp32():
         assert gap.max() <= 2 and gap.mean() < 0.2, (name, gap.max(), gap.mean())
 
 
+def test_antialias_keeps_the_weights_and_the_tiles_and_loses_the_lattice():
+    """--antialias adds no parameter (a model's weights load into it, and back), its margin still covers what an
+    output pixel reads (tiles give the untiled pixels), and it flattens a sub-pixel stage's 2-pixel pattern."""
+    from gancli.families.srgan import SRResNet, StagedSR
+    from gancli.quality.formulas import lattice
+    from gancli.use.upscale import upscale_staged
+
+    torch.manual_seed(0)
+    plain, blurred = random_srresnet(), SRResNet(3, 4, 2, 4, True, "shuffle", antialias=True).eval()
+    blurred.load_state_dict(plain.state_dict())
+    assert set(blurred.state_dict()) == set(plain.state_dict()) and blurred.margin >= plain.margin
+    x = torch.rand(3, 60, 75) * 2 - 1
+    with torch.no_grad():
+        whole = blurred(x[None])[0].clamp(-1, 1).add(1).mul(127.5).round().permute(1, 2, 0).numpy()
+        grey = [net(x[None])[0].mean(0) for net in (plain, blurred)]
+    staged = StagedSR(blurred).eval()
+    tiled = upscale_staged(staged, x, 2 * blurred.margin + 9, 2 * staged.rise_margin + 5)
+    assert np.abs(tiled.astype(int) - whole.astype(int)).max() <= 1
+    assert lattice(grey[1]) < lattice(grey[0])
+
+
 def test_the_tiler_never_feeds_more_than_a_tile():
     net, seen = random_srresnet(blocks=1), []
 

@@ -78,11 +78,11 @@ class SRResNet(nn.Module):
     which is what lets ``gan upscale`` cut a large image into overlapping tiles and give back the same pixels."""
 
     def __init__(self, channels: int = 3, width: int = 64, n_blocks: int = 16, scale: int = 4,
-                 bicubic_skip: bool = True, upsample: str = "shuffle"):
+                 bicubic_skip: bool = True, upsample: str = "shuffle", antialias: bool = False):
         super().__init__()
         if upsample not in UPSAMPLINGS:
             raise ValueError(f"upsample must be one of {', '.join(UPSAMPLINGS)}, not {upsample!r}")
-        self.scale, self.bicubic_skip = scale, bicubic_skip
+        self.scale, self.bicubic_skip, self.antialias = scale, bicubic_skip, antialias
         stages = int(math.log2(scale))
         self.head = nn.Sequential(nn.Conv2d(channels, width, 9, padding=4), nn.PReLU(width))
         self.blocks = nn.Sequential(*[ResidualBlock(width) for _ in range(n_blocks)])
@@ -91,13 +91,14 @@ class SRResNet(nn.Module):
         for _ in range(stages):  # either reads at most one pixel around, at the stage's input scale (the margin)
             ups += [icnr(nn.Conv2d(width, 4 * width, 3, padding=1)), nn.PixelShuffle(2)] if upsample == "shuffle" \
                 else [nn.Upsample(scale_factor=2), nn.Conv2d(width, width, 3, padding=1)]
-            ups += [nn.PReLU(width)]
+            ups += [BlurredPReLU(width) if antialias else nn.PReLU(width)]
         self.upsample = nn.Sequential(*ups)
         self.tail = nn.Conv2d(width, channels, 9, padding=4)
         if bicubic_skip:  # start at bicubic: the learned detail begins small
             nn.init.normal_(self.tail.weight, 0.0, 1e-3)
             nn.init.zeros_(self.tail.bias)
-        radius = 4 + 2 * n_blocks + 1 + sum(2.0 ** -k for k in range(stages)) + 4 / scale
+        radius = 4 + 2 * n_blocks + 1 + sum(2.0 ** -k for k in range(stages)) + 4 / scale \
+            + (sum(2.0 ** -(k + 1) for k in range(stages)) if antialias else 0)
         self.margin = math.ceil(radius) + (2 if bicubic_skip else 0)  # bicubic reads 2 pixels either side
 
     def forward(self, x, labels=None):
@@ -117,8 +118,10 @@ class SRResNet(nn.Module):
     @property
     def rise_margin(self) -> int:
         """Input pixels the rise reads around an output's own (its convolutions at each scale; bicubic's 2)."""
-        return max(2 if self.bicubic_skip else 0, math.ceil(sum(2.0 ** -k for k in range(int(math.log2(self.scale))))
-                                                            + 4 / self.scale))
+        stages = range(int(math.log2(self.scale)))
+        return max(2 if self.bicubic_skip else 0, math.ceil(sum(2.0 ** -k for k in stages) + 4 / self.scale
+                                                            + (sum(2.0 ** -(k + 1) for k in stages)
+                                                               if self.antialias else 0)))
 
 
 class StagedSR(nn.Module):
@@ -128,7 +131,8 @@ class StagedSR(nn.Module):
     def __init__(self, net: SRResNet):
         super().__init__()
         self.head, self.blocks, self.fuse = net.head, net.blocks, net.fuse
-        self.phased = PhasedRise(net)
+        self.phased = None if net.antialias else PhasedRise(net)  # the rewrite knows no blur: such a rise runs as is
+        self.plain = net if net.antialias else None
         self.scale, self.margin, self.rise_margin = net.scale, net.margin, net.rise_margin
 
     def trunk(self, x):
@@ -136,7 +140,24 @@ class StagedSR(nn.Module):
         return h + self.fuse(self.blocks(h))
 
     def rise(self, features, x):
-        return self.phased(features, x)
+        return self.plain.rise(features, x) if self.phased is None else self.phased(features, x)
+
+
+class BlurredPReLU(nn.PReLU):
+    """A stage's PReLU followed by a fixed [1, 2, 1] x [1, 2, 1] / 16 low-pass per channel (edges reflected), with
+    ``--antialias``: what a x2 stage leaves at the 2-pixel period and its mixes (the dot lattice ``gan eval``'s
+    ``lattice`` reads) is what it removes. A PReLU's parameter under a PReLU's name and a kernel that is not saved:
+    a model's weights load with or without it (``--init-from`` either way)."""
+
+    def __init__(self, channels: int):
+        super().__init__(channels)
+        k = torch.tensor([1.0, 2.0, 1.0])
+        self.register_buffer("kernel", (k[:, None] * k[None] / 16).expand(channels, 1, 3, 3).clone(),
+                             persistent=False)
+
+    def forward(self, x):
+        y = super().forward(x)
+        return F.conv2d(F.pad(y, (1, 1, 1, 1), mode="reflect"), self.kernel.to(y.dtype), groups=y.shape[1])
 
 
 class PhasedRise(nn.Module):
@@ -261,6 +282,9 @@ SR_OPTIONS = group(
            check=one_of("mse", "features"), resume=True),
     Option("bicubic_skip", bool, True, "Add the bicubic upscaling of the input to the output (--no-bicubic-skip: "
                                        "the paper's network).", negatable=True, resume=True),
+    Option("antialias", bool, False, "A fixed [1,2,1] low-pass after each x2 stage: no dot lattice at the 2- and "
+                                     "4-pixel periods (gan eval's lattice); its weights load either way, so "
+                                     "--init-from a model without it fine-tunes it.", resume=True),
 )
 
 
@@ -398,10 +422,10 @@ class SRGAN(Family):
             losses.check_wired(self.name, opts.loss, SuperResolution.wires)
 
     def build(self, channels: int = 3, g_width: int = OPTION, d_width: int = OPTION, n_blocks: int = OPTION,
-              scale: int = OPTION, bicubic_skip: bool = OPTION, upsample: str = OPTION):
+              scale: int = OPTION, bicubic_skip: bool = OPTION, upsample: str = OPTION, antialias: bool = OPTION):
         if scale not in (2, 4, 8):
             raise ValueError(f"srgan scale must be 2, 4 or 8, not {scale}")
-        return {"generator": SRResNet(channels, g_width, n_blocks, scale, bicubic_skip, upsample),
+        return {"generator": SRResNet(channels, g_width, n_blocks, scale, bicubic_skip, upsample, antialias),
                 "discriminator": Discriminator(channels, d_width)}
 
     def load_data(self, opts) -> TrainingData:

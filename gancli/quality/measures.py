@@ -167,7 +167,7 @@ def table_rows(result: dict) -> list[tuple[str, str]]:
 
 # recall is reported but is no floor (a few outlying samples raise it: docs/eval.md); coverage stands in for it
 FLOOR_KEYS = ("fid", "classes_covered", "modes_covered", "coverage", "legible_share", "label_accuracy", "kl",
-              "target_domain_rate", "psnr", "ssim", "text_accuracy", "checkerboard")
+              "target_domain_rate", "psnr", "ssim", "text_accuracy", "checkerboard", "lattice")
 
 
 def floor_of(key: str, value: float) -> float:
