@@ -189,8 +189,7 @@ class GANModel:
     def operations(self) -> list[str]:
         """What this model can be asked to do: ``generate`` (samplers), or the operation that replaces it
         (translate, upscale), and every operation its abilities bring."""
-        own = [op for a in self.abilities for op in a.operations]
-        return ([] if self.image_operation else [GENERATE]) + [op for op in own if op not in (GENERATE,)]
+        return ([] if self.image_operation else [GENERATE]) + [op for a in self.abilities for op in a.operations]
 
     @property
     def is_conditional(self) -> bool:
