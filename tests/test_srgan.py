@@ -113,9 +113,9 @@ def test_upscale_refuses_bad_scales_tiles_and_models(runs, tiny_model_dir, tmp_p
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "tiny"]  # nothing written
 
 
-def random_srresnet(blocks=2, upsample="shuffle"):
+def random_srresnet(blocks=2, upsample="shuffle", antialias=False):
     torch.manual_seed(0)
-    net = SRResNet(3, 4, blocks, 4, upsample=upsample).eval()
+    net = SRResNet(3, 4, blocks, 4, upsample=upsample, antialias=antialias).eval()
     for m in net.modules():  # stored statistics that matter, and weights that make detail
         if isinstance(m, torch.nn.BatchNorm2d):
             m.running_mean.uniform_(-0.1, 0.1)
@@ -135,15 +135,17 @@ def test_tiles_give_the_untiled_output_without_seams(upsample):
     assert np.abs(tiled.astype(int) - whole.astype(int)).max() <= 1
 
 
-@pytest.mark.parametrize("upsample", ["shuffle", "resize"])
-def test_the_staged_path_draws_the_plain_networks_pixels(upsample):
-    """gan upscale's path (the trunk on large tiles, the rise rewritten on sub-pixel phases, on small ones) is the
-    network's own function: against the plain network on the whole image, no pixel a grey level further than
-    float rounding takes it, and almost all equal."""
+@pytest.mark.parametrize("upsample,antialias", [("shuffle", False), ("resize", False), ("shuffle", True),
+                                                ("resize", True)])
+def test_the_staged_path_draws_the_plain_networks_pixels(upsample, antialias):
+    """gan upscale's path (the trunk on large tiles, the rise rewritten on sub-pixel phases, on small ones; with
+    --antialias the last blur on the phases at the image's edges and after the tail inside) is the network's own
+    function: against the plain network on the whole image, no pixel a grey level further than float rounding
+    takes it, and almost all equal."""
     from gancli.families.srgan import StagedSR
     from gancli.use.upscale import upscale_staged
 
-    net = random_srresnet(upsample=upsample)
+    net = random_srresnet(upsample=upsample, antialias=antialias)
     staged = StagedSR(net).eval()
     x = torch.rand(3, 70, 101) * 2 - 1
     with torch.no_grad():

@@ -115,8 +115,9 @@ def upscale_staged(staged, x: torch.Tensor, tile: int = DEFAULT_TILE, rise_tile:
                 for sl in range(left, right, sub):
                     sb, sr = min(bottom, st + sub), min(right, sl + sub)
                     ry0, rx0, ry1, rx1 = max(0, st - r), max(0, sl - r), min(h, sb + r), min(w, sr + r)
+                    inner = ry0 > 0 and rx0 > 0 and ry1 < h and rx1 < w  # its margin inside the image
                     y = staged.rise(features[..., ry0 - fy0:ry1 - fy0, rx0 - fx0:rx1 - fx0],
-                                    piece(x[None, :, ry0:ry1, rx0:rx1], torch.float32))[0]
+                                    piece(x[None, :, ry0:ry1, rx0:rx1], torch.float32), inner)[0]
                     keep = y[:, (st - ry0) * factor:(sb - ry0) * factor, (sl - rx0) * factor:(sr - rx0) * factor]
                     out[st * factor:sb * factor, sl * factor:sr * factor] = \
                         quantize(keep.float()).permute(1, 2, 0).cpu().numpy()
