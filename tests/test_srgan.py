@@ -142,7 +142,7 @@ def test_the_staged_path_draws_the_plain_networks_pixels(upsample, antialias):
     --antialias the last blur on the phases at the image's edges and after the tail inside) is the network's own
     function: against the plain network on the whole image, no pixel a grey level further than float rounding
     takes it, and almost all equal."""
-    from gancli.families.srgan import StagedSR
+    from gancli.families.subpixel import StagedSR
     from gancli.use.upscale import upscale_staged
 
     net = random_srresnet(upsample=upsample, antialias=antialias)
@@ -181,7 +181,8 @@ def test_bf16_upscales_a_real_photo_within_two_grey_levels_of_fp32():
 def test_antialias_keeps_the_weights_and_the_tiles_and_loses_the_lattice():
     """--antialias adds no parameter (a model's weights load into it, and back), its margin still covers what an
     output pixel reads (tiles give the untiled pixels), and it flattens a sub-pixel stage's 2-pixel pattern."""
-    from gancli.families.srgan import SRResNet, StagedSR
+    from gancli.families.srgan import SRResNet
+    from gancli.families.subpixel import StagedSR
     from gancli.quality.formulas import lattice
     from gancli.use.upscale import upscale_staged
 

@@ -361,3 +361,87 @@ def test_a_run_made_before_upsample_existed_resumes(tmp_path):
     Trainer(_cycle_opts(data, tmp_path / "old", steps=5, resume=True)).run()
     config = json.loads((tmp_path / "old" / "export" / "config.json").read_text())
     assert config["arch_args"]["upsample"] == "transpose" and config["training"]["steps"] == 5
+
+
+def smooth_picture(path, w, h):
+    """A photo-like picture: gradients and soft blobs (a downscaled copy keeps its statistics, unlike noise)."""
+    yy, xx = np.mgrid[0:h, 0:w] / max(w, h)
+    rgb = np.stack([np.sin(6 * xx + 2 * yy), np.cos(5 * yy - 3 * xx), np.sin(4 * (xx + yy)) * np.cos(3 * xx)], -1)
+    Image.fromarray(((rgb + 1) * 127.5).astype(np.uint8)).save(path)
+    return path
+
+
+def test_a_large_picture_runs_in_tiles_without_seams(translator, tmp_path, monkeypatch):
+    """Above WHOLE_PIXELS a picture runs in tiles, no tile larger than TILE plus the receptive field around it,
+    normalised with statistics measured once: the tiles meet exactly (the measured network on the whole picture
+    gives the same pixels), and the result is the untiled translation but for those statistics."""
+    from gancli.data.tensors import to_tensor
+    from gancli.families.inference import receptive_radius
+    from gancli.use import translate as tr
+
+    model = GANModel.from_pretrained(translator, device="cpu")
+    src = smooth_picture(tmp_path / "big.png", 150, 110)
+    whole = tr.translate_images(model, [Image.open(src).convert("RGB")], "a2b")[0]
+    monkeypatch.setattr(tr, "WHOLE_PIXELS", 128 * 96)
+    monkeypatch.setattr(tr, "TILE", 32)
+    seen, measured = [], model.measured
+
+    def watched(view, direction):
+        net, reach = measured(view, direction)
+        seen.append(("view", tuple(view.shape[-2:])))
+        return (lambda t: seen.append(("tile", tuple(t.shape[-2:]))) or net(t)), reach
+
+    monkeypatch.setattr(model, "measured", watched)
+    ticks = []
+    tiled = tr.translate_images(model, [Image.open(src).convert("RGB")], "a2b", on_tile=lambda: ticks.append(1))[0]
+    reach = round(receptive_radius(model.generator.a2b))
+    margin = -(-reach // 4) * 4
+    assert tiled.size == whole.size == (150, 110) and len(ticks) == tr.tiles(110, 150) == 4 * 5
+    views = [s for kind, s in seen if kind == "view"]
+    assert len(views) == 1 and views[0][0] * views[0][1] <= 132 * 100
+    assert max(h * w for kind, (h, w) in seen if kind == "tile") <= (32 + 2 * margin) ** 2
+    # the tiles are the measured network's output on the whole picture: no seams
+    x, _ = tr.pad_to_multiple(to_tensor(Image.open(src).convert("RGB"), 3)[None], 4)
+    view = torch.nn.functional.interpolate(x, size=views[0], mode="bicubic", antialias=True).clamp(-1, 1)
+    net, _ = measured(view, "a2b")
+    one = ((net(x)[0, :, :110, :150].clamp(-1, 1) + 1) * 127.5).round().permute(1, 2, 0).numpy()
+    gap = np.abs(np.asarray(tiled).astype(int) - one.astype(int))
+    assert gap.max() <= 1 and (gap == 0).mean() > 0.999, (gap.max(), (gap == 0).mean())
+    # and near the untiled translation (its own statistics, from every pixel; these are from 1.15x fewer)
+    assert np.abs(np.asarray(tiled).astype(int) - np.asarray(whole).astype(int)).mean() < 5
+
+
+def test_the_receptive_radius_bounds_what_an_output_reads():
+    from gancli.families.inference import receptive_radius
+
+    torch.manual_seed(0)
+    net = ResnetGenerator(1, 4, 2).eval()
+    for m in net.modules():  # norms off: a change's reach is then the layers' alone
+        if isinstance(m, nn.InstanceNorm2d):
+            m.forward = lambda x: x
+    radius = receptive_radius(net)
+    x = torch.randn(1, 1, 96, 96)
+    y = x.clone()
+    y[..., 48, 48] += 1
+    with torch.no_grad():
+        moved = (net(y) - net(x)).abs()[0, 0] > 0
+    rows, cols = moved.nonzero(as_tuple=True)
+    reach = max((rows - 48).abs().max(), (cols - 48).abs().max()).item()
+    assert 0.6 * radius < reach <= radius, (reach, radius)
+
+
+def test_gan_translate_shows_a_large_pictures_tiles(translator, tmp_path, monkeypatch):
+    from gancli.use import translate as tr
+
+    monkeypatch.setattr(tr, "WHOLE_PIXELS", 48 * 48)
+    monkeypatch.setattr(tr, "TILE", 32)
+    big, small = smooth_picture(tmp_path / "big.png", 70, 50), picture(tmp_path / "small.png", 20, 16)
+    model = GANModel.from_pretrained(translator, device="cpu")
+    from gancli.data.fileplan import plan
+
+    assert tr.total_steps(model, plan([str(big), str(small)], "zebra"), None) == 3 * 2 + 1
+    assert tr.total_steps(model, plan([str(big)], "zebra"), 20) == 1  # --size 20: 28x20, whole
+    r = runner.invoke(app, ["translate", str(translator), str(big), str(small), "--outdir", str(tmp_path / "out")])
+    assert r.exit_code == 0, r.output
+    assert Image.open(tmp_path / "out" / "big.png").size == (70, 50)
+    assert Image.open(tmp_path / "out" / "small.png").size == (20, 16)

@@ -66,7 +66,8 @@ def translate(
     use_backend(model, backend, bf16, verbose, direction)
     notes = InputNotes()
     done, skipped, where = run_plan(p, f"-> {target}", "translated", outdir, lambda advance: tr.run(
-        model, p, direction, size, batch_size, side, advance=advance, notes=notes))
+        model, p, direction, size, batch_size, side, advance=advance, notes=notes),
+                                    total=tr.total_steps(model, p, size))  # a large photo's tiles show progress
     say_notes(notes)
     out.print(f"translated {done} image(s) to {target} ({direction}) -> {where}  ({describe(model.device)}, "
               f"{model.backend}{', bf16' if bf16 else ''})"

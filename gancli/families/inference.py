@@ -16,6 +16,7 @@ whenever the generator's weights change (their versions and storage).
 from __future__ import annotations
 
 import copy
+import math
 
 import torch
 import torch.nn.functional as F
@@ -85,3 +86,63 @@ def for_inference(generator: nn.Module) -> nn.Module:
 def weights_key(module: nn.Module) -> tuple:
     """Changes when any weight or buffer is changed in place (its version) or replaced (its storage)."""
     return tuple((t.data_ptr(), t._version) for t in module.state_dict(keep_vars=True).values())
+
+
+def receptive_radius(net: nn.Module) -> float:
+    """Input pixels an output pixel can read on either side: the layers' reach, in the order they are registered
+    (a Sequential's; a residual branch's layers are its longest path), each in the input pixels its own pixels
+    span. An upper bound: a transposed convolution or an upsampling counts a whole pixel of its input."""
+    radius, step = 0.0, 1.0
+    for m in net.modules():
+        if isinstance(m, nn.Conv2d):
+            radius += (m.kernel_size[0] - 1) // 2 * m.dilation[0] * step
+            step *= m.stride[0]
+        elif isinstance(m, nn.ConvTranspose2d):
+            radius += math.ceil((m.kernel_size[0] - 1) / 2 / m.stride[0]) * step
+            step /= m.stride[0]
+        elif isinstance(m, nn.Upsample):
+            radius += step
+            step /= float(m.scale_factor if not isinstance(m.scale_factor, tuple) else m.scale_factor[0])
+    return radius
+
+
+class MeasuredNorm(nn.Module):
+    """An instance norm whose per-channel mean and variance were measured once, on a whole picture, and are then
+    used for any piece of it."""
+
+    def __init__(self, norm: nn.InstanceNorm2d, mean: torch.Tensor, var: torch.Tensor):
+        super().__init__()
+        scale = torch.rsqrt(var.float() + norm.eps)
+        shift = -mean.float() * scale
+        if norm.affine:
+            scale, shift = scale * norm.weight.detach().float(), shift * norm.weight.detach().float() \
+                + norm.bias.detach().float()
+        self.register_buffer("scale", scale[None, :, None, None].to(mean.dtype))
+        self.register_buffer("shift", shift[None, :, None, None].to(mean.dtype))
+
+    def forward(self, x):
+        return torch.addcmul(self.shift, x, self.scale)
+
+
+@torch.inference_mode()
+def measure_norms(net: nn.Module, view: torch.Tensor) -> nn.Module:
+    """A copy of ``net`` whose instance norms keep the statistics they see on ``view`` (one image), as
+    ``MeasuredNorm``s: the function that runs a large picture in tiles, each tile normalised as the whole is."""
+    fast = copy.deepcopy(net).eval()
+    stats, hooks = {}, []
+    norms = [(parent, name, child) for parent in fast.modules() for name, child in parent.named_children()
+             if isinstance(child, nn.InstanceNorm2d) and not child.track_running_stats]
+
+    def keep(module, args):
+        x = args[0].float()
+        stats[id(module)] = (x.mean((0, 2, 3)), x.var((0, 2, 3), unbiased=False))
+
+    for _, _, norm in norms:
+        hooks.append(norm.register_forward_pre_hook(keep))
+    fast(view)
+    for h in hooks:
+        h.remove()
+    for parent, name, norm in norms:
+        mean, var = stats[id(norm)]
+        setattr(parent, name, MeasuredNorm(norm, mean.to(view.dtype), var.to(view.dtype)).to(view.device))
+    return fast

@@ -19,7 +19,6 @@ play VGG's role. The adversarial term has the paper's weight 1e-3, and SRGAN sta
 from __future__ import annotations
 
 import copy
-import itertools
 import math
 from pathlib import Path
 
@@ -35,6 +34,7 @@ from gancli.families.adversarial import BLOCKS, LOSS, OPTIMISER, WIDTHS
 from gancli.families.base import INIT_FROM, OPTION, UPSAMPLE, Family, Objective, TrainingData, init_generator
 from gancli.families.graphs import ExportGraph, image_graph
 from gancli.families.model import GANModel
+from gancli.families.subpixel import StagedSR
 from gancli.options import Option, group, non_negative, one_of
 from gancli.registry import register
 
@@ -125,25 +125,6 @@ class SRResNet(nn.Module):
                                                                if self.antialias else 0)))
 
 
-class StagedSR(nn.Module):
-    """What ``gan upscale`` runs: the generator's trunk as it is, and its rise as ``PhasedRise``; ``margin`` and
-    ``rise_margin`` as the generator's."""
-
-    def __init__(self, net: SRResNet):
-        super().__init__()
-        self.head, self.blocks, self.fuse = net.head, net.blocks, net.fuse
-        self.phased = PhasedRise(net)
-        self.scale, self.margin, self.rise_margin = net.scale, net.margin, net.rise_margin
-
-    def trunk(self, x):
-        h = self.head(x)
-        return h + self.fuse(self.blocks(h))
-
-    def rise(self, features, x, inner: bool = False):
-        """``inner``: see ``PhasedRise.forward``."""
-        return self.phased(features, x, inner)
-
-
 class BlurredPReLU(nn.PReLU):
     """A stage's PReLU followed by a fixed [1, 2, 1] x [1, 2, 1] / 16 low-pass per channel (edges reflected), with
     ``--antialias``: what a x2 stage leaves at the 2-pixel period and its mixes (the dot lattice ``gan eval``'s
@@ -159,125 +140,6 @@ class BlurredPReLU(nn.PReLU):
     def forward(self, x):
         y = super().forward(x)
         return F.conv2d(F.pad(y, (1, 1, 1, 1), mode="reflect"), self.kernel.to(y.dtype), groups=y.shape[1])
-
-
-class PhasedRise(nn.Module):
-    """SRResNet's rise rewritten for inference: the same function with its work at lower resolutions. The last
-    stage's output stays as its 2x2 sub-pixel phases (4C channels at half the output's side) instead of being
-    shuffled, and the tail's 9x9 convolution to 3 channels becomes a 5x5 one to 12 phases on it, shuffled once at
-    the end: oneDNN runs a 3-channel output slowly (the plain rise spends 38% of a tile there), and the 32-channel
-    map at full size is never written. Resize stages (nearest upsampling, then a 3x3 convolution) become
-    sub-pixel ones first: each output phase of a convolution on a nearest-upsampled map reads a 2x2 window of the
-    map below. With ``--antialias``, the blur of an inner stage runs as it is on the shuffled map, and the last
-    stage's runs on the phases (``PhasedBlur``). Pixels differ from the plain rise by float rounding only."""
-
-    def __init__(self, net: SRResNet):
-        super().__init__()
-        self.scale, self.bicubic_skip = net.scale, net.bicubic_skip
-        layers = list(net.upsample)
-        convs = [m for m in layers if isinstance(m, nn.Conv2d)]
-        prelus = [m for m in layers if isinstance(m, nn.PReLU)]
-        resize = any(isinstance(m, nn.Upsample) for m in layers)
-        self.convs, slopes = nn.ModuleList(), []
-        for conv, prelu in zip(convs, prelus):
-            weight, bias = (_resize_as_subpixel(conv.weight), conv.bias.repeat_interleave(4)) if resize \
-                else (conv.weight, conv.bias)
-            phased = nn.Conv2d(weight.shape[1], weight.shape[0], 3, padding=1)
-            phased.weight.data.copy_(weight)
-            phased.bias.data.copy_(bias)
-            self.convs.append(phased)
-            slopes.append(prelu.weight.detach().repeat_interleave(4))
-        for i, slope in enumerate(slopes):  # buffers: they follow the module to its device and dtype
-            self.register_buffer(f"slope{i}", slope.clone())
-        self.blurs = nn.ModuleList(nn.Identity() for _ in prelus[:-1])
-        self.last_blur = self.out_blur = None
-        if net.antialias:
-            self.blurs = nn.ModuleList(Blur(p.kernel) for p in prelus[:-1])
-            self.last_blur = PhasedBlur(prelus[-1].kernel)
-            self.out_blur = Blur(prelus[-1].kernel[:net.tail.out_channels])
-        tail = net.tail
-        self.tail = nn.Conv2d(4 * tail.in_channels, 4 * tail.out_channels, 5, padding=2)
-        self.tail.weight.data.copy_(_tail_on_phases(tail.weight))
-        self.tail.bias.data.copy_(tail.bias.repeat_interleave(4))
-
-    def forward(self, features, x, inner: bool = False):
-        """``inner``: the caller keeps no output within the tail's and the last blur's reach of this piece's edges
-        (a tile inside the image, with the rise's margin). The last blur then runs after the tail, on its 3
-        channels instead of its 32: one filter for every channel commutes with a convolution that mixes them,
-        and only the edges' padding tells the two orders apart."""
-        f = features
-        for i, conv in enumerate(self.convs):
-            f = F.prelu(conv(f), getattr(self, f"slope{i}"))
-            if i < len(self.convs) - 1:
-                f = self.blurs[i](F.pixel_shuffle(f, 2))
-        if self.last_blur is None:
-            y = F.pixel_shuffle(self.tail(f), 2)
-        elif inner:
-            y = self.out_blur(F.pixel_shuffle(self.tail(f), 2))
-        else:
-            y = F.pixel_shuffle(self.tail(self.last_blur(f)), 2)
-        y = y.float()  # the skip in fp32: a bf16 x alone is a grey level off
-        return y + bicubic(x.float(), self.scale) if self.bicubic_skip else y
-
-
-class Blur(nn.Module):
-    """``BlurredPReLU``'s low-pass alone (its PReLU folded into the stage before)."""
-
-    def __init__(self, kernel: torch.Tensor):
-        super().__init__()
-        self.register_buffer("kernel", kernel.clone(), persistent=False)
-
-    def forward(self, x):
-        return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), self.kernel.to(x.dtype), groups=x.shape[1])
-
-
-class PhasedBlur(nn.Module):
-    """``BlurredPReLU``'s 3x3 low-pass on a map held as its 2x2 sub-pixel phases (channel c * 4 + 2a + b): a 3x3
-    convolution from each channel's 4 phases to its 4 phases at half the side. The full-size map's reflected edge
-    is each phase plane's replicated one: the pixel before the first (-1) is pixel 1, phase 1's first; the pixel
-    after the last (2w) is 2w - 2, phase 0's last; the other padded values meet zero weights."""
-
-    def __init__(self, kernel: torch.Tensor):
-        super().__init__()
-        c, k = kernel.shape[0], kernel[0, 0]
-        out = torch.zeros(c, 2, 2, 2, 2, 3, 3)
-        for a, b, a2, b2, ky, kx in itertools.product(range(2), range(2), range(2), range(2), range(3), range(3)):
-            dy, dx = 2 * (ky - 1) + a2 - a, 2 * (kx - 1) + b2 - b
-            if -1 <= dy <= 1 and -1 <= dx <= 1:
-                out[:, a, b, a2, b2, ky, kx] = k[dy + 1, dx + 1]
-        self.register_buffer("kernel", out.reshape(4 * c, 4, 3, 3), persistent=False)
-
-    def forward(self, x):
-        return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), self.kernel.to(x.dtype), groups=x.shape[1] // 4)
-
-
-def _resize_as_subpixel(weight: torch.Tensor) -> torch.Tensor:
-    """(C_out, C_in, 3, 3) of a convolution after nearest x2 upsampling -> (4 C_out, C_in, 3, 3) on the map before
-    it, output channel c * 4 + 2a + b being phase (a, b) of c (PixelShuffle's order). Phase 0 reads rows i-1 (tap 0)
-    and i (taps 1 and 2); phase 1 reads i (taps 0 and 1) and i+1 (tap 2)."""
-    phase = torch.tensor([[[1., 0, 0], [0, 1, 1], [0, 0, 0]], [[0., 0, 0], [1, 1, 0], [0, 0, 1]]])  # [a][new][old]
-    out = torch.einsum("ayk,bxl,ockl->oabcyx", phase, phase, weight.detach())
-    return out.reshape(weight.shape[0] * 4, weight.shape[1], 3, 3)
-
-
-def _tail_on_phases(weight: torch.Tensor) -> torch.Tensor:
-    """(O, C, 9, 9) at full size -> (4 O, 4 C, 5, 5) on the 2x2 phases at half size: output phase (a, b) of o at
-    offset (ky, kx) reads input phase (a', b') of c at full-size offset 2 (k - 2) + a' - a, where that is within
-    the 9x9 window."""
-    o, c = weight.shape[:2]
-    out = torch.zeros(o, 2, 2, c, 2, 2, 5, 5)
-    w = weight.detach()
-    for a in range(2):
-        for b in range(2):
-            for a2 in range(2):
-                for b2 in range(2):
-                    for ky in range(5):
-                        dy = 2 * (ky - 2) + a2 - a
-                        for kx in range(5):
-                            dx = 2 * (kx - 2) + b2 - b
-                            if -4 <= dy <= 4 and -4 <= dx <= 4:
-                                out[:, a, b, :, a2, b2, ky, kx] = w[:, :, dy + 4, dx + 4]
-    return out.reshape(o * 4, c * 4, 5, 5)
 
 
 class Clamped(nn.Module):

@@ -5,7 +5,9 @@ makes a family one of them (`gan translate`, not `gan sample`).
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torch import nn
@@ -18,6 +20,7 @@ from gancli.families.abilities import Ability
 from gancli.families.adversarial import LOSS, OPTIMISER, WIDTHS, TwoPlayer
 from gancli.families.base import Family
 from gancli.families.graphs import ExportGraph, image_graph
+from gancli.families.inference import measure_norms, receptive_radius
 from gancli.families.model import GANModel
 from gancli.options import Option, group
 from gancli.quality import formulas
@@ -246,6 +249,26 @@ class TranslatingModel(GANModel):
         x = images.to(self.device, self.input_dtype).contiguous(memory_format=self.memory_format)
         with self.autocast():
             return net(x).float().cpu()
+
+
+    def measured(self, view: torch.Tensor, direction: str = "a2b") -> tuple[Callable[[torch.Tensor], torch.Tensor], int]:
+        """For a picture too large to run whole: the ``direction`` generator with its instance norms' statistics
+        measured once on ``view`` (1, C, h, w: the whole picture, smaller), as a function of tiles, and the input
+        pixels each side of a tile its outputs need (its receptive field). Norms measured per tile would shade
+        every tile its own way; these give seamless tiles, and the whole picture's colours."""
+        net = getattr(self.generator, self.direction(direction))
+        net = self.prepared(net) if self.input_dtype else net
+        with self.autocast():
+            fast = measure_norms(net, view.to(self.device, self.input_dtype).contiguous(
+                memory_format=self.memory_format))
+
+        @torch.inference_mode()
+        def run(tiles: torch.Tensor) -> torch.Tensor:
+            with self.autocast():
+                return fast(tiles.to(self.device, self.input_dtype).contiguous(
+                    memory_format=self.memory_format)).float().cpu()
+
+        return run, math.ceil(receptive_radius(net))
 
 
 class TranslationFamily(Family):
