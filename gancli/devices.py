@@ -66,3 +66,28 @@ def machine_memory_bytes() -> int | None:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
         return None
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # glibc's mallopt parameters (malloc.h)
+
+
+def keep_freed_memory() -> bool:
+    """Have glibc's malloc keep the memory of freed tensors for the next ones, for the rest of this process.
+
+    By default glibc gives every allocation over 32 MB its own mmap and returns it to the kernel when freed; the
+    next activation of that size is then faulted in and zeroed by the kernel page by page. An inference loop that
+    frees and makes the same large activations tile after tile spends a third of its time there (gan upscale's
+    trunk and rise: 1.4x faster without it, bench/RESULTS.md issue 39). The cost: the process keeps its peak
+    memory until it exits, which a command that runs and ends does anyway. Linux with glibc only; elsewhere (and
+    under another libc) nothing changes and False is returned."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, 1 << 30))

@@ -1,5 +1,6 @@
 """End to end with the real, bundled zoo models, as a user runs them (dcgan-mnist from the installed package's
 entry point, in a process of its own)."""
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -213,3 +214,26 @@ def test_every_zoo_model_holds_its_floor():
     worse = dict(models["dcgan-mnist"]["evaluation"], legible_share=0.2, fid=9.0)
     said = measures.below_floors(worse, floors["dcgan-mnist"])
     assert any(s.startswith("fid 9.000 is worse") for s in said) and any("legible_share" in s for s in said)
+
+
+_LOAD_ZOO = """
+import json, sys
+import gancli
+for name in sys.argv[1:]:
+    gancli.load(name, device="cpu")
+    print(json.dumps([name, "torch._dynamo" in sys.modules or "sympy" in sys.modules]), flush=True)
+"""
+
+
+def test_loading_a_zoo_model_imports_no_compiler():
+    """A model's shapes are built on the meta device before its weights are read: a buffer made there with tensor
+    arithmetic or an expand-and-clone runs torch's reference ops, which import dynamo and sympy (srresnet-x4's
+    blur kernel did: 1.4 s on every load)."""
+    from gancli.store.hub import zoo_dir
+
+    names = sorted(p.name for p in zoo_dir().iterdir() if (p / "config.json").is_file()
+                   and not p.name.startswith("classifier-"))
+    r = subprocess.run([sys.executable, "-c", _LOAD_ZOO, *names], capture_output=True, text=True, timeout=300)
+    results = [tuple(json.loads(line)) for line in r.stdout.splitlines()]
+    assert [n for n, _ in results] == names, r.stderr[-2000:]
+    assert not [n for n, compiler in results if compiler]

@@ -133,9 +133,9 @@ class BlurredPReLU(nn.PReLU):
 
     def __init__(self, channels: int):
         super().__init__(channels)
-        k = torch.tensor([1.0, 2.0, 1.0])
-        self.register_buffer("kernel", (k[:, None] * k[None] / 16).expand(channels, 1, 3, 3).clone(),
-                             persistent=False)
+        k = [[v / 16 for v in (1.0, 2.0, 1.0)], [v / 16 for v in (2.0, 4.0, 2.0)], [v / 16 for v in (1.0, 2.0, 1.0)]]
+        # from numbers, not tensor arithmetic: on the meta device (every load's first build) that imports dynamo
+        self.register_buffer("kernel", torch.tensor([[k]] * channels), persistent=False)
 
     def forward(self, x):
         y = super().forward(x)
