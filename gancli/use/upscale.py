@@ -95,7 +95,8 @@ def upscale_staged(staged, x: torch.Tensor, tile: int = DEFAULT_TILE, rise_tile:
     tiles of ``tile`` input pixels a side (each tile's core, plus the margin its features need); the rise on
     sub-tiles of ``rise_tile`` of each core, with ``rise_margin`` around them: the rise works at up to 16 times the
     pixels, and smaller pieces of it stay in the cache. Every output pixel still sees all of its receptive field,
-    so the pixels are the untiled ones."""
+    so the pixels are the untiled ones. The rise's copy of the input (its bicubic skip) stays NCHW: bicubic
+    upsampling of 3 channels runs at half the speed channels-last."""
     c, h, w = x.shape
     factor, margin, r = staged.scale, staged.margin, staged.rise_margin
     out = np.empty((h * factor, w * factor, c), dtype=np.uint8)
@@ -117,7 +118,7 @@ def upscale_staged(staged, x: torch.Tensor, tile: int = DEFAULT_TILE, rise_tile:
                     ry0, rx0, ry1, rx1 = max(0, st - r), max(0, sl - r), min(h, sb + r), min(w, sr + r)
                     inner = ry0 > 0 and rx0 > 0 and ry1 < h and rx1 < w  # its margin inside the image
                     y = staged.rise(features[..., ry0 - fy0:ry1 - fy0, rx0 - fx0:rx1 - fx0],
-                                    piece(x[None, :, ry0:ry1, rx0:rx1], torch.float32), inner)[0]
+                                    x[None, :, ry0:ry1, rx0:rx1].to(device, torch.float32).contiguous(), inner)[0]
                     keep = y[:, (st - ry0) * factor:(sb - ry0) * factor, (sl - rx0) * factor:(sr - rx0) * factor]
                     out[st * factor:sb * factor, sl * factor:sr * factor] = \
                         quantize(keep.float()).permute(1, 2, 0).cpu().numpy()
