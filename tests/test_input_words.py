@@ -43,9 +43,10 @@ def test_an_animation_and_transparency_are_said_once(tmp_path):
         frame.save(tmp_path / f"walk{i}.gif", save_all=True, append_images=[frame.rotate(90)], duration=100)
     Image.fromarray(rng.integers(0, 255, (32, 32, 4), dtype=np.uint8)).save(tmp_path / "glass.png")
     Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(tmp_path / "plain.png")
+    (tmp_path / "broken.png").write_text("not an image")  # in the same batch: it is read again file by file
     r = run("classify", "ssgan-mnist", tmp_path / "walk0.gif", tmp_path / "walk1.gif", tmp_path / "glass.png",
-            tmp_path / "plain.png")
-    assert r.exit_code == 0, r.output
+            tmp_path / "plain.png", tmp_path / "broken.png")
+    assert r.exit_code == 0 and "skipped" in r.output and "broken.png" in r.output, r.output
     notes = [line for line in r.output.splitlines() if line.startswith("note:")]
     assert notes == ["note: 2 inputs (walk0.gif, walk1.gif) are animated: the first frame of each is used",
                      "note: glass.png is transparent in places: laid on white"], r.output

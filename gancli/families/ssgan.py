@@ -177,6 +177,7 @@ class ClassifyingModel(GANModel):
         return list(self.config.get("classifier_classes") or [])
 
     @torch.inference_mode()
+    @torch.inference_mode()
     def classify(self, images: torch.Tensor) -> torch.Tensor:
         """Real images (N, C, H, W) in [-1, 1] at the model's size -> class probabilities (N, K)."""
         if self.discriminator is None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from gancli.data.fileplan import expand_inputs
+from gancli.data.reading import InputNotes
 
 
 @dataclass
@@ -24,17 +25,29 @@ def classify_files(model, inputs: list[str], batch_size: int = 256, notes=None) 
     ``gancli.data.reading.InputNotes``) hears what reading changed."""
     names = model.classifier_classes
     readable, images, skipped = [], [], []
-    for path, _ in expand_inputs(inputs):
+    found = [path for path, _ in expand_inputs(inputs)]
+    for start in range(0, len(found), batch_size):  # a batch at a time; one by one only where a file fails
+        chunk, heard = found[start:start + batch_size], InputNotes()
         try:
-            images.append(model.read_images([path], notes)[0])
-            readable.append(path)
-        except ValueError as e:
-            skipped.append((path, str(e).removeprefix(f"{path}: ")))
+            images.append(model.read_images(chunk, heard))
+            readable += chunk
+            if notes is not None:
+                for kind, files in heard.files.items():
+                    notes.files[kind] += files
+            continue
+        except ValueError:
+            pass
+        for path in chunk:
+            try:
+                images.append(model.read_images([path], notes))
+                readable.append(path)
+            except ValueError as e:
+                skipped.append((path, str(e).removeprefix(f"{path}: ")))
+    images = torch.cat(images) if images else torch.empty(0)
     predictions = []
     for start in range(0, len(images), batch_size):
-        probs = model.classify(torch.stack(images[start:start + batch_size]))
-        for path, p in zip(readable[start:start + batch_size], probs):
-            k = int(p.argmax())
-            predictions.append(Prediction(path, names[k] if k < len(names) else str(k), round(float(p[k]), 4),
-                                          [round(float(v), 4) for v in p]))
+        probs = model.classify(images[start:start + batch_size])
+        rounded = (probs.double() * 1e4).round().div(1e4).tolist()  # 4 decimals, one pass, not one call a value
+        for path, p, k in zip(readable[start:start + batch_size], rounded, probs.argmax(1).tolist()):
+            predictions.append(Prediction(path, names[k] if k < len(names) else str(k), p[k], p))
     return predictions, skipped
