@@ -152,3 +152,21 @@ def test_a_picture_to_stdout_is_alone_there(tmp_path):
     p = subprocess.run([sys.executable, "-m", "gancli", "sample", "dcgan-mnist", "-n", "4", "-o", "-"],
                        capture_output=True, cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=120)
     assert p.returncode == 0 and p.stdout.endswith(b"IEND\xaeB`\x82") and b"wrote" in p.stderr
+
+
+def test_an_image_reaches_the_disk_before_it_replaces_a_file_and_a_checkpoint_always(tmp_path, monkeypatch):
+    """A new image is renamed into place without waiting for the disk (a crash loses nothing the user had); one that
+    replaces a file, and every durable write (checkpoints, weights), is fsynced first."""
+    from gancli.data.imageio import atomic_write, save_image
+
+    synced = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd) or real(fd))
+    img = Image.new("RGB", (8, 8), (200, 10, 10))
+    save_image(img, tmp_path / "new.png")
+    assert synced == [] and Image.open(tmp_path / "new.png").getpixel((0, 0)) == (200, 10, 10)
+    save_image(Image.new("RGB", (8, 8), (0, 0, 255)), tmp_path / "new.png")
+    assert len(synced) == 1 and Image.open(tmp_path / "new.png").getpixel((0, 0)) == (0, 0, 255)
+    atomic_write(tmp_path / "step-1.pt", lambda f: f.write(b"weights"))
+    assert len(synced) == 2 and (tmp_path / "step-1.pt").read_bytes() == b"weights"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new.png", "step-1.pt"]  # no temporary file left

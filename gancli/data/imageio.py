@@ -120,7 +120,7 @@ def save_image(img: Image.Image, path: str | Path, fmt: str | None = None):
     kwargs = {"quality": 95} if fmt in ("jpg", "jpeg", "webp") else {}
     if fmt in ("jpg", "jpeg") and img.mode not in ("RGB", "L"):
         img = img.convert("RGB")
-    atomic_write(path, lambda f: img.save(f, format=IMAGE_FORMATS[fmt], **kwargs))
+    atomic_write(path, lambda f: img.save(f, format=IMAGE_FORMATS[fmt], **kwargs), durable=False)
 
 
 def save_animation(frames: list[Image.Image], path: str | Path, fps: float = 15.0, fmt: str | None = None):
@@ -178,7 +178,7 @@ def output_error(e: OSError, path: Path) -> OutputError:
     return OutputError(e.errno, f"cannot write {path}: {why}")
 
 
-def atomic_write(path: Path, write):
+def atomic_write(path: Path, write, durable: bool = True):
     """Every output goes through here, and what the user had at ``path`` is never lost:
 
     - a regular file (or a new name) is written to a temporary file beside it and renamed over it, so an interrupted
@@ -188,7 +188,10 @@ def atomic_write(path: Path, write):
       ``/dev/null``), never replaced by a file;
     - ``-`` is standard output.
 
-    ``write(f)`` writes the content into the binary file ``f``. A write that fails raises OutputError: one line."""
+    ``write(f)`` writes the content into the binary file ``f``. A write that fails raises OutputError: one line.
+    The temporary file reaches the disk (fsync) before the rename when ``durable`` (checkpoints, weights) or when
+    it replaces a file; a new image need not wait for it (0.6 ms a file here: 6% of translating 260 photos), as a
+    crash then loses nothing the user had."""
     if str(path) == "-":
         buffer = io.BytesIO()
         write(buffer)
@@ -213,12 +216,14 @@ def atomic_write(path: Path, write):
             raise output_error(e, path) from None
         return
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    sync = durable or path.exists()
     try:
         try:
             with open(tmp, "wb") as f:
                 write(f)
                 f.flush()
-                os.fsync(f.fileno())
+                if sync:
+                    os.fsync(f.fileno())
             os.replace(tmp, path)
         except OSError as e:
             raise output_error(e, path) from None
