@@ -170,6 +170,11 @@ class InputNotes:
     def add(self, kind: str, source):
         self.files[kind].append(Path(str(getattr(source, "name", source))).name)
 
+    def merge(self, other: InputNotes):
+        """What ``other`` heard, after what this one did (reads done apart, said in the inputs' order)."""
+        for kind, names in other.files.items():
+            self.files[kind] += names
+
     def lines(self) -> list[str]:
         lines = []
         for kind, names in self.files.items():

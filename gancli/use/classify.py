@@ -32,8 +32,7 @@ def classify_files(model, inputs: list[str], batch_size: int = 256, notes=None) 
             images.append(model.read_images(chunk, heard))
             readable += chunk
             if notes is not None:
-                for kind, files in heard.files.items():
-                    notes.files[kind] += files
+                notes.merge(heard)
             continue
         except ValueError:
             pass

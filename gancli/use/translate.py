@@ -46,6 +46,8 @@ def steps(model, width: int, height: int, size: int | None = None) -> int:
 def total_steps(model, p: Plan, size: int | None = None) -> int:
     """Every job's steps, from the files' headers (no decoding): a large photo's tiles show progress; a file that
     cannot be opened counts one (it is skipped)."""
+    if model.family.translates_at_scale and size is None:  # every input is seen at the training size: no tiles
+        return len(p.jobs)
     total = 0
     for job in p.jobs:
         try:
