@@ -70,6 +70,8 @@ CONFIGS = {
     "ssgan": _sampler_config("ssgan", ssgan_classes=3, ssgan_net="conv", g_width=4, d_width=4),
     "stylegan": _sampler_config("stylegan", w_dim=8, mapping_layers=2, g_width=4, d_width=4, max_width=16),
     "vae": _sampler_config("vae", width=4, hidden=8),
+    "r3gan": _sampler_config("r3gan", g_width=4, d_width=4, blocks=1, cardinality=2, num_classes=3)
+    | {"class_names": ["a", "b", "c"]},
 }
 # The samplers: every family whose file is Family's sampler graph, z (and a class label) -> images. The others
 # (translators, super-resolution, captions) declare graphs of their own, each with a test below.

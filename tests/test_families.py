@@ -12,6 +12,7 @@ from tiny_families import (
     BEGAN_TRAIN,
     DESIGN_TRAIN,
     DISCO_TRAIN,
+    R3GAN_TRAIN,
     SSGAN_MLP_TRAIN,
     STYLE_TRAIN,
     VAE_TRAIN,
@@ -59,7 +60,8 @@ def test_bad_option_values_are_refused(image_folder, tmp_path):
 # Each family's tiny run, killed and resumed below; stylegan's also measures itself (building the judge must not
 # disturb training's random stream).
 KILLED = {"stylegan": STYLE_TRAIN + ["--eval-every", "5", "--eval-samples", "100"], "vae": VAE_TRAIN,
-          "began": BEGAN_TRAIN, "discogan": DISCO_TRAIN, "ssgan": SSGAN_MLP_TRAIN, "design": DESIGN_TRAIN}
+          "began": BEGAN_TRAIN, "discogan": DISCO_TRAIN, "ssgan": SSGAN_MLP_TRAIN, "design": DESIGN_TRAIN,
+          "r3gan": R3GAN_TRAIN}
 # Not killed here, for the suite's minutes (a run killed and resumed costs 10-50 s on two cores): dcgan (killed in
 # test_trainer_features.py), mlp and cyclegan (stopped and resumed bit for bit in test_train.py, test_translation.py),
 # stackgan (resumed in test_stackgan.py, not bit for bit), acgan and srgan (no CPU test resumes them).

@@ -103,6 +103,8 @@ SSGAN_TRAIN = ["--arch", "ssgan", "--ssgan-net", "conv", "--labels-per-class", "
                "4", "--latent-dim", "8", "--batch-size", "4"]
 SSGAN_MLP_TRAIN = ["--arch", "ssgan", "--labels-per-class", "3", "--latent-dim", "8", "--batch-size", "4"]
 DESIGN_TRAIN = ["--arch", "design", "--g-width", "4", "--d-width", "4", "--latent-dim", "8", "--batch-size", "8"]
+R3GAN_TRAIN = ["--arch", "r3gan", "--latent-dim", "8", "--g-width", "4", "--d-width", "4", "--r3-blocks", "1",
+               "--cardinality", "2", "--ema", "--conditional", "--batch-size", "8"]
 BEGAN_TRAIN = ["--arch", "began", "--latent-dim", "4", "--g-width", "4", "--d-width", "4", "--bottleneck", "4",
                "--batch-size", "8", "--lambda-k", "0.05"]
 

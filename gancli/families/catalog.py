@@ -3,7 +3,7 @@ family = its module + one name on the import line below. (Kept out of ``gancli/f
 family module may import a sibling's networks without importing every family.)"""
 from __future__ import annotations
 
-from gancli.families import acgan, began, cyclegan, dcgan, design, discogan, mlp, srgan, ssgan, stackgan, stylegan, vae  # noqa: F401
+from gancli.families import acgan, began, cyclegan, dcgan, design, discogan, mlp, r3gan, srgan, ssgan, stackgan, stylegan, vae  # noqa: F401,E501
 from gancli.options import Option
 from gancli.registry import lookup as get
 from gancli.registry import registered as all_families
