@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gancli.families import losses
-from gancli.families.adversarial import CONDITIONAL, GAN, WIDTHS, AdversarialObjective, R1R2, noise_arch_args
+from gancli.families.adversarial import CONDITIONAL, GAN, R1R2, WIDTHS, AdversarialObjective, noise_arch_args
 from gancli.families.base import OPTION, Family
 from gancli.families.dcgan import LADDER_SIZES, spatial_ladder
 from gancli.options import Option, at_least, group
