@@ -50,3 +50,16 @@ def test_a_run_made_before_lr_decay_existed_resumes_as_it_was_and_refuses_the_ne
     assert r.exit_code == 0, r.output
     rates = [json.loads(l)["lr_g"] for l in (tmp_path / "old" / "metrics.jsonl").read_text().splitlines()]
     assert rates and set(rates) == {2e-4}
+
+
+def test_discogan_takes_lr_decay(image_folder, tmp_path):
+    """DiscoGAN's learning rates hold for the first half and fall to 0 with --lr-decay, both players'."""
+    from tiny_families import DISCO_TRAIN
+
+    r = run("train", image_folder, "--out", tmp_path / "d", "--steps", 6, "--device", "cpu", "--log-every", 1,
+            *DISCO_TRAIN, "--lr-decay")
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(l) for l in (tmp_path / "d" / "metrics.jsonl").read_text().splitlines()]
+    assert [row["lr_g"] for row in rows][:4] == [2e-4] * 4  # steps 0-3, then a third less each step
+    assert [row["lr_g"] for row in rows][4:] == pytest.approx([2e-4 * 2 / 3, 2e-4 / 3])
+    assert [row["lr_d"] for row in rows] == [row["lr_g"] for row in rows]

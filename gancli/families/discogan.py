@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gancli.families import losses
+from gancli.families.adversarial import LR_DECAY
 from gancli.families.base import OPTION, TrainingData
 from gancli.families.translation import (
     DiscriminatorPair,
@@ -81,6 +82,9 @@ class Discriminator(nn.Module):
 class Discovery(TranslationObjective):
     shown = ("loss_d", "loss_g", "loss_rec", "d_real")
 
+    def lr_factor(self, step: int) -> float:
+        return self.decay_in_second_half(step) if self.opts.get("lr_decay") else 1.0
+
     def step(self, step: int) -> dict:
         ctx, opts = self.ctx, self.opts
         real_a = ctx.take(self.images_a, opts.seed + 11, opts.seed + 11, step)[0]
@@ -115,7 +119,7 @@ class DiscoGAN(TranslationFamily):
     name = "discogan"
     description = "DiscoGAN (Kim et al. 2017): encoder-decoder generators both ways, reconstruction loss"
     translates_at_scale = True  # its 4x4 bottleneck holds an object at the scale it was trained on
-    options = TranslationFamily.options + group(
+    options = TranslationFamily.options + LR_DECAY + group(
         "discogan options",
         Option("rec_weight", float, 1.0, "Weight of the reconstruction (round-trip) loss.", check=non_negative,
                resume=True),
