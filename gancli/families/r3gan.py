@@ -236,8 +236,8 @@ class R3GAN(Family):
         if losses.get(opts.loss).penalty != losses.R1_R2:
             from gancli.errors import OptionError
 
-            raise OptionError(f"r3gan trains with --loss rpgan (its R1 and R2 are scheduled here), not {opts.loss}; "
-                              "for another loss on these networks' ideas use --arch dcgan")
+            raise OptionError(f"r3gan trains with --loss rpgan (its R1 and R2 follow a schedule here), not "
+                              f"{opts.loss}; to try another loss, use --arch dcgan")
 
     def build(self, latent_dim: int = OPTION, image_size: int = 32, channels: int = 3, g_width: int = OPTION,
               d_width: int = OPTION, blocks: int = OPTION, cardinality: int = OPTION, expansion: int = OPTION,
