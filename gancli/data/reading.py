@@ -207,6 +207,16 @@ def unreadable(e: BaseException) -> str:
     return f"a damaged image file ({text.splitlines()[0]})" if text else "a damaged image file"
 
 
+def header_size(path) -> tuple[int, int] | None:
+    """(width, height) from an image file's header, without decoding it; None if it cannot be opened (commands
+    then skip it). What progress bars are sized from before the work starts."""
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError):
+        return None
+
+
 def open_image(source, notes: InputNotes | None = None) -> Image.Image:
     """Decode one file (a path or a file object) to RGB or L, honouring EXIF orientation. An animation gives its
     first frame, transparency is laid on white: ``notes`` hears of both.

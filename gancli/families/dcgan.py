@@ -72,7 +72,7 @@ def spatial_ladder(image_size: int) -> tuple[int, int]:
             n += 1
         if size == start and n >= 1:
             return start, n
-    raise ValueError(f"DCGAN image_size must be 4 or 7 times a power of two, at least 8 (e.g. 14, 16, 28, 32, 64, "
+    raise ValueError(f"the image size must be 4 or 7 times a power of two, at least 8 (e.g. 14, 16, 28, 32, 64, "
                      f"128), got {image_size}")
 
 

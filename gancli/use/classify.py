@@ -30,18 +30,17 @@ def classify_files(model, inputs: list[str], batch_size: int = 256, notes=None) 
         chunk, heard = found[start:start + batch_size], InputNotes()
         try:
             images.append(model.read_images(chunk, heard))
+        except ValueError:  # a file in it is unreadable: read them one by one, skipping only that one
+            for path in chunk:
+                try:
+                    images.append(model.read_images([path], notes))
+                    readable.append(path)
+                except ValueError as e:
+                    skipped.append((path, str(e).removeprefix(f"{path}: ")))
+        else:
             readable += chunk
             if notes is not None:
                 notes.merge(heard)
-            continue
-        except ValueError:
-            pass
-        for path in chunk:
-            try:
-                images.append(model.read_images([path], notes))
-                readable.append(path)
-            except ValueError as e:
-                skipped.append((path, str(e).removeprefix(f"{path}: ")))
     images = torch.cat(images) if images else torch.empty(0)
     predictions = []
     for start in range(0, len(images), batch_size):

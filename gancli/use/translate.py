@@ -21,7 +21,7 @@ from PIL import Image
 
 from gancli.data.fileplan import Plan
 from gancli.data.imageio import to_pil
-from gancli.data.reading import open_image
+from gancli.data.reading import header_size, open_image
 from gancli.data.tensors import pad_to_multiple, resize_shorter, to_tensor
 
 WHOLE_PIXELS = 1024 * 1024  # up to this, a picture runs whole (its own statistics, exactly); above, in tiles
@@ -48,14 +48,8 @@ def total_steps(model, p: Plan, size: int | None = None) -> int:
     cannot be opened counts one (it is skipped)."""
     if model.family.translates_at_scale and size is None:  # every input is seen at the training size: no tiles
         return len(p.jobs)
-    total = 0
-    for job in p.jobs:
-        try:
-            with Image.open(job.source) as im:
-                total += steps(model, im.width, im.height, size)
-        except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError):
-            total += 1
-    return total
+    sizes = (header_size(job.source) for job in p.jobs)
+    return sum(steps(model, *wh, size) if wh else 1 for wh in sizes)
 
 
 def translate_large(model, x: torch.Tensor, direction: str, multiple: int = 4,

@@ -20,7 +20,7 @@ from PIL import Image
 
 from gancli.data.fileplan import Plan
 from gancli.data.imageio import save_image
-from gancli.data.reading import open_image
+from gancli.data.reading import header_size, open_image
 from gancli.data.tensors import quantize, to_tensor
 
 DEFAULT_TILE = 448  # the trunk's input pixels per side: with a 26-pixel margin, 78% of each tile is kept (faster than
@@ -56,14 +56,8 @@ def tile_count(height: int, width: int, tile: int, margin: int) -> int:
 def total_tiles(model, p: Plan, tile: int) -> int:
     """The tiles of all jobs, from the files' headers (no decoding), so that one large image's progress shows; a
     file that cannot be opened counts one step (it is skipped)."""
-    total = 0
-    for job in p.jobs:
-        try:
-            with Image.open(job.source) as im:
-                total += tile_count(im.height, im.width, tile, model.generator.margin)
-        except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError):
-            total += 1
-    return total
+    sizes = (header_size(job.source) for job in p.jobs)
+    return sum(tile_count(wh[1], wh[0], tile, model.generator.margin) if wh else 1 for wh in sizes)
 
 
 @torch.no_grad()
