@@ -40,7 +40,7 @@ def test_dcgan_width_and_latent_are_configurable():
 
 
 def test_dcgan_rejects_impossible_size():
-    with pytest.raises(ValueError, match="image_size"):
+    with pytest.raises(ValueError, match="image size must be 4 or 7 times a power of two.*got 30"):
         build("dcgan", image_size=30)
 
 
