@@ -378,3 +378,32 @@ def test_resize_upsampling_is_recorded_and_older_models_count_as_shuffle(runs, t
     r = runner.invoke(app, ["upscale", str(tmp_path / "c"), str(runs["data"] / "testA" / "0.png"), "-o", str(out)])
     assert r.exit_code == 0, r.output
     assert Image.open(out).size == (160, 160)
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_the_phased_bicubic_skip_is_bicubic(scale):
+    """gan upscale adds the bicubic skip on the tail's sub-pixel phases: shuffled to the full size, it is
+    F.interpolate's bicubic, edges included, to float rounding."""
+    from gancli.families.subpixel import PhasedBicubic
+
+    x = torch.rand(1, 3, 13, 17) * 2 - 1
+    ours = torch.nn.functional.pixel_shuffle(PhasedBicubic(3, scale)(x), 2)
+    assert ours.shape == (1, 3, 13 * scale, 17 * scale)
+    assert torch.allclose(ours, torch.nn.functional.interpolate(x, scale_factor=scale, mode="bicubic",
+                                                                align_corners=False), atol=1e-6)
+
+
+def test_the_folded_trunk_is_the_trunk_with_and_without_the_fused_sum():
+    """The trunk gan upscale runs (batch norms folded, residual sums fused on the CPU) computes the network's
+    trunk; under autograd it takes the unfused path, with the same result."""
+    from gancli.families.subpixel import FoldedTrunk
+
+    net = random_srresnet()  # its batch norms' statistics are away from (0, 1): a fold that forgot them shows
+    folded = FoldedTrunk(net).eval()
+    x = torch.rand(1, 3, 30, 41) * 2 - 1
+    with torch.no_grad():
+        want = net.trunk(x)
+        fused = folded(x)
+    with torch.enable_grad():
+        plain = folded(x)
+    assert torch.allclose(fused, want, atol=1e-5) and torch.allclose(plain, want, atol=1e-5)

@@ -3,17 +3,18 @@
 The generator (``gancli.families.srgan.SRResNet``) is written as trained: its x2 stages shuffle to the full size,
 and its tail convolves there, to 3 channels. At inference the rise is 60-80% of the time, and most of it is
 memory-bound work at up to 16 times the input's pixels; ``PhasedRise`` does the same arithmetic at half the side
-(bench/RESULTS.md, issue 39). ``StagedSR`` splits the network in two for tiles of different sizes.
+(bench/RESULTS.md, issue 39). ``FoldedTrunk`` is the trunk with its batch norms folded away and, on the CPU, its
+residual sums done by the convolutions. ``StagedSR`` splits the network in two for tiles of different sizes.
 """
 from __future__ import annotations
 
+import functools
 import itertools
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gancli.data.tensors import bicubic
 
 
 class StagedSR(nn.Module):
@@ -22,17 +23,72 @@ class StagedSR(nn.Module):
 
     def __init__(self, net: nn.Module):
         super().__init__()
-        self.head, self.blocks, self.fuse = net.head, net.blocks, net.fuse
+        self.folded = FoldedTrunk(net)
         self.phased = PhasedRise(net)
         self.scale, self.margin, self.rise_margin = net.scale, net.margin, net.rise_margin
 
     def trunk(self, x):
-        h = self.head(x)
-        return h + self.fuse(self.blocks(h))
+        return self.folded(x)
 
     def rise(self, features, x, inner: bool = False):
         """``inner``: see ``PhasedRise.forward``."""
         return self.phased(features, x, inner)
+
+
+class FoldedTrunk(nn.Module):
+    """SRResNet's trunk for inference, the same function in fewer passes over its maps: each batch norm (running
+    statistics: an affine map per channel) folded into the convolution before it, and each residual sum added as
+    the convolution writes its output (``conv_add``). The trunk's element-wise passes over 32-channel maps of a
+    whole tile were a quarter of its time (bench/RESULTS.md, issue 39)."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.head = net.head
+        self.firsts, self.prelus, self.seconds = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
+        for block in net.blocks:
+            conv1, norm1, prelu, conv2, norm2 = block.body
+            self.firsts.append(_folded(conv1, norm1))
+            self.prelus.append(prelu)
+            self.seconds.append(_folded(conv2, norm2))
+        self.fuse = _folded(*net.fuse)
+
+    def forward(self, x):
+        h = self.head(x)
+        f = h
+        for first, prelu, second in zip(self.firsts, self.prelus, self.seconds):
+            f = conv_add(second, prelu(first(f)), f)
+        return conv_add(self.fuse, f, h)
+
+
+@torch.no_grad()
+def _folded(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> nn.Conv2d:
+    """``norm(conv(x))`` as one convolution (``norm`` in eval mode)."""
+    scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
+    folded = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                       conv.dilation, conv.groups, bias=True)
+    folded.weight.copy_(conv.weight * scale[:, None, None, None])
+    shift = norm.bias - norm.running_mean * scale
+    folded.bias.copy_(shift if conv.bias is None else shift + conv.bias * scale)
+    return folded
+
+
+def conv_add(conv: nn.Conv2d, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+    """``residual + conv(x)``. On the CPU outside autograd, one oneDNN call that adds ``residual`` as it writes the
+    convolution's output (the fusion torch.compile's CPU backend makes), saving a pass over the map; elsewhere,
+    and in torch builds without oneDNN, the two operations."""
+    fused = _fused_conv_add() if x.device.type == "cpu" and not torch.is_grad_enabled() else None
+    if fused is None:
+        return residual + conv(x)
+    return fused(x, residual, conv.weight, conv.bias, list(conv.padding), list(conv.stride), list(conv.dilation),
+                 conv.groups, "add", None, None, [], None)
+
+
+@functools.cache
+def _fused_conv_add():
+    if not torch.backends.mkldnn.is_available():
+        return None
+    op = getattr(torch.ops.mkldnn, "_convolution_pointwise", None)
+    return getattr(op, "binary", None)
 
 
 class PhasedRise(nn.Module):
@@ -68,30 +124,60 @@ class PhasedRise(nn.Module):
         if net.antialias:
             self.blurs = nn.ModuleList(Blur(p.kernel) for p in prelus[:-1])
             self.last_blur = PhasedBlur(prelus[-1].kernel)
-            self.out_blur = Blur(prelus[-1].kernel[:net.tail.out_channels])
+            self.out_blur = PhasedBlur(prelus[-1].kernel[:net.tail.out_channels])
         tail = net.tail
         self.tail = nn.Conv2d(4 * tail.in_channels, 4 * tail.out_channels, 5, padding=2)
         self.tail.weight.data.copy_(_tail_on_phases(tail.weight))
         self.tail.bias.data.copy_(tail.bias.repeat_interleave(4))
+        self.skip = PhasedBicubic(tail.out_channels, net.scale) if net.bicubic_skip else None
 
     def forward(self, features, x, inner: bool = False):
         """``inner``: the caller keeps no output within the tail's and the last blur's reach of this piece's edges
         (a tile inside the image, with the rise's margin). The last blur then runs after the tail, on its 3
-        channels instead of its 32: one filter for every channel commutes with a convolution that mixes them,
-        and only the edges' padding tells the two orders apart."""
+        channels' phases instead of 32's: one filter for every channel commutes with a convolution that mixes them,
+        and only the edges' padding tells the two orders apart. The bicubic skip is added on the phases too, and
+        the one shuffle to the full size comes last."""
         f = features
         for i, conv in enumerate(self.convs):
             f = F.prelu(conv(f), getattr(self, f"slope{i}"))
             if i < len(self.convs) - 1:
                 f = self.blurs[i](F.pixel_shuffle(f, 2))
-        if self.last_blur is None:
-            y = F.pixel_shuffle(self.tail(f), 2)
-        elif inner:
-            y = self.out_blur(F.pixel_shuffle(self.tail(f), 2))
-        else:
-            y = F.pixel_shuffle(self.tail(self.last_blur(f)), 2)
+        if self.last_blur is not None and not inner:
+            f = self.last_blur(f)
+        y = self.tail(f)
+        if self.last_blur is not None and inner:
+            y = self.out_blur(y)
         y = y.float()  # the skip in fp32: a bf16 x alone is a grey level off
-        return y + bicubic(x.float(), self.scale) if self.bicubic_skip else y
+        return F.pixel_shuffle(y + self.skip(x) if self.skip is not None else y, 2)
+
+
+class PhasedBicubic(nn.Module):
+    """Bicubic upsampling by ``scale`` (as ``F.interpolate``: align_corners=False, edges replicated), delivered
+    as the 2x2 sub-pixel phases of its output at half the output's side (channel c * 4 + 2a + b), where
+    ``PhasedRise``'s tail adds to it: one 5x5 convolution from each input channel to its ``scale``**2 output
+    phases, then a shuffle by ``scale // 2``. Its kernel is read off ``F.interpolate``'s own response to an
+    impulse. Always fp32 (kept out of the module's buffers, so a bf16 copy of the network leaves it alone)."""
+
+    def __init__(self, channels: int, scale: int):
+        super().__init__()
+        self.channels, self.scale = channels, scale
+        impulse = torch.zeros(1, 1, 5, 5, dtype=torch.float64)
+        impulse[0, 0, 2, 2] = 1
+        response = F.interpolate(impulse, scale_factor=scale, mode="bicubic", align_corners=False)[0, 0]
+        half = scale // 2
+        kernel = torch.zeros(channels * scale * scale, 1, 5, 5, dtype=torch.float64)
+        for c, p, q in itertools.product(range(channels), range(scale), range(scale)):
+            (p1, a), (q1, b) = divmod(p, 2), divmod(q, 2)
+            row = (c * 4 + 2 * a + b) * half * half + p1 * half + q1
+            for u, v in itertools.product(range(5), range(5)):  # output (s i + p) reads input i + u - 2
+                kernel[row, 0, u, v] = response[scale * (4 - u) + p, scale * (4 - v) + q]
+        self.kernel = kernel.float()
+
+    def forward(self, x):
+        if self.kernel.device != x.device:
+            self.kernel = self.kernel.to(x.device)
+        y = F.conv2d(F.pad(x.float(), (2, 2, 2, 2), mode="replicate"), self.kernel, groups=self.channels)
+        return F.pixel_shuffle(y, self.scale // 2)
 
 
 class Blur(nn.Module):
