@@ -16,7 +16,6 @@ import torch.nn.functional as F
 from torch import nn
 
 
-
 class StagedSR(nn.Module):
     """What ``gan upscale`` runs: the generator's trunk as it is, and its rise as ``PhasedRise``; ``margin`` and
     ``rise_margin`` as the generator's."""
