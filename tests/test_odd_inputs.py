@@ -1,7 +1,8 @@
 """Small and strange inputs, each drawn at its size or refused in one line: a seed past 2**63 - 1 for every command
 that takes one, a 4x4 or a 1x7 photo to translate, a negative count, a caption of 2000 words, -n for a model
-measured on photos."""
+measured on photos, a turned JPEG for a translator that works at its training scale."""
 
+import numpy as np
 import pytest
 from PIL import Image
 from tiny_families import gan, one_error  # noqa: E402
@@ -49,3 +50,26 @@ def test_a_long_caption_is_not_echoed_whole(tmp_path):
 
 def test_eval_refuses_n_for_a_model_measured_on_photos(tmp_path):
     one_error(gan("eval", "srgan-x4", "-n", 8, cwd=tmp_path), "srgan-x4 upscales images and is measured on every")
+
+
+def test_a_photo_for_a_fixed_scale_translator_is_decoded_small_and_given_back_upright(tmp_path):
+    """DiscoGAN translates at its 32 px training scale: a JPEG is decoded straight to a fraction of its size and
+    grey (libjpeg's DCT scaling), its EXIF quarter turn still applied, and the output has the upright photo's
+    full size."""
+    from gancli.data.reading import open_image, open_scaled
+
+    rows = np.linspace(0, 255, 192)[:, None].repeat(256, 1)  # stored 256 wide, 192 high: dark at the top
+    im = Image.fromarray(np.stack([rows] * 3, -1).astype(np.uint8))
+    exif = im.getexif()
+    exif[0x0112] = 6  # shown turned a quarter clockwise: 192 wide, 256 high, dark on the right
+    im.save(tmp_path / "turned.jpg", exif=exif, quality=95)
+
+    small, own = open_scaled(tmp_path / "turned.jpg", 32, "L")
+    assert own == (192, 256) and small.mode == "L" and small.size == (48, 64)  # a quarter of each side
+    whole = np.asarray(open_image(tmp_path / "turned.jpg").convert("L").resize(small.size, Image.Resampling.BOX))
+    assert np.abs(np.asarray(small).astype(int) - whole).mean() < 2
+    assert np.asarray(small)[:, -4:].mean() < 40 < 215 < np.asarray(small)[:, :4].mean()
+
+    p = gan("translate", "discogan-bags2shoes", "turned.jpg", "--outdir", "out", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert Image.open(tmp_path / "out" / "turned.jpg").size == (192, 256)

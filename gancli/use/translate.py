@@ -21,7 +21,7 @@ from PIL import Image
 
 from gancli.data.fileplan import Plan
 from gancli.data.imageio import to_pil
-from gancli.data.reading import header_size, open_image
+from gancli.data.reading import header_size, open_image, open_scaled
 from gancli.data.tensors import pad_to_multiple, resize_shorter, to_tensor
 
 WHOLE_PIXELS = 1024 * 1024  # up to this, a picture runs whole (its own statistics, exactly); above, in tiles
@@ -75,14 +75,15 @@ def translate_large(model, x: torch.Tensor, direction: str, multiple: int = 4,
 
 
 def translate_images(model, images: list[Image.Image], direction: str, size: int | None = None,
-                     batch_size: int = 4, multiple: int = 4,
-                     on_tile: Callable[[], None] = lambda: None) -> list[Image.Image]:
+                     batch_size: int = 4, multiple: int = 4, on_tile: Callable[[], None] = lambda: None,
+                     sizes: list[tuple[int, int]] | None = None) -> list[Image.Image]:
     """Translate PIL images of any size; images of equal size share a batch, and one of more than
     ``WHOLE_PIXELS`` runs alone, in tiles (``on_tile`` is called after each). A family whose networks only know
     their training scale (``Family.translates_at_scale``: DiscoGAN's bottleneck) sees each image at that scale
-    and gives it back at its own size."""
+    and gives it back at its own size: ``sizes``, where the images were decoded smaller than their files
+    (``at_scale``)."""
     if size is None and model.family.translates_at_scale:
-        back = [im.size for im in images]
+        back = sizes or [im.size for im in images]
         outs = translate_images(model, images, direction, model.image_size, batch_size, multiple)
         return [out.resize(wh, Image.Resampling.BICUBIC) for out, wh in zip(outs, back)]
     tensors = [to_tensor(resize_shorter(im, size), model.channels) for im in images]
@@ -115,6 +116,15 @@ def side_by_side(left: Image.Image, right: Image.Image) -> Image.Image:
     return both
 
 
+def at_scale(model, size: int | None, side: bool) -> tuple[int, str] | None:
+    """(side, mode) to decode inputs at, for a family that translates at its training scale (whose inputs are
+    shrunk to it anyway, and whose outputs go back to each file's own size); None where the inputs are used at
+    their size (any other family, ``--size``, or ``--side``, which shows the input as it is)."""
+    if size is not None or side or not model.family.translates_at_scale:
+        return None
+    return model.image_size, "L" if model.channels == 1 else "RGB"
+
+
 def run(model, p: Plan, direction: str, size: int | None = None, batch_size: int = 4, side: bool = False,
         advance: Callable[[int], None] | None = None, notes=None) -> tuple[int, list[tuple[Path, str]]]:
     """Translate every job; unreadable inputs are skipped and returned as (file, reason). Each output is written in
@@ -124,17 +134,22 @@ def run(model, p: Plan, direction: str, size: int | None = None, batch_size: int
 
     skipped, done = [], 0
     advance = advance or (lambda k: None)
+    small = at_scale(model, size, side)
     for start in range(0, len(p.jobs), batch_size):
-        chunk, images = [], []
+        chunk, images, sizes = [], [], []
         for job in p.jobs[start:start + batch_size]:
             try:
-                images.append(open_image(job.source, notes))
-                chunk.append(job)
+                image, own = open_scaled(job.source, *small, notes) if small else (open_image(job.source, notes), None)
             except ValueError as e:
                 skipped.append((job.source, str(e)))
+            else:
+                images.append(image)
+                sizes.append(own)
+                chunk.append(job)
         if images:
             multiple = getattr(getattr(model.generator, direction), "multiple", 4)  # what the network's strides need
-            outs = translate_images(model, images, direction, size, batch_size, multiple, lambda: advance(1))
+            outs = translate_images(model, images, direction, size, batch_size, multiple, lambda: advance(1),
+                                    sizes if small else None)
             for job, src, out in zip(chunk, images, outs):
                 save_image(side_by_side(resize_shorter(src, size), out) if side else out, job.target)
                 done += 1
