@@ -110,9 +110,9 @@ def upscale_staged(staged, x: torch.Tensor, tile: int = DEFAULT_TILE, rise_tile:
                 for sl in range(left, right, sub):
                     sb, sr = min(bottom, st + sub), min(right, sl + sub)
                     ry0, rx0, ry1, rx1 = max(0, st - r), max(0, sl - r), min(h, sb + r), min(w, sr + r)
-                    inner = ry0 > 0 and rx0 > 0 and ry1 < h and rx1 < w  # its margin inside the image
+                    edges = (ry0 == 0, ry1 == h, rx0 == 0, rx1 == w)  # the sides of it that are the image's
                     y = staged.rise(features[..., ry0 - fy0:ry1 - fy0, rx0 - fx0:rx1 - fx0],
-                                    x[None, :, ry0:ry1, rx0:rx1].to(device, torch.float32).contiguous(), inner)[0]
+                                    x[None, :, ry0:ry1, rx0:rx1].to(device, torch.float32).contiguous(), edges)[0]
                     keep = y[:, (st - ry0) * factor:(sb - ry0) * factor, (sl - rx0) * factor:(sr - rx0) * factor]
                     out[st * factor:sb * factor, sl * factor:sr * factor] = \
                         quantize(keep.float()).permute(1, 2, 0).cpu().numpy()
