@@ -37,6 +37,12 @@ def test_salimans_discriminator_is_noisy_only_while_training(tmp_path):
     folder = model.save_pretrained(tmp_path / "s", card=CARD)  # weight-normalised layers survive the round trip
     again = gancli.load(folder, device="cpu")
     assert torch.equal(again.classify(x), model.classify(x))
+    with torch.no_grad():  # classify runs a copy with the weights computed once: it follows a change to them
+        before = model.classify(x)
+        model.discriminator.head.parametrizations.weight.original0.mul_(3)
+        assert torch.allclose(model.classify(x), torch.softmax(model.discriminator(x), 1))
+        assert not torch.allclose(model.classify(x), before)
+    assert again.discriminator.head.weight.shape == (10, 250)  # the copy left the model's own layers as they were
 
 
 @needs_mnist
