@@ -18,6 +18,9 @@
 - **A class head** (``--class-weight``, as TAC-GAN, Dash et al. 2017): each discriminator also names the class of the
   caption of every image it sees, and G is rewarded when its image is named as its caption's class. The matching
   term alone says only "wrong caption" through one logit; the head tells G which class a wrong image looks like.
+- **A mode-seeking term** (``--mode-seeking``, MSGAN, Mao et al. 2019): each step G also draws every caption from a
+  second noise, and is rewarded for two images as far apart as their noises. Without it a caption drew one picture
+  (within-class diversity 0.64 of the real class's spread for trousers; ``gan eval``'s ``text_diversity``).
 
 Stage I's real images are the 32x32 training images average-pooled to 16x16. Fashion-MNIST is trained at
 ``--size 32``. The vocabulary is stored in config.json (``vocabulary``) and checked as untrusted input.
@@ -47,6 +50,13 @@ from gancli.families.graphs import ExportGraph, sampler_graph
 from gancli.options import Option, at_least, group, non_negative
 from gancli.quality.measures import Table
 from gancli.registry import register
+
+
+def mode_seeking(a: torch.Tensor, b: torch.Tensor, za: torch.Tensor, zb: torch.Tensor) -> torch.Tensor:
+    """MSGAN's term (Mao et al. 2019), to minimise: the inverse of how far apart two images of one condition are
+    for how far apart their noises are (mean absolute differences; the epsilon bounds it when they coincide)."""
+    ratio = (a - b).abs().mean() / (za - zb).abs().mean()
+    return 1 / (ratio + 1e-5)
 
 
 def kl_term(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -251,10 +261,15 @@ class StackObjective(Objective):
         right, wrong = self.captions(step, y)
         z = self.ctx.noise(step, len(x), self.latent_dim)
         if step < self.opts.stage1_steps:
-            return self._stage(1, F.avg_pool2d(x, 2), y, right, wrong, z)
-        return self._stage(2, x, y, right, wrong, z)
+            return self._stage(1, step, F.avg_pool2d(x, 2), y, right, wrong, z)
+        return self._stage(2, step, x, y, right, wrong, z)
 
-    def _stage(self, stage: int, real, y, right, wrong, z) -> dict:
+    def second_noise(self, step: int, z: torch.Tensor) -> torch.Tensor:
+        """The mode-seeking term's other draw of each caption: a pure function of (seed, step), as z is."""
+        g = torch.Generator(z.device).manual_seed(latents.mix(self.opts.seed + 13, step))
+        return torch.randn(z.shape, device=z.device, generator=g)
+
+    def _stage(self, stage: int, step: int, real, y, right, wrong, z) -> dict:
         G, D = self.G, (self.D.d1 if stage == 1 else self.D.d2)
         if stage == 2:
             G.text.eval(), G.ca1.eval(), G.stage1.eval()  # frozen: its batch norms keep their statistics
@@ -284,6 +299,14 @@ class StackObjective(Objective):
         kl_weight = self.opts.ca_kl_weight if stage == 1 or self.opts.stage2_kl_weight is None \
             else self.opts.stage2_kl_weight
         loss_g = bce(gen_out, torch.ones_like(gen_out)) + kl_weight * kl
+        if self.opts.mode_seeking > 0:
+            z2 = self.second_noise(step, z)
+            with torch.set_grad_enabled(stage == 1):
+                low2 = G.first(z2, e)[0]
+            other = low2 if stage == 1 else G.second(z2, e, low2)[0]
+            seeking = mode_seeking(fake, other, z, z2)
+            loss_g = loss_g + self.opts.mode_seeking * seeking
+            stats["mode_seeking"] = seeking.detach()
         if gen_class is not None:
             loss_g = loss_g + self.opts.class_weight * F.cross_entropy(gen_class, y)
         if stage == 1:
@@ -314,7 +337,8 @@ class StackObjective(Objective):
 
     def record(self) -> dict:
         head = f", class head x{self.opts.class_weight:g}" if self.opts.class_weight > 0 else ""
-        return {"loss": "ns, matching-aware" + head, "stage1_steps": self.opts.stage1_steps}
+        seeking = f", mode-seeking x{self.opts.mode_seeking:g}" if self.opts.mode_seeking > 0 else ""
+        return {"loss": "ns, matching-aware" + head + seeking, "stage1_steps": self.opts.stage1_steps}
 
     export_dtype = torch.float16
 
@@ -341,6 +365,10 @@ class StackGAN(Family):
         Option("class_weight", float, 0.0, "Weight of the discriminators' class head (TAC-GAN): D names each "
                                            "image's caption class, G is rewarded when its image is named as its "
                                            "caption's; 0 builds no head.", check=non_negative, resume=True),
+        Option("mode_seeking", float, 0.0, "Weight of the mode-seeking term (MSGAN, Mao et al. 2019): G also draws "
+                                           "each caption from a second noise and is rewarded for images as far "
+                                           "apart as the noises, so that a caption draws more than one picture. "
+                                           "0: off.", check=non_negative, resume=True),
         Option("noise_dim", int, 32, "Size of the noise z (the sampler's z adds two CA draws).", check=at_least(1),
                resume=True),
         Option("ca_dim", int, 16, "Size of the condition c of each stage.", check=at_least(1), resume=True),
