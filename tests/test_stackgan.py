@@ -178,19 +178,26 @@ def test_zoo_model_draws_trousers_when_asked(monkeypatch):
     assert result["text_accuracy"] > 0.4  # and the other captions, on average, far above chance
 
 
-def test_class_head_trains_in_both_stages_and_resumes(tmp_path):
-    """--class-weight builds a class head on each discriminator, logs how often it names the fakes' caption class in
-    both stages, and a stopped run resumes with it; without the option the discriminators have no head, as runs made
-    before it existed."""
-    data = make_image_folder(tmp_path / "clothes", n_per_class=8, size=32, classes=("Trouser", "Ankle boot"))
-    common = ["--arch", "stackgan", "--stage1-steps", 2, "--batch-size", 8, "--stack-width", 4, "--noise-dim", 4,
+TINY_STACK = ["--arch", "stackgan", "--stage1-steps", 2, "--batch-size", 8, "--stack-width", 4, "--noise-dim", 4,
               "--ca-dim", 2, "--device", "cpu", "--log-every", 1]
-    r = run("train", data, "--out", tmp_path / "r", "--steps", 3, "--class-weight", 1, *common)
+
+
+def stopped_and_resumed(tmp_path, *options) -> list[dict]:
+    """A tiny two-class run with ``options``: 3 steps, stopped, resumed to 4 (two of each stage); its step rows."""
+    data = make_image_folder(tmp_path / "clothes", n_per_class=8, size=32, classes=("Trouser", "Ankle boot"))
+    r = run("train", data, "--out", tmp_path / "r", "--steps", 3, *options, *TINY_STACK)
     assert r.exit_code == 0, r.output
     r = run("train", data, "--out", tmp_path / "r", "--steps", 4, "--resume")
     assert r.exit_code == 0, r.output
     rows = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
-    rows = [row for row in rows if "loss_d" in row]
+    return [row for row in rows if "loss_d" in row]
+
+
+def test_class_head_trains_in_both_stages_and_resumes(tmp_path):
+    """--class-weight builds a class head on each discriminator, logs how often it names the fakes' caption class in
+    both stages, and a stopped run resumes with it; without the option the discriminators have no head, as runs made
+    before it existed."""
+    rows = stopped_and_resumed(tmp_path, "--class-weight", 1)
     assert [row["stage"] for row in rows] == [1, 1, 2, 2]
     assert all(0 <= row["class_acc_fake"] <= 1 for row in rows)
     assert json.loads((tmp_path / "r" / "export" / "config.json").read_text())["arch_args"]["d_classes"] == 2
@@ -232,17 +239,9 @@ def test_mode_seeking_term():
 def test_mode_seeking_trains_in_both_stages_and_resumes(tmp_path):
     """--mode-seeking logs its term at every step of both stages, a stopped run resumes with it, the card's
     training record names it, and a run without it logs no such term (runs made before it existed)."""
-    data = make_image_folder(tmp_path / "clothes", n_per_class=8, size=32, classes=("Trouser", "Ankle boot"))
-    common = ["--arch", "stackgan", "--stage1-steps", 2, "--batch-size", 8, "--stack-width", 4, "--noise-dim", 4,
-              "--ca-dim", 2, "--device", "cpu", "--log-every", 1]
-    r = run("train", data, "--out", tmp_path / "r", "--steps", 3, "--mode-seeking", 1, *common)
-    assert r.exit_code == 0, r.output
-    r = run("train", data, "--out", tmp_path / "r", "--steps", 4, "--resume")
-    assert r.exit_code == 0, r.output
-    rows = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
-    rows = [row for row in rows if "loss_d" in row]
+    rows = stopped_and_resumed(tmp_path, "--mode-seeking", 1)
     assert [row["stage"] for row in rows] == [1, 1, 2, 2] and all(row["mode_seeking"] > 0 for row in rows)
     config = json.loads((tmp_path / "r" / "export" / "config.json").read_text())
     assert "mode-seeking x1" in config["training"]["loss"]
-    r = run("train", data, "--out", tmp_path / "plain", "--steps", 3, *common)
+    r = run("train", tmp_path / "clothes", "--out", tmp_path / "plain", "--steps", 3, *TINY_STACK)
     assert r.exit_code == 0 and "mode_seeking" not in (tmp_path / "plain" / "metrics.jsonl").read_text()
