@@ -1,7 +1,8 @@
 """The captions StackGAN learns from and is asked for, with their vocabulary: there is no caption data set offline,
 so they are written here from Fashion-MNIST's labels (five training phrasings per class, two unseen ones made only
 of vocabulary words), and a model's vocabulary in config.json is checked here as untrusted input. Also the loaded
-model that draws from captions (``StackGANModel``: ``--text`` and ``--stage``)."""
+model that draws from captions (``StackGANModel``: ``--text`` and ``--stage``), and what `gan eval` draws from
+captions and judges."""
 from __future__ import annotations
 
 import difflib
@@ -148,3 +149,28 @@ class StackGANModel(GANModel):
     def describe_use(self, text: str | None = None, stage: int | None = None, **rest) -> list[str]:
         return ([] if text is None else [f"{text!r}" + (f", stage {stage}" if stage else "")]) \
             + super().describe_use(**rest)
+
+
+# ------------------------------------------------------------------------------------------------ judged
+TEXT_SAMPLES = 200  # samples per class (and prompt set) that `gan eval` judges
+
+
+def drawn_from_captions(model, judge, prompts: list[str], k: int, stage: int):
+    """The judge's (features, logits) of TEXT_SAMPLES images drawn from ``prompts`` (cycled), seeds 1000 + k."""
+    z = model.latents_for(TEXT_SAMPLES, seed=1000 + k)
+    return judge.run(torch.cat(list(model.generate(z, model.labels_for(TEXT_SAMPLES, text=prompts), stage=stage))))
+
+
+def class_spread_ratio(feats, real, judge, name: str) -> float | None:
+    """Diversity of one caption's samples over that of the real images of its class (None: no such images)."""
+    from gancli.quality.formulas import diversity
+
+    if real is None or real.labels is None or not real.class_names:
+        return None
+    keys = [class_key(c) for c in real.class_names]
+    if class_key(name) not in keys:
+        return None
+    images = real.images[real.labels == keys.index(class_key(name))]
+    if len(images) < 2:
+        return None
+    return round(diversity(feats) / max(diversity(judge.run(images)[0]), 1e-12), 4)

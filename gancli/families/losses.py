@@ -152,3 +152,10 @@ def zero_centred_penalty(critic, x: torch.Tensor, labels=None, pack: int = 1) ->
 def value(real: torch.Tensor, fake: torch.Tensor) -> float:
     """V(D, G) for the sigmoid losses."""
     return float(-cross_entropy(real, fake))
+
+
+def mode_seeking(a: torch.Tensor, b: torch.Tensor, za: torch.Tensor, zb: torch.Tensor) -> torch.Tensor:
+    """MSGAN's term (Mao et al. 2019), to minimise: the inverse of how far apart two images of one condition are
+    for how far apart their noises are (mean absolute differences; the epsilon bounds it when they coincide)."""
+    ratio = (a - b).abs().mean() / (za - zb).abs().mean()
+    return 1 / (ratio + 1e-5)

@@ -34,15 +34,19 @@ from torch import nn
 from gancli import latents
 from gancli.data.datasets import class_key
 from gancli.errors import OptionError
+from gancli.families import losses
 from gancli.families.adversarial import OPTIMISER
 from gancli.families.base import OPTION, Family, Objective, TrainingData
 from gancli.families.captions import (
     CAPTION_KEYS,
     CAPTIONS,
     MAX_WORDS,
+    TEXT_SAMPLES,
     StackGANModel,
     check_classes,
     check_vocabulary,
+    class_spread_ratio,
+    drawn_from_captions,
     tokens,
     vocabulary_of,
 )
@@ -50,13 +54,6 @@ from gancli.families.graphs import ExportGraph, sampler_graph
 from gancli.options import Option, at_least, group, non_negative
 from gancli.quality.measures import Table
 from gancli.registry import register
-
-
-def mode_seeking(a: torch.Tensor, b: torch.Tensor, za: torch.Tensor, zb: torch.Tensor) -> torch.Tensor:
-    """MSGAN's term (Mao et al. 2019), to minimise: the inverse of how far apart two images of one condition are
-    for how far apart their noises are (mean absolute differences; the epsilon bounds it when they coincide)."""
-    ratio = (a - b).abs().mean() / (za - zb).abs().mean()
-    return 1 / (ratio + 1e-5)
 
 
 def kl_term(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -304,7 +301,7 @@ class StackObjective(Objective):
             with torch.set_grad_enabled(stage == 1):
                 low2 = G.first(z2, e)[0]
             other = low2 if stage == 1 else G.second(z2, e, low2)[0]
-            seeking = mode_seeking(fake, other, z, z2)
+            seeking = losses.mode_seeking(fake, other, z, z2)
             loss_g = loss_g + self.opts.mode_seeking * seeking
             stats["mode_seeking"] = seeking.detach()
         if gen_class is not None:
@@ -489,34 +486,10 @@ class StackGAN(Family):
                                     ("text_accuracy_stage1", seen, 1)):
             per = {}
             for k, c in enumerate(names):
-                feats, logits = _drawn(model, judge, prompts[c], k, stage)
+                feats, logits = drawn_from_captions(model, judge, prompts[c], k, stage)
                 per[c] = round(float((logits.argmax(1) == index[class_key(c)]).float().mean()), 4)
-                if key == "text_accuracy" and (ratio := _spread_ratio(feats, real, judge, c)) is not None:
+                if key == "text_accuracy" and (ratio := class_spread_ratio(feats, real, judge, c)) is not None:
                     spread[c] = ratio
             out[key] = round(sum(per.values()) / len(per), 4)
             out[f"{key}_per_class"] = per
         return out | ({"text_diversity": min(spread.values()), "text_diversity_per_class": spread} if spread else {})
-
-
-TEXT_SAMPLES = 200  # samples per class (and prompt set) that `gan eval` judges
-
-
-def _drawn(model, judge, prompts: list[str], k: int, stage: int):
-    """The judge's (features, logits) of TEXT_SAMPLES images drawn from ``prompts`` (cycled), seeds 1000 + k."""
-    z = model.latents_for(TEXT_SAMPLES, seed=1000 + k)
-    return judge.run(torch.cat(list(model.generate(z, model.labels_for(TEXT_SAMPLES, text=prompts), stage=stage))))
-
-
-def _spread_ratio(feats, real, judge, name: str) -> float | None:
-    """Diversity of one caption's samples over that of the real images of its class (None: no such images)."""
-    from gancli.quality.formulas import diversity
-
-    if real is None or real.labels is None or not real.class_names:
-        return None
-    keys = [class_key(c) for c in real.class_names]
-    if class_key(name) not in keys:
-        return None
-    images = real.images[real.labels == keys.index(class_key(name))]
-    if len(images) < 2:
-        return None
-    return round(diversity(feats) / max(diversity(judge.run(images)[0]), 1e-12), 4)
