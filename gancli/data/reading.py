@@ -238,7 +238,7 @@ def open_scaled(source, side: int, mode: str, notes: InputNotes | None = None) -
 
 
 def _read(source, notes: InputNotes | None, mode: str | None = None,
-            side: int | None = None) -> tuple[Image.Image, tuple[int, int]]:
+         side: int | None = None) -> tuple[Image.Image, tuple[int, int]]:
     try:
         with Image.open(source) as im:
             if im.width * im.height > MAX_PIXELS:
